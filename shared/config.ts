@@ -1,0 +1,188 @@
+import { Ajv } from "ajv";
+import { Type, type Static } from "@sinclair/typebox";
+
+/**
+ * Every environment variable the service reads, with its default. The README's configuration
+ * table documents the same list. Values arrive as strings and are coerced to the declared types.
+ */
+export const ConfigEnv = Type.Object({
+  NATS_URL: Type.String({ default: "nats://127.0.0.1:4222", pattern: "^\\S+$" }),
+  NATS_CREDS: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_USER: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_STREAM: Type.String({ default: "METRICS", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  NATS_SUBJECT_PREFIX: Type.String({ default: "metrics", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  NATS_CONSUMER: Type.String({ default: "metrics-worker", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  NATS_DLQ_STREAM: Type.String({ default: "METRICS_DLQ", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  NATS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60_000 }),
+  PUBLISH_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 60_000 }),
+  STREAM_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 5 }),
+  STREAM_MAX_AGE_SECONDS: Type.Integer({ default: 7 * 24 * 3600, minimum: 0 }),
+  STREAM_MAX_BYTES: Type.Integer({ default: 1024 ** 3, minimum: -1 }),
+  STREAM_DUPLICATE_WINDOW_SECONDS: Type.Integer({ default: 120, minimum: 1 }),
+  CONSUMER_ACK_WAIT_SECONDS: Type.Integer({ default: 30, minimum: 1 }),
+  CONSUMER_MAX_ACK_PENDING: Type.Integer({ default: 10_000, minimum: 1 }),
+  CONSUMER_MAX_DELIVER: Type.Integer({ default: 10, minimum: 2 }),
+  WORKER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  WORKER_HTTP_PORT: Type.Integer({ default: 9091, minimum: 0, maximum: 65_535 }),
+  DATABASE_URL: Type.String({
+    default: "sqlite:.data/metrics.db",
+    pattern: "^(sqlite:|postgres(ql)?://)",
+  }),
+  INGEST_API_KEYS: Type.Optional(Type.String()),
+  INGEST_AUTH: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("required")])),
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
+  LOG_LEVEL: Type.Union(
+    ["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => Type.Literal(l)),
+    { default: "info" },
+  ),
+});
+type ConfigEnv = Static<typeof ConfigEnv>;
+
+/** The service's configuration, parsed once and frozen. */
+export interface Config {
+  readonly nats: {
+    readonly servers: readonly string[];
+    readonly creds: string | undefined;
+    readonly token: string | undefined;
+    readonly user: string | undefined;
+    readonly password: string | undefined;
+    readonly connectTimeoutMs: number;
+    readonly publishTimeoutMs: number;
+  };
+  readonly stream: {
+    readonly name: string;
+    /** Subjects of the stream are `<prefix>.>`; the JSON API publishes to `<prefix>.json`. */
+    readonly subjectPrefix: string;
+    readonly replicas: number;
+    readonly maxAgeSeconds: number;
+    readonly maxBytes: number;
+    readonly duplicateWindowSeconds: number;
+    readonly dlqName: string;
+  };
+  readonly consumer: {
+    readonly name: string;
+    readonly ackWaitSeconds: number;
+    readonly maxAckPending: number;
+    readonly maxDeliver: number;
+  };
+  readonly worker: { readonly batchSize: number; readonly httpPort: number };
+  readonly databaseUrl: string;
+  readonly ingest: {
+    readonly apiKeys: readonly string[];
+    readonly authMode: "none" | "required" | undefined;
+    readonly port: number;
+  };
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+// A second ajv instance, apart from the one for metrics: configuration needs type coercion and
+// defaults, which must never be applied to untrusted metrics.
+const validateEnv = new Ajv({
+  allErrors: true,
+  coerceTypes: true,
+  useDefaults: true,
+}).compile<ConfigEnv>(ConfigEnv);
+
+/**
+ * Parses the configuration from an environment. Every problem is reported at once, in a
+ * `ConfigError`, naming the variables (never their values, which may be secrets).
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(ConfigEnv.properties)) {
+    const value = env[key];
+    // An empty variable means "not set", as it does in most shells and .env files.
+    if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
+  }
+  if (!validateEnv(raw)) {
+    const problems = (validateEnv.errors ?? []).map(
+      (e) => `${e.instancePath.slice(1) || "environment"}: ${e.message ?? "is invalid"}`,
+    );
+    throw new ConfigError(problems);
+  }
+  const e = raw as unknown as ConfigEnv;
+  const problems: string[] = [];
+  const servers = e.NATS_URL.split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const server of servers) {
+    if (
+      !/^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/.test(server) &&
+      !/^[^\s:/]+:\d+$/.test(server)
+    ) {
+      problems.push(`NATS_URL: '${server}' is not a nats://, tls:// or host:port address`);
+    }
+  }
+  if ((e.NATS_USER === undefined) !== (e.NATS_PASSWORD === undefined)) {
+    problems.push("NATS_USER and NATS_PASSWORD: set both or neither");
+  }
+  const apiKeys = (e.INGEST_API_KEYS ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter((k) => k !== "");
+  apiKeys.forEach((key, i) => {
+    if (key.startsWith("sha256:") && !/^sha256:[0-9a-fA-F]{64}$/.test(key)) {
+      problems.push(`INGEST_API_KEYS: entry ${i + 1} starts with sha256: but is not 64 hex digits`);
+    }
+  });
+  if (apiKeys.length > 0 && e.INGEST_AUTH === "none") {
+    problems.push("INGEST_AUTH: is none while INGEST_API_KEYS is set; unset one of them");
+  }
+  if (e.NATS_STREAM === e.NATS_DLQ_STREAM) {
+    problems.push("NATS_DLQ_STREAM: must differ from NATS_STREAM");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return deepFreeze({
+    nats: {
+      servers,
+      creds: e.NATS_CREDS,
+      token: e.NATS_TOKEN,
+      user: e.NATS_USER,
+      password: e.NATS_PASSWORD,
+      connectTimeoutMs: e.NATS_CONNECT_TIMEOUT_MS,
+      publishTimeoutMs: e.PUBLISH_TIMEOUT_MS,
+    },
+    stream: {
+      name: e.NATS_STREAM,
+      subjectPrefix: e.NATS_SUBJECT_PREFIX,
+      replicas: e.STREAM_REPLICAS,
+      maxAgeSeconds: e.STREAM_MAX_AGE_SECONDS,
+      maxBytes: e.STREAM_MAX_BYTES,
+      duplicateWindowSeconds: e.STREAM_DUPLICATE_WINDOW_SECONDS,
+      dlqName: e.NATS_DLQ_STREAM,
+    },
+    consumer: {
+      name: e.NATS_CONSUMER,
+      ackWaitSeconds: e.CONSUMER_ACK_WAIT_SECONDS,
+      maxAckPending: e.CONSUMER_MAX_ACK_PENDING,
+      maxDeliver: e.CONSUMER_MAX_DELIVER,
+    },
+    worker: { batchSize: e.WORKER_BATCH_SIZE, httpPort: e.WORKER_HTTP_PORT },
+    databaseUrl: e.DATABASE_URL,
+    ingest: {
+      apiKeys,
+      authMode: e.INGEST_AUTH,
+      port: e.PORT,
+    },
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (typeof child === "object" && child !== null) deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

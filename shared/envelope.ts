@@ -1,0 +1,45 @@
+import { ENVELOPE_VERSION, type Envelope } from "./envelope-schema.ts";
+import { validateEnvelope } from "./validators.ts";
+
+export { ENVELOPE_VERSION, type Envelope } from "./envelope-schema.ts";
+
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  return Buffer.from(JSON.stringify(envelope));
+}
+
+/** Why a message can never be stored; also the last token of its dead-letter subject. */
+export type PoisonReason = "undecodable" | "unknown_version" | "invalid_envelope";
+
+export type Decoded =
+  | { readonly ok: true; readonly envelope: Envelope }
+  | { readonly ok: false; readonly reason: PoisonReason; readonly message: string };
+
+/**
+ * Reads a message from the stream, validating it with the same compiled schema as the edge:
+ * a message that fails here can never be stored, however often it is delivered.
+ */
+export function decodeEnvelope(data: Uint8Array): Decoded {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+  } catch (err) {
+    return { ok: false, reason: "undecodable", message: `not UTF-8 JSON: ${String(err)}` };
+  }
+  const version = (value as { v?: unknown } | null)?.v;
+  if (version !== ENVELOPE_VERSION) {
+    return {
+      ok: false,
+      reason: "unknown_version",
+      message: `envelope version ${JSON.stringify(version)}`,
+    };
+  }
+  if (!validateEnvelope(value)) {
+    const first = validateEnvelope.errors?.[0];
+    return {
+      ok: false,
+      reason: "invalid_envelope",
+      message: `${first?.instancePath ?? ""} ${first?.message ?? "is invalid"}`.trim(),
+    };
+  }
+  return { ok: true, envelope: value };
+}

@@ -1,0 +1,40 @@
+import { ApiError, ERRORS } from "./errors.ts";
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+export function jsonResponse(
+  status: number,
+  body: unknown,
+  headers: Headers | Record<string, string> = {},
+): Response {
+  const h = new Headers(headers);
+  h.set("content-type", JSON_TYPE);
+  return new Response(JSON.stringify(body), { status, headers: h });
+}
+
+/** The one JSON error shape: `{"status":"error","error":{code,message,details?},"requestId"}`. */
+export function errorResponse(error: ApiError, requestId: string): Response {
+  const headers = new Headers({ "x-request-id": requestId });
+  const spec: { status: number; retryAfter?: number } = ERRORS[error.code];
+  if (spec.retryAfter !== undefined) headers.set("retry-after", String(spec.retryAfter));
+  if (error.code === "method_not_allowed") headers.set("allow", "POST");
+  if (error.code === "unauthorized") headers.set("www-authenticate", 'Bearer realm="metrics"');
+  const body = {
+    status: "error",
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.details ? { details: error.details } : {}),
+    },
+    requestId,
+  };
+  return jsonResponse(spec.status, body, headers);
+}
+
+/** Anything unexpected: an opaque 500 whose only detail is the request id to find it in the logs. */
+export function internalErrorResponse(requestId: string): Response {
+  return errorResponse(
+    new ApiError("internal_error", `An internal error occurred; quote request id ${requestId}.`),
+    requestId,
+  );
+}

@@ -1,0 +1,110 @@
+import { randomUUID } from "node:crypto";
+import type { Authenticator } from "./auth.ts";
+import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
+import { ApiError } from "./errors.ts";
+import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
+import { REQUEST_LIMITS } from "./limits.ts";
+import type { Logger } from "./logger.ts";
+import { bodyFormat, parseMetrics } from "./parse-metrics.ts";
+import type { Publisher } from "./publisher.ts";
+import { readBodyText } from "./read-body.ts";
+import { requestIdOf } from "./request-id.ts";
+
+export interface IngestHandlerOptions {
+  readonly publisher: Publisher;
+  readonly authenticate: Authenticator;
+  /** Subject the metrics are published to; the stream must cover it. */
+  readonly subject: string;
+  readonly logger: Logger;
+  /** The receive time; defaults to `Date.now`. */
+  readonly now?: () => number;
+  /** A message id for a request without `Idempotency-Key`; defaults to a random UUID. */
+  readonly newMessageId?: () => string;
+}
+
+export type Handler = (req: Request) => Promise<Response>;
+
+const IDEMPOTENCY_KEY = new RegExp(`^[\\x21-\\x7e]{1,${REQUEST_LIMITS.idempotencyKeyLength}}$`);
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * `POST /api/v1/metrics`: validates every metric of the request and publishes them all as one
+ * JetStream message, answering 202 only once the stream acknowledged it. Any refusal publishes
+ * nothing.
+ */
+export function createIngestHandler(options: IngestHandlerOptions): Handler {
+  const now = options.now ?? Date.now;
+  const newMessageId = options.newMessageId ?? randomUUID;
+
+  async function ingest(req: Request, requestId: string, log: Logger): Promise<Response> {
+    if (req.method !== "POST") {
+      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
+    }
+    const refusal = options.authenticate(req);
+    if (refusal) throw refusal;
+    const format = bodyFormat(req.headers.get("content-type"));
+    const msgId = idempotencyKey(req) ?? newMessageId();
+    const receivedAt = now();
+    const text = await readBodyText(req, REQUEST_LIMITS.bodyBytes);
+    const metrics = parseMetrics(text, format);
+
+    const headers: Record<string, string> = {};
+    const traceparent = req.headers.get("traceparent");
+    if (traceparent !== null && TRACEPARENT.test(traceparent)) headers["traceparent"] = traceparent;
+    const receipt = await options.publisher.publish({
+      subject: options.subject,
+      data: encodeEnvelope({ v: ENVELOPE_VERSION, id: msgId, receivedAt, metrics }),
+      msgId,
+      headers,
+    });
+    log.info(
+      { msgId, metrics: metrics.length, seq: receipt.seq, duplicate: receipt.duplicate },
+      "accepted",
+    );
+    return jsonResponse(
+      202,
+      {
+        status: "ok",
+        accepted: metrics.length,
+        id: msgId,
+        duplicate: receipt.duplicate,
+        stream: receipt.stream,
+        seq: receipt.seq,
+      },
+      { "x-request-id": requestId },
+    );
+  }
+
+  return async (req) => {
+    const requestId = requestIdOf(req);
+    const log = options.logger.child({ requestId });
+    try {
+      return await ingest(req, requestId, log);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        const level = err.status >= 500 ? "warn" : "info";
+        log[level]({ code: err.code, status: err.status, cause: causeOf(err) }, "refused");
+        return errorResponse(err, requestId);
+      }
+      log.error({ err }, "unexpected error");
+      return internalErrorResponse(requestId);
+    }
+  };
+}
+
+function idempotencyKey(req: Request): string | undefined {
+  const key = req.headers.get("idempotency-key");
+  if (key === null) return undefined;
+  if (!IDEMPOTENCY_KEY.test(key)) {
+    throw new ApiError(
+      "invalid_idempotency_key",
+      `Idempotency-Key must be 1 to ${REQUEST_LIMITS.idempotencyKeyLength} visible ASCII characters.`,
+    );
+  }
+  return key;
+}
+
+/** The underlying error's message, for the log only (never for the client). */
+function causeOf(err: ApiError): string | undefined {
+  return err.cause instanceof Error ? err.cause.message : undefined;
+}

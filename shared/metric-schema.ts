@@ -1,0 +1,78 @@
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { METRIC_BOUNDS } from "./limits.ts";
+
+/** Name of the ajv format that checks an RFC 3339 date-time the worker can turn into a time. */
+export const RFC3339_FORMAT = "rfc3339-date-time";
+
+/**
+ * Any JSON value nested at most `depth` levels, with bounded strings, arrays and objects.
+ * Built as a chain of schemas rather than a recursive one so that the depth bound is part of the
+ * schema itself: ajv then refuses a deeply nested value without walking all of it.
+ */
+function boundedJson(depth: number): TSchema {
+  const leaves = [
+    Type.Null(),
+    Type.Boolean(),
+    Type.Number(),
+    Type.String({ maxLength: METRIC_BOUNDS.stringLength }),
+  ];
+  const description = `must be JSON nested at most ${METRIC_BOUNDS.extraDepth} levels, with strings of at most ${METRIC_BOUNDS.stringLength} characters, arrays of at most ${METRIC_BOUNDS.arrayItems} items and objects of at most ${METRIC_BOUNDS.objectProperties} properties`;
+  if (depth === 0) return Type.Union(leaves, { description });
+  const inner = boundedJson(depth - 1);
+  return Type.Union(
+    [
+      ...leaves,
+      Type.Array(inner, { maxItems: METRIC_BOUNDS.arrayItems }),
+      Type.Record(Type.String({ maxLength: METRIC_BOUNDS.stringLength }), inner, {
+        maxProperties: METRIC_BOUNDS.objectProperties,
+      }),
+    ],
+    { description },
+  );
+}
+
+export const Tags = Type.Record(
+  Type.String({ minLength: 1, maxLength: METRIC_BOUNDS.tagKeyLength }),
+  Type.String({ maxLength: METRIC_BOUNDS.tagValueLength }),
+  { maxProperties: METRIC_BOUNDS.tagCount },
+);
+
+export const Timestamp = Type.Union(
+  [
+    Type.String({ format: RFC3339_FORMAT, maxLength: 64 }),
+    Type.Integer({ minimum: METRIC_BOUNDS.minTimestampMs, maximum: METRIC_BOUNDS.maxTimestampMs }),
+  ],
+  {
+    description:
+      "must be an RFC 3339 date-time string or integer milliseconds since the epoch, from 1970 to 9999",
+  },
+);
+
+/**
+ * One measurement. `value` is the only required field; any other field is kept as sent and
+ * stored with the metric, within the bounds above.
+ */
+export const Metric = Type.Object(
+  {
+    value: Type.Number(),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: METRIC_BOUNDS.nameLength })),
+    timestamp: Type.Optional(Timestamp),
+    tags: Type.Optional(Tags),
+  },
+  {
+    additionalProperties: boundedJson(METRIC_BOUNDS.extraDepth),
+    maxProperties: METRIC_BOUNDS.objectProperties,
+    propertyNames: { maxLength: METRIC_BOUNDS.stringLength },
+  },
+);
+export type Metric = Static<typeof Metric>;
+
+/**
+ * The JSON request body: `{"data": Metric}` or `{"data": [Metric, ...]}`. Only the shape is
+ * checked here; each metric is validated on its own so that errors can name its index.
+ */
+export const JsonBody = Type.Object(
+  { data: Type.Union([Type.Object({}), Type.Array(Type.Unknown())]) },
+  { additionalProperties: false },
+);
+export type JsonBody = Static<typeof JsonBody>;

@@ -1,0 +1,115 @@
+import { ApiError, type ErrorDetail } from "./errors.ts";
+import { REQUEST_LIMITS } from "./limits.ts";
+import type { Metric } from "./metric-schema.ts";
+import { toDetails, validateJsonBody, validateMetric } from "./validators.ts";
+
+export type BodyFormat = "json" | "ndjson";
+
+/**
+ * The body format named by a Content-Type header: `application/json` or `application/x-ndjson`,
+ * in any letter case, with at most a `charset=utf-8` parameter. Anything else is a 415.
+ */
+export function bodyFormat(contentType: string | null): BodyFormat {
+  const [essence = "", ...params] = (contentType ?? "")
+    .split(";")
+    .map((p) => p.trim().toLowerCase());
+  const unsupported = () =>
+    new ApiError(
+      "unsupported_media_type",
+      "Send Content-Type: application/json or application/x-ndjson (charset utf-8).",
+    );
+  for (const param of params) {
+    const [key, value] = param.split("=").map((s) => s.trim().replace(/^"(.*)"$/, "$1"));
+    if (key === "charset" && value !== "utf-8" && value !== "utf8") throw unsupported();
+  }
+  if (essence === "application/json") return "json";
+  if (essence === "application/x-ndjson") return "ndjson";
+  throw unsupported();
+}
+
+/**
+ * Turns a body into its metrics, all or nothing: any malformed line or invalid metric refuses
+ * the whole request, with a detail for every bad metric and field.
+ */
+export function parseMetrics(text: string, format: BodyFormat): Metric[] {
+  const items = format === "json" ? itemsOfJson(text) : itemsOfNdjson(text);
+  if (items.length === 0) throw new ApiError("empty_batch", "The request holds no metrics.");
+  if (items.length > REQUEST_LIMITS.metricsPerRequest) throw tooMany();
+
+  const details: ErrorDetail[] = [];
+  items.forEach((item, index) => {
+    if (!validateMetric(item)) details.push(...toDetails(index, validateMetric.errors ?? []));
+  });
+  if (details.length > 0) throw invalidMetrics(details);
+
+  // Only a body larger than one metric's limit can hold a metric over it.
+  if (Buffer.byteLength(text) > REQUEST_LIMITS.metricBytes) {
+    items.forEach((item, index) => {
+      const size = Buffer.byteLength(JSON.stringify(item));
+      if (size > REQUEST_LIMITS.metricBytes) {
+        throw new ApiError(
+          "metric_too_large",
+          `Metric ${index} is ${size} bytes; the limit is ${REQUEST_LIMITS.metricBytes} bytes.`,
+        );
+      }
+    });
+  }
+  return items as Metric[];
+}
+
+function itemsOfJson(text: string): unknown[] {
+  if (text.trim() === "") throw new ApiError("empty_batch", "The body is empty.");
+  const body = parseJson(text, () => "The body is not valid JSON");
+  if (!validateJsonBody(body)) {
+    throw new ApiError(
+      "invalid_body",
+      'The body must be {"data": Metric} or {"data": [Metric, ...]}.',
+      { details: toDetails(0, validateJsonBody.errors ?? []) },
+    );
+  }
+  return Array.isArray(body.data) ? body.data : [body.data];
+}
+
+function itemsOfNdjson(text: string): unknown[] {
+  const items: unknown[] = [];
+  const lines = text.split("\n");
+  for (let line = 0; line < lines.length; line++) {
+    const content = (lines[line] ?? "").trim();
+    if (content === "") continue;
+    if (items.length === REQUEST_LIMITS.metricsPerRequest) throw tooMany();
+    items.push(parseJson(content, () => `Line ${line + 1} is not valid JSON`));
+  }
+  return items;
+}
+
+function parseJson(text: string, what: () => string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    // Only the position is repeated: the parser's own message quotes the body.
+    const position = err instanceof SyntaxError ? /at position (\d+)/.exec(err.message)?.[1] : "";
+    const reason = position ? ` (at position ${position})` : "";
+    throw new ApiError("malformed_body", `${what()}${reason}.`, { cause: err });
+  }
+}
+
+function tooMany(): ApiError {
+  const max = REQUEST_LIMITS.metricsPerRequest;
+  return new ApiError(
+    "too_many_metrics",
+    `The request holds more than ${max} metrics; send at most ${max} per request.`,
+  );
+}
+
+function invalidMetrics(all: readonly ErrorDetail[]): ApiError {
+  const bad = new Set(all.map((d) => d.index)).size;
+  const shown = all.slice(0, REQUEST_LIMITS.errorDetails);
+  const cut = all.length > shown.length ? ` (the first ${shown.length} problems are listed)` : "";
+  return new ApiError(
+    "invalid_metrics",
+    `${bad} metric(s) are invalid${cut}; nothing was accepted.`,
+    {
+      details: shown,
+    },
+  );
+}

@@ -1,0 +1,98 @@
+import { headers as natsHeaders, NatsError } from "nats";
+import type { ConnectionProvider } from "./nats-connection.ts";
+import { ApiError } from "./errors.ts";
+
+/** What JetStream said about a stored message. */
+export interface PublishReceipt {
+  readonly stream: string;
+  readonly seq: number;
+  /** True when the stream already held a message with this id (a retry inside its window). */
+  readonly duplicate: boolean;
+}
+
+export interface OutgoingMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Becomes `Nats-Msg-Id`, by which JetStream drops a repeated message. */
+  readonly msgId: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Stores a message durably in JetStream; resolves only once the stream acknowledged it. */
+export interface Publisher {
+  publish(message: OutgoingMessage): Promise<PublishReceipt>;
+}
+
+export function createJetStreamPublisher(
+  connections: ConnectionProvider,
+  options: { timeoutMs: number },
+): Publisher {
+  return {
+    async publish(message) {
+      let nc;
+      try {
+        nc = await connections.get();
+      } catch (err) {
+        throw new ApiError("nats_unavailable", "The message broker cannot be reached.", {
+          cause: err,
+        });
+      }
+      // The server's limit on one message, learned when connecting (1 MiB unless configured).
+      const maxPayload = nc.info?.max_payload ?? Infinity;
+      if (message.data.byteLength > maxPayload) {
+        throw new ApiError(
+          "body_too_large",
+          `The request's metrics take ${message.data.byteLength} bytes as a message; the broker accepts at most ${maxPayload}.`,
+        );
+      }
+      const h = natsHeaders();
+      for (const [key, value] of Object.entries(message.headers ?? {})) h.set(key, value);
+      try {
+        const ack = await nc.jetstream().publish(message.subject, message.data, {
+          msgID: message.msgId,
+          headers: h,
+          timeout: options.timeoutMs,
+        });
+        return {
+          stream: ack.stream,
+          seq: ack.seq, // The server leaves the field out when it is false.
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare
+          duplicate: ack.duplicate === true,
+        };
+      } catch (err) {
+        throw publishError(err);
+      }
+    },
+  };
+}
+
+/** Maps what a failed publish threw to the API's errors; every one of them is retryable. */
+export function publishError(err: unknown): ApiError {
+  if (!(err instanceof NatsError)) {
+    return new ApiError("nats_unavailable", "The message broker did not take the message.", {
+      cause: err,
+    });
+  }
+  const e = err;
+  const apiCode = e.api_error?.err_code;
+  // JetStream refuses a message when the stream is at a limit and its discard policy is "new".
+  if (
+    apiCode === 10077 ||
+    /maximum (messages|bytes) exceeded|resource limits exceeded/i.test(e.message)
+  ) {
+    return new ApiError("stream_full", "The stream is full; retry after the backlog drains.", {
+      cause: err,
+    });
+  }
+  if (e.code === "TIMEOUT") {
+    return new ApiError("publish_timeout", "The broker did not acknowledge the message in time.", {
+      cause: err,
+    });
+  }
+  if (e.code === "503") {
+    return new ApiError("stream_unavailable", "No stream takes these metrics yet.", { cause: err });
+  }
+  return new ApiError("nats_unavailable", "The message broker did not take the message.", {
+    cause: err,
+  });
+}

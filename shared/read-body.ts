@@ -1,0 +1,70 @@
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
+import { ApiError } from "./errors.ts";
+
+const gunzipAsync = promisify(gunzip);
+
+/**
+ * Reads a request body as text, decompressing gzip, and refuses it (413) as soon as it is
+ * larger than `maxBytes` decompressed. Nothing reads more than the limit into memory: the
+ * compressed bytes are read incrementally up to a cap, and inflating stops at the limit.
+ */
+export async function readBodyText(req: Request, maxBytes: number): Promise<string> {
+  const encoding = (req.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
+  if (encoding !== "identity" && encoding !== "gzip") {
+    throw new ApiError(
+      "unsupported_encoding",
+      `Content-Encoding '${encoding.slice(0, 64)}' is not supported; send gzip or no encoding.`,
+    );
+  }
+  const tooLarge = () =>
+    new ApiError("body_too_large", `The body is larger than ${maxBytes} bytes (decompressed).`);
+
+  // A gzip stream of data that does not compress is slightly larger than the data itself.
+  const wireCap = encoding === "gzip" ? maxBytes + Math.ceil(maxBytes / 1000) + 64 : maxBytes;
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > wireCap) throw tooLarge();
+
+  const wire = await readCapped(req, wireCap, tooLarge);
+  let bytes = wire;
+  if (encoding === "gzip") {
+    try {
+      bytes = await gunzipAsync(wire, { maxOutputLength: maxBytes });
+    } catch (err) {
+      if (
+        err instanceof RangeError ||
+        (err as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE"
+      ) {
+        throw tooLarge();
+      }
+      throw new ApiError("malformed_body", "The body is not a valid gzip stream.", { cause: err });
+    }
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (err) {
+    throw new ApiError("malformed_body", "The body is not valid UTF-8.", { cause: err });
+  }
+}
+
+async function readCapped(
+  req: Request,
+  cap: number,
+  tooLarge: () => ApiError,
+): Promise<Uint8Array> {
+  if (req.body === null) return new Uint8Array(0);
+  const reader = (req.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > cap) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total);
+}

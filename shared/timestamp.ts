@@ -1,0 +1,62 @@
+import { METRIC_BOUNDS } from "./limits.ts";
+
+// RFC 3339 §5.6 date-time: "T" or a space between date and time, any number of fraction digits
+// (kept to milliseconds), "Z" or a numeric offset. Letters are case-insensitive.
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * Milliseconds since the epoch of an RFC 3339 date-time, or undefined when the text is not one,
+ * names a day that does not exist (2024-02-30), or falls outside 1970–9999. `Date.parse` is not
+ * used because it accepts impossible days and other formats. Leap seconds (:60) are refused.
+ */
+export function parseRfc3339(text: string): number | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const millis = Number((m[7] ?? "0").padEnd(3, "0").slice(0, 3));
+  // Date.UTC reads years 0–99 as 1900–1999; none of them is in range anyway.
+  if (year < 1970) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  let offsetMinutes = 0;
+  if (m[8] === undefined) {
+    const offHours = Number(m[10]);
+    const offMinutes = Number(m[11]);
+    if (offHours > 23 || offMinutes > 59) return undefined;
+    offsetMinutes = (m[9] === "-" ? -1 : 1) * (offHours * 60 + offMinutes);
+  }
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMinutes * 60_000;
+  return isInRange(ms) ? ms : undefined;
+}
+
+/** True for an integer timestamp the service accepts. */
+export function isInRange(ms: number): boolean {
+  return (
+    Number.isInteger(ms) && ms >= METRIC_BOUNDS.minTimestampMs && ms <= METRIC_BOUNDS.maxTimestampMs
+  );
+}
+
+/** The time a metric was measured: its own timestamp, else the time its request was received. */
+export function measurementTimeMs(
+  timestamp: string | number | undefined,
+  receivedAtMs: number,
+): number {
+  if (timestamp === undefined) return receivedAtMs;
+  if (typeof timestamp === "number") return timestamp;
+  const ms = parseRfc3339(timestamp);
+  // The schema admits only strings that parse, so this is a bug, not bad input.
+  if (ms === undefined) throw new Error(`timestamp passed validation but does not parse`);
+  return ms;
+}
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}

@@ -1,0 +1,58 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import type { TSchema } from "@sinclair/typebox";
+import { Envelope } from "./envelope-schema.ts";
+import type { ErrorDetail } from "./errors.ts";
+import { JsonBody, Metric, RFC3339_FORMAT } from "./metric-schema.ts";
+import { parseRfc3339 } from "./timestamp.ts";
+
+/**
+ * The one ajv instance for untrusted data. No type coercion and no defaults: a metric is stored
+ * exactly as it was sent. `allErrors` lets an answer name every bad field; it is safe here
+ * because every input is bounded in size before it is validated.
+ */
+const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
+ajv.addFormat(RFC3339_FORMAT, { type: "string", validate: (s) => parseRfc3339(s) !== undefined });
+
+function compile<T extends TSchema>(schema: T): ValidateFunction<T["static"]> {
+  return ajv.compile<T["static"]>(schema);
+}
+
+export const validateMetric = compile(Metric);
+export const validateJsonBody = compile(JsonBody);
+export const validateEnvelope = compile(Envelope);
+
+/**
+ * ajv's errors as the API's details: one entry per failing field. Where a value failed a union
+ * (a timestamp that is neither a date-time nor an integer), the union's own description stands
+ * in for the errors of each of its branches.
+ */
+export function toDetails(index: number, errors: readonly ErrorObject[]): ErrorDetail[] {
+  const unions = errors.filter((e) => e.keyword === "anyOf");
+  const details: ErrorDetail[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const inUnion = unions.some((u) => u !== e && e.schemaPath.startsWith(u.schemaPath + "/"));
+    if (inUnion) continue;
+    const message = describe(e);
+    const key = `${e.instancePath}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    details.push({ index, path: e.instancePath, message });
+  }
+  return details;
+}
+
+function describe(e: ErrorObject): string {
+  if (e.keyword === "anyOf") {
+    const description: unknown = (e.parentSchema as { description?: unknown } | undefined)
+      ?.description;
+    if (typeof description === "string") return description;
+  }
+  if (e.keyword === "additionalProperties") {
+    return `must NOT have additional property '${String(e.params["additionalProperty"])}'`;
+  }
+  if (e.keyword === "required") {
+    return `must have required property '${String(e.params["missingProperty"])}'`;
+  }
+  return e.message ?? "is invalid";
+}

@@ -1,0 +1,101 @@
+import type { JsMsg } from "nats";
+import { decodeEnvelope } from "../shared/envelope.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { DeadLetterSender } from "./dead-letters.ts";
+import { rowsOfEnvelope, type MetricRow } from "./metric-rows.ts";
+import type { MetricStore } from "./metric-store.ts";
+
+export interface BatchOutcome {
+  /** Messages whose metrics are committed (or were already) and that were acked. */
+  readonly stored: number;
+  /** Rows the commit added; fewer than the messages' metrics when some were redelivered. */
+  readonly rowsAdded: number;
+  readonly deadLettered: number;
+  /** Messages handed back for a later delivery because the database failed. */
+  readonly retried: number;
+  /** The database error that made this batch retry, if any. */
+  readonly storeError: Error | undefined;
+}
+
+export interface BatchProcessorOptions {
+  readonly store: MetricStore;
+  readonly deadLetter: DeadLetterSender;
+  readonly maxDeliver: number;
+  readonly logger: Logger;
+}
+
+/**
+ * Decides every message's fate, in this one place, exactly once per delivery:
+ * - it cannot ever be stored (undecodable, failing the schema, unknown version): dead-lettered,
+ *   then terminated;
+ * - its metrics committed: acked, only after the commit;
+ * - the database failed: nak'd with a delay growing with its deliveries, or dead-lettered when
+ *   this was its last allowed delivery, so that nothing is dropped in silence.
+ * A message whose dead-lettering fails is nak'd, to be tried again.
+ */
+export function createBatchProcessor(options: BatchProcessorOptions) {
+  const { store, deadLetter, logger } = options;
+
+  async function toDeadLetters(
+    msg: JsMsg,
+    reason: Parameters<DeadLetterSender>[1],
+    detail: string,
+  ) {
+    try {
+      await deadLetter(msg, reason, detail);
+      msg.term(reason);
+      logger.warn({ seq: msg.info.streamSequence, reason, detail }, "message dead-lettered");
+      return true;
+    } catch (err) {
+      msg.nak(retryDelayMs(msg.info.deliveryCount));
+      logger.error(
+        { seq: msg.info.streamSequence, reason, err },
+        "dead-lettering failed; will retry",
+      );
+      return false;
+    }
+  }
+
+  return async function processBatch(messages: readonly JsMsg[]): Promise<BatchOutcome> {
+    let deadLettered = 0;
+    const storable: { msg: JsMsg; rows: MetricRow[] }[] = [];
+    for (const msg of messages) {
+      const decoded = decodeEnvelope(msg.data);
+      if (decoded.ok) storable.push({ msg, rows: rowsOfEnvelope(decoded.envelope) });
+      else if (await toDeadLetters(msg, decoded.reason, decoded.message)) deadLettered++;
+    }
+    if (storable.length === 0) {
+      return { stored: 0, rowsAdded: 0, deadLettered, retried: 0, storeError: undefined };
+    }
+
+    let rowsAdded: number;
+    try {
+      rowsAdded = await store.insert(storable.flatMap((s) => s.rows));
+    } catch (err) {
+      const storeError = err instanceof Error ? err : new Error(String(err));
+      let retried = 0;
+      for (const { msg } of storable) {
+        if (msg.info.deliveryCount >= options.maxDeliver) {
+          if (await toDeadLetters(msg, "max_deliver", storeError.message)) deadLettered++;
+        } else {
+          msg.nak(retryDelayMs(msg.info.deliveryCount));
+          retried++;
+        }
+      }
+      logger.error(
+        { err: storeError, messages: storable.length },
+        "store failed; messages will be redelivered",
+      );
+      return { stored: 0, rowsAdded: 0, deadLettered, retried, storeError };
+    }
+    for (const { msg } of storable) msg.ack();
+    return { stored: storable.length, rowsAdded, deadLettered, retried: 0, storeError: undefined };
+  };
+}
+
+export type BatchProcessor = ReturnType<typeof createBatchProcessor>;
+
+/** 1 s after the first delivery, doubling up to a minute. */
+export function retryDelayMs(deliveries: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, deliveries - 1));
+}
