@@ -55,7 +55,8 @@ export function createJetStreamPublisher(
         });
         return {
           stream: ack.stream,
-          seq: ack.seq, // The server leaves the field out when it is false.
+          seq: ack.seq,
+          // The server leaves the field out when it is false.
           // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare
           duplicate: ack.duplicate === true,
         };
