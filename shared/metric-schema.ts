@@ -5,11 +5,12 @@ import { METRIC_BOUNDS } from "./limits.ts";
 export const RFC3339_FORMAT = "rfc3339-date-time";
 
 /**
- * Any JSON value nested at most `depth` levels, with bounded strings, arrays and objects.
- * Built as a chain of schemas rather than a recursive one so that the depth bound is part of the
- * schema itself: ajv then refuses a deeply nested value without walking all of it.
+ * Any JSON value nested at most `depth` more levels, with bounded strings, arrays and objects.
+ * One named schema per level, each referring to the next, so that the depth bound is part of
+ * the schema (ajv refuses a deeply nested value without walking all of it) while ajv compiles
+ * each level once instead of inlining copies of it into every branch.
  */
-function boundedJson(depth: number): TSchema {
+function boundedJsonLevel(depth: number): TSchema {
   const leaves = [
     Type.Null(),
     Type.Boolean(),
@@ -18,7 +19,7 @@ function boundedJson(depth: number): TSchema {
   ];
   const description = `must be JSON nested at most ${METRIC_BOUNDS.extraDepth} levels, with strings of at most ${METRIC_BOUNDS.stringLength} characters, arrays of at most ${METRIC_BOUNDS.arrayItems} items and objects of at most ${METRIC_BOUNDS.objectProperties} properties`;
   if (depth === 0) return Type.Union(leaves, { description });
-  const inner = boundedJson(depth - 1);
+  const inner = Type.Unsafe<unknown>({ $ref: `#/$defs/json${depth - 1}` });
   return Type.Union(
     [
       ...leaves,
@@ -30,6 +31,13 @@ function boundedJson(depth: number): TSchema {
     { description },
   );
 }
+
+const boundedJsonDefs = Object.fromEntries(
+  Array.from({ length: METRIC_BOUNDS.extraDepth + 1 }, (_, depth) => [
+    `json${depth}`,
+    boundedJsonLevel(depth),
+  ]),
+);
 
 export const Tags = Type.Record(
   Type.String({ minLength: 1, maxLength: METRIC_BOUNDS.tagKeyLength }),
@@ -60,7 +68,9 @@ export const Metric = Type.Object(
     tags: Type.Optional(Tags),
   },
   {
-    additionalProperties: boundedJson(METRIC_BOUNDS.extraDepth),
+    $id: "Metric",
+    $defs: boundedJsonDefs,
+    additionalProperties: Type.Unsafe<unknown>({ $ref: `#/$defs/json${METRIC_BOUNDS.extraDepth}` }),
     maxProperties: METRIC_BOUNDS.objectProperties,
     propertyNames: { maxLength: METRIC_BOUNDS.stringLength },
   },

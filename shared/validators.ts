@@ -17,6 +17,7 @@ function compile<T extends TSchema>(schema: T): ValidateFunction<T["static"]> {
   return ajv.compile<T["static"]>(schema);
 }
 
+// The metric schema first: the envelope schema refers to it by its $id.
 export const validateMetric = compile(Metric);
 export const validateJsonBody = compile(JsonBody);
 export const validateEnvelope = compile(Envelope);
@@ -28,11 +29,18 @@ export const validateEnvelope = compile(Envelope);
  */
 export function toDetails(index: number, errors: readonly ErrorObject[]): ErrorDetail[] {
   const unions = errors.filter((e) => e.keyword === "anyOf");
+  // A union's failure at a path stands for every error at or below that path.
+  const summarised = (e: ErrorObject) =>
+    unions.some(
+      (u) =>
+        u !== e &&
+        ((e.instancePath === u.instancePath && e.keyword !== "anyOf") ||
+          e.instancePath.startsWith(u.instancePath + "/")),
+    );
   const details: ErrorDetail[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
-    const inUnion = unions.some((u) => u !== e && e.schemaPath.startsWith(u.schemaPath + "/"));
-    if (inUnion) continue;
+    if (summarised(e)) continue;
     const message = describe(e);
     const key = `${e.instancePath}\u0000${message}`;
     if (seen.has(key)) continue;
