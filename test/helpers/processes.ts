@@ -66,3 +66,28 @@ export function startChild(
 export function startWorker(env: Readonly<Record<string, string>>): Child {
   return startChild(process.execPath, ["worker/main.ts"], { LOG_LEVEL: "info", ...env });
 }
+
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+/** The real `netlify dev`, offline, serving this project's functions on `port`. */
+export function startNetlifyDev(port: number, env: Readonly<Record<string, string>>): Child {
+  const netlify = `${PROJECT_ROOT}node_modules/.bin/netlify`;
+  return startChild(netlify, ["dev", "--offline", "--port", String(port)], {
+    BROWSER: "none",
+    ...env,
+  });
+}

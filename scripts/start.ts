@@ -1,0 +1,187 @@
+/**
+ * `npm start`: the whole system on a laptop. Finds NATS (or launches a local nats-server),
+ * ensures the streams and the consumer, then runs the worker and `netlify dev`, each one's lines
+ * prefixed with its name. Ctrl-C stops everything it started; so does any part dying.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect, type NatsConnection } from "nats";
+import { prettyFactory } from "pino-pretty";
+import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
+import { natsOptions } from "../shared/nats-connection.ts";
+import { ensureStreams } from "../shared/stream-setup.ts";
+
+const NETLIFY_DEV_PORT = 8888;
+const LOCAL_NATS_URL = "nats://127.0.0.1:4222";
+const root = join(import.meta.dirname, "..");
+const pretty = prettyFactory({ colorize: process.stdout.isTTY, ignore: "pid,hostname,service" });
+const children = new Map<string, ChildProcess>();
+
+function say(part: string, line: string): void {
+  console.log(`[${part}] ${line}`);
+}
+
+function fail(message: string): never {
+  say("start", `error: ${message}`);
+  void stopAll().then(() => process.exit(1));
+  // Keep the type checker content: the process exits once the children are gone.
+  throw new Error(message);
+}
+
+/** Runs a part of the system as a child, prefixing each of its lines (pino's JSON made readable). */
+function run(part: string, command: string, args: string[], env: Record<string, string>): void {
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  children.set(part, child);
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      say(part, line.startsWith("{") ? pretty(line).trimEnd() : line);
+    });
+  }
+  child.on("exit", (code, signal) => {
+    children.delete(part);
+    if (!stopping) fail(`${part} exited (${signal ?? `code ${code}`}); stopping everything`);
+  });
+}
+
+let stopping = false;
+async function stopAll(): Promise<void> {
+  stopping = true;
+  const exits = [...children.entries()].map(([part, child]) => {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    say("start", `stopping ${part}`);
+    signalGroup(child, "SIGTERM");
+    const force = setTimeout(() => {
+      signalGroup(child, "SIGKILL");
+    }, 10_000);
+    return exited.finally(() => {
+      clearTimeout(force);
+    });
+  });
+  await Promise.all(exits);
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+async function tryConnect(config: Config, servers: string[]): Promise<NatsConnection | undefined> {
+  try {
+    return await connect({
+      ...natsOptions({ ...config.nats, servers }, "metrics-start"),
+      maxReconnectAttempts: 0,
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+function natsServerBinary(): string | undefined {
+  const dirs = [...(process.env["PATH"] ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"];
+  return dirs.map((d) => join(d, "nats-server")).find((p) => existsSync(p));
+}
+
+/** NATS_URL when it is set; else a server on 127.0.0.1:4222; else one launched here. */
+async function findNats(config: Config): Promise<{ url: string; nc: NatsConnection }> {
+  if (process.env["NATS_URL"]) {
+    const nc = await tryConnect(config, [...config.nats.servers]);
+    if (!nc) fail(`cannot reach NATS at NATS_URL=${config.nats.servers.join(",")}; is it running?`);
+    say("start", `NATS at ${config.nats.servers.join(",")} (NATS_URL)`);
+    return { url: config.nats.servers.join(","), nc };
+  }
+  const local = await tryConnect(config, [LOCAL_NATS_URL]);
+  if (local) {
+    say("start", `NATS found at ${LOCAL_NATS_URL}`);
+    return { url: LOCAL_NATS_URL, nc: local };
+  }
+  const binary = natsServerBinary();
+  if (!binary) {
+    fail(
+      [
+        `no NATS at ${LOCAL_NATS_URL} and no nats-server binary on PATH. Get one of:`,
+        "  - docker compose up -d nats            (the project's compose file)",
+        "  - apt-get install nats-server          (Debian/Ubuntu; brew install nats-server on macOS)",
+        "  - a release from https://github.com/nats-io/nats-server/releases, on PATH",
+        "  - or point NATS_URL at a server you already run",
+      ].join("\n"),
+    );
+  }
+  const storeDir = join(root, ".data", "nats");
+  mkdirSync(storeDir, { recursive: true });
+  say("start", `launching ${binary} with JetStream, store in .data/nats`);
+  run("nats", binary, ["-a", "127.0.0.1", "-p", "4222", "-js", "-sd", storeDir], {});
+  for (let i = 0; i < 50; i++) {
+    const nc = await tryConnect(config, [LOCAL_NATS_URL]);
+    if (nc) return { url: LOCAL_NATS_URL, nc };
+    await sleep(100);
+  }
+  fail("the launched nats-server did not accept connections within 5 s");
+}
+
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => {
+      fail(`port ${port} is in use (another netlify dev or npm start?); stop it and try again`);
+    });
+    probe.listen(port, () =>
+      probe.close(() => {
+        resolve();
+      }),
+    );
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  await assertPortFree(NETLIFY_DEV_PORT);
+  const { url, nc } = await findNats(config);
+  try {
+    const jsm = await nc.jetstreamManager().catch(() => {
+      fail(`the NATS server at ${url} has no JetStream; start it with -js (or use docker compose)`);
+    });
+    for (const change of await ensureStreams(jsm, config)) say("setup", change);
+  } finally {
+    await nc.close();
+  }
+
+  say("start", "starting the worker");
+  run("worker", process.execPath, ["worker/main.ts"], { NATS_URL: url });
+  say("start", `starting netlify dev on http://localhost:${NETLIFY_DEV_PORT}`);
+  run("netlify", "netlify", ["dev", "--offline", "--port", String(NETLIFY_DEV_PORT)], {
+    NATS_URL: url,
+  });
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      say("start", `${signal}: stopping everything`);
+      void stopAll().then(() => process.exit(0));
+    });
+  }
+}
+
+await main().catch((err: unknown) => {
+  if (!stopping) {
+    say("start", `error: ${err instanceof Error ? err.message : String(err)}`);
+    void stopAll().then(() => process.exit(1));
+  }
+});

@@ -1,0 +1,168 @@
+import { gzipSync } from "node:zlib";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
+import { freePort, startNetlifyDev, startWorker, type Child } from "../helpers/processes.ts";
+import { readRows } from "../helpers/sqlite.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+/**
+ * The whole path as a user runs it: the real `netlify dev` serving the functions, the worker
+ * process, a private nats-server and a SQLite file.
+ */
+let server: NatsServer;
+let nc: NatsConnection;
+let worker: Child;
+let netlify: Child;
+let dir: string;
+let dbPath: string;
+let base: string;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  dir = await mkdtemp(join(tmpdir(), "e2e-"));
+  dbPath = join(dir, "metrics.db");
+  const env = { NATS_URL: server.url, DATABASE_URL: `sqlite:${dbPath}` };
+
+  worker = startWorker(env);
+  const jsm = await nc.jetstreamManager();
+  await waitFor("the worker's consumer", () =>
+    jsm.consumers.info("METRICS", "metrics-worker").catch(() => undefined),
+  );
+
+  const port = await freePort();
+  base = `http://localhost:${port}`;
+  netlify = startNetlifyDev(port, env);
+  await waitFor(
+    "netlify dev to serve the health function",
+    async () => {
+      if (netlify.process.exitCode !== null) {
+        throw new Error(`netlify dev exited:\n${netlify.output()}`);
+      }
+      const res = await fetch(`${base}/api/v1/health`).catch(() => undefined);
+      return res?.status === 200 ? res : undefined;
+    },
+    110_000,
+  ).catch((err: unknown) => {
+    throw new Error(`${String(err)}\n--- netlify dev output ---\n${netlify.output()}`);
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await netlify.stop();
+  await worker.stop();
+  await nc.close();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function send(body: string | Uint8Array, headers: Record<string, string>): Promise<Response> {
+  return fetch(`${base}/api/v1/metrics`, { method: "POST", headers, body });
+}
+
+async function rowsOf(id: string, count: number) {
+  return waitFor(`${count} row(s) of message ${id}`, () => {
+    const rows = readRows(dbPath).filter((r) => r.msg_id === id);
+    return rows.length >= count ? rows : undefined;
+  });
+}
+
+describe("end to end through netlify dev", () => {
+  it("answers the seed's request with status ok and stores its metric", async () => {
+    const res = await send('{"data": {"value": 123.45}}', { "Content-Type": "application/json" });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { status: string; id: string; accepted: number };
+    expect(body).toMatchObject({ status: "ok", accepted: 1 });
+
+    const rows = await rowsOf(body.id, 1);
+    expect(rows.map((r) => [r.name, r.value, JSON.parse(r.metric) as unknown])).toEqual([
+      [null, 123.45, { value: 123.45 }],
+    ]);
+  });
+
+  it("stores a JSON batch with names, timestamps and tags", async () => {
+    const data = [
+      { name: "cpu.load", value: 0.75, timestamp: "2026-11-27T10:00:00Z", tags: { host: "web-1" } },
+      { name: "cpu.load", value: 0.5, timestamp: 1_795_000_000_000, tags: { host: "web-2" } },
+    ];
+    const res = await send(JSON.stringify({ data }), { "Content-Type": "application/json" });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+
+    const rows = await rowsOf(id, 2);
+    expect(rows.map((r) => [r.name, r.value, r.time_ms, JSON.parse(r.tags) as unknown])).toEqual([
+      ["cpu.load", 0.75, Date.parse("2026-11-27T10:00:00Z"), { host: "web-1" }],
+      ["cpu.load", 0.5, 1_795_000_000_000, { host: "web-2" }],
+    ]);
+  });
+
+  it("stores a gzip-compressed body", async () => {
+    const body = gzipSync(
+      JSON.stringify({
+        data: [
+          { name: "gz", value: 1 },
+          { name: "gz", value: 2 },
+        ],
+      }),
+    );
+    const res = await send(body, {
+      "Content-Type": "application/json",
+      "Content-Encoding": "gzip",
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+
+    const rows = await rowsOf(id, 2);
+    expect(rows.map((r) => [r.name, r.value])).toEqual([
+      ["gz", 1],
+      ["gz", 2],
+    ]);
+  });
+
+  it("stores an NDJSON body, one metric per line", async () => {
+    const ndjson = '{"name":"nd","value":1,"tags":{"a":"b"}}\n\n{"name":"nd","value":2}\n';
+    const res = await send(ndjson, { "Content-Type": "application/x-ndjson" });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+
+    const rows = await rowsOf(id, 2);
+    expect(rows.map((r) => [r.name, r.value, JSON.parse(r.tags) as unknown])).toEqual([
+      ["nd", 1, { a: "b" }],
+      ["nd", 2, {}],
+    ]);
+  });
+
+  it("refuses an invalid batch whole, and nothing of it is stored", async () => {
+    const before = readRows(dbPath).length;
+    const res = await send('{"data": [{"name":"ok","value":1}, {"name":"bad","value":"NaN"}]}', {
+      "Content-Type": "application/json",
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as {
+      status: string;
+      error: { code: string; details: unknown[] };
+    };
+    expect(body.status).toBe("error");
+    expect(body.error.code).toBe("invalid_metrics");
+    expect(body.error.details).toEqual([{ index: 1, path: "/value", message: "must be number" }]);
+
+    // A later accepted request is stored; the refused one never shows up before or after it.
+    const ok = await send('{"data": {"name":"after","value":3}}', {
+      "Content-Type": "application/json",
+    });
+    const { id } = (await ok.json()) as { id: string };
+    await rowsOf(id, 1);
+    expect(readRows(dbPath).length).toBe(before + 1);
+    expect(readRows(dbPath).some((r) => r.name === "bad" || r.name === "ok")).toBe(false);
+  });
+
+  it("answers 405 with Allow: POST to other methods", async () => {
+    const res = await fetch(`${base}/api/v1/metrics`);
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST");
+  });
+});
