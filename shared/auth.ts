@@ -4,7 +4,10 @@ import { ApiError } from "./errors.ts";
 export interface AuthOptions {
   /** `INGEST_API_KEYS` entries: a key itself, or `sha256:<hex>` of it. */
   readonly apiKeys: readonly string[];
-  /** `INGEST_AUTH`: `none` accepts unauthenticated requests anywhere. */
+  /**
+   * `INGEST_AUTH`: `none` accepts unauthenticated requests anywhere; `required` demands a key
+   * even in local development; unset demands one except in local development.
+   */
   readonly authMode: "none" | "required" | undefined;
   /** True under netlify dev, or a self-hosted server listening on loopback only. */
   readonly isLocal: boolean;
@@ -15,7 +18,9 @@ export type Authenticator = (req: Request) => ApiError | undefined;
 
 export function createAuthenticator(options: AuthOptions): Authenticator {
   if (options.apiKeys.length === 0) {
-    if (options.authMode === "none" || options.isLocal) return () => undefined;
+    const open =
+      options.authMode === "none" || (options.isLocal && options.authMode !== "required");
+    if (open) return () => undefined;
     const refusal = new ApiError(
       "auth_not_configured",
       "This ingest endpoint has no API keys configured; set INGEST_API_KEYS (or INGEST_AUTH=none to accept anyone).",

@@ -1,12 +1,21 @@
-import { Ajv } from "ajv";
+import { Ajv, type ErrorObject } from "ajv";
 import { Type, type Static } from "@sinclair/typebox";
+
+/** A string from a fixed list: one `enum`, so that a wrong value makes one clear problem. */
+function oneOf<const T extends readonly string[]>(values: T, fallback?: T[number]) {
+  return Type.Unsafe<T[number]>({
+    type: "string",
+    enum: values,
+    ...(fallback === undefined ? {} : { default: fallback }),
+  });
+}
 
 /**
  * Every environment variable the service reads, with its default. The README's configuration
  * table documents the same list. Values arrive as strings and are coerced to the declared types.
  */
 export const ConfigEnv = Type.Object({
-  NATS_URL: Type.String({ default: "nats://127.0.0.1:4222", pattern: "^\\S+$" }),
+  NATS_URL: Type.String({ default: "nats://127.0.0.1:4222" }),
   NATS_CREDS: Type.Optional(Type.String({ minLength: 1 })),
   NATS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   NATS_USER: Type.Optional(Type.String({ minLength: 1 })),
@@ -31,12 +40,9 @@ export const ConfigEnv = Type.Object({
     pattern: "^(sqlite:|postgres(ql)?://)",
   }),
   INGEST_API_KEYS: Type.Optional(Type.String()),
-  INGEST_AUTH: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("required")])),
+  INGEST_AUTH: Type.Optional(oneOf(["none", "required"] as const)),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
-  LOG_LEVEL: Type.Union(
-    ["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => Type.Literal(l)),
-    { default: "info" },
-  ),
+  LOG_LEVEL: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info"),
 });
 type ConfigEnv = Static<typeof ConfigEnv>;
 
@@ -105,44 +111,35 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     // An empty variable means "not set", as it does in most shells and .env files.
     if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
   }
-  if (!validateEnv(raw)) {
-    const problems = (validateEnv.errors ?? []).map(
-      (e) => `${e.instancePath.slice(1) || "environment"}: ${e.message ?? "is invalid"}`,
-    );
-    throw new ConfigError(problems);
-  }
-  const e = raw as unknown as ConfigEnv;
-  const problems: string[] = [];
-  const servers = e.NATS_URL.split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  for (const server of servers) {
-    if (
-      !/^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/.test(server) &&
-      !/^[^\s:/]+:\d+$/.test(server)
-    ) {
-      problems.push(`NATS_URL: '${server}' is not a nats://, tls:// or host:port address`);
+  // The rules across variables read the values as given, so that they are checked (and
+  // reported) even when the schema refuses some other variable.
+  const given: Readonly<Record<string, string>> = { ...raw };
+  const problems = validateEnv(raw) ? [] : envProblems(validateEnv.errors ?? []);
+
+  const servers = listOf(given["NATS_URL"] ?? "nats://127.0.0.1:4222");
+  servers.forEach((server, i) => {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+\/?$/.test(server) && !/^[^\s:/]+:\d+$/.test(server)) {
+      // The entry itself is not repeated: it may hold a user and password.
+      problems.push(`NATS_URL: entry ${i + 1} is not a nats://, tls:// or host:port address`);
     }
-  }
-  if ((e.NATS_USER === undefined) !== (e.NATS_PASSWORD === undefined)) {
+  });
+  if ((given["NATS_USER"] === undefined) !== (given["NATS_PASSWORD"] === undefined)) {
     problems.push("NATS_USER and NATS_PASSWORD: set both or neither");
   }
-  const apiKeys = (e.INGEST_API_KEYS ?? "")
-    .split(",")
-    .map((k) => k.trim())
-    .filter((k) => k !== "");
+  const apiKeys = listOf(given["INGEST_API_KEYS"] ?? "");
   apiKeys.forEach((key, i) => {
     if (key.startsWith("sha256:") && !/^sha256:[0-9a-fA-F]{64}$/.test(key)) {
       problems.push(`INGEST_API_KEYS: entry ${i + 1} starts with sha256: but is not 64 hex digits`);
     }
   });
-  if (apiKeys.length > 0 && e.INGEST_AUTH === "none") {
+  if (apiKeys.length > 0 && given["INGEST_AUTH"] === "none") {
     problems.push("INGEST_AUTH: is none while INGEST_API_KEYS is set; unset one of them");
   }
-  if (e.NATS_STREAM === e.NATS_DLQ_STREAM) {
+  if ((given["NATS_STREAM"] ?? "METRICS") === (given["NATS_DLQ_STREAM"] ?? "METRICS_DLQ")) {
     problems.push("NATS_DLQ_STREAM: must differ from NATS_STREAM");
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  const e = raw as unknown as ConfigEnv;
 
   return deepFreeze({
     nats: {
@@ -177,6 +174,25 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       port: e.PORT,
     },
     logLevel: e.LOG_LEVEL,
+  });
+}
+
+function listOf(text: string): string[] {
+  return text
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+}
+
+/** One line per variable the schema refused, naming the allowed values where there is a list. */
+function envProblems(errors: readonly ErrorObject[]): string[] {
+  return errors.map((e) => {
+    const variable = e.instancePath.slice(1) || "environment";
+    const allowed =
+      e.keyword === "enum" ? (e.params as { allowedValues?: unknown[] }).allowedValues : undefined;
+    return allowed
+      ? `${variable}: must be one of ${allowed.join(", ")}`
+      : `${variable}: ${e.message ?? "is invalid"}`;
   });
 }
 

@@ -29,7 +29,10 @@ export type ErrorCode = keyof typeof ERRORS;
 
 /** One invalid field of one metric, as listed in an `invalid_metrics` answer. */
 export interface ErrorDetail {
-  /** Position of the metric in the request (the array index, or the NDJSON line number from 0). */
+  /**
+   * Position of the metric in the request, from 0: the array index, or for NDJSON the position
+   * among the non-blank lines (the same index the stored row's key uses).
+   */
   index: number;
   /** JSON Pointer to the field inside that metric ("" for the metric itself). */
   path: string;

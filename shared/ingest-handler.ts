@@ -25,7 +25,8 @@ export interface IngestHandlerOptions {
 export type Handler = (req: Request) => Promise<Response>;
 
 const IDEMPOTENCY_KEY = new RegExp(`^[\\x21-\\x7e]{1,${REQUEST_LIMITS.idempotencyKeyLength}}$`);
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+// W3C Trace Context: version ff and all-zero trace or parent ids are invalid.
+const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 /**
  * `POST /api/v1/metrics`: validates every metric of the request and publishes them all as one

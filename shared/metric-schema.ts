@@ -24,8 +24,9 @@ function boundedJsonLevel(depth: number): TSchema {
     [
       ...leaves,
       Type.Array(inner, { maxItems: METRIC_BOUNDS.arrayItems }),
-      Type.Record(Type.String({ maxLength: METRIC_BOUNDS.stringLength }), inner, {
+      Type.Record(Type.String(), inner, {
         maxProperties: METRIC_BOUNDS.objectProperties,
+        propertyNames: { maxLength: METRIC_BOUNDS.stringLength },
       }),
     ],
     { description },
@@ -39,10 +40,15 @@ const boundedJsonDefs = Object.fromEntries(
   ]),
 );
 
+// TypeBox turns a record's key schema into a pattern, dropping its bounds; `propertyNames`
+// keeps them.
 export const Tags = Type.Record(
-  Type.String({ minLength: 1, maxLength: METRIC_BOUNDS.tagKeyLength }),
+  Type.String(),
   Type.String({ maxLength: METRIC_BOUNDS.tagValueLength }),
-  { maxProperties: METRIC_BOUNDS.tagCount },
+  {
+    maxProperties: METRIC_BOUNDS.tagCount,
+    propertyNames: { minLength: 1, maxLength: METRIC_BOUNDS.tagKeyLength },
+  },
 );
 
 export const Timestamp = Type.Union(

@@ -22,8 +22,9 @@ export function parseRfc3339(text: string): number | undefined {
     number,
   ];
   const millis = Number((m[7] ?? "0").padEnd(3, "0").slice(0, 3));
-  // Date.UTC reads years 0–99 as 1900–1999; none of them is in range anyway.
-  if (year < 1970) return undefined;
+  // Date.UTC reads years 0–99 as 1900–1999; none of them is in range anyway. (1969 with a
+  // negative offset can still be a 1970 instant, which the range check below decides.)
+  if (year < 1969) return undefined;
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
   if (hour > 23 || minute > 59 || second > 59) return undefined;
   let offsetMinutes = 0;

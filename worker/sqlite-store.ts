@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import type { MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
 
 /** Each entry migrates the schema from the version of its index to the next. */
@@ -41,43 +42,45 @@ export function openSqliteStore(path: string): MetricStore {
   );
 
   return {
-    insert(rows) {
-      let added = 0;
-      db.exec("BEGIN IMMEDIATE");
-      try {
-        for (const r of rows) {
-          const result = insert.run(
-            r.dedupKey,
-            r.name,
-            r.value,
-            r.timeMs,
-            r.receivedMs,
-            r.tags,
-            r.metric,
-            r.msgId,
-          );
-          added += Number(result.changes);
-        }
-        db.exec("COMMIT");
-      } catch (err) {
-        if (db.isTransaction) db.exec("ROLLBACK");
-        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-      return Promise.resolve(added);
-    },
-    ping() {
-      db.prepare("SELECT 1").get();
-      return Promise.resolve();
-    },
+    // node:sqlite is synchronous; running it in a promise's callback makes every failure a
+    // rejection, as the interface promises.
+    insert: (rows) => Promise.resolve().then(() => insertAll(rows)),
+    ping: () =>
+      Promise.resolve().then(() => {
+        db.prepare("SELECT 1").get();
+      }),
     close() {
       if (db.isOpen) db.close();
       return Promise.resolve();
     },
   };
+
+  function insertAll(rows: readonly MetricRow[]): number {
+    let added = 0;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const r of rows) {
+        const result = insert.run(
+          r.dedupKey,
+          r.name,
+          r.value,
+          r.timeMs,
+          r.receivedMs,
+          r.tags,
+          r.metric,
+          r.msgId,
+        );
+        added += Number(result.changes);
+      }
+      db.exec("COMMIT");
+    } catch (err) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw err;
+    }
+    return added;
+  }
 }
 
-/** Brings the schema to the newest version; the version is read inside the write lock, so two
- * workers starting together do not both migrate. */
 function migrate(db: DatabaseSync): void {
   db.exec("BEGIN IMMEDIATE");
   try {

@@ -1,0 +1,287 @@
+import type { JsMsg } from "nats";
+import { describe, expect, it } from "vitest";
+import { encodeEnvelope } from "../../shared/envelope.ts";
+import { createLogger } from "../../shared/logger.ts";
+import type { Metric } from "../../shared/metric-schema.ts";
+import { createBatchProcessor, retryDelayMs } from "../../worker/batch-processor.ts";
+import type { DeadLetterReason, DeadLetterSender } from "../../worker/dead-letters.ts";
+import type { MetricRow } from "../../worker/metric-rows.ts";
+import type { MetricStore } from "../../worker/metric-store.ts";
+
+const MAX_DELIVER = 5;
+const RECEIVED_AT = 1_714_566_896_789;
+
+/**
+ * Everything the fakes saw, in order: "insert", "inserted", "ack <seq>", "nak <seq> <delay>",
+ * "term <seq> <reason>", "dlq <seq> <reason>".
+ */
+type Events = string[];
+
+interface FakeMessage {
+  readonly msg: JsMsg;
+  readonly seq: number;
+}
+
+let nextSeq = 1;
+
+/** A JsMsg as the consumer hands it over, whose ack, nak and term are written to `events`. */
+function message(events: Events, data: string | Uint8Array, deliveryCount = 1): FakeMessage {
+  const seq = nextSeq++;
+  const msg = {
+    data: typeof data === "string" ? new TextEncoder().encode(data) : data,
+    subject: "metrics.json",
+    headers: undefined,
+    info: { deliveryCount, stream: "METRICS", streamSequence: seq },
+    ack: () => events.push(`ack ${seq}`),
+    nak: (delay?: number) => events.push(`nak ${seq} ${delay}`),
+    term: (reason?: string) => events.push(`term ${seq} ${reason}`),
+  } as unknown as JsMsg;
+  return { msg, seq };
+}
+
+/** An encoded envelope holding `metrics`. */
+function envelope(id: string, metrics: Metric[] = [{ value: 1 }]): Uint8Array {
+  return encodeEnvelope({ v: 1, id, receivedAt: RECEIVED_AT, metrics });
+}
+
+interface Fakes {
+  /** What the store's insert does once called; by default it adds every row. */
+  readonly insert?: (rows: readonly MetricRow[]) => Promise<number>;
+  /** What sending to the dead-letter stream does; by default it succeeds. */
+  readonly deadLetter?: () => Promise<void>;
+}
+
+function processorWith(fakes: Fakes = {}) {
+  const events: Events = [];
+  const inserted: MetricRow[][] = [];
+  const deadLetters: { seq: number; reason: DeadLetterReason; detail: string }[] = [];
+  const store: MetricStore = {
+    async insert(rows) {
+      events.push("insert");
+      inserted.push([...rows]);
+      const added = await (fakes.insert ? fakes.insert(rows) : Promise.resolve(rows.length));
+      events.push("inserted");
+      return added;
+    },
+    ping: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const deadLetter: DeadLetterSender = async (msg, reason, detail) => {
+    await (fakes.deadLetter ? fakes.deadLetter() : Promise.resolve());
+    deadLetters.push({ seq: msg.info.streamSequence, reason, detail });
+    events.push(`dlq ${msg.info.streamSequence} ${reason}`);
+  };
+  const process = createBatchProcessor({
+    store,
+    deadLetter,
+    maxDeliver: MAX_DELIVER,
+    logger: createLogger("test", "silent"),
+  });
+  return { process, events, inserted, deadLetters };
+}
+
+const msgs = (...fakes: FakeMessage[]) => fakes.map((f) => f.msg);
+
+describe("a batch of good messages", () => {
+  it("stores every metric in one insert and acks each message after it", async () => {
+    const { process, events, inserted } = processorWith();
+    const a = message(events, envelope("a", [{ value: 1 }, { value: 2 }]));
+    const b = message(events, envelope("b"));
+
+    const outcome = await process(msgs(a, b));
+
+    expect(inserted).toHaveLength(1);
+    expect(inserted[0]?.map((r) => r.dedupKey)).toEqual(["a/0", "a/1", "b/0"]);
+    expect(events).toEqual(["insert", "inserted", `ack ${a.seq}`, `ack ${b.seq}`]);
+    expect(outcome).toEqual({
+      stored: 2,
+      rowsAdded: 3,
+      deadLettered: 0,
+      retried: 0,
+      storeError: undefined,
+    });
+  });
+
+  it("acks nothing until the insert has resolved", async () => {
+    let commit: (added: number) => void = () => undefined;
+    const committed = new Promise<number>((resolve) => (commit = resolve));
+    const { process, events } = processorWith({ insert: () => committed });
+    const a = message(events, envelope("a"));
+
+    const outcome = process(msgs(a));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events).toEqual(["insert"]);
+
+    commit(0);
+    expect(await outcome).toMatchObject({ stored: 1, rowsAdded: 0 });
+    expect(events).toEqual(["insert", "inserted", `ack ${a.seq}`]);
+  });
+
+  it("acks a redelivered message whose rows were already stored", async () => {
+    const { process, events } = processorWith({ insert: () => Promise.resolve(0) });
+    const a = message(events, envelope("a"), 3);
+    expect(await process(msgs(a))).toMatchObject({ stored: 1, rowsAdded: 0 });
+    expect(events).toContain(`ack ${a.seq}`);
+  });
+
+  it("does nothing for an empty batch", async () => {
+    const { process, events } = processorWith();
+    expect(await process([])).toMatchObject({ stored: 0, deadLettered: 0, retried: 0 });
+    expect(events).toEqual([]);
+  });
+});
+
+describe("poison messages", () => {
+  const poisons: [string, string | Uint8Array, DeadLetterReason][] = [
+    ["not JSON", "{not json", "undecodable"],
+    ["not UTF-8", new Uint8Array([0x7b, 0xff, 0x7d]), "undecodable"],
+    [
+      "envelope version 2",
+      JSON.stringify({ v: 2, id: "x", receivedAt: 1, metrics: [{ value: 1 }] }),
+      "unknown_version",
+    ],
+    [
+      "no version",
+      JSON.stringify({ id: "x", receivedAt: 1, metrics: [{ value: 1 }] }),
+      "unknown_version",
+    ],
+    ["JSON null", "null", "unknown_version"],
+    [
+      "an invalid metric",
+      JSON.stringify({ v: 1, id: "x", receivedAt: 1, metrics: [{ value: "1" }] }),
+      "invalid_envelope",
+    ],
+    [
+      "no metrics",
+      JSON.stringify({ v: 1, id: "x", receivedAt: 1, metrics: [] }),
+      "invalid_envelope",
+    ],
+    [
+      "an unknown field",
+      JSON.stringify({ v: 1, id: "x", receivedAt: 1, metrics: [{ value: 1 }], extra: 1 }),
+      "invalid_envelope",
+    ],
+  ];
+
+  it.each(poisons)(
+    "%s is dead-lettered and terminated, and the good messages beside it are stored",
+    async (_, data, reason) => {
+      const { process, events, inserted, deadLetters } = processorWith();
+      const good1 = message(events, envelope("good-1"));
+      const poison = message(events, data);
+      const good2 = message(events, envelope("good-2"));
+
+      const outcome = await process(msgs(good1, poison, good2));
+
+      expect(deadLetters.map(({ seq, reason }) => ({ seq, reason }))).toEqual([
+        { seq: poison.seq, reason },
+      ]);
+      expect(deadLetters[0]?.detail).not.toBe("");
+      const fate = events.filter((e) => e.split(" ")[1] === String(poison.seq));
+      expect(fate).toEqual([`dlq ${poison.seq} ${reason}`, `term ${poison.seq} ${reason}`]);
+
+      expect(inserted.flat().map((r) => r.msgId)).toEqual(["good-1", "good-2"]);
+      expect(events).toContain(`ack ${good1.seq}`);
+      expect(events).toContain(`ack ${good2.seq}`);
+      expect(outcome).toMatchObject({ stored: 2, deadLettered: 1, retried: 0 });
+    },
+  );
+
+  it("does not touch the store when every message is poison", async () => {
+    const { process, events, inserted } = processorWith();
+    const outcome = await process(msgs(message(events, "x"), message(events, "[]")));
+    expect(inserted).toEqual([]);
+    expect(outcome).toEqual({
+      stored: 0,
+      rowsAdded: 0,
+      deadLettered: 2,
+      retried: 0,
+      storeError: undefined,
+    });
+  });
+
+  it("naks, and neither terminates nor acks, a poison message the dead-letter stream did not take", async () => {
+    const { process, events } = processorWith({
+      deadLetter: () => Promise.reject(new Error("no DLQ stream")),
+    });
+    const poison = message(events, "{not json", 2);
+
+    const outcome = await process(msgs(poison));
+
+    expect(events).toEqual([`nak ${poison.seq} ${retryDelayMs(2)}`]);
+    expect(outcome).toMatchObject({ deadLettered: 0, stored: 0 });
+  });
+});
+
+describe("a store failure", () => {
+  const failing = () => Promise.reject(new Error("database is locked"));
+
+  it("naks every message with a delay, acking and dead-lettering nothing", async () => {
+    const { process, events, deadLetters } = processorWith({ insert: failing });
+    const first = message(events, envelope("a"), 1);
+    const third = message(events, envelope("b"), 3);
+
+    const outcome = await process(msgs(first, third));
+
+    expect(events).toEqual(["insert", `nak ${first.seq} 1000`, `nak ${third.seq} 4000`]);
+    expect(deadLetters).toEqual([]);
+    expect(outcome).toMatchObject({ stored: 0, rowsAdded: 0, deadLettered: 0, retried: 2 });
+    expect(outcome.storeError?.message).toBe("database is locked");
+  });
+
+  it("dead-letters a message at its last allowed delivery as max_deliver", async () => {
+    const { process, events, deadLetters } = processorWith({ insert: failing });
+    const early = message(events, envelope("a"), MAX_DELIVER - 1);
+    const last = message(events, envelope("b"), MAX_DELIVER);
+    const beyond = message(events, envelope("c"), MAX_DELIVER + 1);
+
+    const outcome = await process(msgs(early, last, beyond));
+
+    expect(deadLetters).toEqual([
+      { seq: last.seq, reason: "max_deliver", detail: "database is locked" },
+      { seq: beyond.seq, reason: "max_deliver", detail: "database is locked" },
+    ]);
+    expect(events).toContain(`term ${last.seq} max_deliver`);
+    expect(events).toContain(`term ${beyond.seq} max_deliver`);
+    expect(events).toContain(`nak ${early.seq} ${retryDelayMs(MAX_DELIVER - 1)}`);
+    expect(events.filter((e) => e.startsWith("ack"))).toEqual([]);
+    expect(outcome).toMatchObject({ deadLettered: 2, retried: 1, stored: 0 });
+  });
+
+  it("naks, not terminates, a last delivery the dead-letter stream did not take", async () => {
+    const { process, events } = processorWith({
+      insert: failing,
+      deadLetter: () => Promise.reject(new Error("no DLQ stream")),
+    });
+    const last = message(events, envelope("a"), MAX_DELIVER);
+
+    const outcome = await process(msgs(last));
+
+    expect(events).toEqual(["insert", `nak ${last.seq} ${retryDelayMs(MAX_DELIVER)}`]);
+    expect(outcome).toMatchObject({ deadLettered: 0, stored: 0 });
+  });
+
+  it("reports a store failure that is not an Error as an Error", async () => {
+    const { process, events } = processorWith({
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      insert: () => Promise.reject("disk full"),
+    });
+    const outcome = await process(msgs(message(events, envelope("a"))));
+    expect(outcome.storeError).toBeInstanceOf(Error);
+    expect(outcome.storeError?.message).toBe("disk full");
+  });
+});
+
+describe("retryDelayMs", () => {
+  it.each([
+    [0, 1000],
+    [1, 1000],
+    [2, 2000],
+    [3, 4000],
+    [6, 32_000],
+    [7, 60_000],
+    [50, 60_000],
+  ])("waits after delivery %d for %d ms", (deliveries, delay) => {
+    expect(retryDelayMs(deliveries)).toBe(delay);
+  });
+});

@@ -1,0 +1,230 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
+import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
+import type { MetricStore } from "../../worker/metric-store.ts";
+import { openSqliteStore } from "../../worker/sqlite-store.ts";
+
+const RECEIVED_AT = 1_714_566_896_789;
+
+interface StoredRow {
+  dedup_key: string;
+  name: string | null;
+  value: number;
+  time_ms: number;
+  received_ms: number;
+  tags: string;
+  metric: string;
+  msg_id: string;
+}
+
+/** Reads the file with a connection of its own, as another process would. */
+function query<T>(path: string, sql: string): T[] {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return db.prepare(sql).all() as unknown as T[];
+  } finally {
+    db.close();
+  }
+}
+
+const storedRows = (path: string) =>
+  query<StoredRow>(
+    path,
+    "SELECT dedup_key, name, value, time_ms, received_ms, tags, metric, msg_id FROM metrics ORDER BY id",
+  );
+
+/** The envelope a worker would decode from a message published with this JSON body's data. */
+function envelopeOf(id: string, metricsJson: string): Envelope {
+  const data = encodeEnvelope({
+    v: 1,
+    id,
+    receivedAt: RECEIVED_AT,
+    metrics: JSON.parse(metricsJson) as Envelope["metrics"],
+  });
+  const decoded = decodeEnvelope(data);
+  if (!decoded.ok) throw new Error(decoded.message);
+  return decoded.envelope;
+}
+
+const rowsOf = (id: string, count: number) =>
+  rowsOfEnvelope(
+    envelopeOf(id, JSON.stringify(Array.from({ length: count }, (_, i) => ({ value: i })))),
+  );
+
+describe("rowsOfEnvelope", () => {
+  const sent =
+    '[{"value": 1.5, "name": "cpu", "tags": {"host": "a", "dc": "eu"}, "timestamp": "2024-05-01T12:34:56.789+02:00", "unit": "%"}, {"value": -2, "timestamp": 1700000000000}, {"value": 3, "extra": {"__proto__": {"x": 1}, "list": [1, null]}}]';
+  const rows = rowsOfEnvelope(envelopeOf("order-42", sent));
+
+  it("makes one row per metric keyed by message id and index", () => {
+    expect(rows.map((r) => r.dedupKey)).toEqual(["order-42/0", "order-42/1", "order-42/2"]);
+    expect(rows.map((r) => r.msgId)).toEqual(["order-42", "order-42", "order-42"]);
+  });
+
+  it("carries name and value, with null for a metric without a name", () => {
+    expect(rows.map((r) => [r.name, r.value])).toEqual([
+      ["cpu", 1.5],
+      [null, -2],
+      [null, 3],
+    ]);
+  });
+
+  it("takes the time from the timestamp, string or integer, else from receivedAt", () => {
+    expect(rows.map((r) => r.timeMs)).toEqual([1_714_559_696_789, 1_700_000_000_000, RECEIVED_AT]);
+    expect(rows.map((r) => r.receivedMs)).toEqual([RECEIVED_AT, RECEIVED_AT, RECEIVED_AT]);
+  });
+
+  it("keeps the tags as a JSON object, {} when there are none", () => {
+    expect(rows.map((r) => JSON.parse(r.tags) as unknown)).toEqual([
+      { host: "a", dc: "eu" },
+      {},
+      {},
+    ]);
+  });
+
+  it("keeps each metric as sent", () => {
+    const expected = (JSON.parse(sent) as unknown[]).map((m) => JSON.stringify(m));
+    expect(rows.map((r) => r.metric)).toEqual(expected);
+  });
+});
+
+describe("the SQLite store", () => {
+  let dir: string;
+  let path: string;
+  const opened: MetricStore[] = [];
+
+  const open = () => {
+    const store = openSqliteStore(path);
+    opened.push(store);
+    return store;
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "sqlite-store-"));
+    // A folder that does not exist yet: the store makes it.
+    path = join(dir, "data", "metrics.db");
+  });
+
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("resolves to the number of rows added", async () => {
+    const store = open();
+    expect(await store.insert(rowsOf("a", 3))).toBe(3);
+    expect(storedRows(path)).toHaveLength(3);
+  });
+
+  it("adds nothing when the same rows are inserted again, leaving one row each", async () => {
+    const store = open();
+    const rows = rowsOf("a", 3);
+    await store.insert(rows);
+    expect(await store.insert(rows)).toBe(0);
+    expect(await store.insert([...rowsOf("a", 4), ...rowsOf("b", 1)])).toBe(2);
+    expect(storedRows(path).map((r) => r.dedup_key)).toEqual(["a/0", "a/1", "a/2", "a/3", "b/0"]);
+  });
+
+  it("adds a row once even when it appears twice in one insert", async () => {
+    const store = open();
+    const rows = rowsOf("a", 1);
+    expect(await store.insert([...rows, ...rows])).toBe(1);
+    expect(storedRows(path)).toHaveLength(1);
+  });
+
+  it("stores every field of a row", async () => {
+    const envelope = envelopeOf(
+      "order-42",
+      '[{"value": 1.5, "name": "cpu", "tags": {"host": "a"}, "timestamp": "2024-05-01T12:34:56Z", "unit": "%"}, {"value": 7}]',
+    );
+    await open().insert(rowsOfEnvelope(envelope));
+    expect(storedRows(path)).toEqual([
+      {
+        dedup_key: "order-42/0",
+        name: "cpu",
+        value: 1.5,
+        time_ms: 1_714_566_896_000,
+        received_ms: RECEIVED_AT,
+        tags: '{"host":"a"}',
+        metric:
+          '{"value":1.5,"name":"cpu","tags":{"host":"a"},"timestamp":"2024-05-01T12:34:56Z","unit":"%"}',
+        msg_id: "order-42",
+      },
+      {
+        dedup_key: "order-42/1",
+        name: null,
+        value: 7,
+        time_ms: RECEIVED_AT,
+        received_ms: RECEIVED_AT,
+        tags: "{}",
+        metric: '{"value":7}',
+        msg_id: "order-42",
+      },
+    ]);
+  });
+
+  it("stores all the rows of an insert or none of them", async () => {
+    const store = open();
+    const good = rowsOf("a", 2);
+    const broken = { ...rowsOf("b", 1)[0], value: null } as unknown as MetricRow;
+    await expect(store.insert([...good, broken])).rejects.toThrow();
+    expect(storedRows(path)).toEqual([]);
+    expect(await store.insert(good)).toBe(2);
+  });
+
+  it("migrates idempotently: reopening keeps the schema version and the rows", async () => {
+    const first = open();
+    await first.insert(rowsOf("a", 2));
+    await first.close();
+
+    const second = open();
+    expect(query<{ user_version: number }>(path, "PRAGMA user_version")).toEqual([
+      { user_version: 1 },
+    ]);
+    expect(await second.insert(rowsOf("a", 2))).toBe(0);
+    expect(storedRows(path)).toHaveLength(2);
+    await second.close();
+
+    open();
+    const tables = query<{ name: string }>(
+      path,
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    );
+    expect(tables.map((t) => t.name)).toEqual(["metrics", "metrics_name_time", "metrics_time"]);
+  });
+
+  it("refuses a database whose schema is newer than the worker's", async () => {
+    await open().close();
+    const db = new DatabaseSync(path);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    expect(() => openSqliteStore(path)).toThrow(/newer/);
+  });
+
+  it("answers ping and closes more than once", async () => {
+    const store = open();
+    await expect(store.ping()).resolves.toBeUndefined();
+    await store.close();
+    await expect(store.close()).resolves.toBeUndefined();
+  });
+
+  it("reports a database it cannot use as a rejected promise, never a throw", async () => {
+    const store = open();
+    await store.close();
+    // MetricStore's methods return promises; a caller chaining .catch() must see the failure.
+    await expect(Promise.resolve().then(() => store.insert(rowsOf("a", 1)))).rejects.toThrow();
+    expect(() => void store.insert(rowsOf("a", 1)).catch(() => undefined)).not.toThrow();
+    expect(() => void store.ping().catch(() => undefined)).not.toThrow();
+  });
+
+  it("works in memory", async () => {
+    const store = openSqliteStore(":memory:");
+    opened.push(store);
+    expect(await store.insert(rowsOf("m", 2))).toBe(2);
+    expect(await store.insert(rowsOf("m", 2))).toBe(0);
+  });
+});
