@@ -33,12 +33,20 @@ export const ConfigEnv = Type.Object({
   CONSUMER_ACK_WAIT_SECONDS: Type.Integer({ default: 30, minimum: 1 }),
   CONSUMER_MAX_ACK_PENDING: Type.Integer({ default: 10_000, minimum: 1 }),
   CONSUMER_MAX_DELIVER: Type.Integer({ default: 10, minimum: 2 }),
+  CONSUMER_BACKOFF_SECONDS: Type.String({
+    default: "60,120,300,600",
+    pattern: "^\\d+(,\\d+)*$",
+  }),
   WORKER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   WORKER_HTTP_PORT: Type.Integer({ default: 9091, minimum: 0, maximum: 65_535 }),
   DATABASE_URL: Type.String({
     default: "sqlite:.data/metrics.db",
     pattern: "^(sqlite:|postgres(ql)?://)",
   }),
+  PG_POOL_MAX: Type.Integer({ default: 4, minimum: 1, maximum: 100 }),
+  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
+  PG_SSL: oneOf(["disable", "require", "verify-full"] as const, "disable"),
+  PG_SSL_CA: Type.Optional(Type.String({ minLength: 1 })),
   INGEST_API_KEYS: Type.Optional(Type.String()),
   INGEST_AUTH: Type.Optional(oneOf(["none", "required"] as const)),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
@@ -72,9 +80,23 @@ export interface Config {
     readonly ackWaitSeconds: number;
     readonly maxAckPending: number;
     readonly maxDeliver: number;
+    /**
+     * How long each redelivery waits for its ack, after the first delivery's `ackWaitSeconds`;
+     * the last value holds for the deliveries after it.
+     */
+    readonly backoffSeconds: readonly number[];
   };
   readonly worker: { readonly batchSize: number; readonly httpPort: number };
-  readonly databaseUrl: string;
+  readonly database: {
+    /** `sqlite:<path>` or `postgres://…`. */
+    readonly url: string;
+    readonly pgPoolMax: number;
+    readonly pgStatementTimeoutMs: number;
+    /** `require`: TLS without checking the certificate; `verify-full`: TLS, checked. */
+    readonly pgSsl: "disable" | "require" | "verify-full";
+    /** PEM of the CA that signed the server's certificate, for `verify-full`. */
+    readonly pgSslCa: string | undefined;
+  };
   readonly ingest: {
     readonly apiKeys: readonly string[];
     readonly authMode: "none" | "required" | undefined;
@@ -165,9 +187,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       ackWaitSeconds: e.CONSUMER_ACK_WAIT_SECONDS,
       maxAckPending: e.CONSUMER_MAX_ACK_PENDING,
       maxDeliver: e.CONSUMER_MAX_DELIVER,
+      backoffSeconds: listOf(e.CONSUMER_BACKOFF_SECONDS).map(Number),
     },
     worker: { batchSize: e.WORKER_BATCH_SIZE, httpPort: e.WORKER_HTTP_PORT },
-    databaseUrl: e.DATABASE_URL,
+    database: {
+      url: e.DATABASE_URL,
+      pgPoolMax: e.PG_POOL_MAX,
+      pgStatementTimeoutMs: e.PG_STATEMENT_TIMEOUT_MS,
+      pgSsl: e.PG_SSL,
+      pgSslCa: e.PG_SSL_CA,
+    },
     ingest: {
       apiKeys,
       authMode: e.INGEST_AUTH,

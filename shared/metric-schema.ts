@@ -1,6 +1,17 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { METRIC_BOUNDS } from "./limits.ts";
 
+/**
+ * Text every database can store: no NUL character (PostgreSQL's text and jsonb refuse it) and no
+ * lone UTF-16 surrogate (not valid Unicode; jsonb refuses it and UTF-8 cannot encode it).
+ * Refused here, at the edge, so that the worker never meets a metric it cannot store.
+ */
+export const STORABLE_TEXT = "^[^\\u0000\\p{Cs}]*$";
+
+function storableString(options: { minLength?: number; maxLength: number }) {
+  return Type.String({ ...options, pattern: STORABLE_TEXT });
+}
+
 /** Name of the ajv format that checks an RFC 3339 date-time the worker can turn into a time. */
 export const RFC3339_FORMAT = "rfc3339-date-time";
 
@@ -15,9 +26,9 @@ function boundedJsonLevel(depth: number): TSchema {
     Type.Null(),
     Type.Boolean(),
     Type.Number(),
-    Type.String({ maxLength: METRIC_BOUNDS.stringLength }),
+    storableString({ maxLength: METRIC_BOUNDS.stringLength }),
   ];
-  const description = `must be JSON nested at most ${METRIC_BOUNDS.extraDepth} levels, with strings of at most ${METRIC_BOUNDS.stringLength} characters, arrays of at most ${METRIC_BOUNDS.arrayItems} items and objects of at most ${METRIC_BOUNDS.objectProperties} properties`;
+  const description = `must be JSON nested at most ${METRIC_BOUNDS.extraDepth} levels, with strings of at most ${METRIC_BOUNDS.stringLength} characters (no NUL characters or unpaired surrogates), arrays of at most ${METRIC_BOUNDS.arrayItems} items and objects of at most ${METRIC_BOUNDS.objectProperties} properties`;
   if (depth === 0) return Type.Union(leaves, { description });
   const inner = Type.Unsafe<unknown>({ $ref: `#/$defs/json${depth - 1}` });
   return Type.Union(
@@ -26,7 +37,7 @@ function boundedJsonLevel(depth: number): TSchema {
       Type.Array(inner, { maxItems: METRIC_BOUNDS.arrayItems }),
       Type.Record(Type.String(), inner, {
         maxProperties: METRIC_BOUNDS.objectProperties,
-        propertyNames: { maxLength: METRIC_BOUNDS.stringLength },
+        propertyNames: { maxLength: METRIC_BOUNDS.stringLength, pattern: STORABLE_TEXT },
       }),
     ],
     { description },
@@ -44,10 +55,10 @@ const boundedJsonDefs = Object.fromEntries(
 // keeps them.
 export const Tags = Type.Record(
   Type.String(),
-  Type.String({ maxLength: METRIC_BOUNDS.tagValueLength }),
+  storableString({ maxLength: METRIC_BOUNDS.tagValueLength }),
   {
     maxProperties: METRIC_BOUNDS.tagCount,
-    propertyNames: { minLength: 1, maxLength: METRIC_BOUNDS.tagKeyLength },
+    propertyNames: { minLength: 1, maxLength: METRIC_BOUNDS.tagKeyLength, pattern: STORABLE_TEXT },
   },
 );
 
@@ -69,7 +80,7 @@ export const Timestamp = Type.Union(
 export const Metric = Type.Object(
   {
     value: Type.Number(),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: METRIC_BOUNDS.nameLength })),
+    name: Type.Optional(storableString({ minLength: 1, maxLength: METRIC_BOUNDS.nameLength })),
     timestamp: Type.Optional(Timestamp),
     tags: Type.Optional(Tags),
   },
@@ -78,7 +89,7 @@ export const Metric = Type.Object(
     $defs: boundedJsonDefs,
     additionalProperties: Type.Unsafe<unknown>({ $ref: `#/$defs/json${METRIC_BOUNDS.extraDepth}` }),
     maxProperties: METRIC_BOUNDS.objectProperties,
-    propertyNames: { maxLength: METRIC_BOUNDS.stringLength },
+    propertyNames: { maxLength: METRIC_BOUNDS.stringLength, pattern: STORABLE_TEXT },
   },
 );
 export type Metric = Static<typeof Metric>;

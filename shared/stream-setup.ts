@@ -62,8 +62,19 @@ export function consumerConfig(config: Config): Partial<ConsumerConfig> {
     ack_wait: nanos(config.consumer.ackWaitSeconds * 1000),
     max_ack_pending: config.consumer.maxAckPending,
     max_deliver: config.consumer.maxDeliver,
+    ...backoff(config.consumer),
     filter_subject: `${config.stream.subjectPrefix}.>`,
   };
+}
+
+/**
+ * JetStream's backoff lists the ack wait of every delivery, the first included (it then takes
+ * the place of ack_wait), and must be shorter than max_deliver: later entries would never be used.
+ */
+function backoff(consumer: Config["consumer"]): Partial<ConsumerConfig> {
+  if (consumer.backoffSeconds.length === 0) return {};
+  const waits = [consumer.ackWaitSeconds, ...consumer.backoffSeconds];
+  return { backoff: waits.slice(0, consumer.maxDeliver - 1).map((s) => nanos(s * 1000)) };
 }
 
 /** One line of what `ensureStreams` found or did, for logs and `npm run setup`. */

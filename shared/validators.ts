@@ -2,7 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { TSchema } from "@sinclair/typebox";
 import { Envelope } from "./envelope-schema.ts";
 import type { ErrorDetail } from "./errors.ts";
-import { JsonBody, Metric, RFC3339_FORMAT } from "./metric-schema.ts";
+import { JsonBody, Metric, RFC3339_FORMAT, STORABLE_TEXT } from "./metric-schema.ts";
 import { parseRfc3339 } from "./timestamp.ts";
 
 /**
@@ -40,7 +40,8 @@ export function toDetails(index: number, errors: readonly ErrorObject[]): ErrorD
   const details: ErrorDetail[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
-    if (summarised(e)) continue;
+    // "property name must be valid" follows the property name's own, more specific error.
+    if (summarised(e) || e.keyword === "propertyNames") continue;
     const message = describe(e);
     const key = `${e.instancePath}\u0000${message}`;
     if (seen.has(key)) continue;
@@ -55,6 +56,9 @@ function describe(e: ErrorObject): string {
     const description: unknown = (e.parentSchema as { description?: unknown } | undefined)
       ?.description;
     if (typeof description === "string") return description;
+  }
+  if (e.keyword === "pattern" && e.params["pattern"] === STORABLE_TEXT) {
+    return "must not contain NUL characters or unpaired surrogates";
   }
   if (e.keyword === "additionalProperties") {
     return `must NOT have additional property '${String(e.params["additionalProperty"])}'`;

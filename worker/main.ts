@@ -31,8 +31,8 @@ async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger("worker", config.logLevel);
 
-  const store = await openStore(config.databaseUrl);
-  logger.info({ database: config.databaseUrl.split(":")[0] }, "database ready");
+  const store = await openStore(config.database);
+  logger.info({ database: config.database.url.split(":")[0] }, "database ready");
 
   const nc = await connect(natsOptions(config.nats, "metrics-worker")).catch((err: unknown) => {
     logger.fatal(

@@ -1,3 +1,4 @@
+import type { Config } from "../shared/config.ts";
 import type { MetricRow } from "./metric-rows.ts";
 
 /** Where metrics end up. Each implementation owns its schema and creates it when opened. */
@@ -13,10 +14,10 @@ export interface MetricStore {
 }
 
 /** Opens the store named by `DATABASE_URL`. */
-export async function openStore(databaseUrl: string): Promise<MetricStore> {
-  if (databaseUrl.startsWith("sqlite:")) {
+export async function openStore(database: Config["database"]): Promise<MetricStore> {
+  if (database.url.startsWith("sqlite:")) {
     const { openSqliteStore } = await import("./sqlite-store.ts");
-    return openSqliteStore(databaseUrl.slice("sqlite:".length));
+    return openSqliteStore(database.url.slice("sqlite:".length));
   }
-  throw new Error(`DATABASE_URL: PostgreSQL is not supported by this worker yet`);
+  throw new Error("DATABASE_URL: PostgreSQL is not supported by this worker yet");
 }

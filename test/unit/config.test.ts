@@ -21,7 +21,7 @@ describe("loadConfig defaults", () => {
     expect(config.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
     expect(config.ingest.port).toBe(8080);
     expect(config.worker.httpPort).toBe(9091);
-    expect(config.databaseUrl).toMatch(/^sqlite:(\.\/)?\.data\/[^/]+$/);
+    expect(config.database.url).toMatch(/^sqlite:(\.\/)?\.data\/[^/]+$/);
     expect(config.ingest.apiKeys).toEqual([]);
     expect(config.ingest.authMode).toBeUndefined();
     expect(config.nats.creds).toBeUndefined();
@@ -89,10 +89,10 @@ describe("loadConfig values", () => {
   });
 
   it("accepts a PostgreSQL or another SQLite DATABASE_URL and refuses anything else", () => {
-    expect(loadConfig({ DATABASE_URL: "sqlite:/var/lib/m.db" }).databaseUrl).toBe(
+    expect(loadConfig({ DATABASE_URL: "sqlite:/var/lib/m.db" }).database.url).toBe(
       "sqlite:/var/lib/m.db",
     );
-    expect(loadConfig({ DATABASE_URL: "postgres://db/metrics" }).databaseUrl).toBe(
+    expect(loadConfig({ DATABASE_URL: "postgres://db/metrics" }).database.url).toBe(
       "postgres://db/metrics",
     );
     expect(problemsOf({ DATABASE_URL: "mysql://db/metrics" }).problems).toHaveLength(1);

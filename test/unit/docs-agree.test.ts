@@ -85,7 +85,7 @@ describe("the README's configuration table", () => {
     expect(Number(defaults["WORKER_BATCH_SIZE"])).toBe(config.worker.batchSize);
     expect(Number(defaults["WORKER_HTTP_PORT"])).toBe(config.worker.httpPort);
     expect(Number(defaults["PORT"])).toBe(config.ingest.port);
-    expect(defaults["DATABASE_URL"]).toBe(config.databaseUrl);
+    expect(defaults["DATABASE_URL"]).toBe(config.database.url);
     expect(defaults["LOG_LEVEL"]).toBe(config.logLevel);
   });
 });
