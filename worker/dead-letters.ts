@@ -14,6 +14,8 @@ export const DLQ_HEADERS = {
   streamSeq: "Dlq-Stream-Seq",
   subject: "Dlq-Subject",
   deliveries: "Dlq-Deliveries",
+  /** The message's `Nats-Msg-Id` in the source stream. */
+  msgId: "Dlq-Msg-Id",
 } as const;
 
 export type DeadLetterSender = (
@@ -34,8 +36,13 @@ export function createDeadLetterSender(
 ): DeadLetterSender {
   return async (msg, reason, detail) => {
     const h = natsHeaders();
+    // The original headers come along, but for the message id: in the dead-letter stream the
+    // id is the message's place in its source stream (set below), kept as Dlq-Msg-Id.
     for (const [key, values] of msg.headers ?? []) {
-      if (key.toLowerCase() === "nats-msg-id") continue;
+      if (key.toLowerCase() === "nats-msg-id") {
+        if (values[0] !== undefined) h.set(DLQ_HEADERS.msgId, values[0]);
+        continue;
+      }
       for (const value of values) h.append(key, value);
     }
     h.set(DLQ_HEADERS.reason, reason);
