@@ -11,10 +11,14 @@ export interface BatchOutcome {
   /** Rows the commit added; fewer than the messages' metrics when some were redelivered. */
   readonly rowsAdded: number;
   readonly deadLettered: number;
+  /** Dead-lettered messages by reason. */
+  readonly deadLetterReasons: readonly string[];
   /** Messages handed back for a later delivery because the database failed. */
   readonly retried: number;
   /** The database error that made this batch retry, if any. */
   readonly storeError: Error | undefined;
+  /** How long the insert took, to its commit (or its failure). */
+  readonly storeSeconds: number | undefined;
 }
 
 export interface BatchProcessorOptions {
@@ -36,14 +40,17 @@ export interface BatchProcessorOptions {
 export function createBatchProcessor(options: BatchProcessorOptions) {
   const { store, deadLetter, logger } = options;
 
+  /** Dead-letters and terminates `msg`, noting the reason in `reasons`; false when it failed. */
   async function toDeadLetters(
     msg: JsMsg,
     reason: Parameters<DeadLetterSender>[1],
     detail: string,
+    reasons: string[],
   ) {
     try {
       await deadLetter(msg, reason, detail);
       msg.term(reason);
+      reasons.push(reason);
       logger.warn({ seq: msg.info.streamSequence, reason, detail }, "message dead-lettered");
       return true;
     } catch (err) {
@@ -57,18 +64,29 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
   }
 
   return async function processBatch(messages: readonly JsMsg[]): Promise<BatchOutcome> {
+    const reasons: string[] = [];
     let deadLettered = 0;
     const storable: { msg: JsMsg; rows: MetricRow[] }[] = [];
     for (const msg of messages) {
       const decoded = decodeEnvelope(msg.data);
       if (decoded.ok) storable.push({ msg, rows: rowsOfEnvelope(decoded.envelope) });
-      else if (await toDeadLetters(msg, decoded.reason, decoded.message)) deadLettered++;
+      else if (await toDeadLetters(msg, decoded.reason, decoded.message, reasons)) deadLettered++;
     }
     if (storable.length === 0) {
-      return { stored: 0, rowsAdded: 0, deadLettered, retried: 0, storeError: undefined };
+      return {
+        stored: 0,
+        rowsAdded: 0,
+        deadLettered,
+        deadLetterReasons: reasons,
+        retried: 0,
+        storeError: undefined,
+        storeSeconds: undefined,
+      };
     }
 
     let rowsAdded: number;
+    const started = performance.now();
+    const elapsed = () => (performance.now() - started) / 1000;
     try {
       rowsAdded = await store.insert(storable.flatMap((s) => s.rows));
     } catch (err) {
@@ -76,7 +94,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       let retried = 0;
       for (const { msg } of storable) {
         if (msg.info.deliveryCount >= options.maxDeliver) {
-          if (await toDeadLetters(msg, "max_deliver", storeError.message)) deadLettered++;
+          if (await toDeadLetters(msg, "max_deliver", storeError.message, reasons)) deadLettered++;
         } else {
           msg.nak(retryDelayMs(msg.info.deliveryCount));
           retried++;
@@ -86,10 +104,27 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
         { err: storeError, messages: storable.length },
         "store failed; messages will be redelivered",
       );
-      return { stored: 0, rowsAdded: 0, deadLettered, retried, storeError };
+      return {
+        stored: 0,
+        rowsAdded: 0,
+        deadLettered,
+        deadLetterReasons: reasons,
+        retried,
+        storeError,
+        storeSeconds: elapsed(),
+      };
     }
+    const storeSeconds = elapsed();
     for (const { msg } of storable) msg.ack();
-    return { stored: storable.length, rowsAdded, deadLettered, retried: 0, storeError: undefined };
+    return {
+      stored: storable.length,
+      rowsAdded,
+      deadLettered,
+      deadLetterReasons: reasons,
+      retried: 0,
+      storeError: undefined,
+      storeSeconds,
+    };
   };
 }
 

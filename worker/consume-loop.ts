@@ -1,6 +1,13 @@
-import type { JetStreamClient, JsMsg } from "nats";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  ConsumerDebugEvents,
+  ConsumerEvents,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from "nats";
 import type { Logger } from "../shared/logger.ts";
-import type { BatchOutcome } from "./batch-processor.ts";
+import { retryDelayMs, type BatchOutcome } from "./batch-processor.ts";
 
 export interface ConsumeLoopOptions {
   readonly js: JetStreamClient;
@@ -8,8 +15,16 @@ export interface ConsumeLoopOptions {
   readonly consumer: string;
   /** Most messages stored in one transaction. */
   readonly batchSize: number;
+  /** The first delivery's ack wait: held messages report progress well within it. */
+  readonly ackWaitMs: number;
   readonly processBatch: (messages: readonly JsMsg[]) => Promise<BatchOutcome>;
-  readonly onBatch?: (outcome: BatchOutcome, messages: number) => void;
+  /** Resolves when the database answers; after a failed batch, pulling resumes only then. */
+  readonly pingStore: () => Promise<void>;
+  /** Creates the consumer (and streams) again after the server lost or deleted it. */
+  readonly recreateConsumer: () => Promise<void>;
+  readonly onBatch?: (outcome: BatchOutcome, messages: readonly JsMsg[]) => void;
+  /** Consumer and loop events, by name: heartbeats_missed, consumer_deleted, paused, resumed… */
+  readonly onEvent?: (event: string) => void;
   readonly logger: Logger;
 }
 
@@ -24,44 +39,115 @@ export interface ConsumeLoop {
  * Pulls from the durable consumer and stores what arrives in batches: whatever has arrived while
  * the previous batch was being stored, up to `batchSize`, becomes the next batch. Messages wait
  * in a queue this loop owns, which the consumer's `max_ack_pending` bounds: the server sends no
- * more than that many unacknowledged messages.
+ * more than that many unacknowledged messages. Every message held reports progress (`working()`)
+ * so that none is redelivered while it waits its turn.
+ *
+ * When the database fails, the loop stops pulling, hands back what it holds, and resumes only
+ * once the database answers again, so that an outage does not burn deliveries.
  */
 export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<ConsumeLoop> {
   const { logger } = options;
-  const consumer = await options.js.consumers.get(options.stream, options.consumer);
+  const event = (name: string) => options.onEvent?.(name);
   const queue: JsMsg[] = [];
+  let inHand: readonly JsMsg[] = [];
   let wake: (() => void) | undefined;
   const stopping = new AbortController();
+  // A function, not the property itself: TypeScript would otherwise narrow it across awaits.
+  const stopped = () => stopping.signal.aborted;
 
-  const messages = await consumer.consume({
-    max_messages: options.batchSize * 2,
-    callback: (msg) => {
-      queue.push(msg);
-      wake?.();
+  async function subscribe(): Promise<ConsumerMessages> {
+    const consumer = await options.js.consumers.get(options.stream, options.consumer);
+    const messages = await consumer.consume({
+      max_messages: options.batchSize * 2,
+      callback: (msg) => {
+        queue.push(msg);
+        wake?.();
+      },
+    });
+    void watch(messages);
+    return messages;
+  }
+
+  let recreating: Promise<void> | undefined;
+  async function watch(messages: ConsumerMessages): Promise<void> {
+    for await (const status of await messages.status()) {
+      if (Object.values<string>(ConsumerDebugEvents).includes(status.type)) continue;
+      event(status.type);
+      logger.warn({ event: status.type, data: status.data }, "consumer event");
+      const gone =
+        status.type === ConsumerEvents.ConsumerDeleted ||
+        status.type === ConsumerEvents.ConsumerNotFound ||
+        status.type === ConsumerEvents.StreamNotFound;
+      // The running consume() picks the consumer up again once it exists.
+      if (gone && !stopped()) recreating ??= recreate();
+    }
+  }
+
+  async function recreate(): Promise<void> {
+    try {
+      await options.recreateConsumer();
+      event("consumer_recreated");
+      logger.info("consumer recreated");
+    } catch (err) {
+      logger.error({ err }, "recreating the consumer failed; will retry on the next event");
+    } finally {
+      recreating = undefined;
+    }
+  }
+
+  /** Until the database answers: nothing pulled, nothing held. */
+  async function pauseForStore(messages: ConsumerMessages): Promise<ConsumerMessages | undefined> {
+    event("paused");
+    logger.warn("database unavailable: pulling paused until it answers");
+    messages.stop();
+    for (const msg of queue.splice(0)) msg.nak(retryDelayMs(msg.info.deliveryCount));
+    for (let delay = 500; !stopped(); delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await options.pingStore();
+        event("resumed");
+        logger.info("database answers again: pulling resumed");
+        return await subscribe();
+      } catch {
+        await sleep(delay, undefined, { signal: stopping.signal }).catch(() => undefined);
+      }
+    }
+    return undefined;
+  }
+
+  let messages: ConsumerMessages | undefined = await subscribe();
+  const heartbeat = setInterval(
+    () => {
+      for (const msg of inHand) msg.working();
+      for (const msg of queue) msg.working();
     },
-  });
+    Math.max(1000, options.ackWaitMs / 3),
+  );
 
   const done = (async () => {
-    while (!stopping.signal.aborted) {
+    while (!stopped() && messages) {
       if (queue.length === 0) {
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         continue;
       }
-      const batch = queue.splice(0, options.batchSize);
-      const outcome = await options.processBatch(batch);
-      options.onBatch?.(outcome, batch.length);
+      inHand = queue.splice(0, options.batchSize);
+      const outcome = await options.processBatch(inHand);
+      options.onBatch?.(outcome, inHand);
+      inHand = [];
+      if (outcome.storeError && !stopped()) messages = await pauseForStore(messages);
     }
-  })();
+  })().finally(() => {
+    clearInterval(heartbeat);
+  });
 
   return {
     done,
     async stop() {
       stopping.abort();
-      messages.stop();
+      messages?.stop();
       wake?.();
       await done;
-      await messages.closed().catch(() => undefined);
+      await messages?.closed().catch(() => undefined);
       // Pulled but never begun: hand them back at once so another worker can take them.
       for (const msg of queue.splice(0)) msg.nak();
       logger.info("consumer stopped");

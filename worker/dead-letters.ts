@@ -1,4 +1,4 @@
-import { headers as natsHeaders, type JetStreamClient, type JsMsg } from "nats";
+import { headers as natsHeaders, type JetStreamClient, type JsMsg, type MsgHdrs } from "nats";
 import type { Config } from "../shared/config.ts";
 import { deadLetterSubject } from "../shared/stream-setup.ts";
 
@@ -24,21 +24,31 @@ export type DeadLetterSender = (
   detail: string,
 ) => Promise<void>;
 
+/** What the dead-letter stream needs to know of a message, wherever it was read from. */
+export interface Letter {
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  readonly subject: string;
+  readonly stream: string;
+  readonly streamSeq: number;
+  readonly deliveries: number;
+}
+
 /**
  * Publishes a copy of a message to the dead-letter stream: its body unchanged, its headers, and
  * headers saying why, from where and after how many deliveries. Its message id there is its place
  * in the source stream, so sending the same message twice (a crash before it was terminated)
  * keeps one copy.
  */
-export function createDeadLetterSender(
+export function createDeadLetterPublisher(
   js: JetStreamClient,
   stream: Config["stream"],
-): DeadLetterSender {
-  return async (msg, reason, detail) => {
+): (letter: Letter, reason: DeadLetterReason, detail: string) => Promise<void> {
+  return async (letter, reason, detail) => {
     const h = natsHeaders();
     // The original headers come along, but for the message id: in the dead-letter stream the
     // id is the message's place in its source stream (set below), kept as Dlq-Msg-Id.
-    for (const [key, values] of msg.headers ?? []) {
+    for (const [key, values] of letter.headers ?? []) {
       if (key.toLowerCase() === "nats-msg-id") {
         if (values[0] !== undefined) h.set(DLQ_HEADERS.msgId, values[0]);
         continue;
@@ -48,13 +58,34 @@ export function createDeadLetterSender(
     h.set(DLQ_HEADERS.reason, reason);
     // Header values are one line of visible text.
     h.set(DLQ_HEADERS.detail, detail.replace(/[^\x20-\x7e]/g, " ").slice(0, 512));
-    h.set(DLQ_HEADERS.stream, msg.info.stream);
-    h.set(DLQ_HEADERS.streamSeq, String(msg.info.streamSequence));
-    h.set(DLQ_HEADERS.subject, msg.subject);
-    h.set(DLQ_HEADERS.deliveries, String(msg.info.deliveryCount));
-    await js.publish(deadLetterSubject(stream, reason), msg.data, {
+    h.set(DLQ_HEADERS.stream, letter.stream);
+    h.set(DLQ_HEADERS.streamSeq, String(letter.streamSeq));
+    h.set(DLQ_HEADERS.subject, letter.subject);
+    h.set(DLQ_HEADERS.deliveries, String(letter.deliveries));
+    await js.publish(deadLetterSubject(stream, reason), letter.data, {
       headers: h,
-      msgID: `${msg.info.stream}:${msg.info.streamSequence}`,
+      msgID: `${letter.stream}:${letter.streamSeq}`,
     });
   };
+}
+
+/** Dead-letters a message as the consumer delivered it. */
+export function createDeadLetterSender(
+  js: JetStreamClient,
+  stream: Config["stream"],
+): DeadLetterSender {
+  const publish = createDeadLetterPublisher(js, stream);
+  return (msg, reason, detail) =>
+    publish(
+      {
+        data: msg.data,
+        headers: msg.headers,
+        subject: msg.subject,
+        stream: msg.info.stream,
+        streamSeq: msg.info.streamSequence,
+        deliveries: msg.info.deliveryCount,
+      },
+      reason,
+      detail,
+    );
 }

@@ -2,15 +2,18 @@
  * The worker process: stores every metric of the stream in the database, exactly once.
  * This file wires the parts together and owns the process's lifecycle.
  */
-import { connect } from "nats";
+import { connect, Events, type NatsConnection } from "nats";
 import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
-import { createLogger } from "../shared/logger.ts";
+import { createLogger, type Logger } from "../shared/logger.ts";
 import { natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { createBatchProcessor } from "./batch-processor.ts";
 import { startConsumeLoop } from "./consume-loop.ts";
-import { createDeadLetterSender } from "./dead-letters.ts";
+import { createDeadLetterPublisher, createDeadLetterSender } from "./dead-letters.ts";
+import { watchExhaustedMessages } from "./exhausted-messages.ts";
 import { openStore } from "./metric-store.ts";
+import { startWorkerHttp } from "./worker-http.ts";
+import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 
 /** How long a graceful stop may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 20_000;
@@ -27,6 +30,31 @@ function readConfig(): Config {
   }
 }
 
+async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnection> {
+  try {
+    return await connect(natsOptions(config.nats, "metrics-worker"));
+  } catch (err) {
+    logger.fatal(
+      { err, servers: config.nats.servers },
+      "cannot connect to NATS; check NATS_URL and the NATS credentials",
+    );
+    process.exit(1);
+  }
+}
+
+/** Logs and counts the connection's events; readiness asks the connection itself. */
+async function watchConnection(nc: NatsConnection, metrics: WorkerMetrics, logger: Logger) {
+  for await (const status of nc.status()) {
+    if (status.type === Events.Disconnect || status.type === Events.Reconnect) {
+      metrics.events.inc({ event: status.type });
+      logger.warn({ event: status.type, server: status.data }, "NATS connection event");
+    } else if (status.type === Events.Error || status.type === Events.LDM) {
+      metrics.events.inc({ event: status.type });
+      logger.error({ event: status.type }, "NATS connection event");
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger("worker", config.logLevel);
@@ -34,16 +62,18 @@ async function main(): Promise<void> {
   const store = await openStore(config.database);
   logger.info({ database: config.database.url.split(":")[0] }, "database ready");
 
-  const nc = await connect(natsOptions(config.nats, "metrics-worker")).catch((err: unknown) => {
-    logger.fatal(
-      { err, servers: config.nats.servers },
-      "cannot connect to NATS; check NATS_URL and the NATS credentials",
-    );
-    process.exit(1);
+  const nc = await connectOrExit(config, logger);
+  const jsm = await nc.jetstreamManager();
+  const ensure = async () => {
+    for (const change of await ensureStreams(jsm, config)) logger.info(change);
+  };
+  await ensure();
+
+  const metrics = createWorkerMetrics(async () => {
+    const info = await jsm.consumers.info(config.stream.name, config.consumer.name);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
   });
-  for (const change of await ensureStreams(await nc.jetstreamManager(), config)) {
-    logger.info(change);
-  }
+  void watchConnection(nc, metrics, logger);
 
   const js = nc.jetstream();
   const processBatch = createBatchProcessor({
@@ -52,15 +82,58 @@ async function main(): Promise<void> {
     maxDeliver: config.consumer.maxDeliver,
     logger,
   });
+  const advisories = watchExhaustedMessages({
+    nc,
+    jsm,
+    stream: config.stream.name,
+    consumer: config.consumer.name,
+    deadLetter: createDeadLetterPublisher(js, config.stream),
+    onDeadLettered: () => {
+      metrics.messagesDeadLettered.inc({ reason: "max_deliver" });
+    },
+    logger,
+  });
   const loop = await startConsumeLoop({
     js,
     stream: config.stream.name,
     consumer: config.consumer.name,
     batchSize: config.worker.batchSize,
+    ackWaitMs: config.consumer.ackWaitSeconds * 1000,
     processBatch,
+    pingStore: () => store.ping(),
+    recreateConsumer: ensure,
     onBatch: (outcome, messages) => {
-      logger.debug({ messages, ...outcome, storeError: undefined }, "batch");
+      metrics.batchSize.observe(messages.length);
+      if (outcome.storeSeconds !== undefined) metrics.storeSeconds.observe(outcome.storeSeconds);
+      metrics.metricsStored.inc(outcome.rowsAdded);
+      metrics.messagesStored.inc(outcome.stored);
+      metrics.messagesFailed.inc(outcome.retried);
+      for (const reason of outcome.deadLetterReasons) metrics.messagesDeadLettered.inc({ reason });
+      metrics.messagesRedelivered.inc(messages.filter((m) => m.info.deliveryCount > 1).length);
     },
+    onEvent: (event) => {
+      metrics.events.inc({ event });
+    },
+    logger,
+  });
+
+  const http = await startWorkerHttp({
+    port: config.worker.httpPort,
+    registry: metrics.registry,
+    checks: [
+      {
+        name: "nats",
+        // A round trip to the server: while reconnecting it does not come back in time.
+        check: () => (nc.isClosed() ? Promise.reject(new Error("connection closed")) : nc.flush()),
+      },
+      {
+        name: "consumer",
+        check: async () => {
+          await jsm.consumers.info(config.stream.name, config.consumer.name);
+        },
+      },
+      { name: "database", check: () => store.ping() },
+    ],
     logger,
   });
   logger.info({ stream: config.stream.name, consumer: config.consumer.name }, "worker started");
@@ -79,7 +152,9 @@ async function main(): Promise<void> {
     }, SHUTDOWN_DEADLINE_MS).unref();
     void (async () => {
       await loop.stop();
+      advisories.unsubscribe();
       await nc.drain();
+      await http.close();
       await store.close();
       logger.info("stopped");
       process.exit(0);

@@ -97,8 +97,10 @@ describe("a batch of good messages", () => {
       stored: 2,
       rowsAdded: 3,
       deadLettered: 0,
+      deadLetterReasons: [],
       retried: 0,
       storeError: undefined,
+      storeSeconds: expect.any(Number) as number,
     });
   });
 
@@ -195,8 +197,10 @@ describe("poison messages", () => {
       stored: 0,
       rowsAdded: 0,
       deadLettered: 2,
+      deadLetterReasons: ["undecodable", "unknown_version"],
       retried: 0,
       storeError: undefined,
+      storeSeconds: undefined,
     });
   });
 

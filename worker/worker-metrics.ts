@@ -1,0 +1,109 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The worker's own telemetry, served on `/metrics` in Prometheus text format. */
+export interface WorkerMetrics {
+  readonly registry: Registry;
+  /** Rows committed (metrics stored for the first time). */
+  readonly metricsStored: Counter;
+  /** Messages whose metrics are committed and that were acked. */
+  readonly messagesStored: Counter;
+  /** Messages handed back for a later delivery because the database failed. */
+  readonly messagesFailed: Counter;
+  readonly messagesDeadLettered: Counter<"reason">;
+  /** Messages that arrived on their second delivery or later. */
+  readonly messagesRedelivered: Counter;
+  readonly batchSize: Histogram;
+  readonly storeSeconds: Histogram;
+  /** Connection and consumer events: disconnects, reconnects, missed heartbeats, … */
+  readonly events: Counter<"event">;
+  readonly consumerPending: Gauge;
+  readonly consumerAckPending: Gauge;
+}
+
+/**
+ * Creates the worker's metrics in a registry of its own. `consumerState` is asked at each scrape
+ * for the consumer's backlog; when it fails the gauges keep their last values.
+ */
+export function createWorkerMetrics(
+  consumerState: () => Promise<{ pending: number; ackPending: number }>,
+): WorkerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  let last = { pending: 0, ackPending: 0 };
+  // Both gauges are collected at once during a scrape; they share one look-up.
+  let inflight: Promise<void> | undefined;
+  const refresh = () =>
+    (inflight ??= consumerState()
+      .then((state) => {
+        last = state;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        inflight = undefined;
+      }));
+  return {
+    registry,
+    metricsStored: new Counter({
+      name: "worker_metrics_stored_total",
+      help: "Metrics stored (rows added to the database).",
+      registers,
+    }),
+    messagesStored: new Counter({
+      name: "worker_messages_stored_total",
+      help: "Messages whose metrics were committed and that were acked.",
+      registers,
+    }),
+    messagesFailed: new Counter({
+      name: "worker_messages_failed_total",
+      help: "Messages handed back for redelivery because the database failed.",
+      registers,
+    }),
+    messagesDeadLettered: new Counter({
+      name: "worker_messages_dead_lettered_total",
+      help: "Messages copied to the dead-letter stream, by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    messagesRedelivered: new Counter({
+      name: "worker_messages_redelivered_total",
+      help: "Messages received on their second delivery or later.",
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: "worker_batch_messages",
+      help: "Messages per database transaction.",
+      buckets: [1, 5, 10, 50, 100, 250, 500, 1000, 5000],
+      registers,
+    }),
+    storeSeconds: new Histogram({
+      name: "worker_store_duration_seconds",
+      help: "Time to store one batch, from the start of its transaction to the commit.",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    events: new Counter({
+      name: "worker_events_total",
+      help: "NATS connection and consumer events (disconnect, reconnect, heartbeats_missed, …).",
+      labelNames: ["event"] as const,
+      registers,
+    }),
+    consumerPending: new Gauge({
+      name: "worker_consumer_pending_messages",
+      help: "Messages in the stream not yet delivered to any worker (the lag).",
+      registers,
+      async collect() {
+        await refresh();
+        this.set(last.pending);
+      },
+    }),
+    consumerAckPending: new Gauge({
+      name: "worker_consumer_ack_pending_messages",
+      help: "Messages delivered to the workers and not yet acknowledged.",
+      registers,
+      async collect() {
+        await refresh();
+        this.set(last.ackPending);
+      },
+    }),
+  };
+}
