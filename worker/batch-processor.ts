@@ -8,7 +8,9 @@ import type { MetricStore } from "./metric-store.ts";
 export interface BatchOutcome {
   /** Messages whose metrics are committed (or were already) and that were acked. */
   readonly stored: number;
-  /** Rows the commit added; fewer than the messages' metrics when some were redelivered. */
+  /** Metrics of the stored messages. */
+  readonly rows: number;
+  /** Rows the commit added; fewer than `rows` when some were stored before (a redelivery). */
   readonly rowsAdded: number;
   readonly deadLettered: number;
   /** Dead-lettered messages by reason. */
@@ -49,7 +51,9 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
   ) {
     try {
       await deadLetter(msg, reason, detail);
-      msg.term(reason);
+      // No reason: servers before 2.10.4 do not understand "+TERM <reason>" and ignore it,
+      // leaving the message to be delivered again. The reason is in the dead letter.
+      msg.term();
       reasons.push(reason);
       logger.warn({ seq: msg.info.streamSequence, reason, detail }, "message dead-lettered");
       return true;
@@ -75,6 +79,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     if (storable.length === 0) {
       return {
         stored: 0,
+        rows: 0,
         rowsAdded: 0,
         deadLettered,
         deadLetterReasons: reasons,
@@ -84,11 +89,12 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       };
     }
 
+    const rows = storable.flatMap((s) => s.rows);
     let rowsAdded: number;
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
     try {
-      rowsAdded = await store.insert(storable.flatMap((s) => s.rows));
+      rowsAdded = await store.insert(rows);
     } catch (err) {
       const storeError = err instanceof Error ? err : new Error(String(err));
       let retried = 0;
@@ -106,6 +112,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       );
       return {
         stored: 0,
+        rows: 0,
         rowsAdded: 0,
         deadLettered,
         deadLetterReasons: reasons,
@@ -118,6 +125,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     for (const { msg } of storable) msg.ack();
     return {
       stored: storable.length,
+      rows: rows.length,
       rowsAdded,
       deadLettered,
       deadLetterReasons: reasons,

@@ -68,7 +68,8 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
     return messages;
   }
 
-  let recreating: Promise<void> | undefined;
+  // An object, not a variable: TypeScript would otherwise narrow it across awaits.
+  const consumerState = { lost: false };
   async function watch(messages: ConsumerMessages): Promise<void> {
     for await (const status of await messages.status()) {
       if (Object.values<string>(ConsumerDebugEvents).includes(status.type)) continue;
@@ -78,21 +79,34 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
         status.type === ConsumerEvents.ConsumerDeleted ||
         status.type === ConsumerEvents.ConsumerNotFound ||
         status.type === ConsumerEvents.StreamNotFound;
-      // The running consume() picks the consumer up again once it exists.
-      if (gone && !stopped()) recreating ??= recreate();
+      if (gone) {
+        consumerState.lost = true;
+        wake?.();
+      }
     }
   }
 
-  async function recreate(): Promise<void> {
-    try {
-      await options.recreateConsumer();
-      event("consumer_recreated");
-      logger.info("consumer recreated");
-    } catch (err) {
-      logger.error({ err }, "recreating the consumer failed; will retry on the next event");
-    } finally {
-      recreating = undefined;
+  /**
+   * Creates the consumer again and pulls from it afresh: a running consume() does not resume
+   * by itself once its consumer was deleted. Whatever the old consumer had delivered and not
+   * seen acked, the new one delivers again, and storing it twice adds no row.
+   */
+  async function recreate(old: ConsumerMessages): Promise<ConsumerMessages | undefined> {
+    old.stop();
+    for (let delay = 500; !stopped(); delay = Math.min(delay * 2, 10_000)) {
+      consumerState.lost = false;
+      try {
+        await options.recreateConsumer();
+        const messages = await subscribe();
+        event("consumer_recreated");
+        logger.info("consumer recreated");
+        return messages;
+      } catch (err) {
+        logger.error({ err }, "recreating the consumer failed; trying again");
+        await sleep(delay, undefined, { signal: stopping.signal }).catch(() => undefined);
+      }
     }
+    return undefined;
   }
 
   /** Until the database answers: nothing pulled, nothing held. */
@@ -125,6 +139,10 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
 
   const done = (async () => {
     while (!stopped() && messages) {
+      if (consumerState.lost) {
+        messages = await recreate(messages);
+        continue;
+      }
       if (queue.length === 0) {
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;

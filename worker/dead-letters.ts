@@ -46,13 +46,13 @@ export function createDeadLetterPublisher(
 ): (letter: Letter, reason: DeadLetterReason, detail: string) => Promise<void> {
   return async (letter, reason, detail) => {
     const h = natsHeaders();
-    // The original headers come along, but for the message id: in the dead-letter stream the
-    // id is the message's place in its source stream (set below), kept as Dlq-Msg-Id.
+    // The original headers come along but for NATS's own: in the dead-letter stream the
+    // message id is the message's place in its source stream (set below), the original kept as
+    // Dlq-Msg-Id, and a Nats-Expected-* header would make the dead-letter stream refuse it.
     for (const [key, values] of letter.headers ?? []) {
-      if (key.toLowerCase() === "nats-msg-id") {
-        if (values[0] !== undefined) h.set(DLQ_HEADERS.msgId, values[0]);
-        continue;
-      }
+      const lower = key.toLowerCase();
+      if (lower === "nats-msg-id" && values[0] !== undefined) h.set(DLQ_HEADERS.msgId, values[0]);
+      if (lower.startsWith("nats-")) continue;
       for (const value of values) h.append(key, value);
     }
     h.set(DLQ_HEADERS.reason, reason);

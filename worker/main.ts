@@ -106,6 +106,7 @@ async function main(): Promise<void> {
       metrics.batchSize.observe(messages.length);
       if (outcome.storeSeconds !== undefined) metrics.storeSeconds.observe(outcome.storeSeconds);
       metrics.metricsStored.inc(outcome.rowsAdded);
+      metrics.metricsDuplicate.inc(outcome.rows - outcome.rowsAdded);
       metrics.messagesStored.inc(outcome.stored);
       metrics.messagesFailed.inc(outcome.retried);
       for (const reason of outcome.deadLetterReasons) metrics.messagesDeadLettered.inc({ reason });

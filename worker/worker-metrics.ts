@@ -5,6 +5,8 @@ export interface WorkerMetrics {
   readonly registry: Registry;
   /** Rows committed (metrics stored for the first time). */
   readonly metricsStored: Counter;
+  /** Metrics found stored already (a redelivered message): idempotent no-ops. */
+  readonly metricsDuplicate: Counter;
   /** Messages whose metrics are committed and that were acked. */
   readonly messagesStored: Counter;
   /** Messages handed back for a later delivery because the database failed. */
@@ -46,6 +48,11 @@ export function createWorkerMetrics(
     metricsStored: new Counter({
       name: "worker_metrics_stored_total",
       help: "Metrics stored (rows added to the database).",
+      registers,
+    }),
+    metricsDuplicate: new Counter({
+      name: "worker_metrics_duplicate_total",
+      help: "Metrics of redelivered messages that were stored already, and so added no row.",
       registers,
     }),
     messagesStored: new Counter({

@@ -91,3 +91,20 @@ export function startNetlifyDev(port: number, env: Readonly<Record<string, strin
     ...env,
   });
 }
+
+/** The port a worker's HTTP listener took, read from its log (start it with WORKER_HTTP_PORT=0). */
+export function workerHttpPort(worker: Child): number | undefined {
+  for (const line of worker.output().split("\n")) {
+    if (!line.includes("http listening")) continue;
+    const { port } = JSON.parse(line) as { port?: number };
+    if (port !== undefined) return port;
+  }
+  return undefined;
+}
+
+/** The value of one sample of a worker's /metrics, 0 when absent (a counter never incremented). */
+export async function workerMetric(port: number, sample: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}

@@ -13,7 +13,7 @@ const RECEIVED_AT = 1_714_566_896_789;
 
 /**
  * Everything the fakes saw, in order: "insert", "inserted", "ack <seq>", "nak <seq> <delay>",
- * "term <seq> <reason>", "dlq <seq> <reason>".
+ * "term <seq>", "dlq <seq> <reason>".
  */
 type Events = string[];
 
@@ -34,7 +34,9 @@ function message(events: Events, data: string | Uint8Array, deliveryCount = 1): 
     info: { deliveryCount, stream: "METRICS", streamSequence: seq },
     ack: () => events.push(`ack ${seq}`),
     nak: (delay?: number) => events.push(`nak ${seq} ${delay}`),
-    term: (reason?: string) => events.push(`term ${seq} ${reason}`),
+    // Terminated without a reason: servers before 2.10.4 ignore "+TERM <reason>".
+    term: (reason?: string) =>
+      events.push(reason === undefined ? `term ${seq}` : `term ${seq} ${reason}`),
   } as unknown as JsMsg;
   return { msg, seq };
 }
@@ -95,6 +97,7 @@ describe("a batch of good messages", () => {
     expect(events).toEqual(["insert", "inserted", `ack ${a.seq}`, `ack ${b.seq}`]);
     expect(outcome).toEqual({
       stored: 2,
+      rows: 3,
       rowsAdded: 3,
       deadLettered: 0,
       deadLetterReasons: [],
@@ -180,7 +183,7 @@ describe("poison messages", () => {
       ]);
       expect(deadLetters[0]?.detail).not.toBe("");
       const fate = events.filter((e) => e.split(" ")[1] === String(poison.seq));
-      expect(fate).toEqual([`dlq ${poison.seq} ${reason}`, `term ${poison.seq} ${reason}`]);
+      expect(fate).toEqual([`dlq ${poison.seq} ${reason}`, `term ${poison.seq}`]);
 
       expect(inserted.flat().map((r) => r.msgId)).toEqual(["good-1", "good-2"]);
       expect(events).toContain(`ack ${good1.seq}`);
@@ -195,6 +198,7 @@ describe("poison messages", () => {
     expect(inserted).toEqual([]);
     expect(outcome).toEqual({
       stored: 0,
+      rows: 0,
       rowsAdded: 0,
       deadLettered: 2,
       deadLetterReasons: ["undecodable", "unknown_version"],
@@ -245,8 +249,10 @@ describe("a store failure", () => {
       { seq: last.seq, reason: "max_deliver", detail: "database is locked" },
       { seq: beyond.seq, reason: "max_deliver", detail: "database is locked" },
     ]);
-    expect(events).toContain(`term ${last.seq} max_deliver`);
-    expect(events).toContain(`term ${beyond.seq} max_deliver`);
+    expect(events).toContain(`term ${last.seq}`);
+    expect(events).toContain(`dlq ${last.seq} max_deliver`);
+    expect(events).toContain(`term ${beyond.seq}`);
+    expect(events).toContain(`dlq ${beyond.seq} max_deliver`);
     expect(events).toContain(`nak ${early.seq} ${retryDelayMs(MAX_DELIVER - 1)}`);
     expect(events.filter((e) => e.startsWith("ack"))).toEqual([]);
     expect(outcome).toMatchObject({ deadLettered: 2, retried: 1, stored: 0 });

@@ -1,0 +1,357 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, headers, type JetStreamManager, type NatsConnection } from "nats";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { replayMsgId } from "../../scripts/dlq-format.ts";
+import type { Config } from "../../shared/config.ts";
+import { jsonSubject } from "../../shared/stream-setup.ts";
+import { post, realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
+import { freePort, PROJECT_ROOT, startWorker, type Child } from "../helpers/processes.ts";
+import { readRows } from "../helpers/sqlite.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+let server: NatsServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let dir: string;
+let worker: Child | undefined;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  jsm = await nc.jetstreamManager();
+  dir = await mkdtemp(join(tmpdir(), "dlq-test-"));
+});
+
+afterEach(async () => {
+  const code = await worker?.stop();
+  worker = undefined;
+  // A worker that does not stop cleanly on SIGTERM is a failure of its own.
+  if (code !== undefined) expect(code).toBe(0);
+});
+
+afterAll(async () => {
+  await nc.close();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A configuration with its own streams, consumer and database, so tests do not share state. */
+function isolated(name: string): { config: Config; env: Record<string, string>; dbPath: string } {
+  const dbPath = join(dir, `${name}.db`);
+  const env = {
+    NATS_URL: server.url,
+    NATS_STREAM: `S_${name}`,
+    NATS_DLQ_STREAM: `S_${name}_DLQ`,
+    NATS_SUBJECT_PREFIX: `m_${name}`,
+    DATABASE_URL: `sqlite:${dbPath}`,
+    CONSUMER_ACK_WAIT_SECONDS: "2",
+    // Test files run in parallel: each worker's HTTP port is one the system picks.
+    WORKER_HTTP_PORT: "0",
+  };
+  return { config: testConfig(server.url, env), env, dbPath };
+}
+
+async function startedWorker(config: Config, env: Record<string, string>): Promise<void> {
+  worker = startWorker(env);
+  await waitFor("the worker's consumer", () =>
+    jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
+  );
+}
+
+interface Run {
+  readonly code: number | string;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The real script, as `npm run dlq -- …` runs it, with the test's environment. */
+function dlq(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  const child = spawn(process.execPath, ["scripts/dlq.ts", ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => {
+    child.once("close", (code, signal) => {
+      resolve({ code: code ?? signal ?? "unknown", stdout, stderr });
+    });
+  });
+}
+
+interface Listed {
+  seq: number;
+  reason?: string;
+  detail?: string;
+  stream?: string;
+  streamSeq?: number;
+  subject?: string;
+  deliveries?: number;
+  msgId?: string;
+}
+
+/** `dlq list --json`, parsed. */
+async function listed(env: Record<string, string>): Promise<Listed[]> {
+  const run = await dlq(env, "list", "--json");
+  expect(run.code, run.stderr).toBe(0);
+  return run.stdout
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as Listed);
+}
+
+/** The lines of `dlq list` that stand for a message (they begin with its sequence number). */
+function messageLines(stdout: string): string[] {
+  return stdout.split("\n").filter((line) => /^\s*\d+\s+\d{4}-/.test(line));
+}
+
+const encode = (text: string) => new TextEncoder().encode(text);
+const NOT_JSON = "not json";
+const VERSION_2 = '{"v":2,"id":"v2-1","receivedAt":1795000000000,"metrics":[{"value":1}]}';
+const INVALID = '{"v":1,"id":"fixme-1","receivedAt":1795000000000,"metrics":[{"value":"oops"}]}';
+const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+/** The three kinds of message that can never be stored, straight to the main stream. */
+async function publishPoison(config: Config, which = [NOT_JSON, VERSION_2, INVALID]) {
+  const js = nc.jetstream();
+  for (const body of which) {
+    const h = headers();
+    h.set("traceparent", TRACEPARENT);
+    const msgID = body === INVALID ? "fixme-1" : body === VERSION_2 ? "v2-1" : undefined;
+    await js.publish(jsonSubject(config.stream), encode(body), {
+      headers: h,
+      ...(msgID === undefined ? {} : { msgID }),
+    });
+  }
+}
+
+async function dlqCount(config: Config): Promise<number> {
+  return (await jsm.streams.info(config.stream.dlqName)).state.messages;
+}
+
+async function waitForDeadLetters(config: Config, count: number): Promise<void> {
+  await waitFor(`${count} dead letters`, async () =>
+    (await dlqCount(config)) === count ? true : undefined,
+  );
+}
+
+describe("dlq list", () => {
+  it("lists the poison messages among good ones, with their reasons, and stores the good ones", async () => {
+    const { config, env, dbPath } = isolated("list");
+    await startedWorker(config, env);
+    const { handler, close } = realIngestHandler(config);
+    expect((await handler(post('{"data": [{"value": 1}, {"value": 2}]}'))).status).toBe(202);
+    await publishPoison(config, [NOT_JSON]);
+    expect((await handler(post('{"data": {"name": "b", "value": 3}}'))).status).toBe(202);
+    await publishPoison(config, [VERSION_2, INVALID]);
+    expect((await handler(post('{"data": {"value": 4}}'))).status).toBe(202);
+    await close();
+
+    await waitForDeadLetters(config, 3);
+    const rows = await waitFor("the good metrics stored", () => {
+      const r = readRows(dbPath);
+      return r.length >= 4 ? r : undefined;
+    });
+    expect(rows.map((r) => r.value)).toEqual([1, 2, 3, 4]);
+
+    const run = await dlq(env, "list");
+    expect(run.code, run.stderr).toBe(0);
+    const lines = messageLines(run.stdout);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^\s+1\s+\S+Z\s+undecodable\s+not UTF-8 JSON.*S_list:2\s+1\s+-$/);
+    expect(lines[1]).toMatch(
+      /^\s+2\s.*unknown_version\s+envelope version 2\s.*S_list:4\s+1\s+v2-1$/,
+    );
+    expect(lines[2]).toMatch(
+      /^\s+3\s.*invalid_envelope\s+\/metrics\/0\/value must be number\s+S_list:5\s+1\s+fixme-1$/,
+    );
+    expect(run.stdout.trimEnd().split("\n").at(-1)).toBe("3 dead letters in S_list_DLQ");
+
+    const json = await listed(env);
+    expect(json.map((d) => [d.seq, d.reason, d.streamSeq, d.msgId])).toEqual([
+      [1, "undecodable", 2, undefined],
+      [2, "unknown_version", 4, "v2-1"],
+      [3, "invalid_envelope", 5, "fixme-1"],
+    ]);
+    for (const d of json) {
+      expect(d).toMatchObject({ stream: "S_list", subject: "m_list.json", deliveries: 1 });
+    }
+    // The detail in full, where the table shortens it.
+    expect(json[0]?.detail).toMatch(
+      /^not UTF-8 JSON: SyntaxError: .*"not json" is not valid JSON$/,
+    );
+  });
+});
+
+describe("dlq show and replay", () => {
+  it("shows a message's body as stored, replays a fixed body, and refuses to replay it twice", async () => {
+    const { config, env, dbPath } = isolated("fix");
+    await startedWorker(config, env);
+    await publishPoison(config, [INVALID]);
+    await waitForDeadLetters(config, 1);
+    const [letter] = await listed(env);
+    if (!letter) throw new Error("no dead letter listed");
+
+    const shown = await dlq(env, "show", String(letter.seq));
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toBe(INVALID);
+    expect(shown.stderr).toContain("Dlq-Reason: invalid_envelope");
+    expect(shown.stderr).toContain("Dlq-Msg-Id: fixme-1");
+    expect(shown.stderr).toContain(`traceparent: ${TRACEPARENT}`);
+
+    const fixedFile = join(dir, "fixed.json");
+    await writeFile(fixedFile, shown.stdout.replace('"value":"oops"', '"value": 42'));
+    const replayed = await dlq(env, "replay", String(letter.seq), "--body-file", fixedFile);
+    expect(replayed.code, replayed.stderr).toBe(0);
+    expect(replayed.stdout).toMatch(
+      new RegExp(`^replayed seq ${letter.seq} → S_fix seq 2 \\(m_fix\\.json, fixed body\\)\\n$`),
+    );
+
+    const rows = await waitFor("the fixed metric stored", () => {
+      const r = readRows(dbPath);
+      return r.length > 0 ? r : undefined;
+    });
+    expect(rows.map((r) => [r.dedup_key, r.value, r.msg_id])).toEqual([
+      ["fixme-1/0", 42, "fixme-1"],
+    ]);
+    expect(await dlqCount(config)).toBe(0);
+    expect(await listed(env)).toEqual([]);
+
+    const again = await dlq(env, "replay", String(letter.seq), "--body-file", fixedFile);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`no dead letter with seq ${letter.seq} in S_fix_DLQ`);
+    expect(again.stdout).toBe("");
+    expect(readRows(dbPath).filter((r) => r.dedup_key === "fixme-1/0")).toHaveLength(1);
+    expect((await jsm.streams.info(config.stream.name)).state.last_seq).toBe(2);
+  });
+
+  it("publishes nothing twice when a replay is run again after a crash between publish and delete", async () => {
+    const { config, env, dbPath } = isolated("crash");
+    await startedWorker(config, env);
+    await publishPoison(config, [INVALID]);
+    await waitForDeadLetters(config, 1);
+    const fixed = INVALID.replace('"oops"', "42");
+
+    // Play a replay that published the fixed body and died before deleting the dead letter.
+    await nc.jetstream().publish(jsonSubject(config.stream), encode(fixed), {
+      msgID: replayMsgId(config.stream.dlqName, 1),
+    });
+    await waitFor("the fixed metric stored", () =>
+      readRows(dbPath).length > 0 ? true : undefined,
+    );
+    const lastSeq = (await jsm.streams.info(config.stream.name)).state.last_seq;
+
+    const fixedFile = join(dir, "crash-fixed.json");
+    await writeFile(fixedFile, fixed);
+    const run = await dlq(env, "replay", "1", "--body-file", fixedFile);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`replayed seq 1 → already in S_crash at seq ${lastSeq}`);
+    expect((await jsm.streams.info(config.stream.name)).state.last_seq).toBe(lastSeq);
+    expect(await dlqCount(config)).toBe(0);
+    expect(readRows(dbPath).map((r) => [r.dedup_key, r.value])).toEqual([["fixme-1/0", 42]]);
+  });
+
+  it("replays --all of messages still poison: the worker dead-letters them again", async () => {
+    const { config, env, dbPath } = isolated("again");
+    await startedWorker(config, env);
+    await publishPoison(config);
+    await waitForDeadLetters(config, 3);
+    const before = await listed(env);
+
+    const run = await dlq(env, "replay", "--all");
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trimEnd().split("\n")).toEqual([
+      "replayed seq 1 → S_again seq 4 (m_again.json)",
+      "replayed seq 2 → S_again seq 5 (m_again.json)",
+      "replayed seq 3 → S_again seq 6 (m_again.json)",
+    ]);
+
+    await waitFor("the replayed messages dead-lettered again", async () => {
+      const { state } = await jsm.streams.info(config.stream.dlqName);
+      return state.messages === 3 && state.first_seq === 4 ? state : undefined;
+    });
+    const after = await listed(env);
+    expect(after.map((d) => [d.seq, d.reason, d.streamSeq])).toEqual([
+      [4, before[0]?.reason, 4],
+      [5, before[1]?.reason, 5],
+      [6, before[2]?.reason, 6],
+    ]);
+    // The replay kept the message's own headers; the new dead letter carries the replay's id.
+    const again = await jsm.streams.getMessage(config.stream.dlqName, { seq: 6 });
+    expect(again.header.get("traceparent")).toBe(TRACEPARENT);
+    expect(again.header.get("Dlq-Msg-Id")).toBe(replayMsgId(config.stream.dlqName, 3));
+    expect(new TextDecoder().decode(again.data)).toBe(INVALID);
+    expect(readRows(dbPath)).toEqual([]);
+  });
+});
+
+describe("dlq delete", () => {
+  it("removes the dead letters named, then all of them", async () => {
+    const { config, env } = isolated("drop");
+    await startedWorker(config, env);
+    await publishPoison(config);
+    await waitForDeadLetters(config, 3);
+
+    const one = await dlq(env, "delete", "2");
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toBe("deleted seq 2 (unknown_version, msg id v2-1)\n");
+    const list = await dlq(env, "list");
+    expect(messageLines(list.stdout).map((l) => l.trim().split(/\s+/)[0])).toEqual(["1", "3"]);
+    expect(list.stdout).toContain("2 dead letters in S_drop_DLQ");
+
+    const missing = await dlq(env, "delete", "2");
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("no dead letter with seq 2 in S_drop_DLQ");
+
+    const all = await dlq(env, "delete", "--all");
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toBe(
+      "deleted seq 1 (undecodable, msg id -)\ndeleted seq 3 (invalid_envelope, msg id fixme-1)\n",
+    );
+    expect((await dlq(env, "list")).stdout).toBe("no dead letters in S_drop_DLQ\n");
+    // Deleting sent nothing back to the main stream.
+    expect((await jsm.streams.info(config.stream.name)).state.last_seq).toBe(3);
+  });
+});
+
+describe("dlq failures", () => {
+  it("exits 1 with the configuration's problems", async () => {
+    const run = await dlq({ NATS_URL: server.url, NATS_DLQ_STREAM: "bad name" }, "list");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("invalid configuration");
+    expect(run.stderr).toContain("NATS_DLQ_STREAM");
+    expect(run.stdout).toBe("");
+  });
+
+  it("exits 1 with one line when NATS cannot be reached", async () => {
+    const run = await dlq({ NATS_URL: `nats://127.0.0.1:${await freePort()}` }, "list");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^dlq: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ .*\n$/);
+  });
+
+  it("exits 1 when the dead-letter stream does not exist", async () => {
+    const run = await dlq({ NATS_URL: server.url, NATS_DLQ_STREAM: "NONE_SUCH" }, "list");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("no stream NONE_SUCH");
+  });
+
+  it("exits 2 on a usage error, before connecting", async () => {
+    const run = await dlq(
+      { NATS_URL: "nats://127.0.0.1:1" },
+      "replay",
+      "1",
+      "2",
+      "--body-file",
+      "x",
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--body-file goes with exactly one sequence number");
+  });
+});

@@ -1,0 +1,196 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../../shared/config.ts";
+import { ensureStreams } from "../../shared/stream-setup.ts";
+import { realIngestHandler } from "../helpers/ingest.ts";
+import { isolated } from "../helpers/isolated.ts";
+import { sendLoad } from "../helpers/load.ts";
+import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
+import { startWorker, workerHttpPort, workerMetric, type Child } from "../helpers/processes.ts";
+import { readRows } from "../helpers/sqlite.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+/** The worker under faults, on SQLite: crashes, restarts, shared consumers, NATS going away. */
+let server: NatsServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let dir: string;
+const workers: Child[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  jsm = await nc.jetstreamManager();
+  dir = await mkdtemp(join(tmpdir(), "worker-faults-"));
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop("SIGKILL", 0)));
+});
+
+afterAll(async () => {
+  await nc.close();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function worker(env: Record<string, string>): Child {
+  const w = startWorker(env);
+  workers.push(w);
+  return w;
+}
+
+async function ready(w: Child, config: Config): Promise<number> {
+  const port = await waitFor("the worker's HTTP port", () => workerHttpPort(w), 15_000);
+  await waitFor("the worker's consumer", () =>
+    jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
+  );
+  return port;
+}
+
+/** Waits until `expected` rows are stored, then checks there are exactly that many, none twice. */
+async function expectExactlyStored(dbPath: string, ids: readonly string[], perRequest: number) {
+  const expected = ids.length * perRequest;
+  await waitFor(
+    `${expected} rows`,
+    () => (readRows(dbPath).length >= expected ? true : undefined),
+    60_000,
+  );
+  const rows = readRows(dbPath);
+  const keys = new Set(rows.map((r) => r.dedup_key));
+  expect(rows).toHaveLength(expected);
+  expect(keys.size).toBe(expected);
+  for (const id of ids) {
+    for (let i = 0; i < perRequest; i++) expect(keys.has(`${id}/${i}`)).toBe(true);
+  }
+}
+
+describe("worker faults on SQLite", () => {
+  it("two workers share the consumer: 10,000 metrics make exactly 10,000 rows", async () => {
+    const { config, env, dbPath } = isolated(server.url, "shared", dir, {
+      WORKER_BATCH_SIZE: "10",
+    });
+    const a = worker(env);
+    const b = worker(env);
+    const [portA, portB] = [await ready(a, config), await ready(b, config)];
+    const { handler, close } = realIngestHandler(config);
+    const ids = await sendLoad(handler, { requests: 200, perRequest: 50 });
+    await close();
+
+    await expectExactlyStored(dbPath, ids, 50);
+    const storedA = await workerMetric(portA, "worker_metrics_stored_total");
+    const storedB = await workerMetric(portB, "worker_metrics_stored_total");
+    expect(storedA).toBeGreaterThan(0);
+    expect(storedB).toBeGreaterThan(0);
+    expect(storedA + storedB).toBe(10_000);
+  });
+
+  it("a worker SIGKILLed mid-stream and restarted loses nothing and stores nothing twice", async () => {
+    const { config, env, dbPath } = isolated(server.url, "killed", dir, {
+      WORKER_BATCH_SIZE: "20",
+    });
+    await ensureStreams(jsm, config);
+    // A backlog first, so that the worker is surely in the middle of it when it is killed.
+    const { handler, close } = realIngestHandler(config);
+    const ids = await sendLoad(handler, { requests: 2000, perRequest: 20 });
+    await close();
+
+    await ready(worker(env), config);
+    await waitFor("the first rows", () => (readRows(dbPath).length > 0 ? true : undefined));
+    await workers.shift()?.stop("SIGKILL", 0);
+    const storedAtKill = readRows(dbPath).length;
+    expect(storedAtKill).toBeGreaterThan(0);
+    expect(storedAtKill).toBeLessThan(40_000);
+
+    // What the killed worker held comes back after its ack wait.
+    await ready(worker({ ...env, CONSUMER_ACK_WAIT_SECONDS: "2" }), config);
+    await expectExactlyStored(dbPath, ids, 20);
+  }, 120_000);
+
+  it("SIGTERM under load: exit 0, and a restart adds no row for what was already stored", async () => {
+    // Messages on their way to the first worker when it stops come back after the ack wait.
+    const { config, env, dbPath } = isolated(server.url, "sigterm", dir, {
+      WORKER_BATCH_SIZE: "20",
+      CONSUMER_ACK_WAIT_SECONDS: "2",
+    });
+    await ensureStreams(jsm, config);
+    const { handler, close } = realIngestHandler(config);
+    const ids = await sendLoad(handler, { requests: 2000, perRequest: 20 });
+    await close();
+
+    const first = worker(env);
+    const firstPort = await ready(first, config);
+    await waitFor("the first rows", () => (readRows(dbPath).length > 0 ? true : undefined));
+    const counted = await workerMetric(firstPort, "worker_metrics_stored_total");
+    expect(await first.stop("SIGTERM")).toBe(0);
+    workers.splice(workers.indexOf(first), 1);
+    expect(first.output()).toContain('"msg":"stopped"');
+    const rowsAfterStop = readRows(dbPath).length;
+    expect(rowsAfterStop).toBeGreaterThanOrEqual(counted);
+    expect(rowsAfterStop).toBeLessThan(40_000);
+
+    const second = worker(env);
+    const secondPort = await ready(second, config);
+    await expectExactlyStored(dbPath, ids, 20);
+    // Every message whose rows the first worker committed was acked before it exited: the
+    // second adds exactly the rest, and meets none of what was stored already.
+    expect(await workerMetric(secondPort, "worker_metrics_stored_total")).toBe(
+      40_000 - rowsAfterStop,
+    );
+    expect(await workerMetric(secondPort, "worker_metrics_duplicate_total")).toBe(0);
+  }, 120_000);
+
+  it("recreates its consumer when it is deleted, and goes on storing", async () => {
+    const { config, env, dbPath } = isolated(server.url, "deleted", dir);
+    const w = worker(env);
+    await ready(w, config);
+    await jsm.consumers.delete(config.stream.name, config.consumer.name);
+    await waitFor(
+      "the consumer recreated",
+      () => jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
+      30_000,
+    );
+    const { handler, close } = realIngestHandler(config);
+    const ids = await sendLoad(handler, { requests: 20, perRequest: 5 });
+    await close();
+    await expectExactlyStored(dbPath, ids, 5);
+    expect(w.output()).toContain("consumer recreated");
+  });
+  it("resumes by itself after nats-server is killed and restarted on the same store", async () => {
+    const { config, env, dbPath } = isolated(server.url, "natsdown", dir);
+    const w = worker(env);
+    const port = await ready(w, config);
+    const { handler, close } = realIngestHandler(config);
+    const before = await sendLoad(handler, { requests: 50, perRequest: 10 });
+    await expectExactlyStored(dbPath, before, 10);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+
+    await server.kill();
+    await waitFor("/readyz to say not ready", async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      return res.status === 503
+        ? ((await res.json()) as { checks: Record<string, string> })
+        : undefined;
+    }).then((body) => {
+      expect(body.checks["nats"]).toMatch(/^down/);
+    });
+    await server.restart();
+    await waitFor(
+      "/readyz to say ready again",
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+        return res.status === 200 ? true : undefined;
+      },
+      30_000,
+    );
+
+    const after = await sendLoad(handler, { requests: 50, perRequest: 10 });
+    await close();
+    await expectExactlyStored(dbPath, [...before, ...after], 10);
+    expect(await workerMetric(port, "worker_metrics_stored_total")).toBe(1000);
+    expect(await workerMetric(port, 'worker_events_total{event="reconnect"}')).toBeGreaterThan(0);
+  });
+});
