@@ -64,7 +64,12 @@ export function startChild(
 
 /** The worker as its own process, exactly as `npm run worker` starts it. */
 export function startWorker(env: Readonly<Record<string, string>>): Child {
-  return startChild(process.execPath, ["worker/main.ts"], { LOG_LEVEL: "info", ...env });
+  // Test files run in parallel: each worker's HTTP port is one the system picks.
+  return startChild(process.execPath, ["worker/main.ts"], {
+    LOG_LEVEL: "info",
+    WORKER_HTTP_PORT: "0",
+    ...env,
+  });
 }
 
 /** A TCP port that was free a moment ago. */

@@ -7,11 +7,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { replayMsgId } from "../../scripts/dlq-format.ts";
 import type { Config } from "../../shared/config.ts";
 import { jsonSubject } from "../../shared/stream-setup.ts";
-import { post, realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { post, realIngestHandler } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort, PROJECT_ROOT, startWorker, type Child } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { isolated as isolatedConfig } from "../helpers/isolated.ts";
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -39,20 +40,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A configuration with its own streams, consumer and database, so tests do not share state. */
-function isolated(name: string): { config: Config; env: Record<string, string>; dbPath: string } {
-  const dbPath = join(dir, `${name}.db`);
-  const env = {
-    NATS_URL: server.url,
-    NATS_STREAM: `S_${name}`,
-    NATS_DLQ_STREAM: `S_${name}_DLQ`,
-    NATS_SUBJECT_PREFIX: `m_${name}`,
-    DATABASE_URL: `sqlite:${dbPath}`,
-    CONSUMER_ACK_WAIT_SECONDS: "2",
-    // Test files run in parallel: each worker's HTTP port is one the system picks.
-    WORKER_HTTP_PORT: "0",
-  };
-  return { config: testConfig(server.url, env), env, dbPath };
+function isolated(name: string) {
+  return isolatedConfig(server.url, name, dir, { CONSUMER_ACK_WAIT_SECONDS: "2" });
 }
 
 async function startedWorker(config: Config, env: Record<string, string>): Promise<void> {

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AckPolicy, connect, headers, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../shared/config.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ensureStreams, jsonSubject } from "../../shared/stream-setup.ts";
 import { rowsOfEnvelope } from "../../worker/metric-rows.ts";
@@ -14,6 +13,7 @@ import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { startWorker, type Child } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { isolated as isolatedConfig } from "../helpers/isolated.ts";
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -41,18 +41,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A configuration with its own stream, consumer and database, so tests do not share state. */
-function isolated(name: string): { config: Config; env: Record<string, string>; dbPath: string } {
-  const dbPath = join(dir, `${name}.db`);
-  const env = {
-    NATS_URL: server.url,
-    NATS_STREAM: `S_${name}`,
-    NATS_DLQ_STREAM: `S_${name}_DLQ`,
-    NATS_SUBJECT_PREFIX: `m_${name}`,
-    DATABASE_URL: `sqlite:${dbPath}`,
-    CONSUMER_ACK_WAIT_SECONDS: "2",
-  };
-  return { config: testConfig(server.url, env), env, dbPath };
+function isolated(name: string) {
+  return isolatedConfig(server.url, name, dir, { CONSUMER_ACK_WAIT_SECONDS: "2" });
 }
 
 describe("worker", () => {
