@@ -31,7 +31,7 @@ export const ConfigEnv = Type.Object({
   STREAM_MAX_BYTES: Type.Integer({ default: 1024 ** 3, minimum: -1 }),
   STREAM_DUPLICATE_WINDOW_SECONDS: Type.Integer({ default: 120, minimum: 1 }),
   CONSUMER_ACK_WAIT_SECONDS: Type.Integer({ default: 30, minimum: 1 }),
-  CONSUMER_MAX_ACK_PENDING: Type.Integer({ default: 10_000, minimum: 1 }),
+  CONSUMER_MAX_ACK_PENDING: Type.Integer({ default: 2000, minimum: 1 }),
   CONSUMER_MAX_DELIVER: Type.Integer({ default: 10, minimum: 2 }),
   CONSUMER_BACKOFF_SECONDS: Type.String({
     default: "60,120,300,600",
