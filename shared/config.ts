@@ -20,6 +20,7 @@ export const ConfigEnv = Type.Object({
   NATS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   NATS_USER: Type.Optional(Type.String({ minLength: 1 })),
   NATS_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_CA: Type.Optional(Type.String({ minLength: 1 })),
   NATS_STREAM: Type.String({ default: "METRICS", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
   NATS_SUBJECT_PREFIX: Type.String({ default: "metrics", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
   NATS_CONSUMER: Type.String({ default: "metrics-worker", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
@@ -50,6 +51,8 @@ export const ConfigEnv = Type.Object({
   INGEST_API_KEYS: Type.Optional(Type.String()),
   INGEST_AUTH: Type.Optional(oneOf(["none", "required"] as const)),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
+  HOST: Type.String({ default: "127.0.0.1", minLength: 1 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   LOG_LEVEL: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info"),
 });
 type ConfigEnv = Static<typeof ConfigEnv>;
@@ -62,6 +65,8 @@ export interface Config {
     readonly token: string | undefined;
     readonly user: string | undefined;
     readonly password: string | undefined;
+    /** PEM of the CA that signed the NATS servers' certificates (TLS with a private CA). */
+    readonly ca: string | undefined;
     readonly connectTimeoutMs: number;
     readonly publishTimeoutMs: number;
   };
@@ -100,7 +105,11 @@ export interface Config {
   readonly ingest: {
     readonly apiKeys: readonly string[];
     readonly authMode: "none" | "required" | undefined;
+    /** The self-hosted server's port and address; on a loopback address it counts as local. */
     readonly port: number;
+    readonly host: string;
+    /** How long the self-hosted server waits for a whole request, body included. */
+    readonly requestTimeoutMs: number;
   };
   readonly logLevel: string;
 }
@@ -170,6 +179,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       token: e.NATS_TOKEN,
       user: e.NATS_USER,
       password: e.NATS_PASSWORD,
+      ca: e.NATS_CA,
       connectTimeoutMs: e.NATS_CONNECT_TIMEOUT_MS,
       publishTimeoutMs: e.PUBLISH_TIMEOUT_MS,
     },
@@ -201,6 +211,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       apiKeys,
       authMode: e.INGEST_AUTH,
       port: e.PORT,
+      host: e.HOST,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     },
     logLevel: e.LOG_LEVEL,
   });
