@@ -1,7 +1,7 @@
 import type { JsMsg } from "nats";
 import { decodeEnvelope } from "../shared/envelope.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { DeadLetterSender } from "./dead-letters.ts";
+import type { DeadLetterReason, DeadLetterSender } from "./dead-letters.ts";
 import { rowsOfEnvelope, type MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
 
@@ -12,9 +12,8 @@ export interface BatchOutcome {
   readonly rows: number;
   /** Rows the commit added; fewer than `rows` when some were stored before (a redelivery). */
   readonly rowsAdded: number;
-  readonly deadLettered: number;
-  /** Dead-lettered messages by reason. */
-  readonly deadLetterReasons: readonly string[];
+  /** The reason of each message dead-lettered. */
+  readonly deadLettered: readonly DeadLetterReason[];
   /** Messages handed back for a later delivery because the database failed. */
   readonly retried: number;
   /** The database error that made this batch retry, if any. */
@@ -42,57 +41,52 @@ export interface BatchProcessorOptions {
 export function createBatchProcessor(options: BatchProcessorOptions) {
   const { store, deadLetter, logger } = options;
 
-  /** Dead-letters and terminates `msg`, noting the reason in `reasons`; false when it failed. */
+  /** Dead-letters and terminates `msg`, noting the reason in `done`; naks it when that failed. */
   async function toDeadLetters(
     msg: JsMsg,
-    reason: Parameters<DeadLetterSender>[1],
+    reason: DeadLetterReason,
     detail: string,
-    reasons: string[],
-  ) {
+    done: DeadLetterReason[],
+  ): Promise<void> {
     try {
       await deadLetter(msg, reason, detail);
       // No reason: servers before 2.10.4 do not understand "+TERM <reason>" and ignore it,
       // leaving the message to be delivered again. The reason is in the dead letter.
       msg.term();
-      reasons.push(reason);
+      done.push(reason);
       logger.warn({ seq: msg.info.streamSequence, reason, detail }, "message dead-lettered");
-      return true;
     } catch (err) {
       msg.nak(retryDelayMs(msg.info.deliveryCount));
       logger.error(
         { seq: msg.info.streamSequence, reason, err },
         "dead-lettering failed; will retry",
       );
-      return false;
     }
   }
 
   return async function processBatch(messages: readonly JsMsg[]): Promise<BatchOutcome> {
-    const reasons: string[] = [];
-    let deadLettered = 0;
+    const deadLettered: DeadLetterReason[] = [];
+    const nothingStored = {
+      stored: 0,
+      rows: 0,
+      rowsAdded: 0,
+      deadLettered,
+      retried: 0,
+      storeError: undefined,
+      storeSeconds: undefined,
+    };
     const storable: { msg: JsMsg; rows: MetricRow[] }[] = [];
     for (const msg of messages) {
       const decoded = decodeEnvelope(msg.data);
       if (decoded.ok) storable.push({ msg, rows: rowsOfEnvelope(decoded.envelope) });
-      else if (await toDeadLetters(msg, decoded.reason, decoded.message, reasons)) deadLettered++;
+      else await toDeadLetters(msg, decoded.reason, decoded.message, deadLettered);
     }
-    if (storable.length === 0) {
-      return {
-        stored: 0,
-        rows: 0,
-        rowsAdded: 0,
-        deadLettered,
-        deadLetterReasons: reasons,
-        retried: 0,
-        storeError: undefined,
-        storeSeconds: undefined,
-      };
-    }
+    if (storable.length === 0) return nothingStored;
 
     const rows = storable.flatMap((s) => s.rows);
-    let rowsAdded: number;
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
+    let rowsAdded: number;
     try {
       rowsAdded = await store.insert(rows);
     } catch (err) {
@@ -100,7 +94,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       let retried = 0;
       for (const { msg } of storable) {
         if (msg.info.deliveryCount >= options.maxDeliver) {
-          if (await toDeadLetters(msg, "max_deliver", storeError.message, reasons)) deadLettered++;
+          await toDeadLetters(msg, "max_deliver", storeError.message, deadLettered);
         } else {
           msg.nak(retryDelayMs(msg.info.deliveryCount));
           retried++;
@@ -110,27 +104,15 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
         { err: storeError, messages: storable.length },
         "store failed; messages will be redelivered",
       );
-      return {
-        stored: 0,
-        rows: 0,
-        rowsAdded: 0,
-        deadLettered,
-        deadLetterReasons: reasons,
-        retried,
-        storeError,
-        storeSeconds: elapsed(),
-      };
+      return { ...nothingStored, retried, storeError, storeSeconds: elapsed() };
     }
     const storeSeconds = elapsed();
     for (const { msg } of storable) msg.ack();
     return {
+      ...nothingStored,
       stored: storable.length,
       rows: rows.length,
       rowsAdded,
-      deadLettered,
-      deadLetterReasons: reasons,
-      retried: 0,
-      storeError: undefined,
       storeSeconds,
     };
   };

@@ -109,7 +109,7 @@ async function main(): Promise<void> {
       metrics.metricsDuplicate.inc(outcome.rows - outcome.rowsAdded);
       metrics.messagesStored.inc(outcome.stored);
       metrics.messagesFailed.inc(outcome.retried);
-      for (const reason of outcome.deadLetterReasons) metrics.messagesDeadLettered.inc({ reason });
+      for (const reason of outcome.deadLettered) metrics.messagesDeadLettered.inc({ reason });
       metrics.messagesRedelivered.inc(messages.filter((m) => m.info.deliveryCount > 1).length);
     },
     onEvent: (event) => {

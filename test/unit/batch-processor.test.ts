@@ -99,8 +99,7 @@ describe("a batch of good messages", () => {
       stored: 2,
       rows: 3,
       rowsAdded: 3,
-      deadLettered: 0,
-      deadLetterReasons: [],
+      deadLettered: [],
       retried: 0,
       storeError: undefined,
       storeSeconds: expect.any(Number) as number,
@@ -131,7 +130,7 @@ describe("a batch of good messages", () => {
 
   it("does nothing for an empty batch", async () => {
     const { process, events } = processorWith();
-    expect(await process([])).toMatchObject({ stored: 0, deadLettered: 0, retried: 0 });
+    expect(await process([])).toMatchObject({ stored: 0, deadLettered: [], retried: 0 });
     expect(events).toEqual([]);
   });
 });
@@ -188,7 +187,7 @@ describe("poison messages", () => {
       expect(inserted.flat().map((r) => r.msgId)).toEqual(["good-1", "good-2"]);
       expect(events).toContain(`ack ${good1.seq}`);
       expect(events).toContain(`ack ${good2.seq}`);
-      expect(outcome).toMatchObject({ stored: 2, deadLettered: 1, retried: 0 });
+      expect(outcome).toMatchObject({ stored: 2, deadLettered: [reason], retried: 0 });
     },
   );
 
@@ -200,8 +199,7 @@ describe("poison messages", () => {
       stored: 0,
       rows: 0,
       rowsAdded: 0,
-      deadLettered: 2,
-      deadLetterReasons: ["undecodable", "unknown_version"],
+      deadLettered: ["undecodable", "unknown_version"],
       retried: 0,
       storeError: undefined,
       storeSeconds: undefined,
@@ -217,7 +215,7 @@ describe("poison messages", () => {
     const outcome = await process(msgs(poison));
 
     expect(events).toEqual([`nak ${poison.seq} ${retryDelayMs(2)}`]);
-    expect(outcome).toMatchObject({ deadLettered: 0, stored: 0 });
+    expect(outcome).toMatchObject({ deadLettered: [], stored: 0 });
   });
 });
 
@@ -233,7 +231,7 @@ describe("a store failure", () => {
 
     expect(events).toEqual(["insert", `nak ${first.seq} 1000`, `nak ${third.seq} 4000`]);
     expect(deadLetters).toEqual([]);
-    expect(outcome).toMatchObject({ stored: 0, rowsAdded: 0, deadLettered: 0, retried: 2 });
+    expect(outcome).toMatchObject({ stored: 0, rowsAdded: 0, deadLettered: [], retried: 2 });
     expect(outcome.storeError?.message).toBe("database is locked");
   });
 
@@ -255,7 +253,11 @@ describe("a store failure", () => {
     expect(events).toContain(`dlq ${beyond.seq} max_deliver`);
     expect(events).toContain(`nak ${early.seq} ${retryDelayMs(MAX_DELIVER - 1)}`);
     expect(events.filter((e) => e.startsWith("ack"))).toEqual([]);
-    expect(outcome).toMatchObject({ deadLettered: 2, retried: 1, stored: 0 });
+    expect(outcome).toMatchObject({
+      deadLettered: ["max_deliver", "max_deliver"],
+      retried: 1,
+      stored: 0,
+    });
   });
 
   it("naks, not terminates, a last delivery the dead-letter stream did not take", async () => {
@@ -268,7 +270,7 @@ describe("a store failure", () => {
     const outcome = await process(msgs(last));
 
     expect(events).toEqual(["insert", `nak ${last.seq} ${retryDelayMs(MAX_DELIVER)}`]);
-    expect(outcome).toMatchObject({ deadLettered: 0, stored: 0 });
+    expect(outcome).toMatchObject({ deadLettered: [], stored: 0 });
   });
 
   it("reports a store failure that is not an Error as an Error", async () => {
