@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../shared/config.ts";
 import { ensureStreams } from "../../shared/stream-setup.ts";
 import { realIngestHandler } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
 import { sendLoad } from "../helpers/load.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
-import { startWorker, workerHttpPort, workerMetric, type Child } from "../helpers/processes.ts";
+import { workerMetric } from "../helpers/processes.ts";
+import { workerFleet } from "../helpers/worker-fleet.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -18,7 +18,7 @@ let server: NatsServer;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let dir: string;
-const workers: Child[] = [];
+const fleet = workerFleet(() => jsm);
 
 beforeAll(async () => {
   server = await startNatsServer();
@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.stop("SIGKILL", 0)));
+  await fleet.killAll();
 });
 
 afterAll(async () => {
@@ -36,20 +36,6 @@ afterAll(async () => {
   await server.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-function worker(env: Record<string, string>): Child {
-  const w = startWorker(env);
-  workers.push(w);
-  return w;
-}
-
-async function ready(w: Child, config: Config): Promise<number> {
-  const port = await waitFor("the worker's HTTP port", () => workerHttpPort(w), 15_000);
-  await waitFor("the worker's consumer", () =>
-    jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
-  );
-  return port;
-}
 
 /** Waits until `expected` rows are stored, then checks there are exactly that many, none twice. */
 async function expectExactlyStored(dbPath: string, ids: readonly string[], perRequest: number) {
@@ -73,9 +59,9 @@ describe("worker faults on SQLite", () => {
     const { config, env, dbPath } = isolated(server.url, "shared", dir, {
       WORKER_BATCH_SIZE: "10",
     });
-    const a = worker(env);
-    const b = worker(env);
-    const [portA, portB] = [await ready(a, config), await ready(b, config)];
+    const a = fleet.start(env);
+    const b = fleet.start(env);
+    const [portA, portB] = [await fleet.ready(a, config), await fleet.ready(b, config)];
     const { handler, close } = realIngestHandler(config);
     const ids = await sendLoad(handler, { requests: 200, perRequest: 50 });
     await close();
@@ -98,15 +84,17 @@ describe("worker faults on SQLite", () => {
     const ids = await sendLoad(handler, { requests: 2000, perRequest: 20 });
     await close();
 
-    await ready(worker(env), config);
+    const first = fleet.start(env);
+    await fleet.ready(first, config);
     await waitFor("the first rows", () => (readRows(dbPath).length > 0 ? true : undefined));
-    await workers.shift()?.stop("SIGKILL", 0);
+    await first.stop("SIGKILL", 0);
+    fleet.forget(first);
     const storedAtKill = readRows(dbPath).length;
     expect(storedAtKill).toBeGreaterThan(0);
     expect(storedAtKill).toBeLessThan(40_000);
 
     // What the killed worker held comes back after its ack wait.
-    await ready(worker({ ...env, CONSUMER_ACK_WAIT_SECONDS: "2" }), config);
+    await fleet.ready(fleet.start({ ...env, CONSUMER_ACK_WAIT_SECONDS: "2" }), config);
     await expectExactlyStored(dbPath, ids, 20);
   }, 120_000);
 
@@ -121,19 +109,19 @@ describe("worker faults on SQLite", () => {
     const ids = await sendLoad(handler, { requests: 2000, perRequest: 20 });
     await close();
 
-    const first = worker(env);
-    const firstPort = await ready(first, config);
+    const first = fleet.start(env);
+    const firstPort = await fleet.ready(first, config);
     await waitFor("the first rows", () => (readRows(dbPath).length > 0 ? true : undefined));
     const counted = await workerMetric(firstPort, "worker_metrics_stored_total");
     expect(await first.stop("SIGTERM")).toBe(0);
-    workers.splice(workers.indexOf(first), 1);
+    fleet.forget(first);
     expect(first.output()).toContain('"msg":"stopped"');
     const rowsAfterStop = readRows(dbPath).length;
     expect(rowsAfterStop).toBeGreaterThanOrEqual(counted);
     expect(rowsAfterStop).toBeLessThan(40_000);
 
-    const second = worker(env);
-    const secondPort = await ready(second, config);
+    const second = fleet.start(env);
+    const secondPort = await fleet.ready(second, config);
     await expectExactlyStored(dbPath, ids, 20);
     // Every message whose rows the first worker committed was acked before it exited: the
     // second adds exactly the rest, and meets none of what was stored already.
@@ -145,8 +133,8 @@ describe("worker faults on SQLite", () => {
 
   it("recreates its consumer when it is deleted, and goes on storing", async () => {
     const { config, env, dbPath } = isolated(server.url, "deleted", dir);
-    const w = worker(env);
-    await ready(w, config);
+    const w = fleet.start(env);
+    await fleet.ready(w, config);
     await jsm.consumers.delete(config.stream.name, config.consumer.name);
     await waitFor(
       "the consumer recreated",
@@ -161,8 +149,8 @@ describe("worker faults on SQLite", () => {
   });
   it("resumes by itself after nats-server is killed and restarted on the same store", async () => {
     const { config, env, dbPath } = isolated(server.url, "natsdown", dir);
-    const w = worker(env);
-    const port = await ready(w, config);
+    const w = fleet.start(env);
+    const port = await fleet.ready(w, config);
     const { handler, close } = realIngestHandler(config);
     const before = await sendLoad(handler, { requests: 50, perRequest: 10 });
     await expectExactlyStored(dbPath, before, 10);
