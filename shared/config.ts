@@ -49,6 +49,7 @@ export const ConfigEnv = Type.Object({
   PG_SSL: oneOf(["disable", "require", "verify-full"] as const, "disable"),
   PG_SSL_CA: Type.Optional(Type.String({ minLength: 1 })),
   INGEST_API_KEYS: Type.Optional(Type.String()),
+  CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   INGEST_AUTH: Type.Optional(oneOf(["none", "required"] as const)),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
   HOST: Type.String({ default: "127.0.0.1", minLength: 1 }),
@@ -105,6 +106,8 @@ export interface Config {
   readonly ingest: {
     readonly apiKeys: readonly string[];
     readonly authMode: "none" | "required" | undefined;
+    /** Origins whose pages may call the API from a browser; empty: CORS off. */
+    readonly corsOrigins: readonly string[];
     /** The self-hosted server's port and address; on a loopback address it counts as local. */
     readonly port: number;
     readonly host: string;
@@ -166,6 +169,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (apiKeys.length > 0 && given["INGEST_AUTH"] === "none") {
     problems.push("INGEST_AUTH: is none while INGEST_API_KEYS is set; unset one of them");
   }
+  listOf(given["CORS_ALLOWED_ORIGINS"] ?? "").forEach((origin, i) => {
+    if (origin !== "*" && !/^https?:\/\/[^\s/]+$/.test(origin)) {
+      problems.push(
+        `CORS_ALLOWED_ORIGINS: entry ${i + 1} is not an origin such as https://app.example.com, or *`,
+      );
+    }
+  });
   if ((given["NATS_STREAM"] ?? "METRICS") === (given["NATS_DLQ_STREAM"] ?? "METRICS_DLQ")) {
     problems.push("NATS_DLQ_STREAM: must differ from NATS_STREAM");
   }
@@ -210,6 +220,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     ingest: {
       apiKeys,
       authMode: e.INGEST_AUTH,
+      corsOrigins: listOf(e.CORS_ALLOWED_ORIGINS ?? ""),
       port: e.PORT,
       host: e.HOST,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,

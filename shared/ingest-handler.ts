@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Authenticator } from "./auth.ts";
+import { NO_CORS, type Cors } from "./cors.ts";
 import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
 import { ApiError } from "./errors.ts";
 import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
@@ -20,6 +21,8 @@ export interface IngestHandlerOptions {
   readonly now?: () => number;
   /** A message id for a request without `Idempotency-Key`; defaults to a random UUID. */
   readonly newMessageId?: () => string;
+  /** CORS for browsers on other origins; off by default. */
+  readonly cors?: Cors;
 }
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -76,7 +79,14 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     );
   }
 
+  const cors = options.cors ?? NO_CORS;
   return async (req) => {
+    const preflight = cors.preflight(req);
+    if (preflight) return preflight;
+    return cors.decorate(req, await answer(req));
+  };
+
+  async function answer(req: Request): Promise<Response> {
     const requestId = requestIdOf(req);
     const log = options.logger.child({ requestId });
     try {
@@ -90,7 +100,7 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
       log.error({ err }, "unexpected error");
       return internalErrorResponse(requestId);
     }
-  };
+  }
 }
 
 function idempotencyKey(req: Request): string | undefined {

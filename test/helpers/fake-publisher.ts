@@ -1,0 +1,16 @@
+import type { OutgoingMessage, PublishReceipt, Publisher } from "../../shared/publisher.ts";
+
+/** A publisher for unit tests: records what it is given and answers as `publish` says. */
+export function fakePublisher(
+  publish: (message: OutgoingMessage) => Promise<PublishReceipt> = () =>
+    Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false }),
+): Publisher & { readonly published: OutgoingMessage[] } {
+  const published: OutgoingMessage[] = [];
+  return {
+    published,
+    publish(message) {
+      published.push(message);
+      return publish(message);
+    },
+  };
+}
