@@ -5,7 +5,7 @@
 import { connect, Events, type NatsConnection } from "nats";
 import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
-import { natsOptions } from "../shared/nats-connection.ts";
+import { describeConnectError, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { createBatchProcessor } from "./batch-processor.ts";
 import { startConsumeLoop } from "./consume-loop.ts";
@@ -31,13 +31,15 @@ function readConfig(): Config {
 }
 
 async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnection> {
+  const options = natsOptions(config.nats, "metrics-worker");
   try {
-    return await connect(natsOptions(config.nats, "metrics-worker"));
+    return await connect(options);
   } catch (err) {
-    logger.fatal(
-      { err, servers: config.nats.servers },
-      "cannot connect to NATS; check NATS_URL and the NATS credentials",
-    );
+    // Refused credentials and untrusted certificates are named as such; the message names the
+    // variables to check, never their values.
+    const failure = describeConnectError(err, options);
+    const hint = failure.kind === "unreachable" ? "; check NATS_URL" : "";
+    logger.fatal({ nats: failure.kind }, `worker cannot start: ${failure.message}${hint}`);
     process.exit(1);
   }
 }

@@ -2,7 +2,7 @@ import { createAuthenticator } from "../../shared/auth.ts";
 import { loadConfig, type Config } from "../../shared/config.ts";
 import type { Handler } from "../../shared/ingest-handler.ts";
 import { createIngestHandler } from "../../shared/ingest-handler.ts";
-import { createLogger } from "../../shared/logger.ts";
+import { createLogger, type Logger } from "../../shared/logger.ts";
 import { createConnectionProvider, natsOptions } from "../../shared/nats-connection.ts";
 import { createJetStreamPublisher } from "../../shared/publisher.ts";
 import { jsonSubject } from "../../shared/stream-setup.ts";
@@ -14,17 +14,23 @@ export function testConfig(natsUrl: string, env: Record<string, string> = {}): C
   return loadConfig({ NATS_URL: natsUrl, LOG_LEVEL: "silent", ...env });
 }
 
-/** The real ingest handler, wired to a real NATS connection as the function wires it. */
-export function realIngestHandler(config: Config): {
+/**
+ * The real ingest handler, wired to a real NATS connection as the function wires it; `logger`
+ * (silent unless given) is the handler's and the connection's.
+ */
+export function realIngestHandler(
+  config: Config,
+  logger: Logger = silentLogger,
+): {
   handler: Handler;
   close: () => Promise<void>;
 } {
-  const connections = createConnectionProvider(natsOptions(config.nats, "test-ingest"));
+  const connections = createConnectionProvider(natsOptions(config.nats, "test-ingest"), logger);
   const handler = createIngestHandler({
     publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
     authenticate: createAuthenticator({ apiKeys: [], authMode: "none", isLocal: true }),
     subject: jsonSubject(config.stream),
-    logger: silentLogger,
+    logger,
   });
   return { handler, close: () => connections.close() };
 }
