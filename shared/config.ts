@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { Ajv, type ErrorObject } from "ajv";
 import { Type, type Static } from "@sinclair/typebox";
 
@@ -169,6 +170,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (apiKeys.length > 0 && given["INGEST_AUTH"] === "none") {
     problems.push("INGEST_AUTH: is none while INGEST_API_KEYS is set; unset one of them");
   }
+  for (const name of ["NATS_CA", "PG_SSL_CA"]) {
+    const pem = given[name];
+    // Node ignores a CA it cannot read and then reports the server's certificate as untrusted.
+    if (pem !== undefined && !isCertificate(pem)) {
+      problems.push(`${name}: is not a PEM certificate`);
+    }
+  }
   listOf(given["CORS_ALLOWED_ORIGINS"] ?? "").forEach((origin, i) => {
     if (origin !== "*" && !/^https?:\/\/[^\s/]+$/.test(origin)) {
       problems.push(
@@ -227,6 +235,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     },
     logLevel: e.LOG_LEVEL,
   });
+}
+
+function isCertificate(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function listOf(text: string): string[] {

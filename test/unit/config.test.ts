@@ -199,6 +199,21 @@ describe("loadConfig problems", () => {
     ]);
   });
 
+  it("refuses a CA that is not a PEM certificate, without repeating it", () => {
+    expect(problemsOf({ NATS_CA: "not-a-cert", PG_SSL_CA: "nor this" }).problems).toEqual([
+      "NATS_CA: is not a PEM certificate",
+      "PG_SSL_CA: is not a PEM certificate",
+    ]);
+  });
+
+  it("refuses a CORS origin that is not one", () => {
+    expect(
+      problemsOf({ CORS_ALLOWED_ORIGINS: "https://ok.example.com, app.example.com" }).problems,
+    ).toEqual([
+      "CORS_ALLOWED_ORIGINS: entry 2 is not an origin such as https://app.example.com, or *",
+    ]);
+  });
+
   it("refuses a dead-letter stream that is the stream itself", () => {
     expect(problemsOf({ NATS_DLQ_STREAM: "METRICS" }).problems).toEqual([
       "NATS_DLQ_STREAM: must differ from NATS_STREAM",
