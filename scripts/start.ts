@@ -12,7 +12,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "nats";
 import { prettyFactory } from "pino-pretty";
 import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
-import { natsOptions } from "../shared/nats-connection.ts";
+import {
+  describeConnectError,
+  natsOptions,
+  type ConnectFailure,
+} from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 
 const NETLIFY_DEV_PORT = 8888;
@@ -77,15 +81,21 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-async function tryConnect(config: Config, servers: string[]): Promise<NatsConnection | undefined> {
+/** A connection, or why there is none: nothing listening is not the same as a refusal. */
+async function tryConnect(
+  config: Config,
+  servers: string[],
+): Promise<NatsConnection | ConnectFailure> {
+  const options = natsOptions({ ...config.nats, servers }, "metrics-start");
   try {
-    return await connect({
-      ...natsOptions({ ...config.nats, servers }, "metrics-start"),
-      maxReconnectAttempts: 0,
-    });
-  } catch {
-    return undefined;
+    return await connect({ ...options, maxReconnectAttempts: 0 });
+  } catch (err) {
+    return describeConnectError(err, options);
   }
+}
+
+function isFailure(value: NatsConnection | ConnectFailure): value is ConnectFailure {
+  return "kind" in value;
 }
 
 function natsServerBinary(): string | undefined {
@@ -97,12 +107,14 @@ function natsServerBinary(): string | undefined {
 async function findNats(config: Config): Promise<{ url: string; nc: NatsConnection }> {
   if (process.env["NATS_URL"]) {
     const nc = await tryConnect(config, [...config.nats.servers]);
-    if (!nc) fail(`cannot reach NATS at NATS_URL=${config.nats.servers.join(",")}; is it running?`);
+    if (isFailure(nc)) fail(nc.message);
     say("start", `NATS at ${config.nats.servers.join(",")} (NATS_URL)`);
     return { url: config.nats.servers.join(","), nc };
   }
   const local = await tryConnect(config, [LOCAL_NATS_URL]);
-  if (local) {
+  // Something answered there but refused us: launching another server would not help.
+  if (isFailure(local) && local.kind !== "unreachable") fail(local.message);
+  if (!isFailure(local)) {
     say("start", `NATS found at ${LOCAL_NATS_URL}`);
     return { url: LOCAL_NATS_URL, nc: local };
   }
@@ -124,7 +136,7 @@ async function findNats(config: Config): Promise<{ url: string; nc: NatsConnecti
   run("nats", binary, ["-a", "127.0.0.1", "-p", "4222", "-js", "-sd", storeDir], {});
   for (let i = 0; i < 50; i++) {
     const nc = await tryConnect(config, [LOCAL_NATS_URL]);
-    if (nc) return { url: LOCAL_NATS_URL, nc };
+    if (!isFailure(nc)) return { url: LOCAL_NATS_URL, nc };
     await sleep(100);
   }
   fail("the launched nats-server did not accept connections within 5 s");
