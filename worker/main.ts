@@ -61,7 +61,11 @@ async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger("worker", config.logLevel);
 
-  const store = await openStore(config.database);
+  const store = await openStore(config.database, {
+    onPoolError: (err) => {
+      logger.warn({ err }, "PostgreSQL connection lost; it is replaced when next needed");
+    },
+  });
   logger.info({ database: config.database.url.split(":")[0] }, "database ready");
 
   const nc = await connectOrExit(config, logger);

@@ -1,5 +1,6 @@
 import type { Config } from "../shared/config.ts";
 import type { MetricRow } from "./metric-rows.ts";
+import type { PostgresStoreOptions } from "./postgres-store.ts";
 
 /** Where metrics end up. Each implementation owns its schema and creates it when opened. */
 export interface MetricStore {
@@ -13,11 +14,21 @@ export interface MetricStore {
   close(): Promise<void>;
 }
 
-/** Opens the store named by `DATABASE_URL`. */
-export async function openStore(database: Config["database"]): Promise<MetricStore> {
+/**
+ * Opens the store named by `DATABASE_URL`. Each store's module is loaded only when chosen, so
+ * a worker on SQLite never loads `pg`.
+ */
+export async function openStore(
+  database: Config["database"],
+  options: PostgresStoreOptions = {},
+): Promise<MetricStore> {
   if (database.url.startsWith("sqlite:")) {
     const { openSqliteStore } = await import("./sqlite-store.ts");
     return openSqliteStore(database.url.slice("sqlite:".length));
   }
-  throw new Error("DATABASE_URL: PostgreSQL is not supported by this worker yet");
+  if (/^postgres(ql)?:\/\//.test(database.url)) {
+    const { openPostgresStore } = await import("./postgres-store.ts");
+    return openPostgresStore(database, options);
+  }
+  throw new Error("DATABASE_URL: must start with sqlite:, postgres:// or postgresql://");
 }

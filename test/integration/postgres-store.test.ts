@@ -1,0 +1,431 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../../shared/config.ts";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
+import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
+import { openStore, type MetricStore } from "../../worker/metric-store.ts";
+import { openPostgresStore, type PostgresStoreOptions } from "../../worker/postgres-store.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const RECEIVED_AT = 1_714_566_896_789;
+
+let db: TestDatabase;
+/** A connection of the test's own, reading what the stores wrote as another client would. */
+let reader: pg.Pool;
+const opened: MetricStore[] = [];
+const extraDatabases: TestDatabase[] = [];
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  reader = new pg.Pool({ connectionString: db.url, max: 2 });
+});
+
+afterEach(async () => {
+  for (const store of opened.splice(0)) await store.close();
+  for (const server of servers.splice(0)) await closeServer(server);
+  for (const extra of extraDatabases.splice(0)) await extra.drop();
+});
+
+afterAll(async () => {
+  // Both are unset when beforeAll failed (no PostgreSQL): its error is the one to read.
+  await (reader as pg.Pool | undefined)?.end();
+  await (db as TestDatabase | undefined)?.drop();
+});
+
+function settings(url: string, more: Partial<Config["database"]> = {}): Config["database"] {
+  return {
+    url,
+    pgPoolMax: 2,
+    pgStatementTimeoutMs: 10_000,
+    pgSsl: "disable",
+    pgSslCa: undefined,
+    ...more,
+  };
+}
+
+async function open(
+  database: Config["database"] = settings(db.url),
+  options: PostgresStoreOptions = {},
+): Promise<MetricStore> {
+  const store = await openPostgresStore(database, options);
+  opened.push(store);
+  return store;
+}
+
+async function freshDatabase(): Promise<TestDatabase> {
+  const extra = await createTestDatabase();
+  extraDatabases.push(extra);
+  return extra;
+}
+
+/** The rows a worker would make of a message published with these metrics. */
+function rowsOf(id: string, metrics: unknown[]): MetricRow[] {
+  const data = encodeEnvelope({
+    v: 1,
+    id,
+    receivedAt: RECEIVED_AT,
+    metrics: metrics as Envelope["metrics"],
+  });
+  const decoded = decodeEnvelope(data);
+  if (!decoded.ok) throw new Error(decoded.message);
+  return rowsOfEnvelope(decoded.envelope);
+}
+
+const plainRows = (id: string, count: number) =>
+  rowsOf(
+    id,
+    Array.from({ length: count }, (_, i) => ({ value: i, name: "n", tags: { i: String(i) } })),
+  );
+
+async function query<T extends pg.QueryResultRow>(
+  sql: string,
+  params: unknown[] = [],
+  pool: pg.Pool = reader,
+) {
+  return (await pool.query<T>(sql, params)).rows;
+}
+
+/** How many rows, and how many distinct keys, the messages whose id starts with `prefix` have. */
+async function counts(prefix: string): Promise<{ rows: number; keys: number }> {
+  const [row] = await query<{ rows: number; keys: number }>(
+    `SELECT count(*)::int AS rows, count(DISTINCT dedup_key)::int AS keys
+     FROM metrics WHERE msg_id LIKE $1`,
+    [`${prefix}%`],
+  );
+  return row ?? { rows: -1, keys: -1 };
+}
+
+function listen(server: Server, port = 0): Promise<number> {
+  servers.push(server);
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      const address = server.address();
+      resolve(typeof address === "object" && address !== null ? address.port : -1);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    // Resolves even when it was closed already.
+    server.close(() => {
+      resolve();
+    });
+  });
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  const port = await listen(server);
+  servers.splice(servers.indexOf(server), 1);
+  await closeServer(server);
+  return port;
+}
+
+/** `url` with its host and port replaced. */
+function via(url: string, port: number): string {
+  const u = new URL(url);
+  u.hostname = "127.0.0.1";
+  u.port = String(port);
+  return u.toString();
+}
+
+/**
+ * A TCP proxy to the test's PostgreSQL server, which can be cut: the server then becomes
+ * unreachable, as when a network fails or the database goes down.
+ */
+async function startProxy(port = 0) {
+  const target = new URL(db.url);
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = tcpConnect(Number(target.port || 5432), target.hostname || "127.0.0.1");
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket);
+      socket.on("error", () => undefined);
+      socket.on("close", () => {
+        inbound.destroy();
+        outbound.destroy();
+        sockets.delete(socket);
+      });
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  const listening = await listen(server, port);
+  return {
+    port: listening,
+    async cut() {
+      const closed = closeServer(server);
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+describe("the PostgreSQL store", () => {
+  it("is what openStore opens for a postgres:// or postgresql:// URL", async () => {
+    for (const [i, url] of [db.url, db.url.replace(/^postgres:/, "postgresql:")].entries()) {
+      const store = await openStore(settings(url));
+      opened.push(store);
+      expect(await store.insert(plainRows(`open-${i}`, 2))).toBe(2);
+    }
+    expect(await counts("open-")).toEqual({ rows: 4, keys: 4 });
+  });
+
+  it("creates the metrics table, its indexes and the schema's version", async () => {
+    await open();
+    const columns = await query<{ column_name: string; data_type: string; is_nullable: string }>(
+      `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+       WHERE table_name = 'metrics' ORDER BY ordinal_position`,
+    );
+    expect(columns.map((c) => [c.column_name, c.data_type, c.is_nullable])).toEqual([
+      ["id", "bigint", "NO"],
+      ["dedup_key", "text", "NO"],
+      ["name", "text", "YES"],
+      ["value", "double precision", "NO"],
+      ["time", "timestamp with time zone", "NO"],
+      ["received_at", "timestamp with time zone", "NO"],
+      ["tags", "jsonb", "NO"],
+      ["metric", "jsonb", "NO"],
+      ["msg_id", "text", "NO"],
+    ]);
+    const indexes = await query<{ indexdef: string }>(
+      "SELECT indexdef FROM pg_indexes WHERE tablename = 'metrics' ORDER BY indexname",
+    );
+    expect(indexes.map((i) => i.indexdef)).toEqual([
+      "CREATE UNIQUE INDEX metrics_dedup_key_key ON public.metrics USING btree (dedup_key)",
+      'CREATE INDEX metrics_name_time ON public.metrics USING btree (name, "time")',
+      "CREATE UNIQUE INDEX metrics_pkey ON public.metrics USING btree (id)",
+      'CREATE INDEX metrics_time ON public.metrics USING btree ("time")',
+    ]);
+    expect(await query("SELECT version FROM schema_migrations")).toEqual([{ version: 1 }]);
+  });
+
+  it("stores every field of each metric, and the metric exactly as sent", async () => {
+    const store = await open();
+    // As JSON text, so that "__proto__" is a key like any other, as it is in a request.
+    const sent = String.raw`[
+      {"value": 1.5, "name": "cpu", "tags": {"host": "a", "dc": "eu"},
+       "timestamp": "2024-05-01T12:34:56.789+02:00", "unit": "%"},
+      {"value": -2, "timestamp": 1700000000001},
+      {"value": 0.30000000000000004, "text": "a \"quote\", a \\ backslash, a tab\t, a newline\n, ünïcödé, 😀",
+       "extra": {"__proto__": {"x": 1}, "list": [1, null, 2.5e-300, true], "empty": {}}}
+    ]`;
+    const metrics = JSON.parse(sent) as unknown[];
+    expect(await store.insert(rowsOf("fields", metrics))).toBe(3);
+
+    const stored = await query<Record<string, unknown>>(
+      `SELECT dedup_key, name, value, tags, metric, msg_id,
+              (extract(epoch FROM time) * 1000000)::bigint::text AS time_us,
+              (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us
+       FROM metrics WHERE msg_id = 'fields' ORDER BY id`,
+    );
+    expect(stored).toEqual([
+      {
+        dedup_key: "fields/0",
+        name: "cpu",
+        value: 1.5,
+        tags: { host: "a", dc: "eu" },
+        metric: metrics[0],
+        msg_id: "fields",
+        time_us: "1714559696789000",
+        received_us: `${RECEIVED_AT}000`,
+      },
+      {
+        dedup_key: "fields/1",
+        name: null,
+        value: -2,
+        tags: {},
+        metric: metrics[1],
+        msg_id: "fields",
+        time_us: "1700000000001000",
+        received_us: `${RECEIVED_AT}000`,
+      },
+      {
+        dedup_key: "fields/2",
+        name: null,
+        value: 0.30000000000000004,
+        tags: {},
+        metric: metrics[2],
+        msg_id: "fields",
+        time_us: `${RECEIVED_AT}000`,
+        received_us: `${RECEIVED_AT}000`,
+      },
+    ]);
+  });
+
+  it("adds nothing when the same rows come again, and only the new ones of a mixed batch", async () => {
+    const store = await open();
+    const first = plainRows("again-a", 3);
+    expect(await store.insert(first)).toBe(3);
+    expect(await store.insert(first)).toBe(0);
+    expect(await counts("again-a")).toEqual({ rows: 3, keys: 3 });
+
+    const second = plainRows("again-b", 2);
+    expect(await store.insert([...second, ...first])).toBe(2);
+    // The same message twice in one batch (delivered again before its ack) adds it once.
+    const third = plainRows("again-c", 2);
+    expect(await store.insert([...third, ...third])).toBe(2);
+    expect(await counts("again-")).toEqual({ rows: 7, keys: 7 });
+    expect(await store.insert([])).toBe(0);
+  });
+
+  it("keeps one row per key when two stores write the same rows at once", async () => {
+    // Two stores are two pools, as two worker processes would have; one gets the rows in the
+    // opposite order, as a redelivery to another worker may.
+    const [a, b] = await Promise.all([open(), open()]);
+    let added = 0;
+    for (let round = 0; round < 10; round++) {
+      const rows = Array.from({ length: 20 }, (_, m) => plainRows(`both-${round}-${m}`, 25)).flat();
+      const [byA, byB] = await Promise.all([a.insert(rows), b.insert(rows.toReversed())]);
+      expect(byA + byB).toBe(rows.length);
+      added += byA + byB;
+    }
+    expect(added).toBe(5000);
+    expect(await counts("both-")).toEqual({ rows: 5000, keys: 5000 });
+  });
+
+  it("migrates once, however often and however many workers open it at once", async () => {
+    const fresh = await freshDatabase();
+    const opening = await Promise.allSettled([1, 2, 3, 4].map(() => open(settings(fresh.url))));
+    expect(opening.map((o) => o.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    expect(await opened[0]?.insert(plainRows("kept", 2))).toBe(2);
+    for (const store of opened.splice(0)) await store.close();
+
+    const again = await open(settings(fresh.url));
+    expect(await again.insert(plainRows("kept", 2))).toBe(0);
+    const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      expect(await query("SELECT version FROM schema_migrations", [], other)).toEqual([
+        { version: 1 },
+      ]);
+      expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([{ n: 2 }]);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it("refuses a database whose schema is newer than the worker's", async () => {
+    const fresh = await freshDatabase();
+    await (await open(settings(fresh.url))).close();
+    const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      await other.query("INSERT INTO schema_migrations (version) VALUES (2)");
+    } finally {
+      await other.end();
+    }
+    await expect(open(settings(fresh.url))).rejects.toThrow(
+      "the database's schema (version 2) is newer than this worker's",
+    );
+  });
+
+  it("cancels a statement that runs longer than the statement timeout", async () => {
+    const store = await open(settings(db.url, { pgStatementTimeoutMs: 300 }));
+    const blocker = await reader.connect();
+    // A lock that makes every insert wait, as a long-running migration or a stuck writer would;
+    // let go after 5 s, so that a store without the timeout fails this test instead of hanging.
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE metrics IN SHARE MODE");
+    const unlock = setTimeout(() => void blocker.query("ROLLBACK"), 5000);
+    try {
+      const started = Date.now();
+      await expect(store.insert(plainRows("timeout", 1))).rejects.toThrow(
+        "canceling statement due to statement timeout",
+      );
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      clearTimeout(unlock);
+      await blocker.query("ROLLBACK");
+      blocker.release();
+    }
+    expect(await counts("timeout")).toEqual({ rows: 0, keys: 0 });
+  });
+
+  it("refuses to open when the server cannot be reached, naming it but not the password", async () => {
+    const port = await closedPort();
+    const url = `postgres://someone:s3cret@127.0.0.1:${port}/metrics`;
+    const error = await openPostgresStore(settings(url)).then(
+      () => new Error("opened"),
+      (err: unknown) => err as Error,
+    );
+    expect(error.message).toContain(
+      `cannot open the PostgreSQL store at 127.0.0.1:${port}/metrics: connect ECONNREFUSED`,
+    );
+    expect(error.message).not.toContain("s3cret");
+  });
+
+  it("answers ping while the server is there, rejects while it is not, and recovers", async () => {
+    const proxy = await startProxy();
+    const poolErrors: Error[] = [];
+    const store = await open(settings(via(db.url, proxy.port)), {
+      onPoolError: (err) => poolErrors.push(err),
+    });
+    // Without a listener of its own, a store turns the error into a process warning.
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      const byDefault = await open(settings(via(db.url, proxy.port)));
+      await Promise.all([store.ping(), byDefault.ping()]);
+
+      await proxy.cut();
+      // The pools' idle connections broke: told to the listener, not thrown at the process.
+      await waitFor("the pool's error event", () => poolErrors[0], 5000);
+      await waitFor("a process warning", () => warnings[0], 5000);
+      expect(poolErrors[0]?.message).toMatch(/terminated unexpectedly/);
+      expect(warnings[0]?.message).toMatch(/terminated unexpectedly/);
+      await expect(store.ping()).rejects.toThrow("ECONNREFUSED");
+      await expect(store.insert(plainRows("outage", 1))).rejects.toThrow("ECONNREFUSED");
+    } finally {
+      process.off("warning", onWarning);
+    }
+
+    const back = await startProxy(proxy.port);
+    await store.ping();
+    expect(await store.insert(plainRows("outage", 1))).toBe(1);
+    await back.cut();
+  });
+
+  it("asks for TLS unless PG_SSL is disable", async () => {
+    // A server that answers TLS requests with "no", and records what each client sent first.
+    const firstCodes: number[] = [];
+    const port = await listen(
+      createServer((socket) => {
+        socket.on("error", () => undefined);
+        socket.once("data", (chunk) => {
+          firstCodes.push(chunk.readInt32BE(4));
+          if (chunk.readInt32BE(4) === SSL_REQUEST) socket.write("N");
+          else socket.destroy();
+        });
+      }),
+    );
+    const url = `postgres://postgres@127.0.0.1:${port}/test`;
+    for (const pgSsl of ["require", "verify-full"] as const) {
+      await expect(openPostgresStore(settings(url, { pgSsl }))).rejects.toThrow(
+        "The server does not support SSL connections",
+      );
+    }
+    await expect(openPostgresStore(settings(url, { pgSsl: "disable" }))).rejects.toThrow();
+    expect(firstCodes).toEqual([SSL_REQUEST, SSL_REQUEST, PROTOCOL_3]);
+  });
+
+  it("closes more than once without failing", async () => {
+    const store = await openPostgresStore(settings(db.url));
+    await store.close();
+    await store.close();
+    await expect(store.ping()).rejects.toThrow();
+  });
+});
+
+/** The code of PostgreSQL's SSLRequest message, and the protocol version of a startup message. */
+const SSL_REQUEST = 80_877_103;
+const PROTOCOL_3 = 196_608;
