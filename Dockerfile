@@ -1,5 +1,6 @@
-# The worker's image: production dependencies only, no compiler, runs as the unprivileged user.
-# Node 24 runs the TypeScript sources directly (type stripping), so there is no build step.
+# One image for the worker (the default command) and the self-hosted ingest server
+# (`node server/main.ts`): production dependencies only, no compiler, runs as the unprivileged
+# user. Node 24 runs the TypeScript sources directly (type stripping), so there is no build step.
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -8,12 +9,19 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
+# The code belongs to root and is only readable by the user that runs it.
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY shared ./shared
 COPY worker ./worker
+COPY server ./server
 # The SQLite file lives on a volume mounted here; it must belong to the user that writes it.
 RUN mkdir -p /data && chown node:node /data
 USER node
 ENV DATABASE_URL=sqlite:/data/metrics.db
+# 9091: the worker's /healthz, /readyz, /metrics; 8080: the ingest server.
+EXPOSE 9091 8080
+# The worker's liveness; the slim image has no curl, so Node's fetch asks.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.WORKER_HTTP_PORT || 9091) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "worker/main.ts"]

@@ -4,4 +4,9 @@ import { netlifyFunction } from "../shared/function-runtime.ts";
 /** POST /api/v1/metrics — every method reaches the handler, which answers 405 for all but POST. */
 export default netlifyFunction((h) => h.ingest);
 
-export const config: Config = { path: "/api/v1/metrics" };
+export const config: Config = {
+  path: "/api/v1/metrics",
+  // Netlify's rate limiting, before the function runs: at most 600 requests a minute from one
+  // client IP to this site's domain; more are answered 429 by Netlify and never reach NATS.
+  rateLimit: { windowLimit: 600, windowSize: 60, aggregateBy: ["ip", "domain"] },
+};

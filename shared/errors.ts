@@ -11,6 +11,7 @@ export const ERRORS = {
   invalid_idempotency_key: { status: 400 },
   unauthorized: { status: 401 },
   method_not_allowed: { status: 405 },
+  not_found: { status: 404 },
   body_too_large: { status: 413 },
   metric_too_large: { status: 413 },
   too_many_metrics: { status: 413 },

@@ -1,23 +1,72 @@
 /**
- * The functions' lazy setup: configuration, logger, the NATS connection and the handlers, made
- * on the first request and kept for as long as the function instance stays warm. The NATS
- * connection here is the one module-level singleton of the service.
+ * Wiring of the ingest and health handlers, in one place for both hosts: the Netlify functions
+ * (made lazily on the first request and kept while the instance stays warm) and the self-hosted
+ * server (`server/main.ts`, made once at start). The functions' NATS connection here is the one
+ * module-level singleton of the service.
  */
 import { createAuthenticator } from "./auth.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { createCors } from "./cors.ts";
 import { ApiError } from "./errors.ts";
 import { createHealthHandler } from "./health-handler.ts";
 import { errorResponse } from "./http-response.ts";
 import { createIngestHandler, type Handler } from "./ingest-handler.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, type Logger } from "./logger.ts";
 import { createConnectionProvider, natsOptions } from "./nats-connection.ts";
 import { createJetStreamPublisher } from "./publisher.ts";
 import { requestIdOf } from "./request-id.ts";
 import { jsonSubject } from "./stream-setup.ts";
 
-interface Handlers {
+export interface Handlers {
   readonly ingest: Handler;
   readonly health: Handler;
+}
+
+export interface HandlerSetupOptions {
+  /**
+   * True where unauthenticated requests count as local development when no key is configured:
+   * under netlify dev, or a self-hosted server listening on a loopback address only.
+   */
+  readonly isLocal: boolean;
+  readonly logger: Logger;
+  /** The NATS connection's name, as the server's monitoring shows it. */
+  readonly connectionName: string;
+}
+
+/** The handlers, and what closes the NATS connection they share (drained, so nothing is lost). */
+export interface HandlerSet extends Handlers {
+  close(): Promise<void>;
+}
+
+/** Makes both handlers over one shared, lazily opened NATS connection. */
+export function createHandlers(config: Config, options: HandlerSetupOptions): HandlerSet {
+  const { isLocal, logger } = options;
+  // With the logger, a refused connection is logged once, not once per request.
+  const connections = createConnectionProvider(
+    natsOptions(config.nats, options.connectionName),
+    logger,
+  );
+  if (config.ingest.apiKeys.length === 0 && !isLocal && config.ingest.authMode !== "none") {
+    logger.error(
+      "no API keys configured: every request is refused with auth_not_configured; set INGEST_API_KEYS, or INGEST_AUTH=none to accept unauthenticated requests",
+    );
+  }
+  return {
+    ingest: createIngestHandler({
+      publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
+      authenticate: createAuthenticator({ ...config.ingest, isLocal }),
+      subject: jsonSubject(config.stream),
+      logger,
+      cors: createCors(config.ingest.corsOrigins, "POST"),
+    }),
+    health: createHealthHandler({
+      connections,
+      streamName: config.stream.name,
+      timeoutMs: config.nats.publishTimeoutMs,
+      logger,
+    }),
+    close: () => connections.close(),
+  };
 }
 
 let handlers: Handlers | ConfigError | undefined;
@@ -33,29 +82,12 @@ function setup(env: NodeJS.ProcessEnv): Handlers | ConfigError {
     }
     throw err;
   }
-  const logger = createLogger("ingest", config.logLevel);
-  const connections = createConnectionProvider(natsOptions(config.nats, "metrics-ingest"));
-  // netlify dev sets NETLIFY_DEV; on Netlify itself it is never set.
-  const isLocal = env["NETLIFY_DEV"] === "true";
-  if (config.ingest.apiKeys.length === 0 && !isLocal && config.ingest.authMode !== "none") {
-    logger.error(
-      "no API keys configured: every request is refused with auth_not_configured; set INGEST_API_KEYS, or INGEST_AUTH=none to accept unauthenticated requests",
-    );
-  }
-  return {
-    ingest: createIngestHandler({
-      publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
-      authenticate: createAuthenticator({ ...config.ingest, isLocal }),
-      subject: jsonSubject(config.stream),
-      logger,
-    }),
-    health: createHealthHandler({
-      connections,
-      streamName: config.stream.name,
-      timeoutMs: config.nats.publishTimeoutMs,
-      logger,
-    }),
-  };
+  return createHandlers(config, {
+    // netlify dev sets NETLIFY_DEV; on Netlify itself it is never set.
+    isLocal: env["NETLIFY_DEV"] === "true",
+    logger: createLogger("ingest", config.logLevel),
+    connectionName: "metrics-ingest",
+  });
 }
 
 /** The function entry point for one handler: a configuration error answers 500 on every request. */

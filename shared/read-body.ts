@@ -60,7 +60,13 @@ async function readCapped(
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch((err: unknown) => {
+      // The client went away or stalled past the server's timeout: nobody reads this answer,
+      // but it is a refusal, not a bug.
+      throw new ApiError("malformed_body", "The body ended before it was complete.", {
+        cause: err,
+      });
+    });
     if (done) break;
     total += value.byteLength;
     if (total > cap) {

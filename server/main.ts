@@ -1,0 +1,99 @@
+/**
+ * The self-hosted ingest server (`npm run serve`): the same ingest and health handlers as the
+ * Netlify functions, behind a plain Node HTTP server on HOST:PORT. This file wires the parts
+ * together and owns the process's lifecycle.
+ */
+import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
+import { createHandlers } from "../shared/function-runtime.ts";
+import { createLogger } from "../shared/logger.ts";
+import { startHttpServer } from "./http-server.ts";
+import { isLoopbackHost } from "./loopback.ts";
+import { createRouter } from "./router.ts";
+
+/** How long the requests in flight may take to finish after a stop signal. */
+const IN_FLIGHT_DEADLINE_MS = 10_000;
+/** How long draining the NATS connection may take after that. */
+const DRAIN_DEADLINE_MS = 5_000;
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`ingest server: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const logger = createLogger("ingest-server", config.logLevel);
+  const { host, port, requestTimeoutMs } = config.ingest;
+  // Listening on loopback only, the server is local development for authentication.
+  const isLocal = isLoopbackHost(host);
+  const handlers = createHandlers(config, {
+    isLocal,
+    logger,
+    connectionName: "metrics-ingest-server",
+  });
+
+  let server;
+  try {
+    server = await startHttpServer({
+      host,
+      port,
+      requestTimeoutMs,
+      handler: createRouter(handlers),
+      logger,
+    });
+  } catch (err) {
+    logger.fatal({ err, host, port }, "cannot listen; check HOST and PORT");
+    process.exit(1);
+  }
+  const { address } = server;
+  logger.info(
+    { host: address.address, port: address.port, local: isLocal, requestTimeoutMs },
+    "listening",
+  );
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal; exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, inFlight: server.inFlight() }, "stopping");
+    void (async () => {
+      const finished = await server.close(IN_FLIGHT_DEADLINE_MS);
+      if (!finished) {
+        logger.error(
+          { deadlineMs: IN_FLIGHT_DEADLINE_MS },
+          "requests still in flight at the deadline; their connections were closed",
+        );
+      }
+      const drained = await Promise.race([
+        handlers.close().then(
+          () => true,
+          (err: unknown) => {
+            logger.error({ err }, "draining the NATS connection failed");
+            return false;
+          },
+        ),
+        new Promise<false>((resolve) => setTimeout(resolve, DRAIN_DEADLINE_MS, false).unref()),
+      ]);
+      logger.info({ finished, drained }, "stopped");
+      process.exit(finished && drained ? 0 : 1);
+    })();
+  };
+  process.on("SIGINT", () => {
+    shutdown("SIGINT");
+  });
+  process.on("SIGTERM", () => {
+    shutdown("SIGTERM");
+  });
+}
+
+await main();

@@ -1,0 +1,32 @@
+import type { Handlers } from "../shared/function-runtime.ts";
+import { ApiError } from "../shared/errors.ts";
+import { errorResponse } from "../shared/http-response.ts";
+import type { Handler } from "../shared/ingest-handler.ts";
+import { requestIdOf } from "../shared/request-id.ts";
+
+/** The paths the Netlify functions serve (their `config.path`), each to the same handler. */
+const ROUTES: ReadonlyMap<string, keyof Handlers> = new Map([
+  ["/api/v1/metrics", "ingest"],
+  ["/api/v1/health", "health"],
+]);
+
+/**
+ * The self-hosted server's routing: each path to its handler, which answers every method itself
+ * (405 for the ones it does not take), and a 404 in the API's error shape for any other path.
+ */
+export function createRouter(handlers: Handlers): Handler {
+  return (req) => {
+    const route = ROUTES.get(new URL(req.url).pathname);
+    return route === undefined ? Promise.resolve(notFound(req)) : handlers[route](req);
+  };
+}
+
+function notFound(req: Request): Response {
+  return errorResponse(
+    new ApiError(
+      "not_found",
+      "There is nothing here; the API is POST /api/v1/metrics and GET /api/v1/health.",
+    ),
+    requestIdOf(req),
+  );
+}
