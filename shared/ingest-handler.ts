@@ -27,6 +27,8 @@ export interface IngestHandlerOptions {
 
 export type Handler = (req: Request) => Promise<Response>;
 
+/** The envelope's own bytes around the metrics: version, a message id escaped, receive time. */
+const ENVELOPE_OVERHEAD_BYTES = 512;
 const IDEMPOTENCY_KEY = new RegExp(`^[\\x21-\\x7e]{1,${REQUEST_LIMITS.idempotencyKeyLength}}$`);
 // W3C Trace Context: version ff and all-zero trace or parent ids are invalid.
 const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -49,7 +51,11 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     const format = bodyFormat(req.headers.get("content-type"));
     const msgId = idempotencyKey(req) ?? newMessageId();
     const receivedAt = now();
-    const text = await readBodyText(req, REQUEST_LIMITS.bodyBytes);
+    // The body may be as large as the broker's message, less the envelope around the metrics
+    // (whose re-serialisation is checked again before publishing), and never above our limit.
+    const maxMessage = await options.publisher.maxMessageBytes();
+    const bodyLimit = Math.min(REQUEST_LIMITS.bodyBytes, maxMessage - ENVELOPE_OVERHEAD_BYTES);
+    const text = await readBodyText(req, bodyLimit);
     const metrics = parseMetrics(text, format);
 
     const headers: Record<string, string> = {};

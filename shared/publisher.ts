@@ -1,4 +1,4 @@
-import { headers as natsHeaders, NatsError } from "nats";
+import { headers as natsHeaders, NatsError, type NatsConnection } from "nats";
 import type { ConnectionProvider } from "./nats-connection.ts";
 import { ApiError } from "./errors.ts";
 
@@ -21,24 +21,36 @@ export interface OutgoingMessage {
 /** Stores a message durably in JetStream; resolves only once the stream acknowledged it. */
 export interface Publisher {
   publish(message: OutgoingMessage): Promise<PublishReceipt>;
+  /** The largest message the broker takes (its `max_payload`), learned from the connection. */
+  maxMessageBytes(): Promise<number>;
 }
+
+/** nats-server's own default, for a server that did not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 export function createJetStreamPublisher(
   connections: ConnectionProvider,
   options: { timeoutMs: number },
 ): Publisher {
+  async function connection() {
+    try {
+      return await connections.get();
+    } catch (err) {
+      throw new ApiError("nats_unavailable", "The message broker cannot be reached.", {
+        cause: err,
+      });
+    }
+  }
+  // The server's limit on one message, learned when connecting (1 MiB unless configured).
+  const maxPayloadOf = (nc: NatsConnection) => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+
   return {
+    async maxMessageBytes() {
+      return maxPayloadOf(await connection());
+    },
     async publish(message) {
-      let nc;
-      try {
-        nc = await connections.get();
-      } catch (err) {
-        throw new ApiError("nats_unavailable", "The message broker cannot be reached.", {
-          cause: err,
-        });
-      }
-      // The server's limit on one message, learned when connecting (1 MiB unless configured).
-      const maxPayload = nc.info?.max_payload ?? Infinity;
+      const nc = await connection();
+      const maxPayload = maxPayloadOf(nc);
       if (message.data.byteLength > maxPayload) {
         throw new ApiError(
           "body_too_large",

@@ -4,10 +4,12 @@ import type { OutgoingMessage, PublishReceipt, Publisher } from "../../shared/pu
 export function fakePublisher(
   publish: (message: OutgoingMessage) => Promise<PublishReceipt> = () =>
     Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false }),
+  maxMessageBytes = 1024 * 1024,
 ): Publisher & { readonly published: OutgoingMessage[] } {
   const published: OutgoingMessage[] = [];
   return {
     published,
+    maxMessageBytes: () => Promise.resolve(maxMessageBytes),
     publish(message) {
       published.push(message);
       return publish(message);

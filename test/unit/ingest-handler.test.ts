@@ -21,12 +21,15 @@ interface Setup {
   /** What the fake publisher does; by default it acknowledges with RECEIPT. */
   readonly publish?: Publish;
   readonly auth?: Partial<AuthOptions>;
+  /** The broker's max_payload as the fake publisher reports it; 1 MiB by default. */
+  readonly maxMessageBytes?: () => Promise<number>;
 }
 
 /** The handler under test, wired to a fake publisher that records every message it was given. */
 function ingest(setup: Setup = {}) {
   const published: OutgoingMessage[] = [];
   const publisher: Publisher = {
+    maxMessageBytes: setup.maxMessageBytes ?? (() => Promise.resolve(1024 * 1024)),
     publish(message) {
       published.push(message);
       return setup.publish ? setup.publish(message) : Promise.resolve(RECEIPT);
@@ -555,5 +558,42 @@ describe("traceparent", () => {
     const { handler, published } = ingest();
     expect((await handler(post(SEED_BODY, { traceparent }))).status).toBe(202);
     expect(published[0]?.headers).toEqual({});
+  });
+});
+
+describe("the body limit learned from the broker", () => {
+  it("refuses a body larger than the broker's max_payload less the envelope, publishing nothing", async () => {
+    const { handler, published } = ingest({ maxMessageBytes: () => Promise.resolve(4096) });
+    const big = JSON.stringify({ data: { value: 1, note: "x".repeat(4000) } });
+    const res = await handler(post(big));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as ErrorBody).error.code).toBe("body_too_large");
+    expect(published).toHaveLength(0);
+
+    const fits = JSON.stringify({ data: { value: 1, note: "x".repeat(3000) } });
+    expect((await handler(post(fits))).status).toBe(202);
+  });
+
+  it("never goes above its own limit, however large the broker's messages", async () => {
+    const { handler, published } = ingest({
+      maxMessageBytes: () => Promise.resolve(64 * 1024 * 1024),
+    });
+    const over = JSON.stringify({
+      data: Array.from({ length: 20 }, () => ({ value: 1, note: "x".repeat(60_000) })),
+    });
+    expect(over.length).toBeGreaterThan(REQUEST_LIMITS.bodyBytes);
+    const res = await handler(post(over));
+    expect(res.status).toBe(413);
+    expect(published).toHaveLength(0);
+  });
+
+  it("answers 503 when the broker cannot be asked, before reading the body", async () => {
+    const { handler, published } = ingest({
+      maxMessageBytes: () => Promise.reject(new ApiError("nats_unavailable", "down")),
+    });
+    const res = await handler(post(SEED_BODY));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("2");
+    expect(published).toHaveLength(0);
   });
 });
