@@ -2,24 +2,35 @@
  * `npm run setup`: creates or updates the metrics stream, the dead-letter stream and the
  * consumer from the configuration, printing what changed. Running it twice changes nothing.
  */
-import { connect } from "nats";
+import { connect, type NatsConnection } from "nats";
 import { ConfigError, loadConfig } from "../shared/config.ts";
-import { natsOptions } from "../shared/nats-connection.ts";
+import { describeConnectError, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 
+function fail(message: string): never {
+  console.error(`setup: ${message}`);
+  process.exit(1);
+}
+
+let config;
 try {
-  const config = loadConfig(process.env);
-  const nc = await connect(natsOptions(config.nats, "metrics-setup"));
-  try {
-    for (const change of await ensureStreams(await nc.jetstreamManager(), config)) {
-      console.log(change);
-    }
-  } finally {
-    await nc.close();
+  config = loadConfig(process.env);
+} catch (err) {
+  fail(err instanceof ConfigError ? err.message : String(err));
+}
+const options = natsOptions(config.nats, "metrics-setup");
+let nc: NatsConnection;
+try {
+  nc = await connect(options);
+} catch (err) {
+  fail(describeConnectError(err, options).message);
+}
+try {
+  for (const change of await ensureStreams(await nc.jetstreamManager(), config)) {
+    console.log(change);
   }
 } catch (err) {
-  console.error(
-    `setup: ${err instanceof ConfigError || err instanceof Error ? err.message : String(err)}`,
-  );
-  process.exit(1);
+  fail(err instanceof Error ? err.message : String(err));
+} finally {
+  await nc.close();
 }
