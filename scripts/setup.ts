@@ -3,7 +3,7 @@
  * consumer from the configuration, printing what changed. Running it twice changes nothing.
  */
 import { connect, type NatsConnection } from "nats";
-import { ConfigError, loadConfig } from "../shared/config.ts";
+import { loadConfigOrExit } from "../shared/config.ts";
 import { describeConnectError, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 
@@ -12,12 +12,7 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (err) {
-  fail(err instanceof ConfigError ? err.message : String(err));
-}
+const config = loadConfigOrExit("setup");
 const options = natsOptions(config.nats, "metrics-setup");
 let nc: NatsConnection;
 try {

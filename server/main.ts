@@ -3,7 +3,7 @@
  * Netlify functions, behind a plain Node HTTP server on HOST:PORT. This file wires the parts
  * together and owns the process's lifecycle.
  */
-import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
+import { loadConfigOrExit } from "../shared/config.ts";
 import { createHandlers } from "../shared/function-runtime.ts";
 import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
@@ -15,20 +15,8 @@ const IN_FLIGHT_DEADLINE_MS = 10_000;
 /** How long draining the NATS connection may take after that. */
 const DRAIN_DEADLINE_MS = 5_000;
 
-function readConfig(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`ingest server: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = loadConfigOrExit("ingest server");
   const logger = createLogger("ingest-server", config.logLevel);
   const { host, port, requestTimeoutMs } = config.ingest;
   // Listening on loopback only, the server is local development for authentication.

@@ -237,6 +237,24 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   });
 }
 
+/**
+ * The configuration of a process that cannot do anything without one: on a bad configuration,
+ * every problem goes to stderr under the program's name and the process exits 1, before it has
+ * connected to anything.
+ */
+export function loadConfigOrExit(
+  program: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`${program}: ${err.message}`);
+    process.exit(1);
+  }
+}
+
 function isCertificate(pem: string): boolean {
   try {
     new X509Certificate(pem);

@@ -3,7 +3,7 @@
  * This file wires the parts together and owns the process's lifecycle.
  */
 import { connect, Events, type NatsConnection } from "nats";
-import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
+import { loadConfigOrExit, type Config } from "../shared/config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { describeConnectError, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
@@ -17,18 +17,6 @@ import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 
 /** How long a graceful stop may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 20_000;
-
-function readConfig(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`worker: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
 
 async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnection> {
   const options = natsOptions(config.nats, "metrics-worker");
@@ -58,7 +46,7 @@ async function watchConnection(nc: NatsConnection, metrics: WorkerMetrics, logge
 }
 
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = loadConfigOrExit("worker");
   const logger = createLogger("worker", config.logLevel);
 
   const store = await openStore(config.database, {
