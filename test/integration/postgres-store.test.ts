@@ -1,4 +1,4 @@
-import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
+import { createServer, type Server } from "node:net";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../shared/config.ts";
@@ -7,6 +7,7 @@ import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
 import { openStore, type MetricStore } from "../../worker/metric-store.ts";
 import { openPostgresStore, type PostgresStoreOptions } from "../../worker/postgres-store.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { startTcpProxy } from "../helpers/tcp-proxy.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const RECEIVED_AT = 1_714_566_896_789;
@@ -135,35 +136,10 @@ function via(url: string, port: number): string {
   return u.toString();
 }
 
-/**
- * A TCP proxy to the test's PostgreSQL server, which can be cut: the server then becomes
- * unreachable, as when a network fails or the database goes down.
- */
-async function startProxy(port = 0) {
+/** A TCP proxy to the test's PostgreSQL server, which can be cut (see helpers/tcp-proxy.ts). */
+function startProxy() {
   const target = new URL(db.url);
-  const sockets = new Set<Socket>();
-  const server = createServer((inbound) => {
-    const outbound = tcpConnect(Number(target.port || 5432), target.hostname || "127.0.0.1");
-    for (const socket of [inbound, outbound]) {
-      sockets.add(socket);
-      socket.on("error", () => undefined);
-      socket.on("close", () => {
-        inbound.destroy();
-        outbound.destroy();
-        sockets.delete(socket);
-      });
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  const listening = await listen(server, port);
-  return {
-    port: listening,
-    async cut() {
-      const closed = closeServer(server);
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
+  return startTcpProxy(target.hostname || "127.0.0.1", Number(target.port || 5432));
 }
 
 describe("the PostgreSQL store", () => {
@@ -389,10 +365,10 @@ describe("the PostgreSQL store", () => {
       process.off("warning", onWarning);
     }
 
-    const back = await startProxy(proxy.port);
+    await proxy.restore();
     await store.ping();
     expect(await store.insert(plainRows("outage", 1))).toBe(1);
-    await back.cut();
+    await proxy.close();
   });
 
   it("asks for TLS unless PG_SSL is disable", async () => {
