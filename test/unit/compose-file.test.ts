@@ -64,6 +64,23 @@ function namedVolumes(name: string): Map<string, string> {
   );
 }
 
+/** `key: value` (or `key = value`) on a line of its own in `text`, quotes dropped. */
+function setting(text: string, key: string): string | undefined {
+  return new RegExp(`^\\s*${key}\\s*[:=]\\s*"?([^"\\s]+)"?\\s*$`, "m").exec(text)?.[1];
+}
+
+/** The settings of nats/nats-server.conf the compose file relies on (a flat reading). */
+function natsConf() {
+  const text = read("nats/nats-server.conf").replace(/#.*$/gm, "");
+  const jetstream = /^\s*jetstream\s*\{([^}]*)\}/m.exec(text)?.[1] ?? "";
+  return {
+    listen: setting(text, "listen"),
+    http: setting(text, "http"),
+    storeDir: setting(jetstream, "store_dir"),
+    syncInterval: setting(jetstream, "sync_interval"),
+  };
+}
+
 describe("docker-compose.yml", () => {
   it("is valid for docker-compose (config -q)", async () => {
     const binary = (process.env["PATH"] ?? "")
@@ -89,16 +106,30 @@ describe("docker-compose.yml", () => {
     expect(Object.keys(services).sort()).toEqual(["ingest", "nats", "postgres", "worker"]);
   });
 
-  it("runs NATS with JetStream, its store on a named volume, and monitoring on 8222", () => {
+  it("runs NATS from nats/nats-server.conf: JetStream on a named volume, monitoring on 8222", () => {
     const nats = service("nats");
     expect(nats.image).toMatch(/^nats:2\.10/);
     const command = [nats.command ?? []].flat();
-    expect(command).toContain("-js");
-    const store = command[command.indexOf("-sd") + 1];
-    expect(command.indexOf("-sd")).toBeGreaterThanOrEqual(0);
-    expect([...namedVolumes("nats").values()]).toContain(store);
-    expect(command[command.indexOf("-m") + 1]).toBe("8222");
+    expect(command[0]).toMatch(/^(-c|--config)$/);
+    const confPath = command[1];
+    // The config file is the project's own, mounted read-only where the command reads it.
+    const mount = (nats.volumes ?? [])
+      .map((v) => v.split(":"))
+      .find(([, target]) => target === confPath);
+    expect(mount, `a volume mounting the file at ${confPath ?? "?"}`).toBeDefined();
+    expect(mount?.[0]).toBe("./nats/nats-server.conf");
+    expect(mount?.[2]).toBe("ro");
+    const conf = natsConf();
+    expect(conf.listen).toMatch(/:4222$/);
+    expect(conf.http).toMatch(/:8222$/);
+    expect([...namedVolumes("nats").values()]).toContain(conf.storeDir);
     expect(healthTest("nats")).toMatch(/wget .*:8222\/healthz\?js-enabled-only=true/);
+  });
+
+  it("makes NATS fsync every JetStream write before acknowledging it (sync_interval: always)", () => {
+    // Without it nats-server syncs every 2 minutes, and a machine crash can lose acknowledged
+    // metrics; test/faults/00-durability-cost.fault.ts checks that a 2.10 server reads it so.
+    expect(natsConf().syncInterval).toBe("always");
   });
 
   it("runs PostgreSQL with its data on a named volume and pg_isready as health check", () => {

@@ -1,0 +1,216 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect } from "nats";
+import { freePort, PROJECT_ROOT } from "../helpers/processes.ts";
+
+/**
+ * nats-server processes for the fault suite, each from a config file of its own so that the
+ * JetStream settings under test (`sync_interval`) can be set: one node, or a 3-node cluster on
+ * loopback. Every node can be SIGKILLed, SIGSTOPped and restarted on the same port and store.
+ */
+
+/** `always`: fsync every write before the PubAck; `default`: the server's own (every 2 min). */
+export type SyncSetting = "always" | "default";
+
+export interface NatsNode {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly running: boolean;
+  kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a server that hangs without closing its connections. */
+  pause(): void;
+  resume(): void;
+  restart(): Promise<void>;
+  output(): string;
+}
+
+export interface NatsSetup {
+  readonly nodes: readonly NatsNode[];
+  /** Every node's client URL, comma-separated, as NATS_URL takes them. */
+  readonly urls: string;
+  readonly binary: string;
+  readonly version: string;
+  readonly sync: SyncSetting;
+  /** The JetStream block of every node's config file, for the report. */
+  readonly settings: string;
+  stop(): Promise<void>;
+}
+
+/** nats-server 2.10+ for the suite: FAULTS_NATS_SERVER_BIN, else scripts/get-nats-server.sh's. */
+export function faultsNatsBinary(): string {
+  const bin =
+    process.env["FAULTS_NATS_SERVER_BIN"] ?? join(PROJECT_ROOT, ".tools/nats-server/nats-server");
+  if (!existsSync(bin)) {
+    throw new Error(
+      `${bin} is missing: run scripts/get-nats-server.sh (it fetches nats-server 2.10 from Debian's mirror), or set FAULTS_NATS_SERVER_BIN to a nats-server 2.10+; Debian 12's 2.9.10 cannot fsync each write`,
+    );
+  }
+  return bin;
+}
+
+export function natsVersion(binary: string): string {
+  return execFileSync(binary, ["--version"], { encoding: "utf8" }).trim().replace(/^.*v/, "");
+}
+
+export async function startNats(options: { nodes: 1 | 3; sync: SyncSetting }): Promise<NatsSetup> {
+  const binary = faultsNatsBinary();
+  const dir = await mkdtemp(join(tmpdir(), "faults-nats-"));
+  const clientPorts = await distinctPorts(options.nodes);
+  const routePorts = options.nodes > 1 ? await distinctPorts(options.nodes) : [];
+  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`);
+  const jetstreamExtra = options.sync === "always" ? "  sync_interval: always\n" : "";
+  const nodes: Node[] = [];
+  for (let i = 0; i < options.nodes; i++) {
+    const name = `n${i + 1}`;
+    const store = join(dir, name);
+    await mkdir(store, { recursive: true });
+    const cluster =
+      routes.length === 0
+        ? ""
+        : `cluster {\n  name: c1\n  listen: 127.0.0.1:${routePorts[i] ?? 0}\n  routes: [${routes.join(", ")}]\n}\n`;
+    const conf = join(dir, `${name}.conf`);
+    await writeFile(
+      conf,
+      `server_name: ${name}\nlisten: 127.0.0.1:${clientPorts[i] ?? 0}\n` +
+        `jetstream {\n  store_dir: "${store}"\n${jetstreamExtra}}\n${cluster}`,
+    );
+    nodes.push(new Node(binary, name, clientPorts[i] ?? 0, conf));
+  }
+  try {
+    await Promise.all(nodes.map((n) => n.restart()));
+    await waitForJetStream(nodes.map((n) => n.url).join(","));
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.kill()));
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url).join(","),
+    binary,
+    version: natsVersion(binary),
+    sync: options.sync,
+    settings:
+      options.sync === "always"
+        ? "jetstream { sync_interval: always }"
+        : "jetstream {} (sync_interval: default, 2 min)",
+    async stop() {
+      await Promise.all(nodes.map((n) => n.terminate()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Until JetStream answers an account info request (a cluster: once a meta leader exists). */
+export async function waitForJetStream(urls: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const nc = await connect({ servers: urls.split(","), timeout: 1000 });
+      try {
+        const jsm = await nc.jetstreamManager({ timeout: 1000 });
+        await jsm.getAccountInfo();
+        return;
+      } finally {
+        await nc.close();
+      }
+    } catch (err) {
+      last = err;
+      await sleep(200);
+    }
+  }
+  throw new Error(`JetStream at ${urls} did not become ready: ${String(last)}`);
+}
+
+async function distinctPorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  for (let i = 0; ports.size < n && i < 50; i++) ports.add(await freePort());
+  return [...ports];
+}
+
+class Node implements NatsNode {
+  private child: ChildProcess | undefined;
+  private log = "";
+  /** This run's output only, to see its own "Server is ready". */
+  private runLog = "";
+  readonly name: string;
+  readonly port: number;
+  private readonly binary: string;
+  private readonly conf: string;
+
+  constructor(binary: string, name: string, port: number, conf: string) {
+    this.binary = binary;
+    this.name = name;
+    this.port = port;
+    this.conf = conf;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.alive();
+  }
+
+  /** A method, not the getter: TypeScript would narrow the getter's value across awaits. */
+  private alive(): boolean {
+    const c = this.child;
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  output(): string {
+    return this.log;
+  }
+
+  async restart(): Promise<void> {
+    if (this.running) return;
+    const child = spawn(this.binary, ["-c", this.conf], { stdio: ["ignore", "ignore", "pipe"] });
+    this.child = child;
+    this.runLog = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      this.log = (this.log + chunk.toString()).slice(-20_000);
+      if (this.runLog.length < 100_000) this.runLog += chunk.toString();
+    });
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (!this.alive()) throw new Error(`nats-server ${this.name} exited at start:\n${this.log}`);
+      if (this.runLog.includes("Server is ready")) return;
+      await sleep(50);
+    }
+    throw new Error(`nats-server ${this.name} did not start within 15 s:\n${this.log}`);
+  }
+
+  async kill(): Promise<void> {
+    await this.signal("SIGKILL");
+  }
+
+  async terminate(): Promise<void> {
+    this.resume();
+    await this.signal("SIGTERM");
+  }
+
+  pause(): void {
+    if (this.running) this.child?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    if (this.running) this.child?.kill("SIGCONT");
+  }
+
+  private async signal(signal: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (child === undefined || !this.running) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * The fault-injection suite (`npm run test:faults`): each file runs the whole system under one
+ * fault. The files run one at a time, since each loads the machine, and take minutes, not seconds.
+ */
+export default defineConfig({
+  test: {
+    include: ["test/faults/**/*.fault.ts"],
+    testTimeout: 600_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    fileParallelism: false,
+    maxWorkers: 1,
+  },
+});
