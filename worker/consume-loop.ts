@@ -148,7 +148,7 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
         wake = undefined;
         continue;
       }
-      inHand = queue.splice(0, options.batchSize);
+      inHand = queue.splice(0, batchLength(queue, options.batchSize));
       const outcome = await options.processBatch(inHand);
       options.onBatch?.(outcome, inHand);
       inHand = [];
@@ -171,4 +171,23 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
       logger.info("consumer stopped");
     },
   };
+}
+
+/**
+ * Most bytes of messages in one transaction. A batch's rows are built in memory and, for
+ * PostgreSQL, sent as one parameter: bounding it by bytes as well as by messages keeps a batch of
+ * large messages (a backlog of 1,000-metric requests) from taking hundreds of megabytes.
+ */
+export const BATCH_BYTES = 4 * 1024 * 1024;
+
+/** How many messages from the head of the queue make the next batch: at least one. */
+export function batchLength(queue: readonly JsMsg[], batchSize: number): number {
+  let bytes = 0;
+  let n = 0;
+  while (n < queue.length && n < batchSize) {
+    bytes += queue[n]?.data.byteLength ?? 0;
+    if (n > 0 && bytes > BATCH_BYTES) break;
+    n++;
+  }
+  return n;
 }

@@ -1,0 +1,65 @@
+/**
+ * The processes a measurement starts: the self-hosted server, the worker, the baselines. Their
+ * output goes to /dev/null (logging stays at its default level, so its cost is measured).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { freePort, PROJECT_ROOT } from "../test/helpers/processes.ts";
+
+export interface BenchProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** The kernel's peak resident set size of the process so far (VmHWM), in MB. */
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+export function startProcess(script: string, env: Readonly<Record<string, string>>): BenchProcess {
+  const child = spawn(process.execPath, [script], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${script} did not start`);
+  return {
+    child,
+    pid,
+    peakRssMb() {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+      return Math.round((kb / 1024) * 10) / 10;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** An HTTP server process on a free port, once it answers. */
+export async function startHttpProcess(
+  script: string,
+  env: Readonly<Record<string, string>>,
+): Promise<BenchProcess & { base: string }> {
+  const port = await freePort();
+  const proc = startProcess(script, { HOST: "127.0.0.1", PORT: String(port), ...env });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`${script} exited at start`);
+    try {
+      await fetch(`${base}/api/v1/health`);
+      return { ...proc, base };
+    } catch {
+      await sleep(50);
+    }
+  }
+  await proc.stop();
+  throw new Error(`${script} did not answer within 15 s`);
+}

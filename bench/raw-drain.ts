@@ -1,0 +1,61 @@
+/**
+ * The baseline of the drain and end-to-end measurements: a raw consume → insert → ack loop on
+ * the same durable consumer and into the same store, with the worker's batch size. It decodes
+ * with JSON.parse alone (no schema, no dead letters, no retries, no metrics).
+ * Run: `NATS_URL=… DATABASE_URL=… node bench/raw-drain.ts`; it runs until SIGTERM, or 10 min.
+ */
+import { connect, type JsMsg } from "nats";
+import type { Envelope } from "../shared/envelope.ts";
+import { loadConfig } from "../shared/config.ts";
+import { rowsOfEnvelope } from "../worker/metric-rows.ts";
+import { openStore } from "../worker/metric-store.ts";
+
+const config = loadConfig(process.env);
+const store = await openStore(config.database);
+const nc = await connect({ servers: [...config.nats.servers], noAsyncTraces: true });
+const consumer = await nc.jetstream().consumers.get(config.stream.name, config.consumer.name);
+const batchSize = config.worker.batchSize;
+const queue: JsMsg[] = [];
+let wake: (() => void) | undefined;
+const messages = await consumer.consume({
+  max_messages: batchSize * 2,
+  callback: (msg) => {
+    queue.push(msg);
+    wake?.();
+  },
+});
+
+/** The bench's own envelopes, or a raw request body `{"data": …}` as the raw server sent it. */
+function envelopeOf(msg: JsMsg): Envelope {
+  const parsed = JSON.parse(new TextDecoder().decode(msg.data)) as Envelope | { data: unknown };
+  if ("metrics" in parsed) return parsed;
+  return {
+    v: 1,
+    id: msg.headers?.get("Nats-Msg-Id") ?? String(msg.seq),
+    receivedAt: Math.floor(msg.info.timestampNanos / 1e6),
+    metrics: [parsed.data].flat() as Envelope["metrics"],
+  };
+}
+
+// An object, not a variable: TypeScript would otherwise take it as always true in the loop.
+const state = { running: true };
+const stop = () => {
+  state.running = false;
+  wake?.();
+};
+process.on("SIGTERM", stop);
+setTimeout(stop, 600_000).unref();
+while (state.running) {
+  if (queue.length === 0) {
+    await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+    continue;
+  }
+  const batch = queue.splice(0, batchSize);
+  await store.insert(batch.flatMap((m) => rowsOfEnvelope(envelopeOf(m))));
+  for (const m of batch) m.ack();
+}
+messages.stop();
+await nc.drain();
+await store.close();
+process.exit(0);
