@@ -4,6 +4,7 @@
  * together and owns the process's lifecycle.
  */
 import { loadConfigOrExit } from "../shared/config.ts";
+import { onStopSignals } from "../shared/stop-signals.ts";
 import { createHandlers } from "../shared/function-runtime.ts";
 import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
@@ -46,41 +47,27 @@ async function main(): Promise<void> {
     "listening",
   );
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, "second signal; exiting now");
-      process.exit(1);
-    }
-    stopping = true;
+  onStopSignals(logger, async (signal) => {
     logger.info({ signal, inFlight: server.inFlight() }, "stopping");
-    void (async () => {
-      const finished = await server.close(IN_FLIGHT_DEADLINE_MS);
-      if (!finished) {
-        logger.error(
-          { deadlineMs: IN_FLIGHT_DEADLINE_MS },
-          "requests still in flight at the deadline; their connections were closed",
-        );
-      }
-      const drained = await Promise.race([
-        handlers.close().then(
-          () => true,
-          (err: unknown) => {
-            logger.error({ err }, "draining the NATS connection failed");
-            return false;
-          },
-        ),
-        new Promise<false>((resolve) => setTimeout(resolve, DRAIN_DEADLINE_MS, false).unref()),
-      ]);
-      logger.info({ finished, drained }, "stopped");
-      process.exit(finished && drained ? 0 : 1);
-    })();
-  };
-  process.on("SIGINT", () => {
-    shutdown("SIGINT");
-  });
-  process.on("SIGTERM", () => {
-    shutdown("SIGTERM");
+    const finished = await server.close(IN_FLIGHT_DEADLINE_MS);
+    if (!finished) {
+      logger.error(
+        { deadlineMs: IN_FLIGHT_DEADLINE_MS },
+        "requests still in flight at the deadline; their connections were closed",
+      );
+    }
+    const drained = await Promise.race([
+      handlers.close().then(
+        () => true,
+        (err: unknown) => {
+          logger.error({ err }, "draining the NATS connection failed");
+          return false;
+        },
+      ),
+      new Promise<false>((resolve) => setTimeout(resolve, DRAIN_DEADLINE_MS, false).unref()),
+    ]);
+    logger.info({ finished, drained }, "stopped");
+    return finished && drained ? 0 : 1;
   });
 }
 

@@ -5,6 +5,7 @@
 import { connect, Events, type NatsConnection } from "nats";
 import { loadConfigOrExit, type Config } from "../shared/config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
+import { onStopSignals } from "../shared/stop-signals.ts";
 import { describeConnectError, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { createBatchProcessor } from "./batch-processor.ts";
@@ -133,33 +134,19 @@ async function main(): Promise<void> {
   });
   logger.info({ stream: config.stream.name, consumer: config.consumer.name }, "worker started");
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, "second signal; exiting now");
-      process.exit(1);
-    }
-    stopping = true;
+  onStopSignals(logger, async (signal) => {
     logger.info({ signal }, "stopping");
     setTimeout(() => {
       logger.error("graceful stop took too long; exiting");
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
-    void (async () => {
-      await loop.stop();
-      advisories.unsubscribe();
-      await nc.drain();
-      await http.close();
-      await store.close();
-      logger.info("stopped");
-      process.exit(0);
-    })();
-  };
-  process.on("SIGINT", () => {
-    shutdown("SIGINT");
-  });
-  process.on("SIGTERM", () => {
-    shutdown("SIGTERM");
+    await loop.stop();
+    advisories.unsubscribe();
+    await nc.drain();
+    await http.close();
+    await store.close();
+    logger.info("stopped");
+    return 0;
   });
 }
 
