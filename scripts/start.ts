@@ -4,12 +4,13 @@
  * prefixed with its name. Ctrl-C stops everything it started; so does any part dying.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "nats";
+import { findNatsServerBinary } from "./nats-server-binary.ts";
 import { prettyFactory } from "pino-pretty";
 import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
 import {
@@ -98,11 +99,6 @@ function isFailure(value: NatsConnection | ConnectFailure): value is ConnectFail
   return "kind" in value;
 }
 
-function natsServerBinary(): string | undefined {
-  const dirs = [...(process.env["PATH"] ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"];
-  return dirs.map((d) => join(d, "nats-server")).find((p) => existsSync(p));
-}
-
 /** NATS_URL when it is set; else a server on 127.0.0.1:4222; else one launched here. */
 async function findNats(config: Config): Promise<{ url: string; nc: NatsConnection }> {
   if (process.env["NATS_URL"]) {
@@ -118,7 +114,7 @@ async function findNats(config: Config): Promise<{ url: string; nc: NatsConnecti
     say("start", `NATS found at ${LOCAL_NATS_URL}`);
     return { url: LOCAL_NATS_URL, nc: local };
   }
-  const binary = natsServerBinary();
+  const binary = findNatsServerBinary();
   if (!binary) {
     fail(
       [

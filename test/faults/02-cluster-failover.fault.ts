@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.ts";
 import { firstSuccessAfter, startLoad, type RequestRecord } from "./load.ts";
-import { startNats, type NatsNode, type NatsSetup } from "./nats-nodes.ts";
-import { at, finish, loadOptions, size } from "./scenario.ts";
-import { startSystem, type System } from "./system.ts";
+import type { NatsNode, NatsSetup } from "./nats-nodes.ts";
+import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
+import type { System } from "./system.ts";
 
 /**
  * 2. A 3-node JetStream cluster on loopback with an R3 stream: the stream leader killed mid-load,
@@ -12,19 +12,14 @@ import { startSystem, type System } from "./system.ts";
 let nats: NatsSetup;
 let system: System;
 
-beforeAll(async () => {
-  nats = await startNats({ nodes: 3, sync: "always" });
-  system = await startSystem({
-    nats,
-    database: "postgres",
-    env: { STREAM_REPLICAS: "3", PUBLISH_TIMEOUT_MS: "2000" },
-  });
-});
-
-afterAll(async () => {
-  await system.stop();
-  await nats.stop();
-});
+startForFile(
+  { nodes: 3, sync: "always" },
+  { database: "postgres", env: { STREAM_REPLICAS: "3", PUBLISH_TIMEOUT_MS: "2000" } },
+  (n, s) => {
+    nats = n;
+    system = s;
+  },
+);
 
 /** The node leading the metrics stream, once one leads it (and is not `not`). */
 async function streamLeader(not?: NatsNode): Promise<NatsNode> {

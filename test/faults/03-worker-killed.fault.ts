@@ -1,27 +1,25 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { startLoad } from "./load.ts";
-import { startNats, type NatsSetup } from "./nats-nodes.ts";
-import { at, finish, loadOptions, size } from "./scenario.ts";
-import { startSystem, type System } from "./system.ts";
+import type { NatsSetup } from "./nats-nodes.ts";
+import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
+import type { System } from "./system.ts";
 
 /** 3. The worker SIGKILLed while storing, twice, and restarted each time (PostgreSQL). */
 let nats: NatsSetup;
 let system: System;
 
-beforeAll(async () => {
-  nats = await startNats({ nodes: 1, sync: "always" });
-  system = await startSystem({
-    nats,
+startForFile(
+  { nodes: 1, sync: "always" },
+  {
     database: "postgres",
     // Redelivery of what the killed worker held after 5 s rather than 30 s and then 60 s.
     env: { WORKER_BATCH_SIZE: "50", CONSUMER_ACK_WAIT_SECONDS: "5", CONSUMER_BACKOFF_SECONDS: "5" },
-  });
-});
-
-afterAll(async () => {
-  await system.stop();
-  await nats.stop();
-});
+  },
+  (n, s) => {
+    nats = n;
+    system = s;
+  },
+);
 
 it("worker SIGKILLed mid-batch and restarted, twice: nothing lost, nothing twice", async () => {
   const options = loadOptions(system, "s3");

@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { startLoad } from "./load.ts";
-import { startNats, type NatsSetup } from "./nats-nodes.ts";
-import { at, finish, loadOptions, size } from "./scenario.ts";
-import { startSystem, type System } from "./system.ts";
+import type { NatsSetup } from "./nats-nodes.ts";
+import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
+import type { System } from "./system.ts";
 
 /** 4. PostgreSQL unreachable for 10 s under load (a proxy in between drops and refuses). */
 let nats: NatsSetup;
 let system: System;
 
-beforeAll(async () => {
-  nats = await startNats({ nodes: 1, sync: "always" });
-  system = await startSystem({ nats, database: "postgres", dbProxy: true });
-});
-
-afterAll(async () => {
-  await system.stop();
-  await nats.stop();
+startForFile({ nodes: 1, sync: "always" }, { database: "postgres", dbProxy: true }, (n, s) => {
+  nats = n;
+  system = s;
 });
 
 it("database unavailable for 10 s under load: the edge keeps accepting, nothing lost", async () => {

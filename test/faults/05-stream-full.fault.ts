@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { firstSuccessAfter, startLoad } from "./load.ts";
-import { startNats, type NatsSetup } from "./nats-nodes.ts";
-import { at, finish, loadOptions, size } from "./scenario.ts";
-import { startSystem, type System } from "./system.ts";
+import type { NatsSetup } from "./nats-nodes.ts";
+import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
+import type { System } from "./system.ts";
 
 /**
  * 5. The stream full: max_bytes reached with discard: new while no worker runs. The edge must
@@ -12,20 +12,14 @@ let nats: NatsSetup;
 let system: System;
 const MAX_BYTES = 256 * 1024;
 
-beforeAll(async () => {
-  nats = await startNats({ nodes: 1, sync: "always" });
-  system = await startSystem({
-    nats,
-    database: "sqlite",
-    workers: 0,
-    env: { STREAM_MAX_BYTES: String(MAX_BYTES) },
-  });
-});
-
-afterAll(async () => {
-  await system.stop();
-  await nats.stop();
-});
+startForFile(
+  { nodes: 1, sync: "always" },
+  { database: "sqlite", workers: 0, env: { STREAM_MAX_BYTES: String(MAX_BYTES) } },
+  (n, s) => {
+    nats = n;
+    system = s;
+  },
+);
 
 it("stream full: 503 at the edge, nothing lost, ingest resumes as the worker catches up", async () => {
   // Many lanes, so that new requests keep arriving while earlier ones wait to retry, and a third

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { startLoad } from "./load.ts";
-import { startNats, type NatsSetup } from "./nats-nodes.ts";
-import { at, finish, loadOptions, size } from "./scenario.ts";
-import { startSystem, type System } from "./system.ts";
+import type { NatsSetup } from "./nats-nodes.ts";
+import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
+import type { System } from "./system.ts";
 
 /**
  * 6. Clients that time out and retry with the same Idempotency-Key. nats-server is frozen
@@ -13,14 +13,9 @@ import { startSystem, type System } from "./system.ts";
 let nats: NatsSetup;
 let system: System;
 
-beforeAll(async () => {
-  nats = await startNats({ nodes: 1, sync: "always" });
-  system = await startSystem({ nats, database: "sqlite" });
-});
-
-afterAll(async () => {
-  await system.stop();
-  await nats.stop();
+startForFile({ nodes: 1, sync: "always" }, { database: "sqlite" }, (n, s) => {
+  nats = n;
+  system = s;
 });
 
 it("clients time out and retry with the same key: no duplicates", async () => {

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { jsonSubject } from "../../shared/stream-setup.ts";
 import { startLoad } from "./load.ts";
-import { startNats, type NatsSetup } from "./nats-nodes.ts";
-import { finish, loadOptions, size } from "./scenario.ts";
-import { startSystem, type System } from "./system.ts";
+import type { NatsSetup } from "./nats-nodes.ts";
+import { finish, loadOptions, size, startForFile } from "./scenario.ts";
+import type { System } from "./system.ts";
 
 /**
  * 7. Poison messages published straight into the stream among the load's: each must end in the
@@ -13,14 +13,9 @@ import { startSystem, type System } from "./system.ts";
 let nats: NatsSetup;
 let system: System;
 
-beforeAll(async () => {
-  nats = await startNats({ nodes: 1, sync: "always" });
-  system = await startSystem({ nats, database: "sqlite" });
-});
-
-afterAll(async () => {
-  await system.stop();
-  await nats.stop();
+startForFile({ nodes: 1, sync: "always" }, { database: "sqlite" }, (n, s) => {
+  nats = n;
+  system = s;
 });
 
 const POISON: { reason: string; body: () => Uint8Array }[] = [

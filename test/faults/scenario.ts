@@ -1,13 +1,36 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { summary, writeFigures, type ScenarioFigures } from "./figures.ts";
 import { outcomeCounts, type Load, type LoadOptions } from "./load.ts";
-import type { NatsSetup } from "./nats-nodes.ts";
+import { startNats, type NatsSetup } from "./nats-nodes.ts";
 import { reconcile, type Reconciliation } from "./reconcile.ts";
-import type { System } from "./system.ts";
+import { startSystem, type System, type SystemOptions } from "./system.ts";
 
 /** FAULTS_SHORT=1 (`npm run test:faults -- --short`): smaller loads, for CI. */
 export const SHORT = process.env["FAULTS_SHORT"] === "1";
+
+/**
+ * Starts the NATS nodes and the system before a scenario file's test, hands them to `use`, and
+ * stops both after it (the nodes too when the system failed to start).
+ */
+export function startForFile(
+  natsOptions: Parameters<typeof startNats>[0],
+  systemOptions: Omit<SystemOptions, "nats">,
+  use: (nats: NatsSetup, system: System) => void,
+): void {
+  let started: { nats: NatsSetup; system?: System } | undefined;
+  beforeAll(async () => {
+    const nats = await startNats(natsOptions);
+    started = { nats };
+    const system = await startSystem({ nats, ...systemOptions });
+    started.system = system;
+    use(nats, system);
+  });
+  afterAll(async () => {
+    await started?.system?.stop();
+    await started?.nats.stop();
+  });
+}
 
 export function size(full: number, short: number): number {
   return SHORT ? short : full;

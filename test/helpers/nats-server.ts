@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { findNatsServerBinary } from "../../scripts/nats-server-binary.ts";
 
 /** A private nats-server with JetStream for one test file: its own port and store directory. */
 export interface NatsServer {
@@ -19,12 +19,7 @@ export interface NatsServer {
 
 /** The nats-server binary: `NATS_SERVER_BIN`, else the one on PATH, else Debian's. */
 export function natsServerBinary(): string {
-  const candidates = [
-    process.env["NATS_SERVER_BIN"],
-    ...(process.env["PATH"] ?? "").split(":").map((dir) => join(dir, "nats-server")),
-    "/usr/sbin/nats-server",
-  ];
-  const found = candidates.find((c) => c !== undefined && existsSync(c));
+  const found = findNatsServerBinary();
   if (!found) {
     throw new Error(
       "nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN; the integration tests need a real server",

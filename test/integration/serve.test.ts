@@ -1,4 +1,4 @@
-import { Agent, request, type IncomingHttpHeaders } from "node:http";
+import { Agent, request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { connect as tcpConnect } from "node:net";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -56,6 +56,21 @@ interface Answer {
   reusedSocket: boolean;
 }
 
+/** Reads a response whole, with the local port of the connection that carried it. */
+function readAnswer(res: IncomingMessage, reusedSocket: boolean): Promise<Answer> {
+  // Read now: once the body has ended, a kept-alive socket is back in the agent's pool.
+  const localPort = res.socket.localPort;
+  return new Promise((resolve, reject) => {
+    let body = "";
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => (body += chunk));
+    res.on("end", () => {
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body, localPort, reusedSocket });
+    });
+    res.on("error", reject);
+  });
+}
+
 /** One request with node:http, so that the connection it used can be told. */
 function send(
   base: string,
@@ -67,21 +82,7 @@ function send(
       `${base}${path}`,
       { method: init.method ?? "GET", headers: init.headers ?? {}, agent: init.agent ?? false },
       (res) => {
-        // Read now: once the body has ended, a kept-alive socket is back in the agent's pool.
-        const localPort = res.socket.localPort;
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (body += chunk));
-        res.on("end", () => {
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body,
-            localPort,
-            reusedSocket: req.reusedSocket,
-          });
-        });
-        res.on("error", reject);
+        readAnswer(res, req.reusedSocket).then(resolve, reject);
       },
     );
     req.on("error", reject);
@@ -301,18 +302,7 @@ function slowPost(base: string): {
         },
       },
       (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (body += chunk));
-        res.on("end", () => {
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body,
-            localPort: undefined,
-            reusedSocket: false,
-          });
-        });
+        readAnswer(res, false).then(resolve, reject);
       },
     );
     req.on("error", reject);

@@ -7,19 +7,9 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/enve
 import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
 import type { MetricStore } from "../../worker/metric-store.ts";
 import { openSqliteStore } from "../../worker/sqlite-store.ts";
+import type { StoredRow } from "../helpers/sqlite.ts";
 
 const RECEIVED_AT = 1_714_566_896_789;
-
-interface StoredRow {
-  dedup_key: string;
-  name: string | null;
-  value: number;
-  time_ms: number;
-  received_ms: number;
-  tags: string;
-  metric: string;
-  msg_id: string;
-}
 
 /** Reads the file with a connection of its own, as another process would. */
 function query<T>(path: string, sql: string): T[] {
