@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".data/", ".netlify/", ".tools/", "dist/"] },
+  { ignores: ["node_modules/", ".data/", ".netlify/", ".tools/", "dist/", "shared/gen/"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -163,7 +163,8 @@ function makeRows(count: number): MetricRow[] {
     const id = `bench-${messages++}-${Math.random().toString(36).slice(2, 10)}`;
     const receivedAt = Date.now();
     const envelope: Envelope = {
-      v: 1,
+      v: 2,
+      key: "message",
       id,
       receivedAt,
       metrics: Array.from({ length: Math.min(10, count - rows.length) }, (_, i) => ({

@@ -46,7 +46,13 @@ async function fill(nats: BenchNats, messages: number, perMessage: number): Prom
   async function lane() {
     while (next < messages) {
       const id = `${run}-${next++}`;
-      const data = encodeEnvelope({ v: ENVELOPE_VERSION, id, receivedAt: Date.now(), metrics });
+      const data = encodeEnvelope({
+        v: ENVELOPE_VERSION,
+        id,
+        receivedAt: Date.now(),
+        key: "message",
+        metrics,
+      });
       await js.publish("metrics.json", data, { msgID: id });
     }
   }

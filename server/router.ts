@@ -8,6 +8,9 @@ import { requestIdOf } from "../shared/request-id.ts";
 const ROUTES: ReadonlyMap<string, keyof Handlers> = new Map([
   ["/api/v1/metrics", "ingest"],
   ["/api/v1/health", "health"],
+  ["/api/v2/write", "influxWrite"],
+  ["/v1/metrics", "otlpMetrics"],
+  ["/api/v1/write", "remoteWrite"],
 ]);
 
 /**
@@ -25,7 +28,7 @@ function notFound(req: Request): Response {
   return errorResponse(
     new ApiError(
       "not_found",
-      "There is nothing here; the API is POST /api/v1/metrics and GET /api/v1/health.",
+      "There is nothing here; the API is POST /api/v1/metrics and GET /api/v1/health, and for agents POST /api/v2/write (InfluxDB), /v1/metrics (OTLP) and /api/v1/write (Prometheus).",
     ),
     requestIdOf(req),
   );

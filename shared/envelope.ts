@@ -1,7 +1,7 @@
 import { ENVELOPE_VERSION, type Envelope } from "./envelope-schema.ts";
 import { validateEnvelope } from "./validators.ts";
 
-export { ENVELOPE_VERSION, type Envelope } from "./envelope-schema.ts";
+export { ENVELOPE_VERSION, type Envelope, type RowKey } from "./envelope-schema.ts";
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return Buffer.from(JSON.stringify(envelope));
@@ -26,7 +26,10 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     return { ok: false, reason: "undecodable", message: `not UTF-8 JSON: ${String(err)}` };
   }
   const version = (value as { v?: unknown } | null)?.v;
-  if (version !== ENVELOPE_VERSION) {
+  // Version 1 is version 2 without `key`: every row keyed by message id and index.
+  if (version === 1 && typeof value === "object" && value !== null && !("key" in value)) {
+    value = { ...value, v: ENVELOPE_VERSION, key: "message" };
+  } else if (version !== ENVELOPE_VERSION) {
     return {
       ok: false,
       reason: "unknown_version",
@@ -40,6 +43,17 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
       reason: "invalid_envelope",
       message: `${first?.instancePath ?? ""} ${first?.message ?? "is invalid"}`.trim(),
     };
+  }
+  if (value.key === "series") {
+    // A series key needs both parts of the identity; the edge always sets them.
+    const index = value.metrics.findIndex((m) => m.name === undefined || m.timestamp === undefined);
+    if (index >= 0) {
+      return {
+        ok: false,
+        reason: "invalid_envelope",
+        message: `/metrics/${index} has no name or no timestamp, which a series key needs`,
+      };
+    }
   }
   return { ok: true, envelope: value };
 }

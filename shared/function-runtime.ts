@@ -10,16 +10,22 @@ import { createCors } from "./cors.ts";
 import { ApiError } from "./errors.ts";
 import { createHealthHandler } from "./health-handler.ts";
 import { errorResponse } from "./http-response.ts";
+import { createInfluxWriteHandler } from "./influx-write-handler.ts";
 import { createIngestHandler, type Handler } from "./ingest-handler.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createConnectionProvider, natsOptions } from "./nats-connection.ts";
+import { createOtlpMetricsHandler } from "./otlp-metrics-handler.ts";
 import { createJetStreamPublisher } from "./publisher.ts";
 import { requestIdOf } from "./request-id.ts";
-import { jsonSubject } from "./stream-setup.ts";
+import { createRemoteWriteHandler } from "./remote-write-handler.ts";
+import { agentSubject, jsonSubject, type AgentProtocol } from "./stream-setup.ts";
 
 export interface Handlers {
   readonly ingest: Handler;
   readonly health: Handler;
+  readonly influxWrite: Handler;
+  readonly otlpMetrics: Handler;
+  readonly remoteWrite: Handler;
 }
 
 export interface HandlerSetupOptions {
@@ -51,14 +57,27 @@ export function createHandlers(config: Config, options: HandlerSetupOptions): Ha
       "no API keys configured: every request is refused with auth_not_configured; set INGEST_API_KEYS, or INGEST_AUTH=none to accept unauthenticated requests",
     );
   }
+  const publisher = createJetStreamPublisher(connections, {
+    timeoutMs: config.nats.publishTimeoutMs,
+  });
+  const authenticate = createAuthenticator({ ...config.ingest, isLocal });
+  const agent = (protocol: AgentProtocol) => ({
+    publisher,
+    authenticate,
+    subject: agentSubject(config.stream, protocol),
+    logger: logger.child({ protocol }),
+  });
   return {
     ingest: createIngestHandler({
-      publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
-      authenticate: createAuthenticator({ ...config.ingest, isLocal }),
+      publisher,
+      authenticate,
       subject: jsonSubject(config.stream),
       logger,
       cors: createCors(config.ingest.corsOrigins, "POST"),
     }),
+    influxWrite: createInfluxWriteHandler(agent("influx")),
+    otlpMetrics: createOtlpMetricsHandler(agent("otlp")),
+    remoteWrite: createRemoteWriteHandler(agent("prometheus")),
     health: createHealthHandler({
       connections,
       streamName: config.stream.name,

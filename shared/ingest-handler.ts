@@ -63,7 +63,7 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     if (traceparent !== null && TRACEPARENT.test(traceparent)) headers["traceparent"] = traceparent;
     const receipt = await options.publisher.publish({
       subject: options.subject,
-      data: encodeEnvelope({ v: ENVELOPE_VERSION, id: msgId, receivedAt, metrics }),
+      data: encodeEnvelope({ v: ENVELOPE_VERSION, id: msgId, receivedAt, key: "message", metrics }),
       msgId,
       headers,
     });

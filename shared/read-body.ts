@@ -10,6 +10,16 @@ const gunzipAsync = promisify(gunzip);
  * compressed bytes are read incrementally up to a cap, and inflating stops at the limit.
  */
 export async function readBodyText(req: Request, maxBytes: number): Promise<string> {
+  const bytes = await readBodyBytes(req, maxBytes);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (err) {
+    throw new ApiError("malformed_body", "The body is not valid UTF-8.", { cause: err });
+  }
+}
+
+/** Reads a request body as bytes, decompressing gzip, within the same limit as `readBodyText`. */
+export async function readBodyBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
   const encoding = (req.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
   if (encoding !== "identity" && encoding !== "gzip") {
     throw new ApiError(
@@ -27,8 +37,9 @@ export async function readBodyText(req: Request, maxBytes: number): Promise<stri
 
   const wire = await readCapped(req, wireCap, tooLarge);
   let bytes = wire;
-  // netlify dev inflates gzip bodies itself but keeps the Content-Encoding header. No JSON or
-  // NDJSON body starts with gzip's magic bytes, so a body without them is taken as inflated.
+  // netlify dev inflates gzip bodies itself but keeps the Content-Encoding header. No body the
+  // service takes starts with gzip's magic bytes (JSON, NDJSON and line protocol are text; no
+  // protobuf message starts with 0x1f, an invalid wire type), so one without them is inflated.
   if (encoding === "gzip" && isGzip(wire)) {
     try {
       bytes = await gunzipAsync(wire, { maxOutputLength: maxBytes });
@@ -43,11 +54,7 @@ export async function readBodyText(req: Request, maxBytes: number): Promise<stri
     }
   }
   if (bytes.byteLength > maxBytes) throw tooLarge();
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch (err) {
-    throw new ApiError("malformed_body", "The body is not valid UTF-8.", { cause: err });
-  }
+  return bytes;
 }
 
 async function readCapped(

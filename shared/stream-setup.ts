@@ -16,6 +16,14 @@ export function jsonSubject(stream: Config["stream"]): string {
   return `${stream.subjectPrefix}.json`;
 }
 
+/** The agent protocols, each publishing to a subject of its own. */
+export type AgentProtocol = "influx" | "otlp" | "prometheus";
+
+/** The subject an agent protocol's endpoint publishes to. */
+export function agentSubject(stream: Config["stream"], protocol: AgentProtocol): string {
+  return `${stream.subjectPrefix}.${protocol}`;
+}
+
 /** The subject a dead-lettered message is published to. */
 export function deadLetterSubject(stream: Config["stream"], reason: string): string {
   return `${stream.subjectPrefix}_dlq.${reason}`;

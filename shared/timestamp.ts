@@ -61,3 +61,34 @@ export function measurementTimeMs(
 function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
+
+const NANOS_PER_MS = 1_000_000n;
+
+/**
+ * The time a metric was measured in nanoseconds since the epoch, exactly: RFC 3339 fractions
+ * keep all nine digits (an offset is whole minutes, so it never moves the sub-millisecond part).
+ */
+export function measurementTimeNs(
+  timestamp: string | number | undefined,
+  receivedAtMs: number,
+): bigint {
+  const ms = BigInt(measurementTimeMs(timestamp, receivedAtMs));
+  if (typeof timestamp !== "string") return ms * NANOS_PER_MS;
+  const fraction = RFC3339.exec(timestamp)?.[7] ?? "";
+  const subMillisecond = BigInt(fraction.padEnd(9, "0").slice(3, 9));
+  return ms * NANOS_PER_MS + subMillisecond;
+}
+
+/**
+ * RFC 3339 in UTC with all nine fraction digits, for a time in nanoseconds since the epoch; how
+ * the agent protocols' timestamps are written into a metric, so no precision is lost. Undefined
+ * when the time is outside the range every metric must be in (1970–9999).
+ */
+export function rfc3339FromNanos(ns: bigint): string | undefined {
+  if (ns < 0n) return undefined;
+  const ms = Number(ns / NANOS_PER_MS);
+  if (!isInRange(ms)) return undefined;
+  const subMillisecond = String(ns % NANOS_PER_MS).padStart(6, "0");
+  // toISOString gives exactly "YYYY-MM-DDTHH:MM:SS.mmmZ" for years 1970–9999.
+  return `${new Date(ms).toISOString().slice(0, -1)}${subMillisecond}Z`;
+}

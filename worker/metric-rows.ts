@@ -1,11 +1,14 @@
 import type { Envelope } from "../shared/envelope.ts";
+import { seriesRowKey } from "../shared/series-identity.ts";
 import { measurementTimeMs } from "../shared/timestamp.ts";
 
 /** One row of the `metrics` table. */
 export interface MetricRow {
   /**
    * The row's identity, unique in the table: `<message id>/<index in the message>` for the JSON
-   * API. A redelivered message yields the same keys, so storing it again adds nothing.
+   * API, a digest of the series and timestamp for the agent protocols (`shared/series-identity.ts`).
+   * A redelivered message, or an agent's retried batch, yields the same keys, so storing it again
+   * adds nothing.
    */
   readonly dedupKey: string;
   readonly name: string | null;
@@ -22,7 +25,10 @@ export interface MetricRow {
 
 export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
   return envelope.metrics.map((metric, index) => ({
-    dedupKey: `${envelope.id}/${index}`,
+    dedupKey:
+      envelope.key === "series"
+        ? seriesRowKey(metric, envelope.receivedAt)
+        : `${envelope.id}/${index}`,
     name: metric.name ?? null,
     value: metric.value,
     timeMs: measurementTimeMs(metric.timestamp, envelope.receivedAt),

@@ -65,7 +65,8 @@ async function freshDatabase(): Promise<TestDatabase> {
 /** The rows a worker would make of a message published with these metrics. */
 function rowsOf(id: string, metrics: unknown[]): MetricRow[] {
   const data = encodeEnvelope({
-    v: 1,
+    v: 2,
+    key: "message",
     id,
     receivedAt: RECEIVED_AT,
     metrics: metrics as Envelope["metrics"],

@@ -43,7 +43,7 @@ function message(events: Events, data: string | Uint8Array, deliveryCount = 1): 
 
 /** An encoded envelope holding `metrics`. */
 function envelope(id: string, metrics: Metric[] = [{ value: 1 }]): Uint8Array {
-  return encodeEnvelope({ v: 1, id, receivedAt: RECEIVED_AT, metrics });
+  return encodeEnvelope({ v: 2, id, receivedAt: RECEIVED_AT, key: "message", metrics });
 }
 
 interface Fakes {
@@ -140,8 +140,29 @@ describe("poison messages", () => {
     ["not JSON", "{not json", "undecodable"],
     ["not UTF-8", new Uint8Array([0x7b, 0xff, 0x7d]), "undecodable"],
     [
-      "envelope version 2",
+      "envelope version 3",
+      JSON.stringify({ v: 3, id: "x", receivedAt: 1, key: "message", metrics: [{ value: 1 }] }),
+      "unknown_version",
+    ],
+    [
+      "version 2 without a row key",
       JSON.stringify({ v: 2, id: "x", receivedAt: 1, metrics: [{ value: 1 }] }),
+      "invalid_envelope",
+    ],
+    [
+      "a series key for a metric without a timestamp",
+      JSON.stringify({
+        v: 2,
+        id: "x",
+        receivedAt: 1,
+        key: "series",
+        metrics: [{ name: "a", value: 1 }],
+      }),
+      "invalid_envelope",
+    ],
+    [
+      "version 1 with a row key (version 1 has none)",
+      JSON.stringify({ v: 1, id: "x", receivedAt: 1, key: "series", metrics: [{ value: 1 }] }),
       "unknown_version",
     ],
     [

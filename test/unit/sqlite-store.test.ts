@@ -30,7 +30,8 @@ const storedRows = (path: string) =>
 /** The envelope a worker would decode from a message published with this JSON body's data. */
 function envelopeOf(id: string, metricsJson: string): Envelope {
   const data = encodeEnvelope({
-    v: 1,
+    v: 2,
+    key: "message",
     id,
     receivedAt: RECEIVED_AT,
     metrics: JSON.parse(metricsJson) as Envelope["metrics"],
@@ -79,6 +80,56 @@ describe("rowsOfEnvelope", () => {
   it("keeps each metric as sent", () => {
     const expected = (JSON.parse(sent) as unknown[]).map((m) => JSON.stringify(m));
     expect(rows.map((r) => r.metric)).toEqual(expected);
+  });
+});
+
+describe("rowsOfEnvelope with series keys (the agent protocols)", () => {
+  const seriesRows = (metrics: Envelope["metrics"], id = "batch") =>
+    rowsOfEnvelope({ v: 2, key: "series", id, receivedAt: RECEIVED_AT, metrics });
+  const at = "2026-11-27T10:00:00.123456789Z";
+
+  it("keys a metric by name, tags (in any order) and timestamp, not by message", () => {
+    const [a] = seriesRows([{ name: "cpu", value: 1, timestamp: at, tags: { h: "a", dc: "eu" } }]);
+    const [b] = seriesRows(
+      [{ name: "cpu", value: 2, timestamp: at, tags: { dc: "eu", h: "a" } }],
+      "another",
+    );
+    expect(a?.dedupKey).toMatch(/^s:[A-Za-z0-9_-]{43}$/);
+    expect(b?.dedupKey).toBe(a?.dedupKey);
+  });
+
+  it("tells apart points a nanosecond apart, other names, other tags and other tag values", () => {
+    const keys = seriesRows([
+      { name: "cpu", value: 1, timestamp: at, tags: { h: "a" } },
+      { name: "cpu", value: 1, timestamp: "2026-11-27T10:00:00.123456788Z", tags: { h: "a" } },
+      { name: "mem", value: 1, timestamp: at, tags: { h: "a" } },
+      { name: "cpu", value: 1, timestamp: at, tags: { h: "b" } },
+      { name: "cpu", value: 1, timestamp: at, tags: { g: "a" } },
+      { name: "cpu", value: 1, timestamp: at },
+    ]).map((r) => r.dedupKey);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("gives the same instant the same key whatever its offset or form", () => {
+    const keys = seriesRows([
+      { name: "cpu", value: 1, timestamp: "2026-11-27T10:00:00.123Z" },
+      { name: "cpu", value: 1, timestamp: "2026-11-27T11:00:00.123000+01:00" },
+      { name: "cpu", value: 1, timestamp: Date.UTC(2026, 10, 27, 10, 0, 0, 123) },
+    ]).map((r) => r.dedupKey);
+    expect(new Set(keys).size).toBe(1);
+  });
+});
+
+describe("an envelope of version 1 (written before row keys were named)", () => {
+  it("is read as version 2 keyed by message", () => {
+    const decoded = decodeEnvelope(
+      Buffer.from(JSON.stringify({ v: 1, id: "old", receivedAt: 5, metrics: [{ value: 1 }] })),
+    );
+    expect(decoded).toEqual({
+      ok: true,
+      envelope: { v: 2, key: "message", id: "old", receivedAt: 5, metrics: [{ value: 1 }] },
+    });
+    if (decoded.ok) expect(rowsOfEnvelope(decoded.envelope)[0]?.dedupKey).toBe("old/0");
   });
 });
 
