@@ -22,7 +22,7 @@ const POISON: { reason: string; body: () => Uint8Array }[] = [
   { reason: "undecodable", body: () => Uint8Array.from([0xff, 0xfe, 0x7b, 0x00]) },
   {
     reason: "unknown_version",
-    body: () => Buffer.from(JSON.stringify({ v: 2, id: "p", receivedAt: 1, metrics: [] })),
+    body: () => Buffer.from(JSON.stringify({ v: 99, id: "p", receivedAt: 1, metrics: [] })),
   },
   {
     reason: "invalid_envelope",

@@ -247,12 +247,13 @@ describe("an accepted request", () => {
 
     const envelope = envelopeOf(published[0]);
     expect(validateEnvelope(envelope)).toBe(true);
-    expect(envelope.v).toBe(1);
+    expect(envelope.v).toBe(2);
+    expect(envelope.key).toBe("message");
     expect(envelope.id).toBe("generated-1");
     expect(envelope.receivedAt).toBe(NOW);
     const expected = (JSON.parse(sent) as { data: unknown }).data;
     expect(JSON.stringify(envelope.metrics)).toBe(JSON.stringify(expected));
-    expect(Object.keys(envelope)).toEqual(["v", "id", "receivedAt", "metrics"]);
+    expect(Object.keys(envelope)).toEqual(["v", "id", "receivedAt", "key", "metrics"]);
     expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
   });
 
