@@ -57,6 +57,19 @@ export async function readBodyBytes(req: Request, maxBytes: number): Promise<Uin
   return bytes;
 }
 
+/**
+ * Reads a request body's bytes as they came, decoding no Content-Encoding (for a protocol that
+ * decodes its own, like Prometheus remote write's Snappy), and refuses it (413) as soon as it
+ * is larger than `maxBytes`.
+ */
+export async function readRawBody(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new ApiError("body_too_large", `The body is larger than ${maxBytes} bytes as sent.`);
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge();
+  return readCapped(req, maxBytes, tooLarge);
+}
+
 async function readCapped(
   req: Request,
   cap: number,

@@ -1,7 +1,115 @@
-import type { AgentHandlerOptions } from "./agent-publish.ts";
+import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
+import { ApiError } from "./errors.ts";
+import { errorResponse, internalErrorResponse } from "./http-response.ts";
 import type { Handler } from "./ingest-handler.ts";
+import { REQUEST_LIMITS } from "./limits.ts";
+import type { Logger } from "./logger.ts";
+import { readRawBody } from "./read-body.ts";
+import { decodeWriteRequest, metricsOfWriteRequest, pointsOf } from "./remote-write.ts";
+import { requestIdOf } from "./request-id.ts";
 
-/** POST /api/v1/write — Prometheus remote write 1.0. */
-export function createRemoteWriteHandler(_options: AgentHandlerOptions): Handler {
-  return () => Promise.resolve(new Response("not built yet", { status: 501 }));
+/**
+ * The largest Snappy block whose contents can fit the decompressed limit: Snappy's worst case
+ * for data that does not compress is 32 + n + n/6 bytes.
+ */
+const MAX_BLOCK_BYTES = 32 + REQUEST_LIMITS.bodyBytes + Math.ceil(REQUEST_LIMITS.bodyBytes / 6);
+const WRITE_REQUEST = "prometheus.WriteRequest";
+
+/**
+ * `POST /api/v1/write`: Prometheus remote write 1.0. Each sample becomes a metric, published
+ * keyed by series and timestamp, so that a batch Prometheus sends again adds nothing; 204 once
+ * JetStream acknowledged them all. Every refusal of bad input is a 4xx, which Prometheus does
+ * not retry; a 5xx (with Retry-After) only when a retry can succeed.
+ */
+export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler {
+  const now = options.now ?? Date.now;
+
+  async function write(req: Request, requestId: string, log: Logger): Promise<Response> {
+    if (req.method !== "POST") {
+      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
+    }
+    const refusal = options.authenticate(req);
+    if (refusal) throw refusal;
+    checkProtocolHeaders(req.headers);
+    const receivedAt = now();
+    const body = await readRawBody(req, MAX_BLOCK_BYTES);
+    const request = decodeWriteRequest(body, REQUEST_LIMITS.bodyBytes);
+    const points = pointsOf(request);
+    if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
+    const { metrics, skipped } = metricsOfWriteRequest(request);
+    const receipt = await publishSeries(options.publisher, {
+      subject: options.subject,
+      metrics,
+      receivedAt,
+    });
+    log.info(
+      {
+        points,
+        metrics: metrics.length,
+        messages: receipt.messages,
+        duplicates: receipt.duplicates,
+        skipped,
+      },
+      "accepted",
+    );
+    return new Response(null, { status: 204, headers: { "x-request-id": requestId } });
+  }
+
+  return async (req) => {
+    const requestId = requestIdOf(req);
+    const log = options.logger.child({ requestId });
+    try {
+      return await write(req, requestId, log);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        const level = err.status >= 500 ? "warn" : "info";
+        const cause = err.cause instanceof Error ? err.cause.message : undefined;
+        log[level]({ code: err.code, status: err.status, cause }, "refused");
+        return errorResponse(err, requestId);
+      }
+      log.error({ err }, "unexpected error");
+      return internalErrorResponse(requestId);
+    }
+  };
+}
+
+/**
+ * What remote write 1.0 says a sender sends: `Content-Type: application/x-protobuf` (a `proto`
+ * parameter, if any, naming prometheus.WriteRequest: remote write 2.0's messages are refused with
+ * 415, so that its senders can fall back to 1.0), `Content-Encoding: snappy`, and, if it says,
+ * `X-Prometheus-Remote-Write-Version: 0.1.x`.
+ */
+function checkProtocolHeaders(headers: Headers): void {
+  const [mediaType = "", ...parameters] = (headers.get("content-type") ?? "").split(";");
+  const type = mediaType.trim().toLowerCase();
+  if (type !== "application/x-protobuf") {
+    throw new ApiError(
+      "unsupported_media_type",
+      `Content-Type '${type.slice(0, 64)}' is not supported; remote write sends application/x-protobuf.`,
+    );
+  }
+  for (const parameter of parameters) {
+    const [key = "", value = ""] = parameter.split("=");
+    const message = value.trim().replace(/^"(.*)"$/, "$1");
+    if (key.trim().toLowerCase() === "proto" && message !== WRITE_REQUEST) {
+      throw new ApiError(
+        "unsupported_media_type",
+        `The message '${message.slice(0, 64)}' is not supported; this endpoint takes remote write 1.0 (${WRITE_REQUEST}).`,
+      );
+    }
+  }
+  const encoding = (headers.get("content-encoding") ?? "").trim().toLowerCase();
+  if (encoding !== "snappy") {
+    throw new ApiError(
+      "unsupported_encoding",
+      `Content-Encoding '${encoding.slice(0, 64)}' is not supported; remote write sends snappy (the block format).`,
+    );
+  }
+  const version = headers.get("x-prometheus-remote-write-version")?.trim();
+  if (version !== undefined && !/^0\.1(\.\d+)?$/.test(version)) {
+    throw new ApiError(
+      "unsupported_media_type",
+      `X-Prometheus-Remote-Write-Version '${version.slice(0, 32)}' is not supported; this endpoint speaks remote write 1.0 (0.1.0).`,
+    );
+  }
 }

@@ -37,7 +37,7 @@ describe("checkMetrics", () => {
   });
 
   it("refuses a metric over the per-metric size limit, as the JSON API does", () => {
-    const big = point(1, { note: "x".repeat(4000), more: Array(20).fill("y".repeat(4000)) });
+    const big = { ...point(1), note: "x".repeat(4000), more: Array(20).fill("y".repeat(4000)) };
     const { valid, refused } = checkMetrics([big]);
     expect(valid).toEqual([]);
     expect(refused[0]?.details[0]?.message).toMatch(/bytes as JSON; the limit is 65536/);

@@ -1,0 +1,185 @@
+/**
+ * Prometheus remote write 1.0: from a request body (a Snappy block holding a protobuf
+ * `WriteRequest`) to the metrics the service stores, one per sample.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import { checkMetrics } from "./agent-publish.ts";
+import { ApiError, type ErrorDetail } from "./errors.ts";
+import { WriteRequestSchema, type WriteRequest } from "./gen/prometheus/remote_pb.js";
+import type { TimeSeries } from "./gen/prometheus/types_pb.js";
+import { REQUEST_LIMITS } from "./limits.ts";
+import type { Metric } from "./metric-schema.ts";
+import { decodeSnappyBlock } from "./snappy-block.ts";
+
+/**
+ * The staleness marker: the NaN whose bits are 0x7ff0000000000002. Prometheus sends it as a
+ * series' last sample when the series disappears (a target stops exposing it, or stops being
+ * scraped); it marks an end, not a measurement. It is a signalling NaN, which the CPU may turn
+ * into its quiet form (0x7ff8000000000002) when the number is moved about, so the quiet bit
+ * is ignored when comparing (Prometheus's ordinary NaN is 0x7ff8000000000001).
+ */
+const STALE_NAN_BITS = 0x7ff0_0000_0000_0002n;
+const QUIET_NAN_BIT = 0x0008_0000_0000_0000n;
+
+/** What a request held that does not become a metric, counted for the log. */
+export interface SkippedPoints {
+  /** Staleness markers: the end of a series, not a measurement. */
+  staleMarkers: number;
+  /** Other NaN or ±Inf values: a stored value is always a finite number. */
+  nonFinite: number;
+  /** Native histograms (not part of remote write 1.0; sent only with send_native_histograms). */
+  histograms: number;
+  exemplars: number;
+  /** Metric metadata (type, help, unit), which Prometheus sends in requests of their own. */
+  metadata: number;
+}
+
+export interface RemoteWriteMetrics {
+  /** One valid metric per stored sample, in the request's order. */
+  readonly metrics: readonly Metric[];
+  readonly skipped: SkippedPoints;
+}
+
+/** Decompresses and decodes a remote write body, within `maxBytes` decompressed. */
+export function decodeWriteRequest(body: Uint8Array, maxBytes: number): WriteRequest {
+  const bytes = decodeSnappyBlock(body, maxBytes);
+  try {
+    // Fields this definition does not know (remote write's later additions) are ignored.
+    return fromBinary(WriteRequestSchema, bytes, { readUnknownFields: false });
+  } catch (err) {
+    const reason = err instanceof Error ? `: ${err.message.slice(0, 200)}` : "";
+    throw new ApiError(
+      "malformed_body",
+      `The body is not a protobuf prometheus.WriteRequest${reason}.`,
+      { cause: err },
+    );
+  }
+}
+
+/** The points of a request, as the per-request limit counts them: samples and histograms. */
+export function pointsOf(request: WriteRequest): number {
+  let points = 0;
+  for (const series of request.timeseries)
+    points += series.samples.length + series.histograms.length;
+  return points;
+}
+
+/**
+ * Turns every sample into a metric: `__name__` is its name, the other labels its tags, the
+ * timestamp (milliseconds) and value as sent. All or nothing: if any series or sample is
+ * invalid, the request is refused (400, as the specification asks), naming every problem by
+ * `timeseries[i].samples[j]`; `index` in the details is the sample's position in the request.
+ */
+export function metricsOfWriteRequest(request: WriteRequest): RemoteWriteMetrics {
+  const skipped: SkippedPoints = {
+    staleMarkers: 0,
+    nonFinite: 0,
+    histograms: 0,
+    exemplars: 0,
+    metadata: request.metadata.length,
+  };
+  const candidates: Record<string, unknown>[] = [];
+  /** For each candidate: its position among the request's samples, and where it was. */
+  const origins: { index: number; where: string }[] = [];
+  const problems: ErrorDetail[] = [];
+  let sampleIndex = 0;
+
+  request.timeseries.forEach((series, s) => {
+    skipped.histograms += series.histograms.length;
+    skipped.exemplars += series.exemplars.length;
+    const first = sampleIndex;
+    sampleIndex += series.samples.length;
+    if (series.samples.length === 0) return;
+    const labels = labelsOf(series);
+    if (typeof labels === "string") {
+      problems.push({ index: first, path: "", message: `timeseries[${s}]: ${labels}` });
+      return;
+    }
+    series.samples.forEach((sample, j) => {
+      if (!Number.isFinite(sample.value)) {
+        if (isStaleMarker(sample.value)) skipped.staleMarkers += 1;
+        else skipped.nonFinite += 1;
+        return;
+      }
+      const metric: Record<string, unknown> = {
+        name: labels.name,
+        value: sample.value,
+        // Beyond Number's exact range only when far outside 1970–9999, which the schema refuses.
+        timestamp: Number(sample.timestamp),
+      };
+      if (labels.tags !== undefined) metric["tags"] = labels.tags;
+      candidates.push(metric);
+      origins.push({ index: first + j, where: `timeseries[${s}].samples[${j}]` });
+    });
+  });
+
+  const { valid, refused } = checkMetrics(candidates);
+  for (const { index, details } of refused) {
+    const origin = origins[index];
+    if (origin === undefined) continue;
+    for (const detail of details) {
+      problems.push({
+        index: origin.index,
+        path: detail.path,
+        message: `${origin.where}: ${fieldOf(detail.path)} ${detail.message}`,
+      });
+    }
+  }
+  if (problems.length > 0) throw invalidSamples(problems.sort((a, b) => a.index - b.index));
+  return { metrics: valid, skipped };
+}
+
+/**
+ * The series' name and tags, or why it has none. As in Prometheus, a label with an empty value
+ * is no label. Labels may come in any order (the order carries no meaning here); a name must
+ * not repeat, and every label must have a name.
+ */
+function labelsOf(
+  series: TimeSeries,
+): { name: string; tags: Record<string, string> | undefined } | string {
+  const seen = new Set<string>();
+  let name: string | undefined;
+  const tags: [string, string][] = [];
+  for (const label of series.labels) {
+    if (label.name === "") return "a label has an empty name";
+    if (seen.has(label.name)) return `the label '${label.name.slice(0, 128)}' appears twice`;
+    seen.add(label.name);
+    if (label.value === "") continue;
+    if (label.name === "__name__") name = label.value;
+    else tags.push([label.name, label.value]);
+  }
+  if (name === undefined) return "the series has no __name__ label, which names the metric";
+  // fromEntries defines own properties: a label named __proto__ is a tag like any other.
+  return { name, tags: tags.length > 0 ? Object.fromEntries(tags) : undefined };
+}
+
+const float = new DataView(new ArrayBuffer(8));
+
+function isStaleMarker(value: number): boolean {
+  if (!Number.isNaN(value)) return false;
+  float.setFloat64(0, value);
+  return (float.getBigUint64(0) & ~QUIET_NAN_BIT) === STALE_NAN_BITS;
+}
+
+/** What a metric's JSON Pointer is in a sample's terms. */
+function fieldOf(path: string): string {
+  if (path === "/name") return "__name__";
+  if (path === "/timestamp") return "the timestamp";
+  if (path === "/tags") return "the labels";
+  if (path.startsWith("/tags/")) {
+    const label = path.slice(6).replaceAll("~1", "/").replaceAll("~0", "~");
+    return `the label '${label.slice(0, 128)}'`;
+  }
+  return "the sample";
+}
+
+function invalidSamples(all: readonly ErrorDetail[]): ApiError {
+  const bad = new Set(all.map((d) => d.index)).size;
+  const shown = all.slice(0, REQUEST_LIMITS.errorDetails);
+  const cut = all.length > shown.length ? ` (the first ${shown.length} problems are listed)` : "";
+  return new ApiError(
+    "invalid_metrics",
+    `${bad} sample(s) are invalid${cut}; nothing was accepted.`,
+    { details: shown },
+  );
+}
