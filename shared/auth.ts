@@ -13,8 +13,20 @@ export interface AuthOptions {
   readonly isLocal: boolean;
 }
 
-/** Checks a request's credentials; answers the error to send, or undefined to let it through. */
-export type Authenticator = (req: Request) => ApiError | undefined;
+/**
+ * How a key may be sent: `Authorization: Bearer <key>` everywhere, and `Authorization: Token
+ * <key>` where an endpoint speaks InfluxDB's API, whose clients (Telegraf, the influx client
+ * libraries) send the key that way and cannot be told otherwise.
+ */
+export type KeyScheme = "Bearer" | "Token";
+
+/**
+ * Checks a request's credentials; answers the error to send, or undefined to let it through.
+ * `schemes` are the Authorization schemes the endpoint takes (default: Bearer only).
+ */
+export type Authenticator = (req: Request, schemes?: readonly KeyScheme[]) => ApiError | undefined;
+
+const BEARER_ONLY: readonly KeyScheme[] = ["Bearer"];
 
 export function createAuthenticator(options: AuthOptions): Authenticator {
   if (options.apiKeys.length === 0) {
@@ -31,10 +43,11 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
   const digests = options.apiKeys.map((entry) =>
     entry.startsWith("sha256:") ? Buffer.from(entry.slice(7), "hex") : sha256(entry),
   );
-  return (req) => {
-    const presented = bearerToken(req.headers.get("authorization"));
+  return (req, schemes = BEARER_ONLY) => {
+    const presented = presentedKey(req.headers.get("authorization"), schemes);
     if (presented === undefined) {
-      return new ApiError("unauthorized", "Send an API key as 'Authorization: Bearer <key>'.");
+      const forms = schemes.map((scheme) => `'Authorization: ${scheme} <key>'`).join(" or ");
+      return new ApiError("unauthorized", `Send an API key as ${forms}.`);
     }
     const digest = sha256(presented);
     let match = false;
@@ -44,9 +57,12 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
   };
 }
 
-function bearerToken(header: string | null): string | undefined {
-  const m = /^Bearer +(\S+) *$/i.exec(header ?? "");
-  return m?.[1];
+/** The key of an Authorization header in one of `schemes` (any letter case), else undefined. */
+function presentedKey(header: string | null, schemes: readonly KeyScheme[]): string | undefined {
+  const m = /^(\S+) +(\S+) *$/.exec(header ?? "");
+  if (!m) return undefined;
+  const scheme = m[1]?.toLowerCase();
+  return schemes.some((known) => known.toLowerCase() === scheme) ? m[2] : undefined;
 }
 
 function sha256(text: string): Buffer {

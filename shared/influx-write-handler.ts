@@ -1,7 +1,137 @@
-import type { AgentHandlerOptions } from "./agent-publish.ts";
+/**
+ * `POST /api/v2/write?org=&bucket=&precision=`: InfluxDB v2's write API, so that Telegraf and
+ * the influx client libraries can send here as they send to InfluxDB. Each field of each line
+ * becomes one metric; the request is stored whole or refused whole, and answered as InfluxDB
+ * answers (204; 400 naming the first bad line; 413; 503 with Retry-After).
+ */
+import { publishSeries, type AgentHandlerOptions } from "./agent-publish.ts";
+import type { KeyScheme } from "./auth.ts";
+import { ApiError } from "./errors.ts";
+import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
+import {
+  decodeUtf8,
+  LineRefusal,
+  metricsOfText,
+  PRECISIONS,
+  type Precision,
+  type WriteTarget,
+} from "./influx-metrics.ts";
 import type { Handler } from "./ingest-handler.ts";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
+import type { Logger } from "./logger.ts";
+import { readBodyBytes } from "./read-body.ts";
+import { requestIdOf } from "./request-id.ts";
 
-/** POST /api/v2/write — InfluxDB v2 line protocol. */
-export function createInfluxWriteHandler(_options: AgentHandlerOptions): Handler {
-  return () => Promise.resolve(new Response("not built yet", { status: 501 }));
+/** InfluxDB's clients send `Authorization: Token <key>`; Bearer works here as everywhere. */
+const KEY_SCHEMES: readonly KeyScheme[] = ["Token", "Bearer"];
+
+/** InfluxDB's `code` for each status: its clients show it with the message. */
+const INFLUX_CODES: Readonly<Record<number, string>> = {
+  400: "invalid",
+  401: "unauthorized",
+  404: "not found",
+  405: "method not allowed",
+  413: "request too large",
+  415: "unsupported media type",
+  429: "too many requests",
+  500: "internal error",
+  503: "unavailable",
+};
+
+export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler {
+  const now = options.now ?? Date.now;
+
+  async function write(req: Request, requestId: string, log: Logger): Promise<Response> {
+    if (req.method !== "POST") {
+      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
+    }
+    const refusal = options.authenticate(req, KEY_SCHEMES);
+    if (refusal) throw refusal;
+    const target = writeTarget(new URL(req.url).searchParams);
+    const receivedAt = now();
+    const text = decodeUtf8(await readBodyBytes(req, REQUEST_LIMITS.bodyBytes));
+    const metrics = metricsOfText(text, target, receivedAt);
+    const receipt = await publishSeries(options.publisher, {
+      subject: options.subject,
+      metrics,
+      receivedAt,
+    });
+    log.info({ metrics: metrics.length, bucket: target.bucket, ...receipt }, "accepted");
+    return new Response(null, { status: 204, headers: { "x-request-id": requestId } });
+  }
+
+  return async (req) => {
+    const requestId = requestIdOf(req);
+    const log = options.logger.child({ requestId });
+    try {
+      return await write(req, requestId, log);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        const level = err.status >= 500 ? "warn" : "info";
+        const cause = err.cause instanceof Error ? err.cause.message : undefined;
+        log[level]({ code: err.code, status: err.status, cause }, "refused");
+        return influxErrorResponse(errorResponse(err, requestId), err);
+      }
+      log.error({ err }, "unexpected error");
+      return influxErrorResponse(internalErrorResponse(requestId));
+    }
+  };
+}
+
+/** The query parameters: `bucket` (required), `org` or `orgID`, `precision` (default ns). */
+function writeTarget(params: URLSearchParams): WriteTarget {
+  const precision = params.get("precision") ?? "ns";
+  if (!Object.hasOwn(PRECISIONS, precision)) {
+    throw new ApiError(
+      "invalid_body",
+      `precision must be ns, us, ms or s, not ${JSON.stringify(precision.slice(0, 16))}.`,
+    );
+  }
+  const bucket = parameter(params, "bucket");
+  if (bucket === undefined) {
+    throw new ApiError(
+      "invalid_body",
+      "The query parameter bucket (the bucket to write to) is required.",
+    );
+  }
+  // Telegraf sends `org=` when no organization is configured: empty means none.
+  const org = parameter(params, "org") ?? parameter(params, "orgID");
+  return { bucket, org, precision: precision as Precision };
+}
+
+/** A non-empty query parameter, bounded like a metric name; undefined when absent or empty. */
+function parameter(params: URLSearchParams, name: string): string | undefined {
+  const value = params.get(name) ?? "";
+  if (value === "") return undefined;
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (value.length > METRIC_BOUNDS.nameLength || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw new ApiError(
+      "invalid_body",
+      `The query parameter ${name} must be at most ${METRIC_BOUNDS.nameLength} characters without control characters.`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The API's error body with InfluxDB's `code` and `message` in front (what its clients read),
+ * `line` for a bad line and `maxLength` for a body over the limit (what Telegraf logs).
+ */
+async function influxErrorResponse(base: Response, err?: ApiError): Promise<Response> {
+  const body = (await base.json()) as Record<string, unknown> & { error: { message: string } };
+  const headers = new Headers(base.headers);
+  if (err?.code === "unauthorized") {
+    headers.set("www-authenticate", 'Token realm="metrics", Bearer realm="metrics"');
+  }
+  return jsonResponse(
+    base.status,
+    {
+      code: INFLUX_CODES[base.status] ?? "internal error",
+      message: body.error.message,
+      ...(err instanceof LineRefusal ? { line: err.line } : {}),
+      ...(err?.code === "body_too_large" ? { maxLength: REQUEST_LIMITS.bodyBytes } : {}),
+      ...body,
+    },
+    headers,
+  );
 }

@@ -102,6 +102,38 @@ describe("with API keys", () => {
     expect(refusal?.message).not.toContain("key-one");
   });
 
+  describe("where an endpoint takes InfluxDB's Token scheme too", () => {
+    const influx = ["Token", "Bearer"] as const;
+    const authenticate = createAuthenticator({ ...plain, authMode: undefined, isLocal: false });
+
+    it.each(["Token key-one", "token key-one", "TOKEN  key-one", "Bearer key-one"])(
+      "accepts %j",
+      (authorization) => {
+        expect(authenticate(request(authorization), influx)).toBeUndefined();
+      },
+    );
+
+    it.each(["Token key-two", "Token", "Basic a2V5LW9uZQ==", "key-one", "Tokenkey-one"])(
+      "refuses %j, naming both schemes",
+      (authorization) => {
+        const refusal = authenticate(request(authorization), influx);
+        expect(refusal?.code).toBe("unauthorized");
+        if (authorization !== "Token key-two") {
+          expect(refusal?.message).toBe(
+            "Send an API key as 'Authorization: Token <key>' or 'Authorization: Bearer <key>'.",
+          );
+        }
+      },
+    );
+
+    it("leaves every other endpoint on Bearer alone", () => {
+      expect(authenticate(request("Token key-one"))?.code).toBe("unauthorized");
+      expect(authenticate(request())?.message).toBe(
+        "Send an API key as 'Authorization: Bearer <key>'.",
+      );
+    });
+  });
+
   it("still requires a key locally once keys are configured", () => {
     expect(outcome({ ...plain, isLocal: true })).toBe("unauthorized");
     expect(outcome({ ...plain, isLocal: true }, "Bearer key-one")).toBe("allowed");

@@ -1,0 +1,202 @@
+/**
+ * InfluxDB line protocol as metrics: each field of each line becomes one metric named
+ * `<measurement>_<field>`, with the line's tags and timestamp, and with the write's org and
+ * bucket, the measurement, the field key and its type kept beside them. A request is taken whole
+ * or refused naming its first bad line, as InfluxDB refuses it.
+ */
+import { checkMetrics, tooManyPoints } from "./agent-publish.ts";
+import { ApiError, type ErrorCode, type ErrorDetail } from "./errors.ts";
+import {
+  LineProtocolError,
+  parseLineProtocol,
+  type FieldValue,
+  type LinePoint,
+} from "./line-protocol.ts";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
+import type { Metric } from "./metric-schema.ts";
+import { rfc3339FromNanos } from "./timestamp.ts";
+
+/** Nanoseconds per unit of each `precision` the v2 API takes. */
+export const PRECISIONS = { ns: 1n, us: 1_000n, ms: 1_000_000n, s: 1_000_000_000n } as const;
+export type Precision = keyof typeof PRECISIONS;
+
+/** Where the request writes: kept in every metric it becomes. */
+export interface WriteTarget {
+  readonly bucket: string;
+  readonly org: string | undefined;
+  readonly precision: Precision;
+}
+
+/** A refusal that names the first bad line; InfluxDB's answer carries the line as `line`. */
+export class LineRefusal extends ApiError {
+  readonly line: number;
+
+  constructor(
+    code: ErrorCode,
+    where: { readonly line: number; readonly column?: number },
+    message: string,
+    details?: readonly ErrorDetail[],
+  ) {
+    const at = where.column === undefined ? "" : `, column ${where.column}`;
+    super(code, `line ${where.line}${at}: ${message}; nothing was written.`, {
+      ...(details ? { details } : {}),
+    });
+    this.line = where.line;
+  }
+}
+
+/** The body as text; invalid UTF-8 is refused naming the line it is on. */
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new LineRefusal("malformed_body", { line: firstLineNotUtf8(bytes) }, "not valid UTF-8");
+  }
+}
+
+/** No byte of a multi-byte UTF-8 sequence is a newline, so each line can be checked alone. */
+function firstLineNotUtf8(bytes: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (let line = 1, start = 0; ; line++) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline === -1 ? bytes.length : newline;
+    try {
+      decoder.decode(bytes.subarray(start, end));
+    } catch {
+      return line;
+    }
+    if (newline === -1) return line;
+    start = end + 1;
+  }
+}
+
+/**
+ * Every field of every line as a checked metric, in order. Refuses the request naming its first
+ * bad line (syntax, or a metric the JSON API would refuse), or when it holds more fields than a
+ * request may hold metrics, or none. Past that limit lines are still read, for syntax and count.
+ */
+export function metricsOfText(text: string, target: WriteTarget, receivedAt: number): Metric[] {
+  const unit = PRECISIONS[target.precision];
+  // As InfluxDB does, a line without a timestamp gets the receive time in the request's precision.
+  const receivedNs = ((BigInt(receivedAt) * 1_000_000n) / unit) * unit;
+  const metrics: Metric[] = [];
+  let count = 0;
+  try {
+    for (const point of parseLineProtocol(text)) {
+      count += point.fields.length;
+      if (count > REQUEST_LIMITS.metricsPerRequest) continue;
+      const candidates = metricsOfPoint(point, target, receivedNs);
+      const { valid, refused } = checkMetrics(candidates);
+      if (refused.length > 0) throw invalidPoint(point, candidates, refused, metrics.length);
+      metrics.push(...valid);
+    }
+  } catch (err) {
+    if (!(err instanceof LineProtocolError)) throw err;
+    throw new LineRefusal("malformed_body", err, err.reason);
+  }
+  if (count > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(count);
+  if (count === 0) {
+    throw new ApiError("empty_batch", "The body holds no points (only blank or comment lines).");
+  }
+  return metrics;
+}
+
+/** A metric as made from a field, before the schema checked it. */
+interface CandidateMetric {
+  readonly name: string;
+  readonly influx: { readonly field: string };
+}
+
+/** One metric per field: `<measurement>_<field>`, the line's tags, the point's time. */
+function metricsOfPoint(
+  point: LinePoint,
+  target: WriteTarget,
+  receivedNs: bigint,
+): CandidateMetric[] {
+  const ns =
+    point.timestamp === undefined ? receivedNs : point.timestamp * PRECISIONS[target.precision];
+  const timestamp = rfc3339FromNanos(ns);
+  if (timestamp === undefined) {
+    throw new LineRefusal(
+      "invalid_metrics",
+      point,
+      `the timestamp ${String(point.timestamp)} (precision ${target.precision}) is not between 1970 and 9999`,
+    );
+  }
+  const tags = Object.fromEntries(point.tags);
+  return point.fields.map(([field, value]) => ({
+    name: `${point.measurement}_${field}`,
+    value: numberOf(value),
+    timestamp,
+    tags,
+    influx: {
+      ...(target.org === undefined ? {} : { org: target.org }),
+      bucket: target.bucket,
+      measurement: point.measurement,
+      field,
+      type: value.type,
+      ...(value.type === "string" ? { text: value.value } : {}),
+    },
+  }));
+}
+
+/** A field's value as a metric's: booleans 1 and 0, a string 1 (its text is kept beside it). */
+function numberOf(field: FieldValue): number {
+  switch (field.type) {
+    case "float":
+      return field.value;
+    case "integer":
+    case "unsigned":
+      return Number(field.value);
+    case "boolean":
+      return field.value ? 1 : 0;
+    case "string":
+      return 1;
+  }
+}
+
+/** The refusal of a line whose metrics break the Metric schema, saying what in its own terms. */
+function invalidPoint(
+  point: LinePoint,
+  candidates: readonly CandidateMetric[],
+  refused: ReturnType<typeof checkMetrics>["refused"],
+  offset: number,
+): LineRefusal {
+  const details = refused.flatMap(({ details: list }) =>
+    list.map((d) => ({ ...d, index: d.index + offset })),
+  );
+  const first = refused[0];
+  const problem = first?.details[0];
+  const message =
+    first === undefined || problem === undefined
+      ? "the point is invalid"
+      : describeProblem(problem, candidates[first.index] as CandidateMetric);
+  return new LineRefusal(
+    "invalid_metrics",
+    point,
+    message,
+    details.slice(0, REQUEST_LIMITS.errorDetails),
+  );
+}
+
+/** The part of a line a metric's JSON Pointer stands for, with what is wrong with it. */
+function describeProblem(detail: ErrorDetail, metric: CandidateMetric): string {
+  const { path, message } = detail;
+  const short = (text: string) => JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+  const field = short(metric.influx.field);
+  let part = path;
+  if (path === "/name") part = `the metric name ${short(metric.name)} (measurement_field)`;
+  // The schema reports a tag key's problem at the tag set itself.
+  else if (path === "/tags") part = message.includes("propert") ? "the tag set" : "a tag key";
+  else if (path.startsWith("/tags/")) part = `the tag ${short(unescapePointer(path.slice(6)))}`;
+  // Org and bucket were checked already, and measurement and field key are bounded by the
+  // name: only a string field's text can break the bounds of the extra fields.
+  else if (path.startsWith("/influx")) {
+    return `the string field ${field} must be at most ${METRIC_BOUNDS.stringLength} characters, without NUL characters`;
+  } else if (path === "") part = `the metric of field ${field}`;
+  return `${part} ${message}`;
+}
+
+function unescapePointer(token: string): string {
+  return token.replaceAll("~1", "/").replaceAll("~0", "~");
+}
