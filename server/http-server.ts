@@ -2,7 +2,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse }
 import type { AddressInfo } from "node:net";
 import { toNodeHandler } from "srvx/node";
 import { internalErrorResponse } from "../shared/http-response.ts";
-import type { Handler } from "../shared/ingest-handler.ts";
+import type { Handler } from "../shared/answer-requests.ts";
 import type { Logger } from "../shared/logger.ts";
 import { requestIdOf } from "../shared/request-id.ts";
 

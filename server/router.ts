@@ -1,7 +1,7 @@
 import type { Handlers } from "../shared/function-runtime.ts";
 import { ApiError } from "../shared/errors.ts";
 import { errorResponse } from "../shared/http-response.ts";
-import type { Handler } from "../shared/ingest-handler.ts";
+import type { Handler } from "../shared/answer-requests.ts";
 import { requestIdOf } from "../shared/request-id.ts";
 
 /** The paths the Netlify functions serve (their `config.path`), each to the same handler. */

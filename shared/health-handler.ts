@@ -1,6 +1,6 @@
 import { ApiError } from "./errors.ts";
 import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
-import type { Handler } from "./ingest-handler.ts";
+import type { Handler } from "./answer-requests.ts";
 import type { Logger } from "./logger.ts";
 import type { ConnectionProvider } from "./nats-connection.ts";
 import { requestIdOf } from "./request-id.ts";

@@ -32,9 +32,13 @@ export function errorResponse(error: ApiError, requestId: string): Response {
 }
 
 /** Anything unexpected: an opaque 500 whose only detail is the request id to find it in the logs. */
-export function internalErrorResponse(requestId: string): Response {
-  return errorResponse(
-    new ApiError("internal_error", `An internal error occurred; quote request id ${requestId}.`),
-    requestId,
+export function internalError(requestId: string): ApiError {
+  return new ApiError(
+    "internal_error",
+    `An internal error occurred; quote request id ${requestId}.`,
   );
+}
+
+export function internalErrorResponse(requestId: string): Response {
+  return errorResponse(internalError(requestId), requestId);
 }

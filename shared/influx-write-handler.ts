@@ -7,7 +7,7 @@
 import { publishSeries, type AgentHandlerOptions } from "./agent-publish.ts";
 import type { KeyScheme } from "./auth.ts";
 import { ApiError } from "./errors.ts";
-import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
+import { errorResponse, jsonResponse } from "./http-response.ts";
 import {
   decodeUtf8,
   LineRefusal,
@@ -16,11 +16,9 @@ import {
   type Precision,
   type WriteTarget,
 } from "./influx-metrics.ts";
-import type { Handler } from "./ingest-handler.ts";
+import { answerRequests, type Handler } from "./answer-requests.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
-import type { Logger } from "./logger.ts";
 import { readBodyBytes } from "./read-body.ts";
-import { requestIdOf } from "./request-id.ts";
 
 /** InfluxDB's clients send `Authorization: Token <key>`; Bearer works here as everywhere. */
 const KEY_SCHEMES: readonly KeyScheme[] = ["Token", "Bearer"];
@@ -41,7 +39,7 @@ const INFLUX_CODES: Readonly<Record<number, string>> = {
 export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler {
   const now = options.now ?? Date.now;
 
-  async function write(req: Request, requestId: string, log: Logger): Promise<Response> {
+  async function write(req: Request, requestId: string): Promise<Response> {
     if (req.method !== "POST") {
       throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
     }
@@ -56,26 +54,16 @@ export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler 
       metrics,
       receivedAt,
     });
-    log.info({ metrics: metrics.length, bucket: target.bucket, ...receipt }, "accepted");
+    options.logger.info(
+      { requestId, metrics: metrics.length, bucket: target.bucket, ...receipt },
+      "accepted",
+    );
     return new Response(null, { status: 204, headers: { "x-request-id": requestId } });
   }
 
-  return async (req) => {
-    const requestId = requestIdOf(req);
-    const log = options.logger.child({ requestId });
-    try {
-      return await write(req, requestId, log);
-    } catch (err) {
-      if (err instanceof ApiError) {
-        const level = err.status >= 500 ? "warn" : "info";
-        const cause = err.cause instanceof Error ? err.cause.message : undefined;
-        log[level]({ code: err.code, status: err.status, cause }, "refused");
-        return influxErrorResponse(errorResponse(err, requestId), err);
-      }
-      log.error({ err }, "unexpected error");
-      return influxErrorResponse(internalErrorResponse(requestId));
-    }
-  };
+  return answerRequests(options.logger, write, (err, requestId) =>
+    influxErrorResponse(errorResponse(err, requestId), err),
+  );
 }
 
 /** The query parameters: `bucket` (required), `org` or `orgID`, `precision` (default ns). */
@@ -117,10 +105,10 @@ function parameter(params: URLSearchParams, name: string): string | undefined {
  * The API's error body with InfluxDB's `code` and `message` in front (what its clients read),
  * `line` for a bad line and `maxLength` for a body over the limit (what Telegraf logs).
  */
-async function influxErrorResponse(base: Response, err?: ApiError): Promise<Response> {
+async function influxErrorResponse(base: Response, err: ApiError): Promise<Response> {
   const body = (await base.json()) as Record<string, unknown> & { error: { message: string } };
   const headers = new Headers(base.headers);
-  if (err?.code === "unauthorized") {
+  if (err.code === "unauthorized") {
     headers.set("www-authenticate", 'Token realm="metrics", Bearer realm="metrics"');
   }
   return jsonResponse(
@@ -129,7 +117,7 @@ async function influxErrorResponse(base: Response, err?: ApiError): Promise<Resp
       code: INFLUX_CODES[base.status] ?? "internal error",
       message: body.error.message,
       ...(err instanceof LineRefusal ? { line: err.line } : {}),
-      ...(err?.code === "body_too_large" ? { maxLength: REQUEST_LIMITS.bodyBytes } : {}),
+      ...(err.code === "body_too_large" ? { maxLength: REQUEST_LIMITS.bodyBytes } : {}),
       ...body,
     },
     headers,

@@ -1,15 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { answerRequests, type Handler } from "./answer-requests.ts";
 import type { Authenticator } from "./auth.ts";
 import { NO_CORS, type Cors } from "./cors.ts";
 import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
 import { ApiError } from "./errors.ts";
-import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
+import { jsonResponse } from "./http-response.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Logger } from "./logger.ts";
 import { bodyFormat, parseMetrics } from "./parse-metrics.ts";
 import type { Publisher } from "./publisher.ts";
 import { readBodyText } from "./read-body.ts";
-import { requestIdOf } from "./request-id.ts";
 
 export interface IngestHandlerOptions {
   readonly publisher: Publisher;
@@ -24,8 +24,6 @@ export interface IngestHandlerOptions {
   /** CORS for browsers on other origins; off by default. */
   readonly cors?: Cors;
 }
-
-export type Handler = (req: Request) => Promise<Response>;
 
 /** The envelope's own bytes around the metrics: version, a message id escaped, receive time. */
 const ENVELOPE_OVERHEAD_BYTES = 512;
@@ -88,30 +86,13 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     );
   }
 
+  const answer = answerRequests(options.logger, ingest);
   const cors = options.cors ?? NO_CORS;
   return async (req) => {
     const preflight = cors.preflight(req);
     if (preflight) return preflight;
     return cors.decorate(req, await answer(req));
   };
-
-  async function answer(req: Request): Promise<Response> {
-    const requestId = requestIdOf(req);
-    try {
-      return await ingest(req, requestId);
-    } catch (err) {
-      if (err instanceof ApiError) {
-        const level = err.status >= 500 ? "warn" : "info";
-        log[level](
-          { requestId, code: err.code, status: err.status, cause: causeOf(err) },
-          "refused",
-        );
-        return errorResponse(err, requestId);
-      }
-      log.error({ requestId, err }, "unexpected error");
-      return internalErrorResponse(requestId);
-    }
-  }
 }
 
 function idempotencyKey(req: Request): string | undefined {
@@ -124,9 +105,4 @@ function idempotencyKey(req: Request): string | undefined {
     );
   }
   return key;
-}
-
-/** The underlying error's message, for the log only (never for the client). */
-function causeOf(err: ApiError): string | undefined {
-  return err.cause instanceof Error ? err.cause.message : undefined;
 }

@@ -1,12 +1,9 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
 import { ApiError } from "./errors.ts";
-import { errorResponse, internalErrorResponse } from "./http-response.ts";
-import type { Handler } from "./ingest-handler.ts";
+import { answerRequests, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
-import type { Logger } from "./logger.ts";
 import { readRawBody } from "./read-body.ts";
 import { decodeWriteRequest, metricsOfWriteRequest, pointsOf } from "./remote-write.ts";
-import { requestIdOf } from "./request-id.ts";
 
 /**
  * The largest Snappy block whose contents can fit the decompressed limit: Snappy's worst case
@@ -24,7 +21,7 @@ const WRITE_REQUEST = "prometheus.WriteRequest";
 export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler {
   const now = options.now ?? Date.now;
 
-  async function write(req: Request, requestId: string, log: Logger): Promise<Response> {
+  async function write(req: Request, requestId: string): Promise<Response> {
     if (req.method !== "POST") {
       throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
     }
@@ -42,8 +39,10 @@ export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler 
       metrics,
       receivedAt,
     });
-    log.info(
+    // Info, unlike the JSON API's debug: a batch is worth a line, and it counts what was skipped.
+    options.logger.info(
       {
+        requestId,
         points,
         metrics: metrics.length,
         messages: receipt.messages,
@@ -55,22 +54,7 @@ export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler 
     return new Response(null, { status: 204, headers: { "x-request-id": requestId } });
   }
 
-  return async (req) => {
-    const requestId = requestIdOf(req);
-    const log = options.logger.child({ requestId });
-    try {
-      return await write(req, requestId, log);
-    } catch (err) {
-      if (err instanceof ApiError) {
-        const level = err.status >= 500 ? "warn" : "info";
-        const cause = err.cause instanceof Error ? err.cause.message : undefined;
-        log[level]({ code: err.code, status: err.status, cause }, "refused");
-        return errorResponse(err, requestId);
-      }
-      log.error({ err }, "unexpected error");
-      return internalErrorResponse(requestId);
-    }
-  };
+  return answerRequests(options.logger, write);
 }
 
 /**

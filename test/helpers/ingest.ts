@@ -1,6 +1,6 @@
 import { createAuthenticator } from "../../shared/auth.ts";
 import { loadConfig, type Config } from "../../shared/config.ts";
-import type { Handler } from "../../shared/ingest-handler.ts";
+import type { Handler } from "../../shared/answer-requests.ts";
 import { createIngestHandler } from "../../shared/ingest-handler.ts";
 import { createLogger, type Logger } from "../../shared/logger.ts";
 import { createConnectionProvider, natsOptions } from "../../shared/nats-connection.ts";

@@ -1,0 +1,36 @@
+import { ApiError } from "./errors.ts";
+import { errorResponse, internalError } from "./http-response.ts";
+import type { Logger } from "./logger.ts";
+import { requestIdOf } from "./request-id.ts";
+
+export type Handler = (req: Request) => Promise<Response>;
+
+/** Turns a refusal into the protocol's own error answer; the API's JSON error by default. */
+export type ErrorAnswer = (err: ApiError, requestId: string) => Response | Promise<Response>;
+
+/**
+ * What every endpoint does around its own work, in one place: the request id, then any refusal
+ * (an ApiError) logged and answered in the endpoint's error format, and anything else logged as
+ * a bug and answered with an opaque 500 that quotes the request id.
+ */
+export function answerRequests(
+  logger: Logger,
+  serve: (req: Request, requestId: string) => Promise<Response>,
+  errorAnswer: ErrorAnswer = errorResponse,
+): Handler {
+  return async (req) => {
+    const requestId = requestIdOf(req);
+    try {
+      return await serve(req, requestId);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        const level = err.status >= 500 ? "warn" : "info";
+        const cause = err.cause instanceof Error ? err.cause.message : undefined;
+        logger[level]({ requestId, code: err.code, status: err.status, cause }, "refused");
+        return errorAnswer(err, requestId);
+      }
+      logger.error({ requestId, err }, "unexpected error");
+      return errorAnswer(internalError(requestId), requestId);
+    }
+  };
+}
