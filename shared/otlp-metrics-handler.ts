@@ -1,7 +1,94 @@
-import type { AgentHandlerOptions } from "./agent-publish.ts";
-import type { Handler } from "./ingest-handler.ts";
+import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
+import { ApiError } from "./errors.ts";
+import { answerRequests, type Handler } from "./answer-requests.ts";
+import { REQUEST_LIMITS } from "./limits.ts";
+import {
+  decodeRequest,
+  encodingOf,
+  exportResponse,
+  statusResponse,
+  type OtlpEncoding,
+} from "./otlp-http.ts";
+import { countDataPoints, metricsOfRequest, refusalSummary } from "./otlp-metrics.ts";
+import { readBodyBytes } from "./read-body.ts";
 
-/** POST /v1/metrics — OTLP/HTTP metrics. */
-export function createOtlpMetricsHandler(_options: AgentHandlerOptions): Handler {
-  return () => Promise.resolve(new Response("not built yet", { status: 501 }));
+/**
+ * `POST /v1/metrics` — OTLP/HTTP metrics, in binary protobuf or OTLP/JSON, gzip allowed. Every
+ * data point becomes a metric keyed by its series and time, so an exporter's retry adds
+ * nothing. The valid points are published, and the answer (200) counts the refused ones in
+ * `partial_success`; a request none of whose points can be stored is a 400. Errors are a
+ * `google.rpc.Status` in the request's encoding, with the status codes OTLP/HTTP gives them
+ * (429, 502, 503 and 504 are the retryable ones).
+ */
+export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler {
+  const now = options.now ?? Date.now;
+  const log = options.logger;
+
+  async function exportMetrics(
+    req: Request,
+    requestId: string,
+    encoding: OtlpEncoding | undefined,
+  ): Promise<Response> {
+    if (req.method !== "POST") {
+      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
+    }
+    const refusal = options.authenticate(req);
+    if (refusal) throw refusal;
+    if (encoding === undefined) {
+      throw new ApiError(
+        "unsupported_media_type",
+        "Send OTLP metrics as Content-Type application/x-protobuf or application/json.",
+      );
+    }
+    const bytes = await readBodyBytes(req, REQUEST_LIMITS.bodyBytes);
+    const request = decodeRequest(bytes, encoding);
+    const points = countDataPoints(request);
+    if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
+    const receivedAt = now();
+
+    const converted = metricsOfRequest(request);
+    const summary = refusalSummary(converted);
+    if (converted.rejected > 0 && converted.metrics.length === 0) {
+      const error = new ApiError("invalid_metrics", `No data point can be stored. ${summary}`);
+      log.info(
+        { requestId, code: error.code, status: error.status, points, rejected: converted.rejected },
+        "refused",
+      );
+      return statusResponse(error, encoding, requestId, converted.refusals);
+    }
+    const receipt = await publishSeries(options.publisher, {
+      subject: options.subject,
+      metrics: converted.metrics,
+      receivedAt,
+    });
+    log.info(
+      {
+        requestId,
+        points,
+        accepted: converted.metrics.length,
+        rejected: converted.rejected,
+        unreadableMetrics: converted.unreadable,
+        ...receipt,
+      },
+      "accepted",
+    );
+    // A message with nothing rejected is how OTLP passes a warning (here: metrics of no kind
+    // this server reads).
+    const partialSuccess =
+      summary === ""
+        ? undefined
+        : { rejectedDataPoints: converted.rejected, errorMessage: summary };
+    return exportResponse(encoding, partialSuccess, requestId);
+  }
+
+  return (req) => {
+    // Every answer, an error too, is in the request's encoding; JSON when it has none of OTLP's.
+    const encoding = encodingOf(req.headers.get("content-type"));
+    const answer = answerRequests(
+      log,
+      (r, requestId) => exportMetrics(r, requestId, encoding),
+      (err, requestId) => statusResponse(err, encoding ?? "json", requestId),
+    );
+    return answer(req);
+  };
 }

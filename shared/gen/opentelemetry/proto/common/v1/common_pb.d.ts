@@ -210,6 +210,20 @@ export declare type InstrumentationScope = Message<"opentelemetry.proto.common.v
    * @generated from field: string version = 2;
    */
   version: string;
+
+  /**
+   * Not in the copy this file was taken from: the two fields below are defined as in
+   * opentelemetry-proto v1.0.0 (where InstrumentationScope carries attributes).
+   * Additional attributes that describe the scope. Attribute keys MUST be unique.
+   *
+   * @generated from field: repeated opentelemetry.proto.common.v1.KeyValue attributes = 3;
+   */
+  attributes: KeyValue[];
+
+  /**
+   * @generated from field: uint32 dropped_attributes_count = 4;
+   */
+  droppedAttributesCount: number;
 };
 
 /**

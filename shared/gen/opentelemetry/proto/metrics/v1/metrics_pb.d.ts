@@ -862,6 +862,16 @@ export declare type ExponentialHistogramDataPoint = Message<"opentelemetry.proto
    * @generated from field: optional double max = 13;
    */
   max?: number | undefined;
+
+  /**
+   * Not in the copy this file was taken from: defined as in opentelemetry-proto v1.0.0.
+   * The width of the zero region: the zero bucket counts the values in the closed interval
+   * [-zero_threshold, zero_threshold]. When 0, it counts the values that cannot be expressed
+   * with the exponential formula and those rounded to zero.
+   *
+   * @generated from field: double zero_threshold = 14;
+   */
+  zeroThreshold: number;
 };
 
 /**

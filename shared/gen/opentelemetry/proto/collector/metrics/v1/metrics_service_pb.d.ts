@@ -48,9 +48,19 @@ export declare type ExportMetricsServiceRequest = Message<"opentelemetry.proto.c
 export declare const ExportMetricsServiceRequestSchema: GenMessage<ExportMetricsServiceRequest>;
 
 /**
+ * Not in the copy this file was taken from: ExportMetricsServiceResponse's field and the
+ * ExportMetricsPartialSuccess message are defined as in opentelemetry-proto v1.0.0.
+ *
  * @generated from message opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse
  */
 export declare type ExportMetricsServiceResponse = Message<"opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse"> & {
+  /**
+   * Set by a server that accepted only part of the request: how many data points it rejected
+   * and why. Unset (or empty) means that everything was accepted.
+   *
+   * @generated from field: opentelemetry.proto.collector.metrics.v1.ExportMetricsPartialSuccess partial_success = 1;
+   */
+  partialSuccess?: ExportMetricsPartialSuccess | undefined;
 };
 
 /**
@@ -58,6 +68,32 @@ export declare type ExportMetricsServiceResponse = Message<"opentelemetry.proto.
  * Use `create(ExportMetricsServiceResponseSchema)` to create a new message.
  */
 export declare const ExportMetricsServiceResponseSchema: GenMessage<ExportMetricsServiceResponse>;
+
+/**
+ * @generated from message opentelemetry.proto.collector.metrics.v1.ExportMetricsPartialSuccess
+ */
+export declare type ExportMetricsPartialSuccess = Message<"opentelemetry.proto.collector.metrics.v1.ExportMetricsPartialSuccess"> & {
+  /**
+   * The number of rejected data points; 0 means the request was fully accepted.
+   *
+   * @generated from field: int64 rejected_data_points = 1;
+   */
+  rejectedDataPoints: bigint;
+
+  /**
+   * A developer-facing message in English: why data points were rejected, or a warning when
+   * none were. Empty means no message.
+   *
+   * @generated from field: string error_message = 2;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message opentelemetry.proto.collector.metrics.v1.ExportMetricsPartialSuccess.
+ * Use `create(ExportMetricsPartialSuccessSchema)` to create a new message.
+ */
+export declare const ExportMetricsPartialSuccessSchema: GenMessage<ExportMetricsPartialSuccess>;
 
 /**
  * Service that can be used to push metrics between one Application

@@ -1,0 +1,187 @@
+/**
+ * An OTLP `ExportMetricsServiceRequest` as metrics: one metric per data point, named after its
+ * OTLP metric, tagged with the resource's, the scope's and the point's attributes, and holding
+ * what does not fit `value` (histogram buckets, quantiles, temporality...) as extra fields. Each
+ * point is checked on its own, so that the valid ones can be stored and the others counted in
+ * the answer's `partial_success`.
+ */
+import { checkMetrics } from "./agent-publish.ts";
+import type { ExportMetricsServiceRequest } from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import type { KeyValue } from "./gen/opentelemetry/proto/common/v1/common_pb.js";
+import type { Metric as OtlpMetric } from "./gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
+import type { Metric } from "./metric-schema.ts";
+import { addAttributes } from "./otlp-attributes.ts";
+import { PointError, pointsOf } from "./otlp-points.ts";
+
+/** One refused data point: where it is in the request (a protobuf field path) and why. */
+export interface PointRefusal {
+  readonly field: string;
+  readonly description: string;
+}
+
+export interface ConvertedRequest {
+  /** Every data point of the request, the refused ones included. */
+  readonly points: number;
+  /** The accepted points, in the request's order. */
+  readonly metrics: readonly Metric[];
+  /** How many points were refused. */
+  readonly rejected: number;
+  /** The first refusals (at most `REQUEST_LIMITS.errorDetails`). */
+  readonly refusals: readonly PointRefusal[];
+  /** How many metrics hold no data this server can read (none, or a kind newer than it knows). */
+  readonly unreadable: number;
+  /** The first of them (at most `REQUEST_LIMITS.errorDetails`), by name and place. */
+  readonly unreadableNames: readonly string[];
+}
+
+/** The tag naming a point's instrumentation scope, as OpenTelemetry names it outside OTLP. */
+export const SCOPE_NAME_TAG = "otel.scope.name";
+export const SCOPE_VERSION_TAG = "otel.scope.version";
+
+/** The metrics of one scope, with the tags its points start from. */
+interface Scope {
+  readonly field: string;
+  readonly metrics: readonly OtlpMetric[];
+  /** The resource's and the scope's tags, made on first use (counting points needs none). */
+  readonly tags: () => ReadonlyMap<string, string>;
+}
+
+/** Every data point of the request, counted before anything else is done with them. */
+export function countDataPoints(request: ExportMetricsServiceRequest): number {
+  let points = 0;
+  for (const scope of scopesOf(request)) {
+    for (const metric of scope.metrics) points += metric.data.value?.dataPoints.length ?? 0;
+  }
+  return points;
+}
+
+/** Converts every data point, then checks each as the JSON API checks a metric. */
+export function metricsOfRequest(request: ExportMetricsServiceRequest): ConvertedRequest {
+  const candidates: Record<string, unknown>[] = [];
+  /** Each candidate's place: its field path and its position among the request's points. */
+  const places: { field: string; ordinal: number }[] = [];
+  const refused: (PointRefusal & { ordinal: number })[] = [];
+  const unreadableNames: string[] = [];
+  let unreadable = 0;
+  let points = 0;
+
+  for (const scope of scopesOf(request)) {
+    scope.metrics.forEach((metric, m) => {
+      const metricField = `${scope.field}.metrics[${m}]`;
+      const metricPoints = pointsOf(metric);
+      if (metricPoints === undefined) {
+        if (unreadable++ < REQUEST_LIMITS.errorDetails) {
+          unreadableNames.push(`metric ${quoted(metric.name)} (${metricField})`);
+        }
+        return;
+      }
+      metricPoints.conversions.forEach((convert, p) => {
+        const place = {
+          field: `${metricField}.${metricPoints.kind}.data_points[${p}]`,
+          ordinal: points++,
+        };
+        try {
+          candidates.push(convert(scope.tags()));
+          places.push(place);
+        } catch (err) {
+          if (!(err instanceof PointError)) throw err;
+          refused.push({ ...place, description: err.message });
+        }
+      });
+    });
+  }
+
+  const checked = checkMetrics(candidates);
+  for (const { index, details } of checked.refused) {
+    const description = details
+      .map((d) => (d.path === "" ? d.message : `${d.path} ${d.message}`))
+      .join("; ");
+    const place = places[index] ?? { field: "", ordinal: -1 };
+    refused.push({ ...place, description });
+  }
+  // In the request's order, whichever check refused them.
+  refused.sort((a, b) => a.ordinal - b.ordinal);
+  return {
+    points,
+    metrics: checked.valid,
+    rejected: refused.length,
+    refusals: refused
+      .slice(0, REQUEST_LIMITS.errorDetails)
+      .map(({ field, description }) => ({ field, description: description.slice(0, 512) })),
+    unreadable,
+    unreadableNames,
+  };
+}
+
+/** The answer's `error_message`: how many points were refused, and the first few reasons. */
+export function refusalSummary(converted: ConvertedRequest): string {
+  const parts: string[] = [];
+  if (converted.rejected > 0) {
+    const shown = converted.refusals.slice(0, 5);
+    const more = converted.rejected - shown.length;
+    parts.push(
+      `${converted.rejected} of ${converted.points} data points were refused: ` +
+        shown.map((r) => `${r.field}: ${r.description}`).join("; ") +
+        (more > 0 ? `; and ${more} more` : ""),
+    );
+  }
+  if (converted.unreadable > 0) {
+    const shown = converted.unreadableNames.slice(0, 5);
+    const more = converted.unreadable - shown.length;
+    parts.push(
+      `${converted.unreadable} metrics hold no gauge, sum, histogram, exponential histogram or summary, so nothing of them was stored: ${shown.join(", ")}${more > 0 ? ` and ${more} more` : ""}`,
+    );
+  }
+  return parts.join(". ");
+}
+
+function* scopesOf(request: ExportMetricsServiceRequest): Generator<Scope> {
+  for (const [r, resourceMetrics] of request.resourceMetrics.entries()) {
+    const resourceTags = once(() => {
+      const tags = new Map<string, string>();
+      addAttributes(tags, resourceMetrics.resource?.attributes ?? []);
+      return tags;
+    });
+    const scopeTags = (name: string, version: string, attributes: readonly KeyValue[]) =>
+      once(() => {
+        // Over the limit already, every point of the scope is refused: no copy for them.
+        if (resourceTags().size > METRIC_BOUNDS.tagCount) return resourceTags();
+        const tags = new Map(resourceTags());
+        if (name !== "") tags.set(SCOPE_NAME_TAG, name);
+        if (version !== "") tags.set(SCOPE_VERSION_TAG, version);
+        addAttributes(tags, attributes);
+        return tags;
+      });
+    const field = `resource_metrics[${r}]`;
+    for (const [s, { scope, metrics }] of resourceMetrics.scopeMetrics.entries()) {
+      yield {
+        field: `${field}.scope_metrics[${s}]`,
+        metrics,
+        tags: scopeTags(scope?.name ?? "", scope?.version ?? "", scope?.attributes ?? []),
+      };
+    }
+    // Senders from before scopes (OTLP 0.18 and older) use the deprecated field instead, which
+    // receivers read only when `scope_metrics` is empty.
+    if (resourceMetrics.scopeMetrics.length > 0) continue;
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- read for those old senders
+    for (const [s, library] of resourceMetrics.instrumentationLibraryMetrics.entries()) {
+      const { name = "", version = "" } = library.instrumentationLibrary ?? {};
+      yield {
+        field: `${field}.instrumentation_library_metrics[${s}]`,
+        metrics: library.metrics,
+        tags: scopeTags(name, version, []),
+      };
+    }
+  }
+}
+
+/** `make`'s result, made on the first call only. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
+
+function quoted(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+}
