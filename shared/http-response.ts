@@ -12,14 +12,24 @@ export function jsonResponse(
   return new Response(JSON.stringify(body), { status, headers: h });
 }
 
-/** The one JSON error shape: `{"status":"error","error":{code,message,details?},"requestId"}`. */
-export function errorResponse(error: ApiError, requestId: string): Response {
+/** The headers of an error answer in any format: request id, Retry-After, Allow, WWW-Authenticate. */
+export function errorHeaders(error: ApiError, requestId: string): Headers {
   const headers = new Headers({ "x-request-id": requestId });
   const spec: { status: number; retryAfter?: number } = ERRORS[error.code];
   if (spec.retryAfter !== undefined) headers.set("retry-after", String(spec.retryAfter));
   if (error.code === "method_not_allowed") headers.set("allow", "POST");
   if (error.code === "unauthorized") headers.set("www-authenticate", 'Bearer realm="metrics"');
-  const body = {
+  return headers;
+}
+
+/** The one JSON error shape: `{"status":"error","error":{code,message,details?},"requestId"}`. */
+export function errorResponse(error: ApiError, requestId: string): Response {
+  return jsonResponse(error.status, errorBody(error, requestId), errorHeaders(error, requestId));
+}
+
+/** The JSON error body, for a format that wraps it (the InfluxDB endpoint's). */
+export function errorBody(error: ApiError, requestId: string) {
+  return {
     status: "error",
     error: {
       code: error.code,
@@ -28,7 +38,6 @@ export function errorResponse(error: ApiError, requestId: string): Response {
     },
     requestId,
   };
-  return jsonResponse(spec.status, body, headers);
 }
 
 /** Anything unexpected: an opaque 500 whose only detail is the request id to find it in the logs. */

@@ -7,7 +7,7 @@
 import { publishSeries, type AgentHandlerOptions } from "./agent-publish.ts";
 import type { KeyScheme } from "./auth.ts";
 import { ApiError } from "./errors.ts";
-import { errorResponse, jsonResponse } from "./http-response.ts";
+import { errorBody, errorHeaders, jsonResponse } from "./http-response.ts";
 import {
   decodeUtf8,
   LineRefusal,
@@ -18,6 +18,7 @@ import {
 } from "./influx-metrics.ts";
 import { answerRequests, type Handler } from "./answer-requests.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
+import { traceHeaders } from "./trace-context.ts";
 import { readBodyBytes } from "./read-body.ts";
 
 /** InfluxDB's clients send `Authorization: Token <key>`; Bearer works here as everywhere. */
@@ -53,6 +54,7 @@ export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler 
       subject: options.subject,
       metrics,
       receivedAt,
+      headers: traceHeaders(req),
     });
     options.logger.info(
       { requestId, metrics: metrics.length, bucket: target.bucket, ...receipt },
@@ -62,7 +64,7 @@ export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler 
   }
 
   return answerRequests(options.logger, write, (err, requestId) =>
-    influxErrorResponse(errorResponse(err, requestId), err),
+    influxErrorResponse(err, requestId),
   );
 }
 
@@ -105,20 +107,19 @@ function parameter(params: URLSearchParams, name: string): string | undefined {
  * The API's error body with InfluxDB's `code` and `message` in front (what its clients read),
  * `line` for a bad line and `maxLength` for a body over the limit (what Telegraf logs).
  */
-async function influxErrorResponse(base: Response, err: ApiError): Promise<Response> {
-  const body = (await base.json()) as Record<string, unknown> & { error: { message: string } };
-  const headers = new Headers(base.headers);
+function influxErrorResponse(err: ApiError, requestId: string): Response {
+  const headers = errorHeaders(err, requestId);
   if (err.code === "unauthorized") {
     headers.set("www-authenticate", 'Token realm="metrics", Bearer realm="metrics"');
   }
   return jsonResponse(
-    base.status,
+    err.status,
     {
-      code: INFLUX_CODES[base.status] ?? "internal error",
-      message: body.error.message,
+      code: INFLUX_CODES[err.status] ?? "internal error",
+      message: err.message,
       ...(err instanceof LineRefusal ? { line: err.line } : {}),
       ...(err.code === "body_too_large" ? { maxLength: REQUEST_LIMITS.bodyBytes } : {}),
-      ...body,
+      ...errorBody(err, requestId),
     },
     headers,
   );

@@ -25,7 +25,7 @@ import {
   type ExportMetricsServiceRequest,
 } from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import { ApiError } from "./errors.ts";
-import { errorResponse } from "./http-response.ts";
+import { errorHeaders } from "./http-response.ts";
 import type { PointRefusal } from "./otlp-metrics.ts";
 
 export type OtlpEncoding = "protobuf" | "json";
@@ -171,7 +171,7 @@ export function statusResponse(
     details,
   });
   // The JSON API's headers for the error (X-Request-Id, Retry-After, Allow, WWW-Authenticate).
-  const headers = new Headers(errorResponse(error, requestId).headers);
+  const headers = errorHeaders(error, requestId);
   headers.set("content-type", CONTENT_TYPES[encoding]);
   const body =
     encoding === "protobuf"

@@ -10,6 +10,7 @@ import {
   type OtlpEncoding,
 } from "./otlp-http.ts";
 import { countDataPoints, metricsOfRequest, refusalSummary } from "./otlp-metrics.ts";
+import { traceHeaders } from "./trace-context.ts";
 import { readBodyBytes } from "./read-body.ts";
 
 /**
@@ -60,6 +61,7 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
       subject: options.subject,
       metrics: converted.metrics,
       receivedAt,
+      headers: traceHeaders(req),
     });
     log.info(
       {

@@ -2,6 +2,7 @@ import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-
 import { ApiError } from "./errors.ts";
 import { answerRequests, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
+import { traceHeaders } from "./trace-context.ts";
 import { readRawBody } from "./read-body.ts";
 import { decodeWriteRequest, metricsOfWriteRequest, pointsOf } from "./remote-write.ts";
 
@@ -38,6 +39,7 @@ export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler 
       subject: options.subject,
       metrics,
       receivedAt,
+      headers: traceHeaders(req),
     });
     // Info, unlike the JSON API's debug: a batch is worth a line, and it counts what was skipped.
     options.logger.info(
