@@ -1,9 +1,13 @@
 import { gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { compress } from "snappyjs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ExportMetricsServiceRequestSchema } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort, startNetlifyDev, startWorker, type Child } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
@@ -164,5 +168,114 @@ describe("end to end through netlify dev", () => {
     const res = await fetch(`${base}/api/v1/metrics`);
     expect(res.status).toBe(405);
     expect(res.headers.get("allow")).toBe("POST");
+  });
+});
+
+describe("the agent protocols through netlify dev", () => {
+  /** Rows with this name, once there are `count` of them. */
+  const rowsNamed = (name: string, count: number) =>
+    waitFor(`${count} row(s) named ${name}`, () => {
+      const rows = readRows(dbPath).filter((r) => r.name === name);
+      return rows.length >= count ? rows : undefined;
+    });
+
+  it("stores InfluxDB line protocol, gzipped as Telegraf sends it, and answers 204", async () => {
+    const lines = "e2e_weather,site=roof temp=21.5,ok=T 1800000000123456789\n";
+    const res = await fetch(`${base}/api/v2/write?org=acme&bucket=home&precision=ns`, {
+      method: "POST",
+      // As Telegraf sends it.
+      headers: {
+        authorization: "Token local",
+        "content-type": "text/plain; charset=utf-8",
+        "content-encoding": "gzip",
+      },
+      body: gzipSync(lines),
+    });
+    expect(res.status, await res.clone().text()).toBe(204);
+    const [temp] = await rowsNamed("e2e_weather_temp", 1);
+    const [ok] = await rowsNamed("e2e_weather_ok", 1);
+    expect(temp?.value).toBe(21.5);
+    expect(ok?.value).toBe(1);
+    expect(JSON.parse(temp?.tags ?? "")).toEqual({ site: "roof" });
+    expect(JSON.parse(temp?.metric ?? "")).toMatchObject({
+      timestamp: "2027-01-15T08:00:00.123456789Z",
+      influx: { org: "acme", bucket: "home", measurement: "e2e_weather", field: "temp" },
+    });
+  });
+
+  it("stores an OTLP protobuf export, a binary body, and answers an ExportMetricsServiceResponse", async () => {
+    const request = create(ExportMetricsServiceRequestSchema, {
+      resourceMetrics: [
+        {
+          resource: {
+            attributes: [
+              { key: "service.name", value: { value: { case: "stringValue", value: "e2e" } } },
+            ],
+          },
+          scopeMetrics: [
+            {
+              metrics: [
+                {
+                  name: "e2e_otlp_gauge",
+                  data: {
+                    case: "gauge",
+                    value: {
+                      dataPoints: [
+                        {
+                          timeUnixNano: 1_800_000_000_123_456_789n,
+                          value: { case: "asDouble", value: 7.25 },
+                        },
+                      ],
+                    },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const res = await fetch(`${base}/v1/metrics`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf" },
+      body: toBinary(ExportMetricsServiceRequestSchema, request),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-protobuf");
+    const [row] = await rowsNamed("e2e_otlp_gauge", 1);
+    expect(row?.value).toBe(7.25);
+    expect(JSON.parse(row?.tags ?? "")).toEqual({ "service.name": "e2e" });
+    expect(JSON.parse(row?.metric ?? "")).toMatchObject({
+      kind: "gauge",
+      timestamp: "2027-01-15T08:00:00.123456789Z",
+    });
+  });
+
+  // netlify dev's local function server decodes Content-Encoding itself (body-parser) and refuses
+  // "snappy" with an HTML 415 before the function runs; the README says to try remote write
+  // against `npm run serve` locally. This pins that limitation, so the README stays true.
+  it("cannot take Prometheus remote write: netlify dev itself refuses Content-Encoding: snappy", async () => {
+    const request = create(WriteRequestSchema, {
+      timeseries: [
+        {
+          labels: [
+            { name: "__name__", value: "e2e_prom_total" },
+            { name: "job", value: "e2e" },
+          ],
+          samples: [{ value: 42, timestamp: 1_800_000_000_123n }],
+        },
+      ],
+    });
+    const res = await fetch(`${base}/api/v1/write`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-protobuf",
+        "content-encoding": "snappy",
+        "x-prometheus-remote-write-version": "0.1.0",
+      },
+      body: compress(toBinary(WriteRequestSchema, request)),
+    });
+    expect(res.status).toBe(415);
+    expect(await res.text()).toContain("unsupported content encoding &quot;snappy&quot;");
   });
 });
