@@ -251,6 +251,29 @@ describe("the PostgreSQL store", () => {
     expect(await store.insert([])).toBe(0);
   });
 
+  it("keys an agent's points by series and timestamp: a resent batch, however split, adds nothing", async () => {
+    const store = await open();
+    const points = Array.from({ length: 6 }, (_, i) => ({
+      name: "agent_cpu",
+      value: i,
+      timestamp: `2026-11-27T10:00:00.00000000${i}Z`,
+      tags: { host: "a", core: String(i % 2) },
+    }));
+    const seriesRows = (id: string, metrics: typeof points) =>
+      rowsOfEnvelope({ v: 2, key: "series", id, receivedAt: RECEIVED_AT, metrics });
+    expect(await store.insert(seriesRows("agent-1", points))).toBe(6);
+    // The same points again under other message ids, in other groupings and order, with other
+    // values (the first stored stays), and a point sent twice in one batch.
+    expect(await store.insert(seriesRows("agent-2", points.slice(0, 3).reverse()))).toBe(0);
+    const changed = points.slice(3).map((p) => ({ ...p, value: p.value + 100 }));
+    expect(await store.insert(seriesRows("agent-3", [...changed, ...changed]))).toBe(0);
+    const [row] = await query<{ rows: number; values: number[] }>(
+      `SELECT count(*)::int AS rows, array_agg(value ORDER BY value) AS values
+       FROM metrics WHERE name = 'agent_cpu'`,
+    );
+    expect(row).toEqual({ rows: 6, values: [0, 1, 2, 3, 4, 5] });
+  });
+
   it("keeps one row per key when two stores write the same rows at once", async () => {
     // Two stores are two pools, as two worker processes would have; one gets the rows in the
     // opposite order, as a redelivery to another worker may.
