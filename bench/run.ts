@@ -3,12 +3,15 @@
  * scratch databases on the local PostgreSQL), written to bench/results.json, then BENCHMARKS.md
  * and its chart regenerated from it. Not part of the tests. `BENCH_QUICK=1` makes a short run
  * for development (smaller backlogs, shorter loads); its figures are not the published ones.
+ * `npm run bench -- --only cold-start` (repeatable; names in PARTS) measures only those parts and
+ * prints their results on stdout, leaving bench/results.json and BENCHMARKS.md as they are.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
 import { natsServerBinary } from "../test/helpers/nats-server.ts";
 import { PROJECT_ROOT } from "../test/helpers/processes.ts";
 import { measureColdStart } from "./cold-start.ts";
@@ -21,6 +24,19 @@ import { log, NATS_SETTINGS, QUICK, round, startBenchNats, type NatsSetting } fr
 import { measureWorkerDrain } from "./worker-drain.ts";
 
 const RESULTS = join(PROJECT_ROOT, "bench", "results.json");
+/** The parts of a run, by the names `--only` takes; the first three run under both settings. */
+const PARTS = ["ingest", "http", "drain", "end-to-end", "cold-start", "function-heap"] as const;
+type Part = (typeof PARTS)[number];
+const IN_BOTH_SETTINGS: readonly Part[] = ["ingest", "http", "drain"];
+
+const only = parseArgs({ options: { only: { type: "string", multiple: true } } }).values.only;
+const unknown = only?.filter((name) => !(PARTS as readonly string[]).includes(name)) ?? [];
+if (unknown.length > 0) {
+  console.error(`bench: unknown part ${unknown.join(", ")}; the parts are ${PARTS.join(", ")}`);
+  process.exit(2);
+}
+const wanted = (name: Part) => only === undefined || only.includes(name);
+
 /**
  * Wait at most this long (BENCH_QUIET_WAIT_MIN, 15 min) for the machine to be quiet (1-minute
  * load below 1.0) before starting; the load is recorded either way.
@@ -50,7 +66,13 @@ async function waitForQuiet(): Promise<number> {
   return round(loadavg()[0] ?? NaN, 2);
 }
 
-async function part<T>(name: string, errors: string[], fn: () => Promise<T>): Promise<T | null> {
+async function part<T>(
+  which: Part,
+  name: string,
+  errors: string[],
+  fn: () => Promise<T>,
+): Promise<T | null> {
+  if (!wanted(which)) return null;
   log(`${name}…`);
   try {
     return await fn();
@@ -67,16 +89,16 @@ async function measure(setting: NatsSetting, errors: string[]) {
   const big = QUICK ? 100 : 1000;
   const small = QUICK ? 1000 : 10_000;
   try {
-    const ingest = await part(`${setting}: ingest in-process`, errors, () =>
+    const ingest = await part("ingest", `${setting}: ingest in-process`, errors, () =>
       measureIngestInProcess(nats, {
         sizes: full ? [1, 100, 1000] : [1, 1000],
         concurrencies: [1, 64],
       }),
     );
-    const http = await part(`${setting}: self-hosted server`, errors, () =>
+    const http = await part("http", `${setting}: self-hosted server`, errors, () =>
       measureHttpServer(nats, [1, 1000]),
     );
-    const drain = await part(`${setting}: worker drain`, errors, () =>
+    const drain = await part("drain", `${setting}: worker drain`, errors, () =>
       measureWorkerDrain(
         nats,
         full
@@ -93,11 +115,13 @@ async function measure(setting: NatsSetting, errors: string[]) {
       ),
     );
     const endToEnd = full
-      ? await part("end to end", errors, () => measureEndToEnd(nats, 1000))
+      ? await part("end-to-end", "end to end", errors, () => measureEndToEnd(nats, 1000))
       : null;
-    const coldStart = full ? await part("cold start", errors, () => measureColdStart(nats)) : null;
+    const coldStart = full
+      ? await part("cold-start", "cold start", errors, () => measureColdStart(nats))
+      : null;
     const functionHeap = full
-      ? await part("function heap", errors, () =>
+      ? await part("function-heap", "function heap", errors, () =>
           measureFunctionHeap(nats, QUICK ? 10_000 : 100_000),
         )
       : null;
@@ -121,7 +145,11 @@ const startedAt = new Date();
 const pg = sh("psql", ["-h", "127.0.0.1", "-U", "postgres", "-tAc", "SHOW server_version"]);
 const errors: string[] = [];
 const runs = [];
-for (const setting of ["default", "durable"] as const) runs.push(await measure(setting, errors));
+for (const setting of ["default", "durable"] as const) {
+  if (setting === "default" || IN_BOTH_SETTINGS.some(wanted)) {
+    runs.push(await measure(setting, errors));
+  }
+}
 
 const results = {
   quick: QUICK,
@@ -149,7 +177,12 @@ const results = {
   runs,
   errors,
 };
-await writeFormatted(RESULTS, JSON.stringify(results, null, 2));
-log(`wrote ${RESULTS}`);
-await writeReport(results);
+if (only === undefined) {
+  await writeFormatted(RESULTS, JSON.stringify(results, null, 2));
+  log(`wrote ${RESULTS}`);
+  await writeReport(results);
+} else {
+  // A partial run is not the published one: its results go to stdout only.
+  console.log(JSON.stringify(results, null, 2));
+}
 if (errors.length > 0) process.exitCode = 1;

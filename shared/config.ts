@@ -1,63 +1,7 @@
 import { X509Certificate } from "node:crypto";
-import { Ajv, type ErrorObject } from "ajv";
-import { Type, type Static } from "@sinclair/typebox";
-
-/** A string from a fixed list: one `enum`, so that a wrong value makes one clear problem. */
-function oneOf<const T extends readonly string[]>(values: T, fallback?: T[number]) {
-  return Type.Unsafe<T[number]>({
-    type: "string",
-    enum: values,
-    ...(fallback === undefined ? {} : { default: fallback }),
-  });
-}
-
-/**
- * Every environment variable the service reads, with its default. The README's configuration
- * table documents the same list. Values arrive as strings and are coerced to the declared types.
- */
-export const ConfigEnv = Type.Object({
-  NATS_URL: Type.String({ default: "nats://127.0.0.1:4222" }),
-  NATS_CREDS: Type.Optional(Type.String({ minLength: 1 })),
-  NATS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
-  NATS_USER: Type.Optional(Type.String({ minLength: 1 })),
-  NATS_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
-  NATS_CA: Type.Optional(Type.String({ minLength: 1 })),
-  NATS_STREAM: Type.String({ default: "METRICS", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
-  NATS_SUBJECT_PREFIX: Type.String({ default: "metrics", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
-  NATS_CONSUMER: Type.String({ default: "metrics-worker", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
-  NATS_DLQ_STREAM: Type.String({ default: "METRICS_DLQ", pattern: "^[A-Za-z0-9_-]{1,64}$" }),
-  NATS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60_000 }),
-  PUBLISH_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 60_000 }),
-  STREAM_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 5 }),
-  STREAM_MAX_AGE_SECONDS: Type.Integer({ default: 7 * 24 * 3600, minimum: 0 }),
-  STREAM_MAX_BYTES: Type.Integer({ default: 1024 ** 3, minimum: -1 }),
-  STREAM_DUPLICATE_WINDOW_SECONDS: Type.Integer({ default: 120, minimum: 1 }),
-  CONSUMER_ACK_WAIT_SECONDS: Type.Integer({ default: 30, minimum: 1 }),
-  CONSUMER_MAX_ACK_PENDING: Type.Integer({ default: 2000, minimum: 1 }),
-  CONSUMER_MAX_DELIVER: Type.Integer({ default: 10, minimum: 2 }),
-  CONSUMER_BACKOFF_SECONDS: Type.String({
-    default: "60,120,300,600",
-    pattern: "^\\d+(,\\d+)*$",
-  }),
-  WORKER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
-  WORKER_HTTP_PORT: Type.Integer({ default: 9091, minimum: 0, maximum: 65_535 }),
-  DATABASE_URL: Type.String({
-    default: "sqlite:.data/metrics.db",
-    pattern: "^(sqlite:|postgres(ql)?://)",
-  }),
-  PG_POOL_MAX: Type.Integer({ default: 4, minimum: 1, maximum: 100 }),
-  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
-  PG_SSL: oneOf(["disable", "require", "verify-full"] as const, "disable"),
-  PG_SSL_CA: Type.Optional(Type.String({ minLength: 1 })),
-  INGEST_API_KEYS: Type.Optional(Type.String()),
-  CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
-  INGEST_AUTH: Type.Optional(oneOf(["none", "required"] as const)),
-  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
-  HOST: Type.String({ default: "127.0.0.1", minLength: 1 }),
-  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
-  LOG_LEVEL: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info"),
-});
-type ConfigEnv = Static<typeof ConfigEnv>;
+import type { ErrorObject } from "ajv";
+import { configVariables, validateConfigEnv } from "./compiled-config-validator.js";
+import type { ConfigEnv } from "./config-schema.ts";
 
 /** The service's configuration, parsed once and frozen. */
 export interface Config {
@@ -127,21 +71,13 @@ export class ConfigError extends Error {
   }
 }
 
-// A second ajv instance, apart from the one for metrics: configuration needs type coercion and
-// defaults, which must never be applied to untrusted metrics.
-const validateEnv = new Ajv({
-  allErrors: true,
-  coerceTypes: true,
-  useDefaults: true,
-}).compile<ConfigEnv>(ConfigEnv);
-
 /**
  * Parses the configuration from an environment. Every problem is reported at once, in a
  * `ConfigError`, naming the variables (never their values, which may be secrets).
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
   const raw: Record<string, string> = {};
-  for (const key of Object.keys(ConfigEnv.properties)) {
+  for (const key of configVariables) {
     const value = env[key];
     // An empty variable means "not set", as it does in most shells and .env files.
     if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
@@ -149,7 +85,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   // The rules across variables read the values as given, so that they are checked (and
   // reported) even when the schema refuses some other variable.
   const given: Readonly<Record<string, string>> = { ...raw };
-  const problems = validateEnv(raw) ? [] : envProblems(validateEnv.errors ?? []);
+  const problems = validateConfigEnv(raw) ? [] : envProblems(validateConfigEnv.errors ?? []);
 
   const servers = listOf(given["NATS_URL"] ?? "nats://127.0.0.1:4222");
   servers.forEach((server, i) => {

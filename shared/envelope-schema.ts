@@ -1,13 +1,7 @@
 import { Type, type Static } from "@sinclair/typebox";
+import { ENVELOPE_VERSION } from "./envelope-version.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import { Metric } from "./metric-schema.ts";
-
-/**
- * Version of the message envelope. A worker refuses (dead-letters) any version it does not
- * know, so a change to the envelope's meaning must come with a new number and a worker that
- * reads it. Version 1 (no `key`) is still read, as `key: "message"`.
- */
-export const ENVELOPE_VERSION = 2;
 
 /**
  * How the worker makes each stored row's unique key:

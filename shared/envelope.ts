@@ -1,7 +1,9 @@
-import { ENVELOPE_VERSION, type Envelope } from "./envelope-schema.ts";
+import type { Envelope } from "./envelope-schema.ts";
+import { ENVELOPE_VERSION } from "./envelope-version.ts";
 import { validateEnvelope } from "./validators.ts";
 
-export { ENVELOPE_VERSION, type Envelope, type RowKey } from "./envelope-schema.ts";
+export type { Envelope, RowKey } from "./envelope-schema.ts";
+export { ENVELOPE_VERSION } from "./envelope-version.ts";
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return Buffer.from(JSON.stringify(envelope));

@@ -1,12 +1,6 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { METRIC_BOUNDS } from "./limits.ts";
-
-/**
- * Text every database can store: no NUL character (PostgreSQL's text and jsonb refuse it) and no
- * lone UTF-16 surrogate (not valid Unicode; jsonb refuses it and UTF-8 cannot encode it).
- * Refused here, at the edge, so that the worker never meets a metric it cannot store.
- */
-export const STORABLE_TEXT = "^[^\\u0000\\p{Cs}]*$";
+import { STORABLE_TEXT } from "./storable-text.ts";
 
 function storableString(options: { minLength?: number; maxLength: number }) {
   return Type.String({ ...options, pattern: STORABLE_TEXT });

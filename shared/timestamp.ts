@@ -38,6 +38,11 @@ export function parseRfc3339(text: string): number | undefined {
   return isInRange(ms) ? ms : undefined;
 }
 
+/** The metric schemas' `rfc3339-date-time` format: a date-time `parseRfc3339` can read. */
+export function isRfc3339(text: string): boolean {
+  return parseRfc3339(text) !== undefined;
+}
+
 /** True for an integer timestamp the service accepts. */
 export function isInRange(ms: number): boolean {
   return (

@@ -1,26 +1,14 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import type { TSchema } from "@sinclair/typebox";
-import { Envelope } from "./envelope-schema.ts";
+import type { ErrorObject } from "ajv";
 import type { ErrorDetail } from "./errors.ts";
-import { JsonBody, Metric, RFC3339_FORMAT, STORABLE_TEXT } from "./metric-schema.ts";
-import { parseRfc3339 } from "./timestamp.ts";
+import { STORABLE_TEXT } from "./storable-text.ts";
 
 /**
- * The one ajv instance for untrusted data. No type coercion and no defaults: a metric is stored
- * exactly as it was sent. `allErrors` lets an answer name every bad field; it is safe here
- * because every input is bounded in size before it is validated.
+ * The validators of untrusted data, compiled from the TypeBox schemas at build time (ajv's
+ * standalone code, `npm run generate:validators`; the options are in
+ * scripts/generate-validators.ts): importing them costs no compilation. The worker re-validates
+ * each envelope with the same functions.
  */
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
-ajv.addFormat(RFC3339_FORMAT, { type: "string", validate: (s) => parseRfc3339(s) !== undefined });
-
-function compile<T extends TSchema>(schema: T): ValidateFunction<T["static"]> {
-  return ajv.compile<T["static"]>(schema);
-}
-
-// The metric schema first: the envelope schema refers to it by its $id.
-export const validateMetric = compile(Metric);
-export const validateJsonBody = compile(JsonBody);
-export const validateEnvelope = compile(Envelope);
+export { validateEnvelope, validateJsonBody, validateMetric } from "./compiled-validators.js";
 
 /**
  * ajv's errors as the API's details: one entry per failing field. Where a value failed a union

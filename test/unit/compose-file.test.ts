@@ -4,7 +4,8 @@ import { dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { ConfigEnv, loadConfig } from "../../shared/config.ts";
+import { loadConfig } from "../../shared/config.ts";
+import { ConfigEnv } from "../../shared/config-schema.ts";
 import { PROJECT_ROOT } from "../helpers/processes.ts";
 
 /**

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigEnv, loadConfig } from "../../shared/config.ts";
+import { loadConfig } from "../../shared/config.ts";
+import { ConfigEnv } from "../../shared/config-schema.ts";
 import { ERRORS } from "../../shared/errors.ts";
 
 /** The README and .env.example document the catalogue and the configuration; they must agree. */
