@@ -1,7 +1,7 @@
 import type { Config } from "@netlify/functions";
-import { netlifyFunction } from "../shared/function-runtime.ts";
+import { healthHandlerOf, netlifyFunction } from "../shared/function-runtime.ts";
 
 /** GET /api/v1/health — 200 when JetStream answers and the stream exists, else 503. */
-export default netlifyFunction((h) => h.health);
+export default netlifyFunction(healthHandlerOf);
 
 export const config: Config = { path: "/api/v1/health" };

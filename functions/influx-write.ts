@@ -1,8 +1,11 @@
 import type { Config } from "@netlify/functions";
-import { netlifyFunction } from "../shared/function-runtime.ts";
+import { agentOptions, netlifyFunction } from "../shared/function-runtime.ts";
+import { createInfluxWriteHandler } from "../shared/influx-write-handler.ts";
 
 /** POST /api/v2/write — InfluxDB v2 line protocol, answered as InfluxDB answers. */
-export default netlifyFunction((h) => h.influxWrite);
+export default netlifyFunction((context) =>
+  createInfluxWriteHandler(agentOptions(context, "influx")),
+);
 
 export const config: Config = {
   path: "/api/v2/write",

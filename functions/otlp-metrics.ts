@@ -1,8 +1,11 @@
 import type { Config } from "@netlify/functions";
-import { netlifyFunction } from "../shared/function-runtime.ts";
+import { agentOptions, netlifyFunction } from "../shared/function-runtime.ts";
+import { createOtlpMetricsHandler } from "../shared/otlp-metrics-handler.ts";
 
 /** POST /v1/metrics — OTLP/HTTP metrics, protobuf or JSON. */
-export default netlifyFunction((h) => h.otlpMetrics);
+export default netlifyFunction((context) =>
+  createOtlpMetricsHandler(agentOptions(context, "otlp")),
+);
 
 export const config: Config = {
   path: "/v1/metrics",

@@ -5,7 +5,7 @@
  */
 import { loadConfigOrExit } from "../shared/config.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
-import { createHandlers } from "../shared/function-runtime.ts";
+import { createHandlers } from "../shared/handlers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
 import { isLoopbackHost } from "./loopback.ts";

@@ -1,4 +1,4 @@
-import type { Handlers } from "../shared/function-runtime.ts";
+import type { Handlers } from "../shared/handlers.ts";
 import { ApiError } from "../shared/errors.ts";
 import { errorResponse } from "../shared/http-response.ts";
 import type { Handler } from "../shared/answer-requests.ts";

@@ -1,35 +1,31 @@
 /**
- * Wiring of the ingest and health handlers, in one place for both hosts: the Netlify functions
- * (made lazily on the first request and kept while the instance stays warm) and the self-hosted
- * server (`server/main.ts`, made once at start). The functions' NATS connection here is the one
- * module-level singleton of the service.
+ * What every endpoint is made from, for both hosts: the configuration, one lazily opened NATS
+ * connection, the publisher and the authenticator over it, and the logger. A Netlify function
+ * (`netlifyFunction`) makes it on its first request and keeps it while the instance stays warm,
+ * and imports only its own handler, so that a function starts without loading the others'
+ * code (the protobuf messages of OTLP and remote write cost ~60 ms at a cold start). The
+ * self-hosted server makes all the handlers over one context (`handlers.ts`).
  */
-import { createAuthenticator } from "./auth.ts";
+import type { AgentHandlerOptions } from "./agent-publish.ts";
+import type { Handler } from "./answer-requests.ts";
+import { createAuthenticator, type Authenticator } from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createCors } from "./cors.ts";
 import { ApiError } from "./errors.ts";
 import { createHealthHandler } from "./health-handler.ts";
 import { errorResponse } from "./http-response.ts";
-import { createInfluxWriteHandler } from "./influx-write-handler.ts";
-import type { Handler } from "./answer-requests.ts";
 import { createIngestHandler } from "./ingest-handler.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createConnectionProvider, natsOptions } from "./nats-connection.ts";
-import { createOtlpMetricsHandler } from "./otlp-metrics-handler.ts";
-import { createJetStreamPublisher } from "./publisher.ts";
+import {
+  createConnectionProvider,
+  natsOptions,
+  type ConnectionProvider,
+} from "./nats-connection.ts";
+import { createJetStreamPublisher, type Publisher } from "./publisher.ts";
 import { requestIdOf } from "./request-id.ts";
-import { createRemoteWriteHandler } from "./remote-write-handler.ts";
 import { agentSubject, jsonSubject, type AgentProtocol } from "./stream-setup.ts";
 
-export interface Handlers {
-  readonly ingest: Handler;
-  readonly health: Handler;
-  readonly influxWrite: Handler;
-  readonly otlpMetrics: Handler;
-  readonly remoteWrite: Handler;
-}
-
-export interface HandlerSetupOptions {
+export interface ContextOptions {
   /**
    * True where unauthenticated requests count as local development when no key is configured:
    * under netlify dev, or a self-hosted server listening on a loopback address only.
@@ -40,13 +36,17 @@ export interface HandlerSetupOptions {
   readonly connectionName: string;
 }
 
-/** The handlers, and what closes the NATS connection they share (drained, so nothing is lost). */
-export interface HandlerSet extends Handlers {
+/** The parts every handler is made from, and what closes their NATS connection (drained). */
+export interface ServiceContext {
+  readonly config: Config;
+  readonly connections: ConnectionProvider;
+  readonly publisher: Publisher;
+  readonly authenticate: Authenticator;
+  readonly logger: Logger;
   close(): Promise<void>;
 }
 
-/** Makes both handlers over one shared, lazily opened NATS connection. */
-export function createHandlers(config: Config, options: HandlerSetupOptions): HandlerSet {
+export function createServiceContext(config: Config, options: ContextOptions): ServiceContext {
   const { isLocal, logger } = options;
   // With the logger, a refused connection is logged once, not once per request.
   const connections = createConnectionProvider(
@@ -58,40 +58,53 @@ export function createHandlers(config: Config, options: HandlerSetupOptions): Ha
       "no API keys configured: every request is refused with auth_not_configured; set INGEST_API_KEYS, or INGEST_AUTH=none to accept unauthenticated requests",
     );
   }
-  const publisher = createJetStreamPublisher(connections, {
-    timeoutMs: config.nats.publishTimeoutMs,
-  });
-  const authenticate = createAuthenticator({ ...config.ingest, isLocal });
-  const agent = (protocol: AgentProtocol) => ({
-    publisher,
-    authenticate,
-    subject: agentSubject(config.stream, protocol),
-    logger: logger.child({ protocol }),
-  });
   return {
-    ingest: createIngestHandler({
-      publisher,
-      authenticate,
-      subject: jsonSubject(config.stream),
-      logger,
-      cors: createCors(config.ingest.corsOrigins, "POST"),
-    }),
-    influxWrite: createInfluxWriteHandler(agent("influx")),
-    otlpMetrics: createOtlpMetricsHandler(agent("otlp")),
-    remoteWrite: createRemoteWriteHandler(agent("prometheus")),
-    health: createHealthHandler({
-      connections,
-      streamName: config.stream.name,
-      timeoutMs: config.nats.publishTimeoutMs,
-      logger,
-    }),
+    config,
+    connections,
+    publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
+    authenticate: createAuthenticator({ ...config.ingest, isLocal }),
+    logger,
     close: () => connections.close(),
   };
 }
 
-let handlers: Handlers | ConfigError | undefined;
+/** The options of an agent protocol's handler: its own subject, and its name on every log line. */
+export function agentOptions(
+  context: ServiceContext,
+  protocol: AgentProtocol,
+): AgentHandlerOptions {
+  return {
+    publisher: context.publisher,
+    authenticate: context.authenticate,
+    subject: agentSubject(context.config.stream, protocol),
+    logger: context.logger.child({ protocol }),
+  };
+}
 
-function setup(env: NodeJS.ProcessEnv): Handlers | ConfigError {
+/** `POST /api/v1/metrics`, the JSON API. */
+export function ingestHandlerOf(context: ServiceContext): Handler {
+  return createIngestHandler({
+    publisher: context.publisher,
+    authenticate: context.authenticate,
+    subject: jsonSubject(context.config.stream),
+    logger: context.logger,
+    cors: createCors(context.config.ingest.corsOrigins, "POST"),
+  });
+}
+
+/** `GET /api/v1/health`. */
+export function healthHandlerOf(context: ServiceContext): Handler {
+  return createHealthHandler({
+    connections: context.connections,
+    streamName: context.config.stream.name,
+    timeoutMs: context.config.nats.publishTimeoutMs,
+    logger: context.logger,
+  });
+}
+
+let context: ServiceContext | ConfigError | undefined;
+
+function setup(env: NodeJS.ProcessEnv): ServiceContext | ConfigError {
   let config;
   try {
     config = loadConfig(env);
@@ -102,7 +115,7 @@ function setup(env: NodeJS.ProcessEnv): Handlers | ConfigError {
     }
     throw err;
   }
-  return createHandlers(config, {
+  return createServiceContext(config, {
     // netlify dev sets NETLIFY_DEV; on Netlify itself it is never set.
     isLocal: env["NETLIFY_DEV"] === "true",
     logger: createLogger("ingest", config.logLevel),
@@ -110,21 +123,26 @@ function setup(env: NodeJS.ProcessEnv): Handlers | ConfigError {
   });
 }
 
-/** The function entry point for one handler: a configuration error answers 500 on every request. */
+/**
+ * A function's entry point: its handler, made on the first request from the function's
+ * context. A configuration error answers 500 on every request.
+ */
 export function netlifyFunction(
-  pick: (h: Handlers) => Handler,
+  make: (context: ServiceContext) => Handler,
 ): (req: Request) => Promise<Response> {
+  let handler: Handler | undefined;
   return async (req) => {
-    handlers ??= setup(process.env);
-    if (handlers instanceof ConfigError) {
+    context ??= setup(process.env);
+    if (context instanceof ConfigError) {
       return errorResponse(
         new ApiError(
           "configuration_error",
-          `The service is misconfigured: ${handlers.problems.join("; ")}.`,
+          `The service is misconfigured: ${context.problems.join("; ")}.`,
         ),
         requestIdOf(req),
       );
     }
-    return pick(handlers)(req);
+    handler ??= make(context);
+    return handler(req);
   };
 }

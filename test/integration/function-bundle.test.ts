@@ -4,10 +4,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { unzipSync } from "fflate";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { compress } from "snappyjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeEnvelope } from "../../shared/envelope.ts";
+import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
 import { ensureStreams } from "../../shared/stream-setup.ts";
 import { testConfig } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
@@ -22,6 +25,8 @@ import { PROJECT_ROOT } from "../helpers/processes.ts";
 const run = promisify(execFile);
 const API_KEY = "bundle-test-key";
 const SEED_BODY = '{"data": {"value": 123.45}}';
+
+const FUNCTIONS = ["ingest", "health", "influx-write", "otlp-metrics", "prometheus-write"];
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -67,7 +72,7 @@ beforeAll(async () => {
     });
   }
   manifest = JSON.parse(await readFile(join(out, "manifest.json"), "utf8")) as Manifest;
-  for (const name of ["ingest", "health"]) {
+  for (const name of FUNCTIONS) {
     await unzipTo(join(out, `${name}.zip`), join(dir, name));
   }
 }, 120_000);
@@ -100,8 +105,10 @@ const file = process.argv[1];
 const fn = await import(pathToFileURL(file).href);
 const results = [];
 for (const spec of JSON.parse(process.env.REQUESTS)) {
+  if (spec.bodyBase64) spec.init.body = Buffer.from(spec.bodyBase64, "base64");
   const res = await fn.default(new Request(spec.url, spec.init));
-  results.push({ status: res.status, body: await res.json() });
+  const text = await res.text();
+  results.push({ status: res.status, body: text === "" ? null : JSON.parse(text) });
 }
 console.log(JSON.stringify({
   natsFrom: createRequire(file).resolve("nats"),
@@ -114,12 +121,12 @@ process.exit(0);
 interface RunnerOutput {
   natsFrom: string;
   config: { path: string; rateLimit?: unknown };
-  results: { status: number; body: Record<string, unknown> }[];
+  results: { status: number; body: Record<string, unknown> | null }[];
 }
 
 async function callBundled(
   name: string,
-  requests: { url: string; init: RequestInit }[],
+  requests: { url: string; init: RequestInit; bodyBase64?: string }[],
 ): Promise<RunnerOutput> {
   const root = join(dir, name);
   const module = join(root, "functions", `${name}.mjs`);
@@ -162,17 +169,42 @@ function seedRequest(headers: Record<string, string>) {
 }
 
 describe("the function bundle Netlify builds", () => {
-  it("lists both functions on their paths, on Node 24, with the ingest function's rate limit", () => {
+  it("lists every function on its path, on Node 24, each POST endpoint rate limited", () => {
     const byName = new Map(manifest.functions.map((f) => [f.name, f]));
-    expect(byName.get("ingest")?.routes.map((r) => r.literal)).toEqual(["/api/v1/metrics"]);
-    expect(byName.get("health")?.routes.map((r) => r.literal)).toEqual(["/api/v1/health"]);
+    const paths = Object.fromEntries(
+      FUNCTIONS.map((name) => [name, byName.get(name)?.routes.map((r) => r.literal)]),
+    );
+    expect(paths).toEqual({
+      ingest: ["/api/v1/metrics"],
+      health: ["/api/v1/health"],
+      "influx-write": ["/api/v2/write"],
+      "otlp-metrics": ["/v1/metrics"],
+      "prometheus-write": ["/api/v1/write"],
+    });
     for (const f of manifest.functions) expect(f.runtimeVersion).toBe("nodejs24.x");
 
-    const rule = byName.get("ingest")?.trafficRules?.action;
-    expect(rule?.type).toBe("rate_limit");
-    expect(rule?.config.rateLimitConfig).toMatchObject({ windowLimit: 600, windowSize: 60 });
-    expect(rule?.config.aggregate.keys.map((k) => k.type).sort()).toEqual(["domain", "ip"]);
+    for (const name of ["ingest", "influx-write", "otlp-metrics", "prometheus-write"]) {
+      const rule = byName.get(name)?.trafficRules?.action;
+      expect(rule?.type).toBe("rate_limit");
+      expect(rule?.config.rateLimitConfig).toMatchObject({ windowLimit: 600, windowSize: 60 });
+      expect(rule?.config.aggregate.keys.map((k) => k.type).sort()).toEqual(["domain", "ip"]);
+    }
     expect(byName.get("health")?.trafficRules).toBeUndefined();
+  });
+
+  it("packs into each function only the code it runs: no protobuf for the JSON API", () => {
+    const has = (name: string, path: string) => existsSync(join(dir, name, path));
+    for (const name of ["ingest", "health", "influx-write"]) {
+      expect(has(name, "node_modules/@bufbuild/protobuf"), name).toBe(false);
+      expect(has(name, "node_modules/snappyjs"), name).toBe(false);
+    }
+    expect(has("otlp-metrics", "node_modules/@bufbuild/protobuf")).toBe(true);
+    expect(has("prometheus-write", "node_modules/snappyjs")).toBe(true);
+    // Validators are compiled at build time: neither the schema library nor ajv is packed.
+    for (const name of FUNCTIONS) {
+      expect(has(name, "node_modules/@sinclair/typebox"), name).toBe(false);
+      expect(has(name, "node_modules/ajv"), name).toBe(false);
+    }
   });
 
   it("imports in a fresh Node process from the zip alone and publishes the seed's request", async () => {
@@ -205,5 +237,88 @@ describe("the function bundle Netlify builds", () => {
     expect(out.natsFrom.startsWith(join(dir, "health", "node_modules", "nats"))).toBe(true);
     expect(out.results[0]?.status).toBe(200);
     expect(out.results[0]?.body).toMatchObject({ status: "ok", stream: { name: "METRICS" } });
+  });
+
+  it("answers an agent's write from each agent function's own zip", async () => {
+    const auth = { authorization: `Bearer ${API_KEY}` };
+    const [influx] = (
+      await callBundled("influx-write", [
+        {
+          url: "https://metrics.example/api/v2/write?bucket=b&precision=s",
+          init: { method: "POST", headers: auth, body: "bundle_cpu,host=a usage=1 1800000000" },
+        },
+      ])
+    ).results;
+    expect(influx).toEqual({ status: 204, body: null });
+
+    const [otlp] = (
+      await callBundled("otlp-metrics", [
+        {
+          url: "https://metrics.example/v1/metrics",
+          init: {
+            method: "POST",
+            headers: { ...auth, "content-type": "application/json" },
+            body: JSON.stringify({
+              resourceMetrics: [
+                {
+                  scopeMetrics: [
+                    {
+                      metrics: [
+                        {
+                          name: "bundle_otlp",
+                          gauge: {
+                            dataPoints: [{ timeUnixNano: "1800000000000000000", asDouble: 1 }],
+                          },
+                        },
+                      ],
+                    },
+                  ],
+                },
+              ],
+            }),
+          },
+        },
+      ])
+    ).results;
+    expect(otlp).toEqual({ status: 200, body: {} });
+
+    const writeRequest = toBinary(
+      WriteRequestSchema,
+      create(WriteRequestSchema, {
+        timeseries: [
+          {
+            labels: [{ name: "__name__", value: "bundle_prom" }],
+            samples: [{ value: 1, timestamp: 1_800_000_000_000n }],
+          },
+        ],
+      }),
+    );
+    const [prometheus] = (
+      await callBundled("prometheus-write", [
+        {
+          url: "https://metrics.example/api/v1/write",
+          init: {
+            method: "POST",
+            headers: {
+              ...auth,
+              "content-type": "application/x-protobuf",
+              "content-encoding": "snappy",
+            },
+          },
+          bodyBase64: Buffer.from(compress(writeRequest)).toString("base64"),
+        },
+      ])
+    ).results;
+    expect(prometheus).toEqual({ status: 204, body: null });
+
+    // Each is in the stream, on its protocol's subject.
+    const subjects = await Promise.all(
+      ["metrics.influx", "metrics.otlp", "metrics.prometheus"].map(async (subject) => {
+        const message = await jsm.streams.getMessage("METRICS", { last_by_subj: subject });
+        const decoded = decodeEnvelope(message.data);
+        return decoded.ok ? decoded.envelope.metrics.map((m) => m.name) : decoded.message;
+      }),
+    );
+    expect(subjects).toEqual([["bundle_cpu_usage"], ["bundle_otlp"], ["bundle_prom"]]);
   });
 });

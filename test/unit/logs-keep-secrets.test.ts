@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { createAuthenticator } from "../../shared/auth.ts";
 import { loadConfig } from "../../shared/config.ts";
-import { createHandlers } from "../../shared/function-runtime.ts";
+import { createHandlers } from "../../shared/handlers.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { createIngestHandler } from "../../shared/ingest-handler.ts";
 import { createLogger } from "../../shared/logger.ts";

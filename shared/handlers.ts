@@ -1,0 +1,41 @@
+/**
+ * Every endpoint's handler over one context, for the self-hosted server (and the benchmarks):
+ * each is made here exactly as its Netlify function makes it.
+ */
+import type { Handler } from "./answer-requests.ts";
+import type { Config } from "./config.ts";
+import { createInfluxWriteHandler } from "./influx-write-handler.ts";
+import { createOtlpMetricsHandler } from "./otlp-metrics-handler.ts";
+import { createRemoteWriteHandler } from "./remote-write-handler.ts";
+import {
+  agentOptions,
+  createServiceContext,
+  healthHandlerOf,
+  ingestHandlerOf,
+  type ContextOptions,
+} from "./function-runtime.ts";
+
+export interface Handlers {
+  readonly ingest: Handler;
+  readonly health: Handler;
+  readonly influxWrite: Handler;
+  readonly otlpMetrics: Handler;
+  readonly remoteWrite: Handler;
+}
+
+/** The handlers, and what closes the NATS connection they share (drained, so nothing is lost). */
+export interface HandlerSet extends Handlers {
+  close(): Promise<void>;
+}
+
+export function createHandlers(config: Config, options: ContextOptions): HandlerSet {
+  const context = createServiceContext(config, options);
+  return {
+    ingest: ingestHandlerOf(context),
+    health: healthHandlerOf(context),
+    influxWrite: createInfluxWriteHandler(agentOptions(context, "influx")),
+    otlpMetrics: createOtlpMetricsHandler(agentOptions(context, "otlp")),
+    remoteWrite: createRemoteWriteHandler(agentOptions(context, "prometheus")),
+    close: () => context.close(),
+  };
+}
