@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** The worker's own telemetry, served on `/metrics` in Prometheus text format. */
 export interface WorkerMetrics {
@@ -30,6 +30,8 @@ export function createWorkerMetrics(
   consumerState: () => Promise<{ pending: number; ackPending: number }>,
 ): WorkerMetrics {
   const registry = new Registry();
+  // The process's own: resident memory, heap, event loop lag, GC pauses, open files.
+  collectDefaultMetrics({ register: registry });
   const registers = [registry];
   let last = { pending: 0, ackPending: 0 };
   // Both gauges are collected at once during a scrape; they share one look-up.
