@@ -101,13 +101,17 @@ function tooMany(): ApiError {
   );
 }
 
-function invalidMetrics(all: readonly ErrorDetail[]): ApiError {
+/**
+ * The refusal of a request with invalid metrics: how many are bad (as `what`: "metric",
+ * "sample"), and the first problems as details.
+ */
+export function invalidMetrics(all: readonly ErrorDetail[], what = "metric"): ApiError {
   const bad = new Set(all.map((d) => d.index)).size;
   const shown = all.slice(0, REQUEST_LIMITS.errorDetails);
   const cut = all.length > shown.length ? ` (the first ${shown.length} problems are listed)` : "";
   return new ApiError(
     "invalid_metrics",
-    `${bad} metric(s) are invalid${cut}; nothing was accepted.`,
+    `${bad} ${what}(s) are invalid${cut}; nothing was accepted.`,
     {
       details: shown,
     },

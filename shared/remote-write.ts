@@ -7,7 +7,7 @@ import { checkMetrics } from "./agent-publish.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
 import { WriteRequestSchema, type WriteRequest } from "./gen/prometheus/remote_pb.js";
 import type { TimeSeries } from "./gen/prometheus/types_pb.js";
-import { REQUEST_LIMITS } from "./limits.ts";
+import { invalidMetrics } from "./parse-metrics.ts";
 import type { Metric } from "./metric-schema.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 
@@ -125,7 +125,11 @@ export function metricsOfWriteRequest(request: WriteRequest): RemoteWriteMetrics
       });
     }
   }
-  if (problems.length > 0) throw invalidSamples(problems.sort((a, b) => a.index - b.index));
+  if (problems.length > 0)
+    throw invalidMetrics(
+      problems.sort((a, b) => a.index - b.index),
+      "sample",
+    );
   return { metrics: valid, skipped };
 }
 
@@ -171,15 +175,4 @@ function fieldOf(path: string): string {
     return `the label '${label.slice(0, 128)}'`;
   }
   return "the sample";
-}
-
-function invalidSamples(all: readonly ErrorDetail[]): ApiError {
-  const bad = new Set(all.map((d) => d.index)).size;
-  const shown = all.slice(0, REQUEST_LIMITS.errorDetails);
-  const cut = all.length > shown.length ? ` (the first ${shown.length} problems are listed)` : "";
-  return new ApiError(
-    "invalid_metrics",
-    `${bad} sample(s) are invalid${cut}; nothing was accepted.`,
-    { details: shown },
-  );
 }
