@@ -1,40 +1,24 @@
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator, type AuthOptions } from "../../shared/auth.ts";
-import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import { ApiError, ERRORS, type ErrorCode, type ErrorDetail } from "../../shared/errors.ts";
 import { createInfluxWriteHandler } from "../../shared/influx-write-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import type { OutgoingMessage, PublishReceipt } from "../../shared/publisher.ts";
-import { fakePublisher } from "../helpers/fake-publisher.ts";
-import { silentLogger } from "../helpers/ingest.ts";
+import type { OutgoingMessage } from "../../shared/publisher.ts";
+import {
+  agentOptions,
+  publishedMetrics as allPublished,
+  seriesEnvelopeOf,
+  type AgentSetup,
+} from "../helpers/agent.ts";
 
 const NOW = 1_714_566_896_789; // 2024-05-01T12:34:56.789Z
 const SUBJECT = "metrics.influx";
 
-interface Setup {
-  readonly publish?: (message: OutgoingMessage) => Promise<PublishReceipt>;
-  readonly auth?: Partial<AuthOptions>;
-  readonly now?: () => number;
-}
-
-function influx(setup: Setup = {}) {
-  const publisher = fakePublisher(setup.publish);
-  const handler = createInfluxWriteHandler({
-    publisher,
-    authenticate: createAuthenticator({
-      apiKeys: [],
-      authMode: undefined,
-      isLocal: true,
-      ...setup.auth,
-    }),
-    subject: SUBJECT,
-    logger: silentLogger,
-    now: setup.now ?? (() => NOW),
-  });
-  return { handler, published: publisher.published };
+function influx(setup: AgentSetup = {}) {
+  const { options, published } = agentOptions(SUBJECT, NOW, setup);
+  return { handler: createInfluxWriteHandler(options), published };
 }
 
 function write(
@@ -50,17 +34,9 @@ function write(
 }
 
 /** Every metric published, in order, from envelopes that decode as the worker decodes them. */
-function publishedMetrics(published: readonly OutgoingMessage[]): Metric[] {
-  return published.flatMap((message) => envelopeOf(message).metrics);
-}
-
-function envelopeOf(message: OutgoingMessage): Envelope {
-  const decoded = decodeEnvelope(message.data);
-  if (!decoded.ok) throw new Error(`the published envelope does not decode: ${decoded.message}`);
-  expect(message.subject).toBe(SUBJECT);
-  expect(message.msgId).toBe(decoded.envelope.id);
-  return decoded.envelope;
-}
+const publishedMetrics = (published: readonly OutgoingMessage[]) =>
+  allPublished(published, SUBJECT);
+const envelopeOf = (message: OutgoingMessage) => seriesEnvelopeOf(message, SUBJECT);
 
 interface InfluxErrorBody {
   code: string;

@@ -12,8 +12,6 @@ import {
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator, type AuthOptions } from "../../shared/auth.ts";
-import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ApiError } from "../../shared/errors.ts";
 import {
   BadRequestSchema,
@@ -26,11 +24,8 @@ import {
   ExportMetricsServiceResponseSchema,
 } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
-import { createLogger } from "../../shared/logger.ts";
-import type { Metric } from "../../shared/metric-schema.ts";
 import { createOtlpMetricsHandler } from "../../shared/otlp-metrics-handler.ts";
-import type { OutgoingMessage, PublishReceipt } from "../../shared/publisher.ts";
-import { fakePublisher } from "../helpers/fake-publisher.ts";
+import { agentOptions, publishedMetrics, type AgentSetup } from "../helpers/agent.ts";
 
 type RequestInit = MessageInitShape<typeof ExportMetricsServiceRequestSchema>;
 
@@ -44,33 +39,11 @@ const T = 1_714_566_896_789_123_456n;
 const TIME = "2024-05-01T12:34:56.789123456Z";
 const TAGS = { "service.name": "checkout", "otel.scope.name": "meter" };
 
-interface Setup {
-  readonly publish?: (message: OutgoingMessage) => Promise<PublishReceipt>;
-  readonly auth?: Partial<AuthOptions>;
-}
-
-function otlp(setup: Setup = {}) {
-  const publisher = fakePublisher(setup.publish);
-  const handler = createOtlpMetricsHandler({
-    publisher,
-    authenticate: createAuthenticator({
-      apiKeys: [],
-      authMode: undefined,
-      isLocal: true,
-      ...setup.auth,
-    }),
-    subject: SUBJECT,
-    logger: createLogger("test", "silent"),
-    now: () => NOW,
-  });
+function otlp(setup: AgentSetup = {}) {
+  const { options, published } = agentOptions(SUBJECT, NOW, setup);
   /** Every metric published, in order, from messages that the worker would accept. */
-  const metrics = (): Metric[] =>
-    publisher.published.flatMap((message) => {
-      const decoded = decodeEnvelope(message.data);
-      if (!decoded.ok) throw new Error(`unstorable message: ${decoded.message}`);
-      return decoded.envelope.metrics;
-    });
-  return { handler, publisher, metrics };
+  const metrics = () => publishedMetrics(published, SUBJECT);
+  return { handler: createOtlpMetricsHandler(options), published, metrics };
 }
 
 function post(body: string | Uint8Array, headers: Record<string, string>): Request {
@@ -237,7 +210,7 @@ function errorInfo(status: Status) {
 
 describe("POST /v1/metrics", () => {
   it("stores a protobuf request's points and answers 200 with an empty ExportMetricsServiceResponse", async () => {
-    const { handler, publisher, metrics } = otlp();
+    const { handler, published, metrics } = otlp();
     const res = await handler(post(encode(gaugeRequest([21.5, 22])), PROTOBUF));
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/x-protobuf");
@@ -245,7 +218,7 @@ describe("POST /v1/metrics", () => {
     const body = new Uint8Array(await res.arrayBuffer());
     expect(body).toHaveLength(0);
     expect(fromBinary(ExportMetricsServiceResponseSchema, body).partialSuccess).toBeUndefined();
-    expect(publisher.published.map((m) => m.subject)).toEqual([SUBJECT]);
+    expect(published.map((m) => m.subject)).toEqual([SUBJECT]);
     expect(metrics()).toEqual([
       { name: "temperature", value: 21.5, timestamp: TIME, tags: TAGS, kind: "gauge" },
       {
@@ -341,7 +314,7 @@ describe("POST /v1/metrics", () => {
   });
 
   it("answers 400 with a Status naming every refused point when none can be stored, and publishes nothing", async () => {
-    const { handler, publisher } = otlp();
+    const { handler, published } = otlp();
     const res = await handler(post(encode(gaugeRequest([0, 0])), PROTOBUF));
     expect(res.status).toBe(400);
     expect(res.headers.get("retry-after")).toBeNull();
@@ -360,7 +333,7 @@ describe("POST /v1/metrics", () => {
         { field: field(1), description: "has no time_unix_nano" },
       ],
     });
-    expect(publisher.published).toHaveLength(0);
+    expect(published).toHaveLength(0);
   });
 
   it("answers an empty request with success, as OTLP asks, and publishes nothing", async () => {
@@ -369,10 +342,10 @@ describe("POST /v1/metrics", () => {
       ["{}", JSON_TYPE],
       ['{"resourceMetrics":[{"scopeMetrics":[{"metrics":[]}]}]}', JSON_TYPE],
     ] as const) {
-      const { handler, publisher } = otlp();
+      const { handler, published } = otlp();
       const res = await handler(post(body, headers));
       expect(res.status).toBe(200);
-      expect(publisher.published).toHaveLength(0);
+      expect(published).toHaveLength(0);
     }
   });
 
@@ -390,11 +363,11 @@ describe("POST /v1/metrics", () => {
   });
 
   it("gives a retried batch the same message ids, so that it adds nothing", async () => {
-    const { handler, publisher } = otlp();
+    const { handler, published } = otlp();
     const body = encode(gaugeRequest([1, 2, 3]));
     expect((await handler(post(body, PROTOBUF))).status).toBe(200);
     expect((await handler(post(body, PROTOBUF))).status).toBe(200);
-    const [first, second] = publisher.published;
+    const [first, second] = published;
     expect(first?.msgId).toBeTruthy();
     expect(second?.msgId).toBe(first?.msgId);
   });
@@ -433,14 +406,14 @@ describe("POST /v1/metrics", () => {
   });
 
   it("refuses more than 10,000 points with 413 too_many_metrics", async () => {
-    const { handler, publisher } = otlp();
+    const { handler, published } = otlp();
     const values = Array.from({ length: REQUEST_LIMITS.metricsPerRequest + 1 }, () => 1);
     const res = await handler(post(encode(gaugeRequest(values)), PROTOBUF));
     expect(res.status).toBe(413);
     const status = await statusOf(res);
     expect(errorInfo(status).reason).toBe("too_many_metrics");
     expect(status.message).toContain("10001 points");
-    expect(publisher.published).toHaveLength(0);
+    expect(published).toHaveLength(0);
   });
 
   it("takes exactly 10,000 points", async () => {

@@ -2,17 +2,18 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { compress } from "snappyjs";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator, type AuthOptions } from "../../shared/auth.ts";
-import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ApiError, ERRORS, type ErrorDetail } from "../../shared/errors.ts";
 import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createLogger } from "../../shared/logger.ts";
-import type { Metric } from "../../shared/metric-schema.ts";
-import type { OutgoingMessage, PublishReceipt } from "../../shared/publisher.ts";
+import type { OutgoingMessage } from "../../shared/publisher.ts";
 import { createRemoteWriteHandler } from "../../shared/remote-write-handler.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
-import { fakePublisher } from "../helpers/fake-publisher.ts";
+import {
+  agentOptions,
+  publishedMetrics as allPublished,
+  type AgentSetup,
+} from "../helpers/agent.ts";
 
 type WriteRequestInit = MessageInitShape<typeof WriteRequestSchema>;
 
@@ -28,33 +29,16 @@ const PROMETHEUS_HEADERS = {
   "user-agent": "Prometheus/2.42.0",
 };
 
-interface Setup {
-  readonly publish?: (message: OutgoingMessage) => Promise<PublishReceipt>;
-  readonly auth?: Partial<AuthOptions>;
-}
-
 /** The handler with a fake publisher, and the log lines it wrote. */
-function remoteWrite(setup: Setup = {}) {
-  const publisher = fakePublisher(setup.publish);
+function remoteWrite(setup: AgentSetup = {}) {
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger("test", "info", {
     write: (line: string) => {
       logs.push(JSON.parse(line) as Record<string, unknown>);
     },
   });
-  const handler = createRemoteWriteHandler({
-    publisher,
-    authenticate: createAuthenticator({
-      apiKeys: [],
-      authMode: undefined,
-      isLocal: true,
-      ...setup.auth,
-    }),
-    subject: SUBJECT,
-    logger,
-    now: () => NOW,
-  });
-  return { handler, published: publisher.published, logs };
+  const { options, published } = agentOptions(SUBJECT, NOW, { ...setup, logger });
+  return { handler: createRemoteWriteHandler(options), published, logs };
 }
 
 function encode(init: WriteRequestInit): Uint8Array {
@@ -83,15 +67,8 @@ function series(labels: Record<string, string>, samples: [number, bigint][]) {
 }
 
 /** Every metric the handler published, in order, from the envelopes it handed the publisher. */
-function publishedMetrics(published: readonly OutgoingMessage[]): Metric[] {
-  return published.flatMap((message) => {
-    const decoded = decodeEnvelope(message.data);
-    if (!decoded.ok) throw new Error("published an envelope that does not decode");
-    expect(decoded.envelope.key).toBe("series");
-    expect(message.subject).toBe(SUBJECT);
-    return decoded.envelope.metrics;
-  });
-}
+const publishedMetrics = (published: readonly OutgoingMessage[]) =>
+  allPublished(published, SUBJECT);
 
 interface ErrorBody {
   status: string;

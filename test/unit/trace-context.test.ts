@@ -1,10 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../shared/auth.ts";
 import { createInfluxWriteHandler } from "../../shared/influx-write-handler.ts";
 import { createOtlpMetricsHandler } from "../../shared/otlp-metrics-handler.ts";
 import { traceHeaders } from "../../shared/trace-context.ts";
-import { fakePublisher } from "../helpers/fake-publisher.ts";
-import { silentLogger } from "../helpers/ingest.ts";
+import { agentOptions } from "../helpers/agent.ts";
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -32,22 +30,10 @@ describe("traceHeaders", () => {
 });
 
 describe("the agent endpoints", () => {
-  const options = () => {
-    const publisher = fakePublisher();
-    return {
-      publisher,
-      options: {
-        publisher,
-        authenticate: createAuthenticator({ apiKeys: [], authMode: "none", isLocal: false }),
-        subject: "metrics.agent",
-        logger: silentLogger,
-        now: () => 1_800_000_000_000,
-      },
-    };
-  };
+  const options = () => agentOptions("metrics.agent", 1_800_000_000_000);
 
   it("carry the request's traceparent into the message (InfluxDB)", async () => {
-    const { publisher, options: o } = options();
+    const { published, options: o } = options();
     const res = await createInfluxWriteHandler(o)(
       new Request("http://localhost/api/v2/write?bucket=b", {
         method: "POST",
@@ -56,11 +42,11 @@ describe("the agent endpoints", () => {
       }),
     );
     expect(res.status).toBe(204);
-    expect(publisher.published[0]?.headers).toEqual({ traceparent: TRACEPARENT });
+    expect(published[0]?.headers).toEqual({ traceparent: TRACEPARENT });
   });
 
   it("carry the request's traceparent into the message (OTLP)", async () => {
-    const { publisher, options: o } = options();
+    const { published, options: o } = options();
     const body = {
       resourceMetrics: [
         {
@@ -85,6 +71,6 @@ describe("the agent endpoints", () => {
       }),
     );
     expect(res.status).toBe(200);
-    expect(publisher.published[0]?.headers).toEqual({ traceparent: TRACEPARENT });
+    expect(published[0]?.headers).toEqual({ traceparent: TRACEPARENT });
   });
 });
