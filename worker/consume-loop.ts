@@ -178,7 +178,7 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
  * PostgreSQL, sent as one parameter: bounding it by bytes as well as by messages keeps a batch of
  * large messages (a backlog of 1,000-metric requests) from taking hundreds of megabytes.
  */
-export const BATCH_BYTES = 4 * 1024 * 1024;
+export const BATCH_BYTES = 1024 * 1024;
 
 /** How many messages from the head of the queue make the next batch: at least one. */
 export function batchLength(queue: readonly JsMsg[], batchSize: number): number {
