@@ -1,4 +1,10 @@
-import { headers as natsHeaders, NatsError, type JetStreamClient, type NatsConnection } from "nats";
+import {
+  headers as natsHeaders,
+  NatsError,
+  type JetStreamClient,
+  type NatsConnection,
+  type PubAck,
+} from "nats";
 import type { ConnectionProvider } from "./nats-connection.ts";
 import { ApiError } from "./errors.ts";
 
@@ -66,23 +72,42 @@ export function createJetStreamPublisher(
       }
       const h = natsHeaders();
       for (const [key, value] of Object.entries(message.headers ?? {})) h.set(key, value);
+      let ack: PubAck;
       try {
-        const ack = await jetstreamOf(nc).publish(message.subject, message.data, {
+        ack = await jetstreamOf(nc).publish(message.subject, message.data, {
           msgID: message.msgId,
           headers: h,
           timeout: options.timeoutMs,
         });
-        return {
-          stream: ack.stream,
-          seq: ack.seq,
-          // The server leaves the field out when it is false.
-          // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare
-          duplicate: ack.duplicate === true,
-        };
       } catch (err) {
         throw publishError(err);
       }
+      return receiptOf(ack);
     },
+  };
+}
+
+/**
+ * What a PubAck proves. A clustered nats-server 2.10 answers a message id that its stream leader
+ * has proposed but not stored with `"duplicate": true` and sequence 0, and goes on answering so
+ * for the whole duplicate window when a leader change dropped that proposal, though the stream
+ * never stores the message (nats-server 2.11 clears such ids on a leader change). Only a
+ * sequence proves the message is in the stream; without one the outcome is unknown, as after a
+ * timeout, and a retry with the same message id is what settles it.
+ */
+export function receiptOf(ack: Pick<PubAck, "stream" | "seq" | "duplicate">): PublishReceipt {
+  if (!(ack.seq >= 1)) {
+    throw new ApiError(
+      "publish_timeout",
+      "The broker has not confirmed that an earlier copy of this message is stored; retry it unchanged.",
+    );
+  }
+  return {
+    stream: ack.stream,
+    seq: ack.seq,
+    // The server leaves the field out when it is false.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare
+    duplicate: ack.duplicate === true,
   };
 }
 
