@@ -59,6 +59,7 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
     const consumer = await options.js.consumers.get(options.stream, options.consumer);
     const messages = await consumer.consume({
       max_messages: options.batchSize * 2,
+      expires: PULL_EXPIRES_MS,
       callback: (msg) => {
         queue.push(msg);
         wake?.();
@@ -172,6 +173,15 @@ export async function startConsumeLoop(options: ConsumeLoopOptions): Promise<Con
     },
   };
 }
+
+/**
+ * How long each pull request lives. A pull is held by the consumer's leader and dies with it;
+ * nats.js pulls again after two missed idle heartbeats (half this each), and after a reconnect
+ * once the consumer answers, retrying every this long. With nats.js's 30 s the worker idled 30 to
+ * 48 s with hundreds of messages pending after a leader failover (fault scenario 2); the cost of
+ * a shorter one is an idle worker's pull request, and a heartbeat, every few seconds.
+ */
+export const PULL_EXPIRES_MS = 5000;
 
 /**
  * Most bytes of messages in one transaction. A batch's rows are built in memory and, for
