@@ -1,5 +1,12 @@
-import { expect, it } from "vitest";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.ts";
+import {
+  describeReplicas,
+  recordEvidence,
+  replicaStates,
+  type EvidenceRecorder,
+} from "./evidence.ts";
 import { firstSuccessAfter, startLoad, type RequestRecord } from "./load.ts";
 import type { NatsNode, NatsSetup } from "./nats-nodes.ts";
 import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
@@ -11,6 +18,7 @@ import type { System } from "./system.ts";
  */
 let nats: NatsSetup;
 let system: System;
+let evidence: EvidenceRecorder | undefined;
 
 startForFile(
   { nodes: 3, sync: "always" },
@@ -20,6 +28,7 @@ startForFile(
     system = s;
   },
 );
+afterAll(() => evidence?.stop());
 
 /** The node leading the metrics stream, once one leads it (and is not `not`). */
 async function streamLeader(not?: NatsNode): Promise<NatsNode> {
@@ -33,6 +42,23 @@ async function streamLeader(not?: NatsNode): Promise<NatsNode> {
     },
     30_000,
   );
+}
+
+/**
+ * The replicas once the backlog drained: when they agree (no message left on any), and if one
+ * still holds messages the others removed 20 s later, what each holds.
+ */
+async function replicasSettle(): Promise<string> {
+  const started = Date.now();
+  let states: Awaited<ReturnType<typeof replicaStates>> = [];
+  while (Date.now() - started < 20_000) {
+    states = await replicaStates(nats, system.config.stream.name, system.config.consumer.name);
+    if (states.every((r) => "messages" in r && r.messages === 0)) {
+      return `all empty ${Math.round((Date.now() - started) / 1000)} s after the drain`;
+    }
+    await sleep(1000);
+  }
+  return `differ 20 s after the drain: ${describeReplicas(states)}`;
 }
 
 function answersBetween(records: readonly RequestRecord[], from: number, to: number) {
@@ -49,6 +75,7 @@ function answersBetween(records: readonly RequestRecord[], from: number, to: num
 }
 
 it("R3 cluster: leader killed, then a second node, then back: nothing acknowledged lost", async () => {
+  evidence = await recordEvidence(system, nats);
   const step = size(6000, 4000);
   const options = loadOptions(system, "s2", {
     requests: size(3000, 900),
@@ -103,6 +130,8 @@ it("R3 cluster: leader killed, then a second node, then back: nothing acknowledg
       // What a worker had been sent but never received while the nodes changed comes again after
       // the ack wait (30 s), then after the backoff (60 s…): give it time before calling it lost.
       settleMs: 240_000,
+      evidence,
+      atEnd: async () => ({ "stream replicas once drained": await replicasSettle() }),
       recovery: [
         { what: "leader SIGKILL → new stream leader elected", ms: failoverAt - firstKilledAt },
         {

@@ -24,6 +24,8 @@ export interface Attempt {
   readonly code?: string;
   /** A 2xx's `"duplicate": true`: the same key was already in the stream. */
   readonly duplicate?: boolean;
+  /** A 2xx's stream sequence: where the message is, or (a duplicate) where its first copy is. */
+  readonly seq?: number;
 }
 
 export type FinalOutcome = "accepted" | "refused" | "unknown";
@@ -143,6 +145,7 @@ export function startLoad(options: LoadOptions): Load {
       });
       const json = (await res.json().catch(() => ({}))) as {
         duplicate?: boolean;
+        seq?: number;
         error?: { code?: string };
       };
       const code = json.error?.code;
@@ -152,6 +155,7 @@ export function startLoad(options: LoadOptions): Load {
         status: res.status,
         ...(code === undefined ? {} : { code }),
         ...(json.duplicate === true ? { duplicate: true } : {}),
+        ...(typeof json.seq === "number" ? { seq: json.seq } : {}),
       };
     } catch (err) {
       const timedOut = err instanceof Error && err.name === "TimeoutError";
@@ -220,4 +224,19 @@ export function outcomeCounts(records: readonly RequestRecord[]): Record<string,
     }
   }
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * 2xx answers that name no stream sequence (absent or 0): a 2xx must prove the message is in the
+ * stream, and nats-server 2.10 answers an unstored message id "duplicate" with sequence 0.
+ */
+export function unprovenAcknowledgements(records: readonly RequestRecord[]): number {
+  let n = 0;
+  for (const r of records) {
+    for (const a of r.attempts) {
+      const ok = typeof a.status === "number" && a.status >= 200 && a.status < 300;
+      if (ok && !(a.seq !== undefined && a.seq >= 1)) n++;
+    }
+  }
+  return n;
 }

@@ -19,6 +19,8 @@ export type SyncSetting = "always" | "default";
 export interface NatsNode {
   readonly name: string;
   readonly port: number;
+  /** Its monitoring port: `/jsz` tells this node's own view of each stream replica. */
+  readonly monitorPort: number;
   readonly url: string;
   readonly running: boolean;
   kill(): Promise<void>;
@@ -26,7 +28,10 @@ export interface NatsNode {
   pause(): void;
   resume(): void;
   restart(): Promise<void>;
+  /** The tail of its log, for a failure message. */
   output(): string;
+  /** Its whole log since it first started (up to 20 MB), restarts included, for the evidence. */
+  fullOutput(): string;
 }
 
 export interface NatsSetup {
@@ -57,12 +62,41 @@ export function natsVersion(binary: string): string {
   return execFileSync(binary, ["--version"], { encoding: "utf8" }).trim().replace(/^.*v/, "");
 }
 
-export async function startNats(options: { nodes: 1 | 3; sync: SyncSetting }): Promise<NatsSetup> {
-  const binary = faultsNatsBinary();
+export interface StartOptions {
+  nodes: 1 | 3;
+  sync: SyncSetting;
+  /** The nats-server to run (default: `faultsNatsBinary()`); `always` needs 2.10+. */
+  binary?: string;
+}
+
+/**
+ * Starts the nodes, trying afresh (new ports, new stores) up to three times: a port can be taken
+ * between choosing it and binding it, and three clustered nodes started together sometimes form
+ * a JetStream meta group of two that never takes in the third (2.10.27, 4 starts of 58 here):
+ * every R3 stream is then refused "no suitable peers for placement".
+ */
+export async function startNats(options: StartOptions): Promise<NatsSetup> {
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      failures.push(`attempt ${attempt}: ${String(err)}`);
+    }
+  }
+  throw new Error(`the nats-server nodes did not start:\n${failures.join("\n")}`);
+}
+
+async function startOnce(options: StartOptions): Promise<NatsSetup> {
+  const binary = options.binary ?? faultsNatsBinary();
   const dir = await mkdtemp(join(tmpdir(), "faults-nats-"));
-  const clientPorts = await distinctPorts(options.nodes);
-  const routePorts = options.nodes > 1 ? await distinctPorts(options.nodes) : [];
-  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`);
+  // One draw for every port, so that no two of them are the same.
+  const ports = await distinctPorts(options.nodes * (options.nodes > 1 ? 3 : 2));
+  const port = (kind: number, i: number) => ports[kind * options.nodes + i] ?? 0;
+  const routes =
+    options.nodes > 1
+      ? Array.from({ length: options.nodes }, (_, i) => `nats-route://127.0.0.1:${port(2, i)}`)
+      : [];
   const jetstreamExtra = options.sync === "always" ? "  sync_interval: always\n" : "";
   const nodes: Node[] = [];
   for (let i = 0; i < options.nodes; i++) {
@@ -72,18 +106,20 @@ export async function startNats(options: { nodes: 1 | 3; sync: SyncSetting }): P
     const cluster =
       routes.length === 0
         ? ""
-        : `cluster {\n  name: c1\n  listen: 127.0.0.1:${routePorts[i] ?? 0}\n  routes: [${routes.join(", ")}]\n}\n`;
+        : `cluster {\n  name: c1\n  listen: 127.0.0.1:${port(2, i)}\n  routes: [${routes.join(", ")}]\n}\n`;
     const conf = join(dir, `${name}.conf`);
     await writeFile(
       conf,
-      `server_name: ${name}\nlisten: 127.0.0.1:${clientPorts[i] ?? 0}\n` +
+      `server_name: ${name}\nlisten: 127.0.0.1:${port(0, i)}\n` +
+        `http: 127.0.0.1:${port(1, i)}\n` +
         `jetstream {\n  store_dir: "${store}"\n${jetstreamExtra}}\n${cluster}`,
     );
-    nodes.push(new Node(binary, name, clientPorts[i] ?? 0, conf));
+    nodes.push(new Node(binary, name, port(0, i), port(1, i), conf));
   }
   try {
     await Promise.all(nodes.map((n) => n.restart()));
     await waitForJetStream(nodes.map((n) => n.url).join(","));
+    if (nodes.length > 1) await waitForMetaGroup(nodes);
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
     await rm(dir, { recursive: true, force: true });
@@ -104,6 +140,25 @@ export async function startNats(options: { nodes: 1 | 3; sync: SyncSetting }): P
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Until the JetStream meta group counts every node, as each node's `/jsz` reports it. */
+async function waitForMetaGroup(nodes: readonly NatsNode[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let sizes: string[] = [];
+  while (Date.now() < deadline) {
+    sizes = await Promise.all(
+      nodes.map(async (n) => {
+        const res = await fetch(`http://127.0.0.1:${n.monitorPort}/jsz`).catch(() => undefined);
+        const jsz = (await res?.json().catch(() => undefined)) as
+          { meta_cluster?: { cluster_size?: number } } | undefined;
+        return `${n.name}: ${String(jsz?.meta_cluster?.cluster_size)}`;
+      }),
+    );
+    if (sizes.every((s) => s.endsWith(`: ${nodes.length}`))) return;
+    await sleep(200);
+  }
+  throw new Error(`the JetStream meta group did not take in every node (${sizes.join(", ")})`);
 }
 
 /** Until JetStream answers an account info request (a cluster: once a meta leader exists). */
@@ -137,17 +192,21 @@ async function distinctPorts(n: number): Promise<number[]> {
 class Node implements NatsNode {
   private child: ChildProcess | undefined;
   private log = "";
+  private readonly full: string[] = [];
+  private fullBytes = 0;
   /** This run's output only, to see its own "Server is ready". */
   private runLog = "";
   readonly name: string;
   readonly port: number;
+  readonly monitorPort: number;
   private readonly binary: string;
   private readonly conf: string;
 
-  constructor(binary: string, name: string, port: number, conf: string) {
+  constructor(binary: string, name: string, port: number, monitorPort: number, conf: string) {
     this.binary = binary;
     this.name = name;
     this.port = port;
+    this.monitorPort = monitorPort;
     this.conf = conf;
   }
 
@@ -169,12 +228,18 @@ class Node implements NatsNode {
     return this.log;
   }
 
+  fullOutput(): string {
+    return this.full.join("");
+  }
+
   async restart(): Promise<void> {
     if (this.running) return;
     const child = spawn(this.binary, ["-c", this.conf], { stdio: ["ignore", "ignore", "pipe"] });
     this.child = child;
     this.runLog = "";
+    this.note(`--- started ${new Date().toISOString()} ---\n`);
     child.stderr.on("data", (chunk: Buffer) => {
+      this.note(chunk.toString());
       this.log = (this.log + chunk.toString()).slice(-20_000);
       if (this.runLog.length < 100_000) this.runLog += chunk.toString();
     });
@@ -188,7 +253,14 @@ class Node implements NatsNode {
   }
 
   async kill(): Promise<void> {
+    this.note(`--- SIGKILL ${new Date().toISOString()} ---\n`);
     await this.signal("SIGKILL");
+  }
+
+  private note(text: string): void {
+    if (this.fullBytes > 20_000_000) return;
+    this.full.push(text);
+    this.fullBytes += text.length;
   }
 
   async terminate(): Promise<void> {

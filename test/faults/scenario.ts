@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect } from "vitest";
+import type { EvidenceRecorder } from "./evidence.ts";
 import { summary, writeFigures, type ScenarioFigures } from "./figures.ts";
-import { outcomeCounts, type Load, type LoadOptions } from "./load.ts";
+import { outcomeCounts, unprovenAcknowledgements, type Load, type LoadOptions } from "./load.ts";
 import { startNats, type NatsSetup } from "./nats-nodes.ts";
 import { reconcile, type Reconciliation } from "./reconcile.ts";
 import { startSystem, type System, type SystemOptions } from "./system.ts";
@@ -88,8 +89,12 @@ export async function finish(
     replicas?: number;
     /** The worker processes, in words, when more happened to them than running. */
     workers?: string;
-    /** Row identities not from the load that are expected (none by default). */
+    /** How long to wait for the backlog to drain after the load (default 120 s). */
     settleMs?: number;
+    /** Records what explains a failure; its evidence is written when the run failed. */
+    evidence?: EvidenceRecorder;
+    /** Figures measured once the backlog drained (the replicas' state…), added to `extra`. */
+    atEnd?: () => Promise<Record<string, number | string>>;
   },
 ): Promise<Reconciliation> {
   await load.done;
@@ -102,10 +107,14 @@ export async function finish(
     await sleep(250);
   }
   const drainedAt = load.now();
-  const left: Record<string, number | string> = await leftInStream(system);
+  const left: Record<string, number | string> = {
+    ...(await leftInStream(system)),
+    ...(await measured.atEnd?.()),
+  };
   // A last look after a moment, for anything a worker was committing.
   await sleep(1000);
-  const counts = reconcile(load.records, await system.rows());
+  const rows = await system.rows();
+  const counts = reconcile(load.records, rows);
   // The story of each request that lost metrics, for the report and the failure message.
   const lostReqs = new Set(counts.examples.lost.map((id) => id.split("/")[0]));
   const lostStories = load.records
@@ -116,16 +125,27 @@ export async function finish(
         r.attempts
           .map(
             (a) =>
-              `${a.start}–${a.end} ms ${String(a.status)}${a.code === undefined ? "" : ` ${a.code}`}${a.duplicate === true ? " duplicate" : ""}`,
+              `${a.start}–${a.end} ms ${String(a.status)}${a.code === undefined ? "" : ` ${a.code}`}${a.duplicate === true ? " duplicate" : ""}${a.seq === undefined ? "" : ` seq ${a.seq}`}`,
           )
           .join(", "),
     );
   if (lostStories.length > 0) left["requests that lost metrics"] = lostStories.join("; ");
+  const unproven = unprovenAcknowledgements(load.records);
+  left["2xx naming no stream sequence"] = unproven;
   const passed =
+    unproven === 0 &&
     counts.lost === 0 &&
     counts.duplicated === 0 &&
     counts.refusedStored === 0 &&
     counts.unexpected === 0;
+  measured.evidence?.stop();
+  if (!passed && measured.evidence) {
+    const dir = await measured.evidence
+      .write(load.records, rows, load.startedAt)
+      .catch((err: unknown) => `not written: ${String(err)}`);
+    left["evidence"] = dir;
+    console.log(`[faults] ${meta.id}: evidence in ${dir}`);
+  }
   const figures: ScenarioFigures = {
     kind: "scenario",
     ...meta,
@@ -163,6 +183,7 @@ export async function finish(
   writeFigures(`${/^\d(\D|$)/.test(meta.id) ? `0${meta.id}` : meta.id}-${meta.slug}`, figures);
   console.log(summary(figures));
   const context = `${summary(figures)}\n${JSON.stringify(counts.examples)}\n${system.logs()}`;
+  expect(unproven, `${context}\na 2xx must name the stream sequence holding its message`).toBe(0);
   expect(counts.lost, context).toBe(0);
   expect(counts.duplicated, context).toBe(0);
   expect(counts.refusedStored, context).toBe(0);

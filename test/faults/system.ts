@@ -98,7 +98,10 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         return true;
       },
       30_000,
-    );
+    ).catch((err: unknown) => {
+      const logs = options.nats.nodes.map((n) => `--- nats ${n.name} ---\n${n.output()}`);
+      throw new Error(`${String(err)}\n${logs.join("\n")}`, { cause: err });
+    });
 
     const workers: Child[] = [];
     cleanups.push(async () => {
