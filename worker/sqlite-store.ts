@@ -29,10 +29,12 @@ const MIGRATIONS = [
 export function openSqliteStore(path: string): MetricStore {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
+  // Several worker processes may share one file; a writer waits for another's transaction.
+  // First of all: two workers opening a new file at once both switch it to WAL, which takes a
+  // lock, and without the timeout the second fails at once with "database is locked".
+  db.exec("PRAGMA busy_timeout = 10000");
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
-  // Several worker processes may share one file; a writer waits for another's transaction.
-  db.exec("PRAGMA busy_timeout = 10000");
   migrate(db);
 
   const insert = db.prepare(

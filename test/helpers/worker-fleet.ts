@@ -23,7 +23,14 @@ export function workerFleet(jsm: () => JetStreamManager): WorkerFleet {
       return worker;
     },
     async ready(worker, config) {
-      const port = await waitFor("the worker's HTTP port", () => workerHttpPort(worker), 15_000);
+      const port = await waitFor(
+        "the worker's HTTP port",
+        () => workerHttpPort(worker),
+        15_000,
+      ).catch((err: unknown) => {
+        // What the worker said tells where its start-up stopped.
+        throw new Error(`${String(err)}\n--- worker output ---\n${worker.output()}`);
+      });
       await waitFor("the worker's consumer", () =>
         jsm()
           .consumers.info(config.stream.name, config.consumer.name)

@@ -1,6 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
@@ -153,6 +155,21 @@ describe("the SQLite store", () => {
   afterEach(async () => {
     for (const store of opened.splice(0)) await store.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("waits for another process's lock on a new file instead of failing to open it", async () => {
+    // Two workers starting on one new file both switch it to WAL; the second must wait.
+    mkdirSync(dirname(path), { recursive: true });
+    const holder = spawn(process.execPath, [
+      "-e",
+      `const db = new (require("node:sqlite").DatabaseSync)(${JSON.stringify(path)});
+       db.exec("BEGIN EXCLUSIVE"); console.log("locked");
+       setTimeout(() => { db.exec("COMMIT"); db.close(); }, 500);`,
+    ]);
+    await once(holder.stdout, "data");
+    const store = open();
+    expect(await store.insert(rowsOf("a", 1))).toBe(1);
+    await once(holder, "exit");
   });
 
   it("resolves to the number of rows added", async () => {
