@@ -6,7 +6,11 @@ import { requestIdOf } from "./request-id.ts";
 export type Handler = (req: Request) => Promise<Response>;
 
 /** Turns a refusal into the protocol's own error answer; the API's JSON error by default. */
-export type ErrorAnswer = (err: ApiError, requestId: string) => Response | Promise<Response>;
+export type ErrorAnswer = (
+  err: ApiError,
+  requestId: string,
+  req: Request,
+) => Response | Promise<Response>;
 
 /**
  * What every endpoint does around its own work, in one place: the request id, then any refusal
@@ -27,10 +31,10 @@ export function answerRequests(
         const level = err.status >= 500 ? "warn" : "info";
         const cause = err.cause instanceof Error ? err.cause.message : undefined;
         logger[level]({ requestId, code: err.code, status: err.status, cause }, "refused");
-        return errorAnswer(err, requestId);
+        return errorAnswer(err, requestId, req);
       }
       logger.error({ requestId, err }, "unexpected error");
-      return errorAnswer(internalError(requestId), requestId);
+      return errorAnswer(internalError(requestId), requestId, req);
     }
   };
 }

@@ -83,14 +83,11 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
     return exportResponse(encoding, partialSuccess, requestId);
   }
 
-  return (req) => {
-    // Every answer, an error too, is in the request's encoding; JSON when it has none of OTLP's.
-    const encoding = encodingOf(req.headers.get("content-type"));
-    const answer = answerRequests(
-      log,
-      (r, requestId) => exportMetrics(r, requestId, encoding),
-      (err, requestId) => statusResponse(err, encoding ?? "json", requestId),
-    );
-    return answer(req);
-  };
+  // Every answer, an error too, is in the request's encoding; JSON when it has none of OTLP's.
+  const encodingOfRequest = (req: Request) => encodingOf(req.headers.get("content-type"));
+  return answerRequests(
+    log,
+    (req, requestId) => exportMetrics(req, requestId, encodingOfRequest(req)),
+    (err, requestId, req) => statusResponse(err, encodingOfRequest(req) ?? "json", requestId),
+  );
 }
