@@ -76,41 +76,63 @@ export async function publishSeries(
 ): Promise<SeriesReceipt> {
   const { metrics, receivedAt } = message;
   if (metrics.length === 0) return { messages: 0, duplicates: 0 };
-  const maxBytes = (await publisher.maxMessageBytes()) - ENVELOPE_OVERHEAD_BYTES;
-  const chunks: Metric[][] = [];
-  let chunk: Metric[] = [];
-  let chunkBytes = 0;
-  for (const metric of metrics) {
-    // One comma between metrics; checkMetrics bounds one metric far below any broker's limit.
-    const size = Buffer.byteLength(JSON.stringify(metric)) + 1;
-    if (
-      chunk.length > 0 &&
-      (chunkBytes + size > maxBytes || chunk.length === REQUEST_LIMITS.metricsPerRequest)
-    ) {
-      chunks.push(chunk);
-      chunk = [];
-      chunkBytes = 0;
-    }
-    chunk.push(metric);
-    chunkBytes += size;
-  }
-  chunks.push(chunk);
+  const envelopeOf = (part: readonly Metric[]) => {
+    const id = seriesMessageId(part.map((metric) => seriesRowKey(metric, receivedAt)));
+    const data = encodeEnvelope({
+      v: ENVELOPE_VERSION,
+      id,
+      receivedAt,
+      key: "series",
+      metrics: [...part],
+    });
+    return { id, data };
+  };
+  const maxPayload = await publisher.maxMessageBytes();
+  // The usual batch fits one message, and is serialised once; only a larger one is measured
+  // metric by metric and split.
+  const whole = envelopeOf(metrics);
+  const envelopes =
+    whole.data.byteLength <= maxPayload && metrics.length <= REQUEST_LIMITS.metricsPerRequest
+      ? [whole]
+      : split(metrics, maxPayload - ENVELOPE_OVERHEAD_BYTES).map(envelopeOf);
 
   const receipts = await Promise.all(
-    chunks.map((part) => {
-      const id = seriesMessageId(part.map((metric) => seriesRowKey(metric, receivedAt)));
-      return publisher.publish({
+    envelopes.map(({ id, data }) =>
+      publisher.publish({
         subject: message.subject,
-        data: encodeEnvelope({ v: ENVELOPE_VERSION, id, receivedAt, key: "series", metrics: part }),
+        data,
         msgId: id,
         headers: message.headers ?? {},
-      });
-    }),
+      }),
+    ),
   );
   return {
     messages: receipts.length,
     duplicates: receipts.filter((receipt) => receipt.duplicate).length,
   };
+}
+
+/** Consecutive parts of at most `maxBytes` of metrics as JSON, and at most a request's count. */
+function split(metrics: readonly Metric[], maxBytes: number): Metric[][] {
+  const parts: Metric[][] = [];
+  let part: Metric[] = [];
+  let partBytes = 0;
+  for (const metric of metrics) {
+    // One comma between metrics; checkMetrics bounds one metric far below any broker's limit.
+    const size = Buffer.byteLength(JSON.stringify(metric)) + 1;
+    if (
+      part.length > 0 &&
+      (partBytes + size > maxBytes || part.length === REQUEST_LIMITS.metricsPerRequest)
+    ) {
+      parts.push(part);
+      part = [];
+      partBytes = 0;
+    }
+    part.push(metric);
+    partBytes += size;
+  }
+  parts.push(part);
+  return parts;
 }
 
 /** The refusal for a request holding more points than any request may. */

@@ -38,3 +38,10 @@ export function answerRequests(
     }
   };
 }
+
+/** Every ingest endpoint takes POST only: anything else is a 405 (`Allow: POST`). */
+export function requirePost(req: Request): void {
+  if (req.method !== "POST") {
+    throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
+  }
+}

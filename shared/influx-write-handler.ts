@@ -16,7 +16,7 @@ import {
   type Precision,
   type WriteTarget,
 } from "./influx-metrics.ts";
-import { answerRequests, type Handler } from "./answer-requests.ts";
+import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import { traceHeaders } from "./trace-context.ts";
 import { readBodyBytes } from "./read-body.ts";
@@ -41,9 +41,7 @@ export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler 
   const now = options.now ?? Date.now;
 
   async function write(req: Request, requestId: string): Promise<Response> {
-    if (req.method !== "POST") {
-      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
-    }
+    requirePost(req);
     const refusal = options.authenticate(req, KEY_SCHEMES);
     if (refusal) throw refusal;
     const target = writeTarget(new URL(req.url).searchParams);

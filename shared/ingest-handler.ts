@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { answerRequests, type Handler } from "./answer-requests.ts";
+import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import type { Authenticator } from "./auth.ts";
 import { NO_CORS, type Cors } from "./cors.ts";
 import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
@@ -41,9 +41,7 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
   const newMessageId = options.newMessageId ?? randomUUID;
 
   async function ingest(req: Request, requestId: string): Promise<Response> {
-    if (req.method !== "POST") {
-      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
-    }
+    requirePost(req);
     const refusal = options.authenticate(req);
     if (refusal) throw refusal;
     const format = bodyFormat(req.headers.get("content-type"));

@@ -1,6 +1,6 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
 import { ApiError } from "./errors.ts";
-import { answerRequests, type Handler } from "./answer-requests.ts";
+import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import {
   decodeRequest,
@@ -30,9 +30,7 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
     requestId: string,
     encoding: OtlpEncoding | undefined,
   ): Promise<Response> {
-    if (req.method !== "POST") {
-      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
-    }
+    requirePost(req);
     const refusal = options.authenticate(req);
     if (refusal) throw refusal;
     if (encoding === undefined) {

@@ -1,6 +1,6 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
 import { ApiError } from "./errors.ts";
-import { answerRequests, type Handler } from "./answer-requests.ts";
+import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import { traceHeaders } from "./trace-context.ts";
 import { readRawBody } from "./read-body.ts";
@@ -23,9 +23,7 @@ export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler 
   const now = options.now ?? Date.now;
 
   async function write(req: Request, requestId: string): Promise<Response> {
-    if (req.method !== "POST") {
-      throw new ApiError("method_not_allowed", `${req.method} is not allowed here; use POST.`);
-    }
+    requirePost(req);
     const refusal = options.authenticate(req);
     if (refusal) throw refusal;
     checkProtocolHeaders(req.headers);
