@@ -144,6 +144,17 @@ const GRPC_INTERNAL = 13;
 
 const detailTypes = createRegistry(ErrorInfoSchema, RequestInfoSchema, BadRequestSchema);
 
+/** The refusal of a request none of whose data points can be stored, naming each point. */
+export class PointsRefused extends ApiError {
+  readonly refusals: readonly PointRefusal[];
+
+  constructor(message: string, refusals: readonly PointRefusal[]) {
+    super("invalid_metrics", message);
+    this.name = "PointsRefused";
+    this.refusals = refusals;
+  }
+}
+
 /**
  * An error answer: the status and headers of the service's error catalogue (Retry-After on the
  * retryable ones), and for body a `google.rpc.Status` whose details carry the error's code
@@ -154,8 +165,8 @@ export function statusResponse(
   error: ApiError,
   encoding: OtlpEncoding,
   requestId: string,
-  refusals: readonly PointRefusal[] = [],
 ): Response {
+  const refusals = error instanceof PointsRefused ? error.refusals : [];
   const details = [
     anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: error.code, domain: ERROR_DOMAIN })),
     anyPack(RequestInfoSchema, create(RequestInfoSchema, { requestId })),

@@ -6,6 +6,7 @@ import {
   decodeRequest,
   encodingOf,
   exportResponse,
+  PointsRefused,
   statusResponse,
   type OtlpEncoding,
 } from "./otlp-http.ts";
@@ -48,12 +49,7 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
     const converted = metricsOfRequest(request);
     const summary = refusalSummary(converted);
     if (converted.rejected > 0 && converted.metrics.length === 0) {
-      const error = new ApiError("invalid_metrics", `No data point can be stored. ${summary}`);
-      log.info(
-        { requestId, code: error.code, status: error.status, points, rejected: converted.rejected },
-        "refused",
-      );
-      return statusResponse(error, encoding, requestId, converted.refusals);
+      throw new PointsRefused(`No data point can be stored. ${summary}`, converted.refusals);
     }
     const receipt = await publishSeries(options.publisher, {
       subject: options.subject,
