@@ -10,11 +10,8 @@ import type { AgentHandlerOptions } from "./agent-publish.ts";
 import type { Handler } from "./answer-requests.ts";
 import { createAuthenticator, type Authenticator } from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { createCors } from "./cors.ts";
 import { ApiError } from "./errors.ts";
-import { createHealthHandler } from "./health-handler.ts";
 import { errorResponse } from "./http-response.ts";
-import { createIngestHandler } from "./ingest-handler.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import {
   createConnectionProvider,
@@ -23,7 +20,7 @@ import {
 } from "./nats-connection.ts";
 import { createJetStreamPublisher, type Publisher } from "./publisher.ts";
 import { requestIdOf } from "./request-id.ts";
-import { agentSubject, jsonSubject, type AgentProtocol } from "./stream-setup.ts";
+import { agentSubject, type AgentProtocol } from "./stream-setup.ts";
 
 export interface ContextOptions {
   /**
@@ -79,27 +76,6 @@ export function agentOptions(
     subject: agentSubject(context.config.stream, protocol),
     logger: context.logger.child({ protocol }),
   };
-}
-
-/** `POST /api/v1/metrics`, the JSON API. */
-export function ingestHandlerOf(context: ServiceContext): Handler {
-  return createIngestHandler({
-    publisher: context.publisher,
-    authenticate: context.authenticate,
-    subject: jsonSubject(context.config.stream),
-    logger: context.logger,
-    cors: createCors(context.config.ingest.corsOrigins, "POST"),
-  });
-}
-
-/** `GET /api/v1/health`. */
-export function healthHandlerOf(context: ServiceContext): Handler {
-  return createHealthHandler({
-    connections: context.connections,
-    streamName: context.config.stream.name,
-    timeoutMs: context.config.nats.publishTimeoutMs,
-    logger: context.logger,
-  });
 }
 
 let context: ServiceContext | ConfigError | undefined;

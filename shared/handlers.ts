@@ -5,15 +5,11 @@
 import type { Handler } from "./answer-requests.ts";
 import type { Config } from "./config.ts";
 import { createInfluxWriteHandler } from "./influx-write-handler.ts";
+import { ingestHandlerOf } from "./ingest-handler.ts";
 import { createOtlpMetricsHandler } from "./otlp-metrics-handler.ts";
 import { createRemoteWriteHandler } from "./remote-write-handler.ts";
-import {
-  agentOptions,
-  createServiceContext,
-  healthHandlerOf,
-  ingestHandlerOf,
-  type ContextOptions,
-} from "./function-runtime.ts";
+import { agentOptions, createServiceContext, type ContextOptions } from "./function-runtime.ts";
+import { healthHandlerOf } from "./health-handler.ts";
 
 export interface Handlers {
   readonly ingest: Handler;

@@ -1,6 +1,7 @@
 import { ApiError } from "./errors.ts";
 import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
 import type { Handler } from "./answer-requests.ts";
+import type { ServiceContext } from "./function-runtime.ts";
 import type { Logger } from "./logger.ts";
 import type { ConnectionProvider } from "./nats-connection.ts";
 import { requestIdOf } from "./request-id.ts";
@@ -66,4 +67,14 @@ async function streamInfo(options: HealthHandlerOptions) {
       cause: err,
     });
   }
+}
+
+/** The health handler as every host makes it, from the service's context. */
+export function healthHandlerOf(context: ServiceContext): Handler {
+  return createHealthHandler({
+    connections: context.connections,
+    streamName: context.config.stream.name,
+    timeoutMs: context.config.nats.publishTimeoutMs,
+    logger: context.logger,
+  });
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import type { Authenticator } from "./auth.ts";
-import { NO_CORS, type Cors } from "./cors.ts";
+import { createCors, NO_CORS, type Cors } from "./cors.ts";
 import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
 import { ApiError } from "./errors.ts";
 import { jsonResponse } from "./http-response.ts";
@@ -9,7 +9,9 @@ import { REQUEST_LIMITS } from "./limits.ts";
 import type { Logger } from "./logger.ts";
 import { bodyFormat, parseMetrics } from "./parse-metrics.ts";
 import type { Publisher } from "./publisher.ts";
+import type { ServiceContext } from "./function-runtime.ts";
 import { readBodyText } from "./read-body.ts";
+import { jsonSubject } from "./stream-setup.ts";
 import { traceHeaders } from "./trace-context.ts";
 
 export interface IngestHandlerOptions {
@@ -99,4 +101,15 @@ function idempotencyKey(req: Request): string | undefined {
     );
   }
   return key;
+}
+
+/** The JSON API's handler as every host makes it, from the service's context. */
+export function ingestHandlerOf(context: ServiceContext): Handler {
+  return createIngestHandler({
+    publisher: context.publisher,
+    authenticate: context.authenticate,
+    subject: jsonSubject(context.config.stream),
+    logger: context.logger,
+    cors: createCors(context.config.ingest.corsOrigins, "POST"),
+  });
 }
