@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort, PROJECT_ROOT } from "../test/helpers/processes.ts";
+import { WORKER_NODE_ARGS } from "../worker/command.ts";
 
 export interface BenchProcess {
   readonly child: ChildProcess;
@@ -15,8 +16,13 @@ export interface BenchProcess {
   stop(): Promise<void>;
 }
 
+/** Node's arguments to run a script of the project: the worker with its own flags. */
+function nodeArgsOf(script: string): readonly string[] {
+  return script === WORKER_NODE_ARGS.at(-1) ? WORKER_NODE_ARGS : [script];
+}
+
 export function startProcess(script: string, env: Readonly<Record<string, string>>): BenchProcess {
-  const child = spawn(process.execPath, [script], {
+  const child = spawn(process.execPath, nodeArgsOf(script), {
     cwd: PROJECT_ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "ignore", "inherit"],

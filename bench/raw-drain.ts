@@ -1,6 +1,7 @@
 /**
  * The baseline of the drain and end-to-end measurements: a raw consume → insert → ack loop on
- * the same durable consumer and into the same store, with the worker's batch size. It decodes
+ * the same durable consumer and into the same store, with the worker's batch size and as many
+ * batches stored at once (`WORKER_CONCURRENCY`). It decodes
  * with JSON.parse alone (no schema, no dead letters, no retries, no metrics).
  * Run: `NATS_URL=… DATABASE_URL=… node bench/raw-drain.ts`; it runs until SIGTERM, or 10 min.
  */
@@ -16,12 +17,11 @@ const nc = await connect({ servers: [...config.nats.servers], noAsyncTraces: tru
 const consumer = await nc.jetstream().consumers.get(config.stream.name, config.consumer.name);
 const batchSize = config.worker.batchSize;
 const queue: JsMsg[] = [];
-let wake: (() => void) | undefined;
 const messages = await consumer.consume({
   max_messages: batchSize * 2,
   callback: (msg) => {
     queue.push(msg);
-    wake?.();
+    wakeAll();
   },
 });
 
@@ -40,22 +40,30 @@ function envelopeOf(msg: JsMsg): Envelope {
 
 // An object, not a variable: TypeScript would otherwise take it as always true in the loop.
 const state = { running: true };
+const wake: (() => void)[] = [];
+const wakeAll = () => {
+  for (const resume of wake.splice(0)) resume();
+};
 const stop = () => {
   state.running = false;
-  wake?.();
+  wakeAll();
 };
 process.on("SIGTERM", stop);
 setTimeout(stop, 600_000).unref();
-while (state.running) {
-  if (queue.length === 0) {
-    await new Promise<void>((resolve) => (wake = resolve));
-    wake = undefined;
-    continue;
+
+/** One of `concurrency` lanes, each storing a batch at a time, as the worker does. */
+async function lane(): Promise<void> {
+  while (state.running) {
+    if (queue.length === 0) {
+      await new Promise<void>((resolve) => wake.push(resolve));
+      continue;
+    }
+    const batch = queue.splice(0, batchSize);
+    await store.insert(batch.flatMap((m) => rowsOfEnvelope(envelopeOf(m))));
+    for (const m of batch) m.ack();
   }
-  const batch = queue.splice(0, batchSize);
-  await store.insert(batch.flatMap((m) => rowsOfEnvelope(envelopeOf(m))));
-  for (const m of batch) m.ack();
 }
+await Promise.all(Array.from({ length: config.worker.concurrency }, lane));
 messages.stop();
 await nc.drain();
 await store.close();

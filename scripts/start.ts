@@ -19,6 +19,7 @@ import {
   type ConnectFailure,
 } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
+import { WORKER_NODE_ARGS } from "../worker/command.ts";
 
 const NETLIFY_DEV_PORT = 8888;
 const LOCAL_NATS_URL = "nats://127.0.0.1:4222";
@@ -172,7 +173,7 @@ async function main(): Promise<void> {
   }
 
   say("start", "starting the worker");
-  run("worker", process.execPath, ["worker/main.ts"], { NATS_URL: url });
+  run("worker", process.execPath, [...WORKER_NODE_ARGS], { NATS_URL: url });
   say("start", `starting netlify dev on http://localhost:${NETLIFY_DEV_PORT}`);
   run("netlify", "netlify", ["dev", "--offline", "--port", String(NETLIFY_DEV_PORT)], {
     NATS_URL: url,

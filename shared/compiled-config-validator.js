@@ -36,6 +36,7 @@ const schema11 = {
     "CONSUMER_MAX_DELIVER",
     "CONSUMER_BACKOFF_SECONDS",
     "WORKER_BATCH_SIZE",
+    "WORKER_CONCURRENCY",
     "WORKER_HTTP_PORT",
     "DATABASE_URL",
     "PG_POOL_MAX",
@@ -72,6 +73,7 @@ const schema11 = {
       type: "string",
     },
     WORKER_BATCH_SIZE: { default: 500, minimum: 1, maximum: 10000, type: "integer" },
+    WORKER_CONCURRENCY: { default: 2, minimum: 1, maximum: 16, type: "integer" },
     WORKER_HTTP_PORT: { default: 9091, minimum: 0, maximum: 65535, type: "integer" },
     DATABASE_URL: {
       default: "sqlite:.data/metrics.db",
@@ -153,6 +155,9 @@ function validate10(
     }
     if (data.WORKER_BATCH_SIZE === undefined) {
       data.WORKER_BATCH_SIZE = 500;
+    }
+    if (data.WORKER_CONCURRENCY === undefined) {
+      data.WORKER_CONCURRENCY = 2;
     }
     if (data.WORKER_HTTP_PORT === undefined) {
       data.WORKER_HTTP_PORT = 9091;
@@ -421,13 +426,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.WORKER_HTTP_PORT === undefined) {
+    if (data.WORKER_CONCURRENCY === undefined) {
       const err16 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "WORKER_HTTP_PORT" },
-        message: "must have required property '" + "WORKER_HTTP_PORT" + "'",
+        params: { missingProperty: "WORKER_CONCURRENCY" },
+        message: "must have required property '" + "WORKER_CONCURRENCY" + "'",
       };
       if (vErrors === null) {
         vErrors = [err16];
@@ -436,13 +441,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.DATABASE_URL === undefined) {
+    if (data.WORKER_HTTP_PORT === undefined) {
       const err17 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "DATABASE_URL" },
-        message: "must have required property '" + "DATABASE_URL" + "'",
+        params: { missingProperty: "WORKER_HTTP_PORT" },
+        message: "must have required property '" + "WORKER_HTTP_PORT" + "'",
       };
       if (vErrors === null) {
         vErrors = [err17];
@@ -451,13 +456,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PG_POOL_MAX === undefined) {
+    if (data.DATABASE_URL === undefined) {
       const err18 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PG_POOL_MAX" },
-        message: "must have required property '" + "PG_POOL_MAX" + "'",
+        params: { missingProperty: "DATABASE_URL" },
+        message: "must have required property '" + "DATABASE_URL" + "'",
       };
       if (vErrors === null) {
         vErrors = [err18];
@@ -466,13 +471,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PG_STATEMENT_TIMEOUT_MS === undefined) {
+    if (data.PG_POOL_MAX === undefined) {
       const err19 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PG_STATEMENT_TIMEOUT_MS" },
-        message: "must have required property '" + "PG_STATEMENT_TIMEOUT_MS" + "'",
+        params: { missingProperty: "PG_POOL_MAX" },
+        message: "must have required property '" + "PG_POOL_MAX" + "'",
       };
       if (vErrors === null) {
         vErrors = [err19];
@@ -481,13 +486,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PG_SSL === undefined) {
+    if (data.PG_STATEMENT_TIMEOUT_MS === undefined) {
       const err20 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PG_SSL" },
-        message: "must have required property '" + "PG_SSL" + "'",
+        params: { missingProperty: "PG_STATEMENT_TIMEOUT_MS" },
+        message: "must have required property '" + "PG_STATEMENT_TIMEOUT_MS" + "'",
       };
       if (vErrors === null) {
         vErrors = [err20];
@@ -496,13 +501,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PORT === undefined) {
+    if (data.PG_SSL === undefined) {
       const err21 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PORT" },
-        message: "must have required property '" + "PORT" + "'",
+        params: { missingProperty: "PG_SSL" },
+        message: "must have required property '" + "PG_SSL" + "'",
       };
       if (vErrors === null) {
         vErrors = [err21];
@@ -511,13 +516,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.HOST === undefined) {
+    if (data.PORT === undefined) {
       const err22 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "HOST" },
-        message: "must have required property '" + "HOST" + "'",
+        params: { missingProperty: "PORT" },
+        message: "must have required property '" + "PORT" + "'",
       };
       if (vErrors === null) {
         vErrors = [err22];
@@ -526,13 +531,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.REQUEST_TIMEOUT_MS === undefined) {
+    if (data.HOST === undefined) {
       const err23 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "REQUEST_TIMEOUT_MS" },
-        message: "must have required property '" + "REQUEST_TIMEOUT_MS" + "'",
+        params: { missingProperty: "HOST" },
+        message: "must have required property '" + "HOST" + "'",
       };
       if (vErrors === null) {
         vErrors = [err23];
@@ -541,8 +546,23 @@ function validate10(
       }
       errors++;
     }
-    if (data.LOG_LEVEL === undefined) {
+    if (data.REQUEST_TIMEOUT_MS === undefined) {
       const err24 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "REQUEST_TIMEOUT_MS" },
+        message: "must have required property '" + "REQUEST_TIMEOUT_MS" + "'",
+      };
+      if (vErrors === null) {
+        vErrors = [err24];
+      } else {
+        vErrors.push(err24);
+      }
+      errors++;
+    }
+    if (data.LOG_LEVEL === undefined) {
+      const err25 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
@@ -550,9 +570,9 @@ function validate10(
         message: "must have required property '" + "LOG_LEVEL" + "'",
       };
       if (vErrors === null) {
-        vErrors = [err24];
+        vErrors = [err25];
       } else {
-        vErrors.push(err24);
+        vErrors.push(err25);
       }
       errors++;
     }
@@ -566,7 +586,7 @@ function validate10(
         } else if (data0 === null) {
           coerced0 = "";
         } else {
-          const err25 = {
+          const err26 = {
             instancePath: instancePath + "/NATS_URL",
             schemaPath: "#/properties/NATS_URL/type",
             keyword: "type",
@@ -574,9 +594,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err25];
+            vErrors = [err26];
           } else {
-            vErrors.push(err25);
+            vErrors.push(err26);
           }
           errors++;
         }
@@ -599,7 +619,7 @@ function validate10(
           } else if (data1 === null) {
             coerced1 = "";
           } else {
-            const err26 = {
+            const err27 = {
               instancePath: instancePath + "/NATS_CREDS",
               schemaPath: "#/properties/NATS_CREDS/type",
               keyword: "type",
@@ -607,9 +627,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err26];
+              vErrors = [err27];
             } else {
-              vErrors.push(err26);
+              vErrors.push(err27);
             }
             errors++;
           }
@@ -623,7 +643,7 @@ function validate10(
       }
       if (typeof data1 === "string") {
         if (func2(data1) < 1) {
-          const err27 = {
+          const err28 = {
             instancePath: instancePath + "/NATS_CREDS",
             schemaPath: "#/properties/NATS_CREDS/minLength",
             keyword: "minLength",
@@ -631,9 +651,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err27];
+            vErrors = [err28];
           } else {
-            vErrors.push(err27);
+            vErrors.push(err28);
           }
           errors++;
         }
@@ -650,7 +670,7 @@ function validate10(
           } else if (data2 === null) {
             coerced2 = "";
           } else {
-            const err28 = {
+            const err29 = {
               instancePath: instancePath + "/NATS_TOKEN",
               schemaPath: "#/properties/NATS_TOKEN/type",
               keyword: "type",
@@ -658,9 +678,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err28];
+              vErrors = [err29];
             } else {
-              vErrors.push(err28);
+              vErrors.push(err29);
             }
             errors++;
           }
@@ -674,7 +694,7 @@ function validate10(
       }
       if (typeof data2 === "string") {
         if (func2(data2) < 1) {
-          const err29 = {
+          const err30 = {
             instancePath: instancePath + "/NATS_TOKEN",
             schemaPath: "#/properties/NATS_TOKEN/minLength",
             keyword: "minLength",
@@ -682,9 +702,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err29];
+            vErrors = [err30];
           } else {
-            vErrors.push(err29);
+            vErrors.push(err30);
           }
           errors++;
         }
@@ -701,7 +721,7 @@ function validate10(
           } else if (data3 === null) {
             coerced3 = "";
           } else {
-            const err30 = {
+            const err31 = {
               instancePath: instancePath + "/NATS_USER",
               schemaPath: "#/properties/NATS_USER/type",
               keyword: "type",
@@ -709,9 +729,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err30];
+              vErrors = [err31];
             } else {
-              vErrors.push(err30);
+              vErrors.push(err31);
             }
             errors++;
           }
@@ -725,7 +745,7 @@ function validate10(
       }
       if (typeof data3 === "string") {
         if (func2(data3) < 1) {
-          const err31 = {
+          const err32 = {
             instancePath: instancePath + "/NATS_USER",
             schemaPath: "#/properties/NATS_USER/minLength",
             keyword: "minLength",
@@ -733,9 +753,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err31];
+            vErrors = [err32];
           } else {
-            vErrors.push(err31);
+            vErrors.push(err32);
           }
           errors++;
         }
@@ -752,7 +772,7 @@ function validate10(
           } else if (data4 === null) {
             coerced4 = "";
           } else {
-            const err32 = {
+            const err33 = {
               instancePath: instancePath + "/NATS_PASSWORD",
               schemaPath: "#/properties/NATS_PASSWORD/type",
               keyword: "type",
@@ -760,9 +780,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err32];
+              vErrors = [err33];
             } else {
-              vErrors.push(err32);
+              vErrors.push(err33);
             }
             errors++;
           }
@@ -776,7 +796,7 @@ function validate10(
       }
       if (typeof data4 === "string") {
         if (func2(data4) < 1) {
-          const err33 = {
+          const err34 = {
             instancePath: instancePath + "/NATS_PASSWORD",
             schemaPath: "#/properties/NATS_PASSWORD/minLength",
             keyword: "minLength",
@@ -784,9 +804,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err33];
+            vErrors = [err34];
           } else {
-            vErrors.push(err33);
+            vErrors.push(err34);
           }
           errors++;
         }
@@ -803,7 +823,7 @@ function validate10(
           } else if (data5 === null) {
             coerced5 = "";
           } else {
-            const err34 = {
+            const err35 = {
               instancePath: instancePath + "/NATS_CA",
               schemaPath: "#/properties/NATS_CA/type",
               keyword: "type",
@@ -811,9 +831,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err34];
+              vErrors = [err35];
             } else {
-              vErrors.push(err34);
+              vErrors.push(err35);
             }
             errors++;
           }
@@ -827,7 +847,7 @@ function validate10(
       }
       if (typeof data5 === "string") {
         if (func2(data5) < 1) {
-          const err35 = {
+          const err36 = {
             instancePath: instancePath + "/NATS_CA",
             schemaPath: "#/properties/NATS_CA/minLength",
             keyword: "minLength",
@@ -835,9 +855,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err35];
+            vErrors = [err36];
           } else {
-            vErrors.push(err35);
+            vErrors.push(err36);
           }
           errors++;
         }
@@ -853,7 +873,7 @@ function validate10(
         } else if (data6 === null) {
           coerced6 = "";
         } else {
-          const err36 = {
+          const err37 = {
             instancePath: instancePath + "/NATS_STREAM",
             schemaPath: "#/properties/NATS_STREAM/type",
             keyword: "type",
@@ -861,9 +881,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err36];
+            vErrors = [err37];
           } else {
-            vErrors.push(err36);
+            vErrors.push(err37);
           }
           errors++;
         }
@@ -877,7 +897,7 @@ function validate10(
     }
     if (typeof data6 === "string") {
       if (!pattern0.test(data6)) {
-        const err37 = {
+        const err38 = {
           instancePath: instancePath + "/NATS_STREAM",
           schemaPath: "#/properties/NATS_STREAM/pattern",
           keyword: "pattern",
@@ -885,9 +905,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err37];
+          vErrors = [err38];
         } else {
-          vErrors.push(err37);
+          vErrors.push(err38);
         }
         errors++;
       }
@@ -902,7 +922,7 @@ function validate10(
         } else if (data7 === null) {
           coerced7 = "";
         } else {
-          const err38 = {
+          const err39 = {
             instancePath: instancePath + "/NATS_SUBJECT_PREFIX",
             schemaPath: "#/properties/NATS_SUBJECT_PREFIX/type",
             keyword: "type",
@@ -910,9 +930,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err38];
+            vErrors = [err39];
           } else {
-            vErrors.push(err38);
+            vErrors.push(err39);
           }
           errors++;
         }
@@ -926,7 +946,7 @@ function validate10(
     }
     if (typeof data7 === "string") {
       if (!pattern0.test(data7)) {
-        const err39 = {
+        const err40 = {
           instancePath: instancePath + "/NATS_SUBJECT_PREFIX",
           schemaPath: "#/properties/NATS_SUBJECT_PREFIX/pattern",
           keyword: "pattern",
@@ -934,9 +954,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err39];
+          vErrors = [err40];
         } else {
-          vErrors.push(err39);
+          vErrors.push(err40);
         }
         errors++;
       }
@@ -951,7 +971,7 @@ function validate10(
         } else if (data8 === null) {
           coerced8 = "";
         } else {
-          const err40 = {
+          const err41 = {
             instancePath: instancePath + "/NATS_CONSUMER",
             schemaPath: "#/properties/NATS_CONSUMER/type",
             keyword: "type",
@@ -959,9 +979,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err40];
+            vErrors = [err41];
           } else {
-            vErrors.push(err40);
+            vErrors.push(err41);
           }
           errors++;
         }
@@ -975,7 +995,7 @@ function validate10(
     }
     if (typeof data8 === "string") {
       if (!pattern0.test(data8)) {
-        const err41 = {
+        const err42 = {
           instancePath: instancePath + "/NATS_CONSUMER",
           schemaPath: "#/properties/NATS_CONSUMER/pattern",
           keyword: "pattern",
@@ -983,9 +1003,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err41];
+          vErrors = [err42];
         } else {
-          vErrors.push(err41);
+          vErrors.push(err42);
         }
         errors++;
       }
@@ -1000,7 +1020,7 @@ function validate10(
         } else if (data9 === null) {
           coerced9 = "";
         } else {
-          const err42 = {
+          const err43 = {
             instancePath: instancePath + "/NATS_DLQ_STREAM",
             schemaPath: "#/properties/NATS_DLQ_STREAM/type",
             keyword: "type",
@@ -1008,9 +1028,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err42];
+            vErrors = [err43];
           } else {
-            vErrors.push(err42);
+            vErrors.push(err43);
           }
           errors++;
         }
@@ -1024,7 +1044,7 @@ function validate10(
     }
     if (typeof data9 === "string") {
       if (!pattern0.test(data9)) {
-        const err43 = {
+        const err44 = {
           instancePath: instancePath + "/NATS_DLQ_STREAM",
           schemaPath: "#/properties/NATS_DLQ_STREAM/pattern",
           keyword: "pattern",
@@ -1032,9 +1052,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err43];
+          vErrors = [err44];
         } else {
-          vErrors.push(err43);
+          vErrors.push(err44);
         }
         errors++;
       }
@@ -1051,7 +1071,7 @@ function validate10(
         ) {
           coerced10 = +data10;
         } else {
-          const err44 = {
+          const err45 = {
             instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
             schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/type",
             keyword: "type",
@@ -1059,9 +1079,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err44];
+            vErrors = [err45];
           } else {
-            vErrors.push(err44);
+            vErrors.push(err45);
           }
           errors++;
         }
@@ -1075,7 +1095,7 @@ function validate10(
     }
     if (typeof data10 == "number" && isFinite(data10)) {
       if (data10 > 60000 || isNaN(data10)) {
-        const err45 = {
+        const err46 = {
           instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
           schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/maximum",
           keyword: "maximum",
@@ -1083,14 +1103,14 @@ function validate10(
           message: "must be <= 60000",
         };
         if (vErrors === null) {
-          vErrors = [err45];
+          vErrors = [err46];
         } else {
-          vErrors.push(err45);
+          vErrors.push(err46);
         }
         errors++;
       }
       if (data10 < 100 || isNaN(data10)) {
-        const err46 = {
+        const err47 = {
           instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
           schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -1098,9 +1118,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err46];
+          vErrors = [err47];
         } else {
-          vErrors.push(err46);
+          vErrors.push(err47);
         }
         errors++;
       }
@@ -1117,7 +1137,7 @@ function validate10(
         ) {
           coerced11 = +data11;
         } else {
-          const err47 = {
+          const err48 = {
             instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
             schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/type",
             keyword: "type",
@@ -1125,9 +1145,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err47];
+            vErrors = [err48];
           } else {
-            vErrors.push(err47);
+            vErrors.push(err48);
           }
           errors++;
         }
@@ -1141,7 +1161,7 @@ function validate10(
     }
     if (typeof data11 == "number" && isFinite(data11)) {
       if (data11 > 60000 || isNaN(data11)) {
-        const err48 = {
+        const err49 = {
           instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
           schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/maximum",
           keyword: "maximum",
@@ -1149,14 +1169,14 @@ function validate10(
           message: "must be <= 60000",
         };
         if (vErrors === null) {
-          vErrors = [err48];
+          vErrors = [err49];
         } else {
-          vErrors.push(err48);
+          vErrors.push(err49);
         }
         errors++;
       }
       if (data11 < 100 || isNaN(data11)) {
-        const err49 = {
+        const err50 = {
           instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
           schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -1164,9 +1184,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err49];
+          vErrors = [err50];
         } else {
-          vErrors.push(err49);
+          vErrors.push(err50);
         }
         errors++;
       }
@@ -1183,7 +1203,7 @@ function validate10(
         ) {
           coerced12 = +data12;
         } else {
-          const err50 = {
+          const err51 = {
             instancePath: instancePath + "/STREAM_REPLICAS",
             schemaPath: "#/properties/STREAM_REPLICAS/type",
             keyword: "type",
@@ -1191,9 +1211,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err50];
+            vErrors = [err51];
           } else {
-            vErrors.push(err50);
+            vErrors.push(err51);
           }
           errors++;
         }
@@ -1207,7 +1227,7 @@ function validate10(
     }
     if (typeof data12 == "number" && isFinite(data12)) {
       if (data12 > 5 || isNaN(data12)) {
-        const err51 = {
+        const err52 = {
           instancePath: instancePath + "/STREAM_REPLICAS",
           schemaPath: "#/properties/STREAM_REPLICAS/maximum",
           keyword: "maximum",
@@ -1215,14 +1235,14 @@ function validate10(
           message: "must be <= 5",
         };
         if (vErrors === null) {
-          vErrors = [err51];
+          vErrors = [err52];
         } else {
-          vErrors.push(err51);
+          vErrors.push(err52);
         }
         errors++;
       }
       if (data12 < 1 || isNaN(data12)) {
-        const err52 = {
+        const err53 = {
           instancePath: instancePath + "/STREAM_REPLICAS",
           schemaPath: "#/properties/STREAM_REPLICAS/minimum",
           keyword: "minimum",
@@ -1230,9 +1250,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err52];
+          vErrors = [err53];
         } else {
-          vErrors.push(err52);
+          vErrors.push(err53);
         }
         errors++;
       }
@@ -1249,7 +1269,7 @@ function validate10(
         ) {
           coerced13 = +data13;
         } else {
-          const err53 = {
+          const err54 = {
             instancePath: instancePath + "/STREAM_MAX_AGE_SECONDS",
             schemaPath: "#/properties/STREAM_MAX_AGE_SECONDS/type",
             keyword: "type",
@@ -1257,9 +1277,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err53];
+            vErrors = [err54];
           } else {
-            vErrors.push(err53);
+            vErrors.push(err54);
           }
           errors++;
         }
@@ -1273,7 +1293,7 @@ function validate10(
     }
     if (typeof data13 == "number" && isFinite(data13)) {
       if (data13 < 0 || isNaN(data13)) {
-        const err54 = {
+        const err55 = {
           instancePath: instancePath + "/STREAM_MAX_AGE_SECONDS",
           schemaPath: "#/properties/STREAM_MAX_AGE_SECONDS/minimum",
           keyword: "minimum",
@@ -1281,9 +1301,9 @@ function validate10(
           message: "must be >= 0",
         };
         if (vErrors === null) {
-          vErrors = [err54];
+          vErrors = [err55];
         } else {
-          vErrors.push(err54);
+          vErrors.push(err55);
         }
         errors++;
       }
@@ -1300,7 +1320,7 @@ function validate10(
         ) {
           coerced14 = +data14;
         } else {
-          const err55 = {
+          const err56 = {
             instancePath: instancePath + "/STREAM_MAX_BYTES",
             schemaPath: "#/properties/STREAM_MAX_BYTES/type",
             keyword: "type",
@@ -1308,9 +1328,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err55];
+            vErrors = [err56];
           } else {
-            vErrors.push(err55);
+            vErrors.push(err56);
           }
           errors++;
         }
@@ -1324,7 +1344,7 @@ function validate10(
     }
     if (typeof data14 == "number" && isFinite(data14)) {
       if (data14 < -1 || isNaN(data14)) {
-        const err56 = {
+        const err57 = {
           instancePath: instancePath + "/STREAM_MAX_BYTES",
           schemaPath: "#/properties/STREAM_MAX_BYTES/minimum",
           keyword: "minimum",
@@ -1332,9 +1352,9 @@ function validate10(
           message: "must be >= -1",
         };
         if (vErrors === null) {
-          vErrors = [err56];
+          vErrors = [err57];
         } else {
-          vErrors.push(err56);
+          vErrors.push(err57);
         }
         errors++;
       }
@@ -1351,7 +1371,7 @@ function validate10(
         ) {
           coerced15 = +data15;
         } else {
-          const err57 = {
+          const err58 = {
             instancePath: instancePath + "/STREAM_DUPLICATE_WINDOW_SECONDS",
             schemaPath: "#/properties/STREAM_DUPLICATE_WINDOW_SECONDS/type",
             keyword: "type",
@@ -1359,9 +1379,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err57];
+            vErrors = [err58];
           } else {
-            vErrors.push(err57);
+            vErrors.push(err58);
           }
           errors++;
         }
@@ -1375,7 +1395,7 @@ function validate10(
     }
     if (typeof data15 == "number" && isFinite(data15)) {
       if (data15 < 1 || isNaN(data15)) {
-        const err58 = {
+        const err59 = {
           instancePath: instancePath + "/STREAM_DUPLICATE_WINDOW_SECONDS",
           schemaPath: "#/properties/STREAM_DUPLICATE_WINDOW_SECONDS/minimum",
           keyword: "minimum",
@@ -1383,9 +1403,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err58];
+          vErrors = [err59];
         } else {
-          vErrors.push(err58);
+          vErrors.push(err59);
         }
         errors++;
       }
@@ -1402,7 +1422,7 @@ function validate10(
         ) {
           coerced16 = +data16;
         } else {
-          const err59 = {
+          const err60 = {
             instancePath: instancePath + "/CONSUMER_ACK_WAIT_SECONDS",
             schemaPath: "#/properties/CONSUMER_ACK_WAIT_SECONDS/type",
             keyword: "type",
@@ -1410,9 +1430,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err59];
+            vErrors = [err60];
           } else {
-            vErrors.push(err59);
+            vErrors.push(err60);
           }
           errors++;
         }
@@ -1426,7 +1446,7 @@ function validate10(
     }
     if (typeof data16 == "number" && isFinite(data16)) {
       if (data16 < 1 || isNaN(data16)) {
-        const err60 = {
+        const err61 = {
           instancePath: instancePath + "/CONSUMER_ACK_WAIT_SECONDS",
           schemaPath: "#/properties/CONSUMER_ACK_WAIT_SECONDS/minimum",
           keyword: "minimum",
@@ -1434,9 +1454,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err60];
+          vErrors = [err61];
         } else {
-          vErrors.push(err60);
+          vErrors.push(err61);
         }
         errors++;
       }
@@ -1453,7 +1473,7 @@ function validate10(
         ) {
           coerced17 = +data17;
         } else {
-          const err61 = {
+          const err62 = {
             instancePath: instancePath + "/CONSUMER_MAX_ACK_PENDING",
             schemaPath: "#/properties/CONSUMER_MAX_ACK_PENDING/type",
             keyword: "type",
@@ -1461,9 +1481,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err61];
+            vErrors = [err62];
           } else {
-            vErrors.push(err61);
+            vErrors.push(err62);
           }
           errors++;
         }
@@ -1477,7 +1497,7 @@ function validate10(
     }
     if (typeof data17 == "number" && isFinite(data17)) {
       if (data17 < 1 || isNaN(data17)) {
-        const err62 = {
+        const err63 = {
           instancePath: instancePath + "/CONSUMER_MAX_ACK_PENDING",
           schemaPath: "#/properties/CONSUMER_MAX_ACK_PENDING/minimum",
           keyword: "minimum",
@@ -1485,9 +1505,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err62];
+          vErrors = [err63];
         } else {
-          vErrors.push(err62);
+          vErrors.push(err63);
         }
         errors++;
       }
@@ -1504,7 +1524,7 @@ function validate10(
         ) {
           coerced18 = +data18;
         } else {
-          const err63 = {
+          const err64 = {
             instancePath: instancePath + "/CONSUMER_MAX_DELIVER",
             schemaPath: "#/properties/CONSUMER_MAX_DELIVER/type",
             keyword: "type",
@@ -1512,9 +1532,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err63];
+            vErrors = [err64];
           } else {
-            vErrors.push(err63);
+            vErrors.push(err64);
           }
           errors++;
         }
@@ -1528,7 +1548,7 @@ function validate10(
     }
     if (typeof data18 == "number" && isFinite(data18)) {
       if (data18 < 2 || isNaN(data18)) {
-        const err64 = {
+        const err65 = {
           instancePath: instancePath + "/CONSUMER_MAX_DELIVER",
           schemaPath: "#/properties/CONSUMER_MAX_DELIVER/minimum",
           keyword: "minimum",
@@ -1536,9 +1556,9 @@ function validate10(
           message: "must be >= 2",
         };
         if (vErrors === null) {
-          vErrors = [err64];
+          vErrors = [err65];
         } else {
-          vErrors.push(err64);
+          vErrors.push(err65);
         }
         errors++;
       }
@@ -1553,7 +1573,7 @@ function validate10(
         } else if (data19 === null) {
           coerced19 = "";
         } else {
-          const err65 = {
+          const err66 = {
             instancePath: instancePath + "/CONSUMER_BACKOFF_SECONDS",
             schemaPath: "#/properties/CONSUMER_BACKOFF_SECONDS/type",
             keyword: "type",
@@ -1561,9 +1581,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err65];
+            vErrors = [err66];
           } else {
-            vErrors.push(err65);
+            vErrors.push(err66);
           }
           errors++;
         }
@@ -1577,7 +1597,7 @@ function validate10(
     }
     if (typeof data19 === "string") {
       if (!pattern4.test(data19)) {
-        const err66 = {
+        const err67 = {
           instancePath: instancePath + "/CONSUMER_BACKOFF_SECONDS",
           schemaPath: "#/properties/CONSUMER_BACKOFF_SECONDS/pattern",
           keyword: "pattern",
@@ -1585,9 +1605,9 @@ function validate10(
           message: 'must match pattern "' + "^\\d+(,\\d+)*$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err66];
+          vErrors = [err67];
         } else {
-          vErrors.push(err66);
+          vErrors.push(err67);
         }
         errors++;
       }
@@ -1604,7 +1624,7 @@ function validate10(
         ) {
           coerced20 = +data20;
         } else {
-          const err67 = {
+          const err68 = {
             instancePath: instancePath + "/WORKER_BATCH_SIZE",
             schemaPath: "#/properties/WORKER_BATCH_SIZE/type",
             keyword: "type",
@@ -1612,9 +1632,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err67];
+            vErrors = [err68];
           } else {
-            vErrors.push(err67);
+            vErrors.push(err68);
           }
           errors++;
         }
@@ -1628,27 +1648,12 @@ function validate10(
     }
     if (typeof data20 == "number" && isFinite(data20)) {
       if (data20 > 10000 || isNaN(data20)) {
-        const err68 = {
+        const err69 = {
           instancePath: instancePath + "/WORKER_BATCH_SIZE",
           schemaPath: "#/properties/WORKER_BATCH_SIZE/maximum",
           keyword: "maximum",
           params: { comparison: "<=", limit: 10000 },
           message: "must be <= 10000",
-        };
-        if (vErrors === null) {
-          vErrors = [err68];
-        } else {
-          vErrors.push(err68);
-        }
-        errors++;
-      }
-      if (data20 < 1 || isNaN(data20)) {
-        const err69 = {
-          instancePath: instancePath + "/WORKER_BATCH_SIZE",
-          schemaPath: "#/properties/WORKER_BATCH_SIZE/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 1 },
-          message: "must be >= 1",
         };
         if (vErrors === null) {
           vErrors = [err69];
@@ -1657,8 +1662,23 @@ function validate10(
         }
         errors++;
       }
+      if (data20 < 1 || isNaN(data20)) {
+        const err70 = {
+          instancePath: instancePath + "/WORKER_BATCH_SIZE",
+          schemaPath: "#/properties/WORKER_BATCH_SIZE/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err70];
+        } else {
+          vErrors.push(err70);
+        }
+        errors++;
+      }
     }
-    let data21 = data.WORKER_HTTP_PORT;
+    let data21 = data.WORKER_CONCURRENCY;
     if (!(typeof data21 == "number" && !(data21 % 1) && !isNaN(data21) && isFinite(data21))) {
       let dataType21 = typeof data21;
       let coerced21 = undefined;
@@ -1670,17 +1690,17 @@ function validate10(
         ) {
           coerced21 = +data21;
         } else {
-          const err70 = {
-            instancePath: instancePath + "/WORKER_HTTP_PORT",
-            schemaPath: "#/properties/WORKER_HTTP_PORT/type",
+          const err71 = {
+            instancePath: instancePath + "/WORKER_CONCURRENCY",
+            schemaPath: "#/properties/WORKER_CONCURRENCY/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err70];
+            vErrors = [err71];
           } else {
-            vErrors.push(err70);
+            vErrors.push(err71);
           }
           errors++;
         }
@@ -1688,33 +1708,18 @@ function validate10(
       if (coerced21 !== undefined) {
         data21 = coerced21;
         if (data !== undefined) {
-          data["WORKER_HTTP_PORT"] = coerced21;
+          data["WORKER_CONCURRENCY"] = coerced21;
         }
       }
     }
     if (typeof data21 == "number" && isFinite(data21)) {
-      if (data21 > 65535 || isNaN(data21)) {
-        const err71 = {
-          instancePath: instancePath + "/WORKER_HTTP_PORT",
-          schemaPath: "#/properties/WORKER_HTTP_PORT/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 65535 },
-          message: "must be <= 65535",
-        };
-        if (vErrors === null) {
-          vErrors = [err71];
-        } else {
-          vErrors.push(err71);
-        }
-        errors++;
-      }
-      if (data21 < 0 || isNaN(data21)) {
+      if (data21 > 16 || isNaN(data21)) {
         const err72 = {
-          instancePath: instancePath + "/WORKER_HTTP_PORT",
-          schemaPath: "#/properties/WORKER_HTTP_PORT/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 0 },
-          message: "must be >= 0",
+          instancePath: instancePath + "/WORKER_CONCURRENCY",
+          schemaPath: "#/properties/WORKER_CONCURRENCY/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 16 },
+          message: "must be <= 16",
         };
         if (vErrors === null) {
           vErrors = [err72];
@@ -1723,28 +1728,45 @@ function validate10(
         }
         errors++;
       }
+      if (data21 < 1 || isNaN(data21)) {
+        const err73 = {
+          instancePath: instancePath + "/WORKER_CONCURRENCY",
+          schemaPath: "#/properties/WORKER_CONCURRENCY/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err73];
+        } else {
+          vErrors.push(err73);
+        }
+        errors++;
+      }
     }
-    let data22 = data.DATABASE_URL;
-    if (typeof data22 !== "string") {
+    let data22 = data.WORKER_HTTP_PORT;
+    if (!(typeof data22 == "number" && !(data22 % 1) && !isNaN(data22) && isFinite(data22))) {
       let dataType22 = typeof data22;
       let coerced22 = undefined;
       if (!(coerced22 !== undefined)) {
-        if (dataType22 == "number" || dataType22 == "boolean") {
-          coerced22 = "" + data22;
-        } else if (data22 === null) {
-          coerced22 = "";
+        if (
+          dataType22 === "boolean" ||
+          data22 === null ||
+          (dataType22 === "string" && data22 && data22 == +data22 && !(data22 % 1))
+        ) {
+          coerced22 = +data22;
         } else {
-          const err73 = {
-            instancePath: instancePath + "/DATABASE_URL",
-            schemaPath: "#/properties/DATABASE_URL/type",
+          const err74 = {
+            instancePath: instancePath + "/WORKER_HTTP_PORT",
+            schemaPath: "#/properties/WORKER_HTTP_PORT/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err73];
+            vErrors = [err74];
           } else {
-            vErrors.push(err73);
+            vErrors.push(err74);
           }
           errors++;
         }
@@ -1752,69 +1774,33 @@ function validate10(
       if (coerced22 !== undefined) {
         data22 = coerced22;
         if (data !== undefined) {
-          data["DATABASE_URL"] = coerced22;
+          data["WORKER_HTTP_PORT"] = coerced22;
         }
       }
     }
-    if (typeof data22 === "string") {
-      if (!pattern5.test(data22)) {
-        const err74 = {
-          instancePath: instancePath + "/DATABASE_URL",
-          schemaPath: "#/properties/DATABASE_URL/pattern",
-          keyword: "pattern",
-          params: { pattern: "^(sqlite:|postgres(ql)?://)" },
-          message: 'must match pattern "' + "^(sqlite:|postgres(ql)?://)" + '"',
+    if (typeof data22 == "number" && isFinite(data22)) {
+      if (data22 > 65535 || isNaN(data22)) {
+        const err75 = {
+          instancePath: instancePath + "/WORKER_HTTP_PORT",
+          schemaPath: "#/properties/WORKER_HTTP_PORT/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 65535 },
+          message: "must be <= 65535",
         };
         if (vErrors === null) {
-          vErrors = [err74];
+          vErrors = [err75];
         } else {
-          vErrors.push(err74);
+          vErrors.push(err75);
         }
         errors++;
       }
-    }
-    let data23 = data.PG_POOL_MAX;
-    if (!(typeof data23 == "number" && !(data23 % 1) && !isNaN(data23) && isFinite(data23))) {
-      let dataType23 = typeof data23;
-      let coerced23 = undefined;
-      if (!(coerced23 !== undefined)) {
-        if (
-          dataType23 === "boolean" ||
-          data23 === null ||
-          (dataType23 === "string" && data23 && data23 == +data23 && !(data23 % 1))
-        ) {
-          coerced23 = +data23;
-        } else {
-          const err75 = {
-            instancePath: instancePath + "/PG_POOL_MAX",
-            schemaPath: "#/properties/PG_POOL_MAX/type",
-            keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
-          };
-          if (vErrors === null) {
-            vErrors = [err75];
-          } else {
-            vErrors.push(err75);
-          }
-          errors++;
-        }
-      }
-      if (coerced23 !== undefined) {
-        data23 = coerced23;
-        if (data !== undefined) {
-          data["PG_POOL_MAX"] = coerced23;
-        }
-      }
-    }
-    if (typeof data23 == "number" && isFinite(data23)) {
-      if (data23 > 100 || isNaN(data23)) {
+      if (data22 < 0 || isNaN(data22)) {
         const err76 = {
-          instancePath: instancePath + "/PG_POOL_MAX",
-          schemaPath: "#/properties/PG_POOL_MAX/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 100 },
-          message: "must be <= 100",
+          instancePath: instancePath + "/WORKER_HTTP_PORT",
+          schemaPath: "#/properties/WORKER_HTTP_PORT/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 0 },
+          message: "must be >= 0",
         };
         if (vErrors === null) {
           vErrors = [err76];
@@ -1823,23 +1809,57 @@ function validate10(
         }
         errors++;
       }
-      if (data23 < 1 || isNaN(data23)) {
-        const err77 = {
-          instancePath: instancePath + "/PG_POOL_MAX",
-          schemaPath: "#/properties/PG_POOL_MAX/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 1 },
-          message: "must be >= 1",
+    }
+    let data23 = data.DATABASE_URL;
+    if (typeof data23 !== "string") {
+      let dataType23 = typeof data23;
+      let coerced23 = undefined;
+      if (!(coerced23 !== undefined)) {
+        if (dataType23 == "number" || dataType23 == "boolean") {
+          coerced23 = "" + data23;
+        } else if (data23 === null) {
+          coerced23 = "";
+        } else {
+          const err77 = {
+            instancePath: instancePath + "/DATABASE_URL",
+            schemaPath: "#/properties/DATABASE_URL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err77];
+          } else {
+            vErrors.push(err77);
+          }
+          errors++;
+        }
+      }
+      if (coerced23 !== undefined) {
+        data23 = coerced23;
+        if (data !== undefined) {
+          data["DATABASE_URL"] = coerced23;
+        }
+      }
+    }
+    if (typeof data23 === "string") {
+      if (!pattern5.test(data23)) {
+        const err78 = {
+          instancePath: instancePath + "/DATABASE_URL",
+          schemaPath: "#/properties/DATABASE_URL/pattern",
+          keyword: "pattern",
+          params: { pattern: "^(sqlite:|postgres(ql)?://)" },
+          message: 'must match pattern "' + "^(sqlite:|postgres(ql)?://)" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err77];
+          vErrors = [err78];
         } else {
-          vErrors.push(err77);
+          vErrors.push(err78);
         }
         errors++;
       }
     }
-    let data24 = data.PG_STATEMENT_TIMEOUT_MS;
+    let data24 = data.PG_POOL_MAX;
     if (!(typeof data24 == "number" && !(data24 % 1) && !isNaN(data24) && isFinite(data24))) {
       let dataType24 = typeof data24;
       let coerced24 = undefined;
@@ -1851,17 +1871,17 @@ function validate10(
         ) {
           coerced24 = +data24;
         } else {
-          const err78 = {
-            instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
-            schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/type",
+          const err79 = {
+            instancePath: instancePath + "/PG_POOL_MAX",
+            schemaPath: "#/properties/PG_POOL_MAX/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err78];
+            vErrors = [err79];
           } else {
-            vErrors.push(err78);
+            vErrors.push(err79);
           }
           errors++;
         }
@@ -1869,48 +1889,65 @@ function validate10(
       if (coerced24 !== undefined) {
         data24 = coerced24;
         if (data !== undefined) {
-          data["PG_STATEMENT_TIMEOUT_MS"] = coerced24;
+          data["PG_POOL_MAX"] = coerced24;
         }
       }
     }
     if (typeof data24 == "number" && isFinite(data24)) {
-      if (data24 < 100 || isNaN(data24)) {
-        const err79 = {
-          instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
-          schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 100 },
-          message: "must be >= 100",
+      if (data24 > 100 || isNaN(data24)) {
+        const err80 = {
+          instancePath: instancePath + "/PG_POOL_MAX",
+          schemaPath: "#/properties/PG_POOL_MAX/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 100 },
+          message: "must be <= 100",
         };
         if (vErrors === null) {
-          vErrors = [err79];
+          vErrors = [err80];
         } else {
-          vErrors.push(err79);
+          vErrors.push(err80);
+        }
+        errors++;
+      }
+      if (data24 < 1 || isNaN(data24)) {
+        const err81 = {
+          instancePath: instancePath + "/PG_POOL_MAX",
+          schemaPath: "#/properties/PG_POOL_MAX/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err81];
+        } else {
+          vErrors.push(err81);
         }
         errors++;
       }
     }
-    let data25 = data.PG_SSL;
-    if (typeof data25 !== "string") {
+    let data25 = data.PG_STATEMENT_TIMEOUT_MS;
+    if (!(typeof data25 == "number" && !(data25 % 1) && !isNaN(data25) && isFinite(data25))) {
       let dataType25 = typeof data25;
       let coerced25 = undefined;
       if (!(coerced25 !== undefined)) {
-        if (dataType25 == "number" || dataType25 == "boolean") {
-          coerced25 = "" + data25;
-        } else if (data25 === null) {
-          coerced25 = "";
+        if (
+          dataType25 === "boolean" ||
+          data25 === null ||
+          (dataType25 === "string" && data25 && data25 == +data25 && !(data25 % 1))
+        ) {
+          coerced25 = +data25;
         } else {
-          const err80 = {
-            instancePath: instancePath + "/PG_SSL",
-            schemaPath: "#/properties/PG_SSL/type",
+          const err82 = {
+            instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
+            schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err80];
+            vErrors = [err82];
           } else {
-            vErrors.push(err80);
+            vErrors.push(err82);
           }
           errors++;
         }
@@ -1918,12 +1955,61 @@ function validate10(
       if (coerced25 !== undefined) {
         data25 = coerced25;
         if (data !== undefined) {
-          data["PG_SSL"] = coerced25;
+          data["PG_STATEMENT_TIMEOUT_MS"] = coerced25;
         }
       }
     }
-    if (!(data25 === "disable" || data25 === "require" || data25 === "verify-full")) {
-      const err81 = {
+    if (typeof data25 == "number" && isFinite(data25)) {
+      if (data25 < 100 || isNaN(data25)) {
+        const err83 = {
+          instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
+          schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 100 },
+          message: "must be >= 100",
+        };
+        if (vErrors === null) {
+          vErrors = [err83];
+        } else {
+          vErrors.push(err83);
+        }
+        errors++;
+      }
+    }
+    let data26 = data.PG_SSL;
+    if (typeof data26 !== "string") {
+      let dataType26 = typeof data26;
+      let coerced26 = undefined;
+      if (!(coerced26 !== undefined)) {
+        if (dataType26 == "number" || dataType26 == "boolean") {
+          coerced26 = "" + data26;
+        } else if (data26 === null) {
+          coerced26 = "";
+        } else {
+          const err84 = {
+            instancePath: instancePath + "/PG_SSL",
+            schemaPath: "#/properties/PG_SSL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err84];
+          } else {
+            vErrors.push(err84);
+          }
+          errors++;
+        }
+      }
+      if (coerced26 !== undefined) {
+        data26 = coerced26;
+        if (data !== undefined) {
+          data["PG_SSL"] = coerced26;
+        }
+      }
+    }
+    if (!(data26 === "disable" || data26 === "require" || data26 === "verify-full")) {
+      const err85 = {
         instancePath: instancePath + "/PG_SSL",
         schemaPath: "#/properties/PG_SSL/enum",
         keyword: "enum",
@@ -1931,65 +2017,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err81];
+        vErrors = [err85];
       } else {
-        vErrors.push(err81);
+        vErrors.push(err85);
       }
       errors++;
     }
     if (data.PG_SSL_CA !== undefined) {
-      let data26 = data.PG_SSL_CA;
-      if (typeof data26 !== "string") {
-        let dataType26 = typeof data26;
-        let coerced26 = undefined;
-        if (!(coerced26 !== undefined)) {
-          if (dataType26 == "number" || dataType26 == "boolean") {
-            coerced26 = "" + data26;
-          } else if (data26 === null) {
-            coerced26 = "";
-          } else {
-            const err82 = {
-              instancePath: instancePath + "/PG_SSL_CA",
-              schemaPath: "#/properties/PG_SSL_CA/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err82];
-            } else {
-              vErrors.push(err82);
-            }
-            errors++;
-          }
-        }
-        if (coerced26 !== undefined) {
-          data26 = coerced26;
-          if (data !== undefined) {
-            data["PG_SSL_CA"] = coerced26;
-          }
-        }
-      }
-      if (typeof data26 === "string") {
-        if (func2(data26) < 1) {
-          const err83 = {
-            instancePath: instancePath + "/PG_SSL_CA",
-            schemaPath: "#/properties/PG_SSL_CA/minLength",
-            keyword: "minLength",
-            params: { limit: 1 },
-            message: "must NOT have fewer than 1 characters",
-          };
-          if (vErrors === null) {
-            vErrors = [err83];
-          } else {
-            vErrors.push(err83);
-          }
-          errors++;
-        }
-      }
-    }
-    if (data.INGEST_API_KEYS !== undefined) {
-      let data27 = data.INGEST_API_KEYS;
+      let data27 = data.PG_SSL_CA;
       if (typeof data27 !== "string") {
         let dataType27 = typeof data27;
         let coerced27 = undefined;
@@ -1999,77 +2034,9 @@ function validate10(
           } else if (data27 === null) {
             coerced27 = "";
           } else {
-            const err84 = {
-              instancePath: instancePath + "/INGEST_API_KEYS",
-              schemaPath: "#/properties/INGEST_API_KEYS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err84];
-            } else {
-              vErrors.push(err84);
-            }
-            errors++;
-          }
-        }
-        if (coerced27 !== undefined) {
-          data27 = coerced27;
-          if (data !== undefined) {
-            data["INGEST_API_KEYS"] = coerced27;
-          }
-        }
-      }
-    }
-    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
-      let data28 = data.CORS_ALLOWED_ORIGINS;
-      if (typeof data28 !== "string") {
-        let dataType28 = typeof data28;
-        let coerced28 = undefined;
-        if (!(coerced28 !== undefined)) {
-          if (dataType28 == "number" || dataType28 == "boolean") {
-            coerced28 = "" + data28;
-          } else if (data28 === null) {
-            coerced28 = "";
-          } else {
-            const err85 = {
-              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
-              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err85];
-            } else {
-              vErrors.push(err85);
-            }
-            errors++;
-          }
-        }
-        if (coerced28 !== undefined) {
-          data28 = coerced28;
-          if (data !== undefined) {
-            data["CORS_ALLOWED_ORIGINS"] = coerced28;
-          }
-        }
-      }
-    }
-    if (data.INGEST_AUTH !== undefined) {
-      let data29 = data.INGEST_AUTH;
-      if (typeof data29 !== "string") {
-        let dataType29 = typeof data29;
-        let coerced29 = undefined;
-        if (!(coerced29 !== undefined)) {
-          if (dataType29 == "number" || dataType29 == "boolean") {
-            coerced29 = "" + data29;
-          } else if (data29 === null) {
-            coerced29 = "";
-          } else {
             const err86 = {
-              instancePath: instancePath + "/INGEST_AUTH",
-              schemaPath: "#/properties/INGEST_AUTH/type",
+              instancePath: instancePath + "/PG_SSL_CA",
+              schemaPath: "#/properties/PG_SSL_CA/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2082,15 +2049,134 @@ function validate10(
             errors++;
           }
         }
-        if (coerced29 !== undefined) {
-          data29 = coerced29;
+        if (coerced27 !== undefined) {
+          data27 = coerced27;
           if (data !== undefined) {
-            data["INGEST_AUTH"] = coerced29;
+            data["PG_SSL_CA"] = coerced27;
           }
         }
       }
-      if (!(data29 === "none" || data29 === "required")) {
-        const err87 = {
+      if (typeof data27 === "string") {
+        if (func2(data27) < 1) {
+          const err87 = {
+            instancePath: instancePath + "/PG_SSL_CA",
+            schemaPath: "#/properties/PG_SSL_CA/minLength",
+            keyword: "minLength",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 characters",
+          };
+          if (vErrors === null) {
+            vErrors = [err87];
+          } else {
+            vErrors.push(err87);
+          }
+          errors++;
+        }
+      }
+    }
+    if (data.INGEST_API_KEYS !== undefined) {
+      let data28 = data.INGEST_API_KEYS;
+      if (typeof data28 !== "string") {
+        let dataType28 = typeof data28;
+        let coerced28 = undefined;
+        if (!(coerced28 !== undefined)) {
+          if (dataType28 == "number" || dataType28 == "boolean") {
+            coerced28 = "" + data28;
+          } else if (data28 === null) {
+            coerced28 = "";
+          } else {
+            const err88 = {
+              instancePath: instancePath + "/INGEST_API_KEYS",
+              schemaPath: "#/properties/INGEST_API_KEYS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err88];
+            } else {
+              vErrors.push(err88);
+            }
+            errors++;
+          }
+        }
+        if (coerced28 !== undefined) {
+          data28 = coerced28;
+          if (data !== undefined) {
+            data["INGEST_API_KEYS"] = coerced28;
+          }
+        }
+      }
+    }
+    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
+      let data29 = data.CORS_ALLOWED_ORIGINS;
+      if (typeof data29 !== "string") {
+        let dataType29 = typeof data29;
+        let coerced29 = undefined;
+        if (!(coerced29 !== undefined)) {
+          if (dataType29 == "number" || dataType29 == "boolean") {
+            coerced29 = "" + data29;
+          } else if (data29 === null) {
+            coerced29 = "";
+          } else {
+            const err89 = {
+              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
+              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err89];
+            } else {
+              vErrors.push(err89);
+            }
+            errors++;
+          }
+        }
+        if (coerced29 !== undefined) {
+          data29 = coerced29;
+          if (data !== undefined) {
+            data["CORS_ALLOWED_ORIGINS"] = coerced29;
+          }
+        }
+      }
+    }
+    if (data.INGEST_AUTH !== undefined) {
+      let data30 = data.INGEST_AUTH;
+      if (typeof data30 !== "string") {
+        let dataType30 = typeof data30;
+        let coerced30 = undefined;
+        if (!(coerced30 !== undefined)) {
+          if (dataType30 == "number" || dataType30 == "boolean") {
+            coerced30 = "" + data30;
+          } else if (data30 === null) {
+            coerced30 = "";
+          } else {
+            const err90 = {
+              instancePath: instancePath + "/INGEST_AUTH",
+              schemaPath: "#/properties/INGEST_AUTH/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err90];
+            } else {
+              vErrors.push(err90);
+            }
+            errors++;
+          }
+        }
+        if (coerced30 !== undefined) {
+          data30 = coerced30;
+          if (data !== undefined) {
+            data["INGEST_AUTH"] = coerced30;
+          }
+        }
+      }
+      if (!(data30 === "none" || data30 === "required")) {
+        const err91 = {
           instancePath: instancePath + "/INGEST_AUTH",
           schemaPath: "#/properties/INGEST_AUTH/enum",
           keyword: "enum",
@@ -2098,26 +2184,26 @@ function validate10(
           message: "must be equal to one of the allowed values",
         };
         if (vErrors === null) {
-          vErrors = [err87];
+          vErrors = [err91];
         } else {
-          vErrors.push(err87);
+          vErrors.push(err91);
         }
         errors++;
       }
     }
-    let data30 = data.PORT;
-    if (!(typeof data30 == "number" && !(data30 % 1) && !isNaN(data30) && isFinite(data30))) {
-      let dataType30 = typeof data30;
-      let coerced30 = undefined;
-      if (!(coerced30 !== undefined)) {
+    let data31 = data.PORT;
+    if (!(typeof data31 == "number" && !(data31 % 1) && !isNaN(data31) && isFinite(data31))) {
+      let dataType31 = typeof data31;
+      let coerced31 = undefined;
+      if (!(coerced31 !== undefined)) {
         if (
-          dataType30 === "boolean" ||
-          data30 === null ||
-          (dataType30 === "string" && data30 && data30 == +data30 && !(data30 % 1))
+          dataType31 === "boolean" ||
+          data31 === null ||
+          (dataType31 === "string" && data31 && data31 == +data31 && !(data31 % 1))
         ) {
-          coerced30 = +data30;
+          coerced31 = +data31;
         } else {
-          const err88 = {
+          const err92 = {
             instancePath: instancePath + "/PORT",
             schemaPath: "#/properties/PORT/type",
             keyword: "type",
@@ -2125,73 +2211,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err88];
+            vErrors = [err92];
           } else {
-            vErrors.push(err88);
-          }
-          errors++;
-        }
-      }
-      if (coerced30 !== undefined) {
-        data30 = coerced30;
-        if (data !== undefined) {
-          data["PORT"] = coerced30;
-        }
-      }
-    }
-    if (typeof data30 == "number" && isFinite(data30)) {
-      if (data30 > 65535 || isNaN(data30)) {
-        const err89 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 65535 },
-          message: "must be <= 65535",
-        };
-        if (vErrors === null) {
-          vErrors = [err89];
-        } else {
-          vErrors.push(err89);
-        }
-        errors++;
-      }
-      if (data30 < 0 || isNaN(data30)) {
-        const err90 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 0 },
-          message: "must be >= 0",
-        };
-        if (vErrors === null) {
-          vErrors = [err90];
-        } else {
-          vErrors.push(err90);
-        }
-        errors++;
-      }
-    }
-    let data31 = data.HOST;
-    if (typeof data31 !== "string") {
-      let dataType31 = typeof data31;
-      let coerced31 = undefined;
-      if (!(coerced31 !== undefined)) {
-        if (dataType31 == "number" || dataType31 == "boolean") {
-          coerced31 = "" + data31;
-        } else if (data31 === null) {
-          coerced31 = "";
-        } else {
-          const err91 = {
-            instancePath: instancePath + "/HOST",
-            schemaPath: "#/properties/HOST/type",
-            keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
-          };
-          if (vErrors === null) {
-            vErrors = [err91];
-          } else {
-            vErrors.push(err91);
+            vErrors.push(err92);
           }
           errors++;
         }
@@ -2199,69 +2221,33 @@ function validate10(
       if (coerced31 !== undefined) {
         data31 = coerced31;
         if (data !== undefined) {
-          data["HOST"] = coerced31;
+          data["PORT"] = coerced31;
         }
       }
     }
-    if (typeof data31 === "string") {
-      if (func2(data31) < 1) {
-        const err92 = {
-          instancePath: instancePath + "/HOST",
-          schemaPath: "#/properties/HOST/minLength",
-          keyword: "minLength",
-          params: { limit: 1 },
-          message: "must NOT have fewer than 1 characters",
+    if (typeof data31 == "number" && isFinite(data31)) {
+      if (data31 > 65535 || isNaN(data31)) {
+        const err93 = {
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 65535 },
+          message: "must be <= 65535",
         };
         if (vErrors === null) {
-          vErrors = [err92];
+          vErrors = [err93];
         } else {
-          vErrors.push(err92);
+          vErrors.push(err93);
         }
         errors++;
       }
-    }
-    let data32 = data.REQUEST_TIMEOUT_MS;
-    if (!(typeof data32 == "number" && !(data32 % 1) && !isNaN(data32) && isFinite(data32))) {
-      let dataType32 = typeof data32;
-      let coerced32 = undefined;
-      if (!(coerced32 !== undefined)) {
-        if (
-          dataType32 === "boolean" ||
-          data32 === null ||
-          (dataType32 === "string" && data32 && data32 == +data32 && !(data32 % 1))
-        ) {
-          coerced32 = +data32;
-        } else {
-          const err93 = {
-            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
-            keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
-          };
-          if (vErrors === null) {
-            vErrors = [err93];
-          } else {
-            vErrors.push(err93);
-          }
-          errors++;
-        }
-      }
-      if (coerced32 !== undefined) {
-        data32 = coerced32;
-        if (data !== undefined) {
-          data["REQUEST_TIMEOUT_MS"] = coerced32;
-        }
-      }
-    }
-    if (typeof data32 == "number" && isFinite(data32)) {
-      if (data32 < 1000 || isNaN(data32)) {
+      if (data31 < 0 || isNaN(data31)) {
         const err94 = {
-          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/minimum",
           keyword: "minimum",
-          params: { comparison: ">=", limit: 1000 },
-          message: "must be >= 1000",
+          params: { comparison: ">=", limit: 0 },
+          message: "must be >= 0",
         };
         if (vErrors === null) {
           vErrors = [err94];
@@ -2271,19 +2257,19 @@ function validate10(
         errors++;
       }
     }
-    let data33 = data.LOG_LEVEL;
-    if (typeof data33 !== "string") {
-      let dataType33 = typeof data33;
-      let coerced33 = undefined;
-      if (!(coerced33 !== undefined)) {
-        if (dataType33 == "number" || dataType33 == "boolean") {
-          coerced33 = "" + data33;
-        } else if (data33 === null) {
-          coerced33 = "";
+    let data32 = data.HOST;
+    if (typeof data32 !== "string") {
+      let dataType32 = typeof data32;
+      let coerced32 = undefined;
+      if (!(coerced32 !== undefined)) {
+        if (dataType32 == "number" || dataType32 == "boolean") {
+          coerced32 = "" + data32;
+        } else if (data32 === null) {
+          coerced32 = "";
         } else {
           const err95 = {
-            instancePath: instancePath + "/LOG_LEVEL",
-            schemaPath: "#/properties/LOG_LEVEL/type",
+            instancePath: instancePath + "/HOST",
+            schemaPath: "#/properties/HOST/type",
             keyword: "type",
             params: { type: "string" },
             message: "must be string",
@@ -2296,23 +2282,123 @@ function validate10(
           errors++;
         }
       }
+      if (coerced32 !== undefined) {
+        data32 = coerced32;
+        if (data !== undefined) {
+          data["HOST"] = coerced32;
+        }
+      }
+    }
+    if (typeof data32 === "string") {
+      if (func2(data32) < 1) {
+        const err96 = {
+          instancePath: instancePath + "/HOST",
+          schemaPath: "#/properties/HOST/minLength",
+          keyword: "minLength",
+          params: { limit: 1 },
+          message: "must NOT have fewer than 1 characters",
+        };
+        if (vErrors === null) {
+          vErrors = [err96];
+        } else {
+          vErrors.push(err96);
+        }
+        errors++;
+      }
+    }
+    let data33 = data.REQUEST_TIMEOUT_MS;
+    if (!(typeof data33 == "number" && !(data33 % 1) && !isNaN(data33) && isFinite(data33))) {
+      let dataType33 = typeof data33;
+      let coerced33 = undefined;
+      if (!(coerced33 !== undefined)) {
+        if (
+          dataType33 === "boolean" ||
+          data33 === null ||
+          (dataType33 === "string" && data33 && data33 == +data33 && !(data33 % 1))
+        ) {
+          coerced33 = +data33;
+        } else {
+          const err97 = {
+            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
+            keyword: "type",
+            params: { type: "integer" },
+            message: "must be integer",
+          };
+          if (vErrors === null) {
+            vErrors = [err97];
+          } else {
+            vErrors.push(err97);
+          }
+          errors++;
+        }
+      }
       if (coerced33 !== undefined) {
         data33 = coerced33;
         if (data !== undefined) {
-          data["LOG_LEVEL"] = coerced33;
+          data["REQUEST_TIMEOUT_MS"] = coerced33;
+        }
+      }
+    }
+    if (typeof data33 == "number" && isFinite(data33)) {
+      if (data33 < 1000 || isNaN(data33)) {
+        const err98 = {
+          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1000 },
+          message: "must be >= 1000",
+        };
+        if (vErrors === null) {
+          vErrors = [err98];
+        } else {
+          vErrors.push(err98);
+        }
+        errors++;
+      }
+    }
+    let data34 = data.LOG_LEVEL;
+    if (typeof data34 !== "string") {
+      let dataType34 = typeof data34;
+      let coerced34 = undefined;
+      if (!(coerced34 !== undefined)) {
+        if (dataType34 == "number" || dataType34 == "boolean") {
+          coerced34 = "" + data34;
+        } else if (data34 === null) {
+          coerced34 = "";
+        } else {
+          const err99 = {
+            instancePath: instancePath + "/LOG_LEVEL",
+            schemaPath: "#/properties/LOG_LEVEL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err99];
+          } else {
+            vErrors.push(err99);
+          }
+          errors++;
+        }
+      }
+      if (coerced34 !== undefined) {
+        data34 = coerced34;
+        if (data !== undefined) {
+          data["LOG_LEVEL"] = coerced34;
         }
       }
     }
     if (!(
-      data33 === "trace" ||
-      data33 === "debug" ||
-      data33 === "info" ||
-      data33 === "warn" ||
-      data33 === "error" ||
-      data33 === "fatal" ||
-      data33 === "silent"
+      data34 === "trace" ||
+      data34 === "debug" ||
+      data34 === "info" ||
+      data34 === "warn" ||
+      data34 === "error" ||
+      data34 === "fatal" ||
+      data34 === "silent"
     )) {
-      const err96 = {
+      const err100 = {
         instancePath: instancePath + "/LOG_LEVEL",
         schemaPath: "#/properties/LOG_LEVEL/enum",
         keyword: "enum",
@@ -2320,14 +2406,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err96];
+        vErrors = [err100];
       } else {
-        vErrors.push(err96);
+        vErrors.push(err100);
       }
       errors++;
     }
   } else {
-    const err97 = {
+    const err101 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -2335,9 +2421,9 @@ function validate10(
       message: "must be object",
     };
     if (vErrors === null) {
-      vErrors = [err97];
+      vErrors = [err101];
     } else {
-      vErrors.push(err97);
+      vErrors.push(err101);
     }
     errors++;
   }
@@ -2367,6 +2453,7 @@ export const configVariables = [
   "CONSUMER_MAX_DELIVER",
   "CONSUMER_BACKOFF_SECONDS",
   "WORKER_BATCH_SIZE",
+  "WORKER_CONCURRENCY",
   "WORKER_HTTP_PORT",
   "DATABASE_URL",
   "PG_POOL_MAX",

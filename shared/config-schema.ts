@@ -40,6 +40,7 @@ export const ConfigEnv = Type.Object({
     pattern: "^\\d+(,\\d+)*$",
   }),
   WORKER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  WORKER_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 16 }),
   WORKER_HTTP_PORT: Type.Integer({ default: 9091, minimum: 0, maximum: 65_535 }),
   DATABASE_URL: Type.String({
     default: "sqlite:.data/metrics.db",

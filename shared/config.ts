@@ -37,7 +37,12 @@ export interface Config {
      */
     readonly backoffSeconds: readonly number[];
   };
-  readonly worker: { readonly batchSize: number; readonly httpPort: number };
+  readonly worker: {
+    readonly batchSize: number;
+    /** Most batches being stored at once. */
+    readonly concurrency: number;
+    readonly httpPort: number;
+  };
   readonly database: {
     /** `sqlite:<path>` or `postgres://…`. */
     readonly url: string;
@@ -153,7 +158,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       maxDeliver: e.CONSUMER_MAX_DELIVER,
       backoffSeconds: listOf(e.CONSUMER_BACKOFF_SECONDS).map(Number),
     },
-    worker: { batchSize: e.WORKER_BATCH_SIZE, httpPort: e.WORKER_HTTP_PORT },
+    worker: {
+      batchSize: e.WORKER_BATCH_SIZE,
+      concurrency: e.WORKER_CONCURRENCY,
+      httpPort: e.WORKER_HTTP_PORT,
+    },
     database: {
       url: e.DATABASE_URL,
       pgPoolMax: e.PG_POOL_MAX,

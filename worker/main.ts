@@ -19,6 +19,9 @@ import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 /** How long a graceful stop may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 20_000;
 
+/** nats-server's own default `max_payload`, for the moment before a server has said its own. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
 async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnection> {
   const options = natsOptions(config.nats, "metrics-worker");
   try {
@@ -93,6 +96,8 @@ async function main(): Promise<void> {
     stream: config.stream.name,
     consumer: config.consumer.name,
     batchSize: config.worker.batchSize,
+    concurrency: config.worker.concurrency,
+    maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
     ackWaitMs: config.consumer.ackWaitSeconds * 1000,
     processBatch,
     pingStore: () => store.ping(),

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { WORKER_NODE_ARGS } from "../../worker/command.ts";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -65,7 +66,7 @@ export function startChild(
 /** The worker as its own process, exactly as `npm run worker` starts it. */
 export function startWorker(env: Readonly<Record<string, string>>): Child {
   // Test files run in parallel: each worker's HTTP port is one the system picks.
-  return startChild(process.execPath, ["worker/main.ts"], {
+  return startChild(process.execPath, [...WORKER_NODE_ARGS], {
     LOG_LEVEL: "info",
     WORKER_HTTP_PORT: "0",
     ...env,

@@ -21,8 +21,10 @@ describe("a batch's length", () => {
   });
 
   it("stops before the messages' bytes pass BATCH_BYTES", () => {
-    const big = Array.from({ length: 100 }, () => msg(1024 * 1024));
-    expect(batchLength(big, 500)).toBe(Math.floor(BATCH_BYTES / (1024 * 1024)));
+    const quarters = Array.from({ length: 100 }, () => msg(BATCH_BYTES / 4));
+    expect(batchLength(quarters, 500)).toBe(4);
+    const thirds = Array.from({ length: 100 }, () => msg(Math.ceil(BATCH_BYTES / 3)));
+    expect(batchLength(thirds, 500)).toBe(2);
   });
 
   it("takes one message however large, so that a batch is never empty", () => {

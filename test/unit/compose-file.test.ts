@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../../shared/config.ts";
 import { ConfigEnv } from "../../shared/config-schema.ts";
+import { WORKER_NODE_ARGS } from "../../worker/command.ts";
 import { PROJECT_ROOT } from "../helpers/processes.ts";
 
 /**
@@ -285,7 +286,14 @@ describe("Dockerfile", () => {
     expect(health?.args).toMatch(/\/healthz/);
     expect(health?.args).not.toMatch(/^NONE/);
     const cmd = finalStage.filter((s) => s.op === "CMD").at(-1);
-    expect(JSON.parse(cmd?.args ?? "null")).toEqual(["node", "worker/main.ts"]);
+    expect(JSON.parse(cmd?.args ?? "null")).toEqual(["node", ...WORKER_NODE_ARGS]);
+  });
+
+  it("starts the worker as `npm run worker` does", () => {
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts["worker"]).toBe(["node", ...WORKER_NODE_ARGS].join(" "));
   });
 
   it("copies every folder the worker and the server load, and package.json", () => {

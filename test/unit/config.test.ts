@@ -61,12 +61,13 @@ describe("loadConfig values", () => {
       PORT: "3000",
       WORKER_HTTP_PORT: " 0 ",
       WORKER_BATCH_SIZE: "20",
+      WORKER_CONCURRENCY: "3",
       STREAM_MAX_BYTES: "-1",
       CONSUMER_MAX_DELIVER: "5",
       PUBLISH_TIMEOUT_MS: "1000",
     });
     expect(config.ingest.port).toBe(3000);
-    expect(config.worker).toEqual({ batchSize: 20, httpPort: 0 });
+    expect(config.worker).toEqual({ batchSize: 20, concurrency: 3, httpPort: 0 });
     expect(config.stream.maxBytes).toBe(-1);
     expect(config.consumer.maxDeliver).toBe(5);
     expect(config.nats.publishTimeoutMs).toBe(1000);
