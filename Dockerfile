@@ -24,4 +24,4 @@ EXPOSE 9091 8080
 # The worker's liveness; the slim image has no curl, so Node's fetch asks.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.WORKER_HTTP_PORT || 9091) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--max-semi-space-size=8", "worker/main.ts"]
+CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "worker/main.ts"]
