@@ -264,7 +264,7 @@ function runSections(run: Run): string {
     out.push(
       "### Worker drain of a backlog",
       "",
-      "From starting the process to the consumer having nothing pending or unacknowledged (process start and connecting included for both); every row checked present. Baseline: bench/raw-drain.ts, a raw `consume()` → `JSON.parse` → insert (the same store code) → ack loop with the worker's batch size. Peak RSS is the kernel's VmHWM of the process.",
+      "From starting the process to the consumer having nothing pending or unacknowledged (process start and connecting included for both); every row checked present. Baseline: bench/raw-drain.ts, a raw `consume()` → `JSON.parse` → insert (the same store code) → ack loop with the worker's batch size and as many batches stored at once (`WORKER_CONCURRENCY`). Each side drained the backlog twice, taking turns with the other, and keeps its faster drain; peak RSS is the kernel's VmHWM of the process, the larger of its two drains.",
       "",
       table(
         [
