@@ -70,14 +70,19 @@ export interface StartOptions {
 }
 
 /**
- * Starts the nodes, trying afresh (new ports, new stores) up to three times: a port can be taken
- * between choosing it and binding it, and three clustered nodes started together sometimes form
- * a JetStream meta group of two that never takes in the third (2.10.27, 4 starts of 58 here):
- * every R3 stream is then refused "no suitable peers for placement".
+ * Starts the nodes, trying afresh (new ports, new stores) up to five times, a second apart: a
+ * port can be taken between choosing it and binding it, and three clustered nodes started
+ * together sometimes form a JetStream meta group of two that never takes in the third (2.10.27,
+ * 4 starts of 58 here; once, with the whole integration suite running beside it, three starts in
+ * a row): every R3 stream is then refused "no suitable peers for placement". nats-server shrinks
+ * the expected group on a cold boot when it sees a routed server that has not yet said it runs
+ * JetStream ("Adjusting JetStream expected peer set size"), which a loaded machine makes likelier;
+ * the failure quotes those lines of the nodes' logs.
  */
 export async function startNats(options: StartOptions): Promise<NatsSetup> {
   const failures: string[] = [];
-  for (let attempt = 1; attempt <= 3; attempt++) {
+  for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+    if (attempt > 1) await sleep(1000);
     try {
       return await startOnce(options);
     } catch (err) {
@@ -86,6 +91,8 @@ export async function startNats(options: StartOptions): Promise<NatsSetup> {
   }
   throw new Error(`the nats-server nodes did not start:\n${failures.join("\n")}`);
 }
+
+const START_ATTEMPTS = 5;
 
 async function startOnce(options: StartOptions): Promise<NatsSetup> {
   const binary = options.binary ?? faultsNatsBinary();
@@ -158,7 +165,17 @@ async function waitForMetaGroup(nodes: readonly NatsNode[], timeoutMs = 10_000):
     if (sizes.every((s) => s.endsWith(`: ${nodes.length}`))) return;
     await sleep(200);
   }
-  throw new Error(`the JetStream meta group did not take in every node (${sizes.join(", ")})`);
+  const adjusted = nodes.flatMap((n) =>
+    n
+      .output()
+      .split("\n")
+      .filter((line) => line.includes("Adjusting JetStream expected peer set size"))
+      .map((line) => `${n.name}: ${line.trim()}`),
+  );
+  throw new Error(
+    `the JetStream meta group did not take in every node (${sizes.join(", ")})` +
+      (adjusted.length > 0 ? `; ${adjusted.join("; ")}` : ""),
+  );
 }
 
 /** Until JetStream answers an account info request (a cluster: once a meta leader exists). */
