@@ -2,6 +2,14 @@ import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnectio
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
 
+/** nats-server's own default `max_payload`, for a server that did not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** The largest message the connected server takes, learned when connecting (1 MiB unless set). */
+export function maxPayloadOf(nc: NatsConnection): number {
+  return nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+}
+
 /** Connection options from the configuration: servers, authentication, TLS and timeouts. */
 export function natsOptions(nats: Config["nats"], name: string): ConnectionOptions {
   const options: ConnectionOptions = {

@@ -5,7 +5,7 @@ import {
   type NatsConnection,
   type PubAck,
 } from "nats";
-import type { ConnectionProvider } from "./nats-connection.ts";
+import { maxPayloadOf, type ConnectionProvider } from "./nats-connection.ts";
 import { ApiError } from "./errors.ts";
 
 /** What JetStream said about a stored message. */
@@ -31,9 +31,6 @@ export interface Publisher {
   maxMessageBytes(): Promise<number>;
 }
 
-/** nats-server's own default, for a server that did not say. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-
 export function createJetStreamPublisher(
   connections: ConnectionProvider,
   options: { timeoutMs: number },
@@ -47,8 +44,6 @@ export function createJetStreamPublisher(
       });
     }
   }
-  // The server's limit on one message, learned when connecting (1 MiB unless configured).
-  const maxPayloadOf = (nc: NatsConnection) => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
   // One JetStream client per connection: making one per publish cost ~3% of the CPU per request.
   const clients = new WeakMap<NatsConnection, JetStreamClient>();
   const jetstreamOf = (nc: NatsConnection) => {

@@ -6,7 +6,7 @@ import { connect, Events, type NatsConnection } from "nats";
 import { loadConfigOrExit, type Config } from "../shared/config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
-import { describeConnectError, natsOptions } from "../shared/nats-connection.ts";
+import { describeConnectError, maxPayloadOf, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { createBatchProcessor } from "./batch-processor.ts";
 import { startConsumeLoop } from "./consume-loop.ts";
@@ -18,9 +18,6 @@ import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 
 /** How long a graceful stop may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 20_000;
-
-/** nats-server's own default `max_payload`, for the moment before a server has said its own. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnection> {
   const options = natsOptions(config.nats, "metrics-worker");
@@ -97,7 +94,7 @@ async function main(): Promise<void> {
     consumer: config.consumer.name,
     batchSize: config.worker.batchSize,
     concurrency: config.worker.concurrency,
-    maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+    maxPayload: () => maxPayloadOf(nc),
     ackWaitMs: config.consumer.ackWaitSeconds * 1000,
     processBatch,
     pingStore: () => store.ping(),
