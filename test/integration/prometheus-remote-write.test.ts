@@ -10,6 +10,7 @@ import { decodeWriteRequest } from "../../shared/remote-write.ts";
 import { isolated } from "../helpers/isolated.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import {
+  PROJECT_ROOT,
   freePort,
   startChild,
   startWorker,
@@ -26,7 +27,8 @@ import { waitFor } from "../helpers/wait.ts";
  * through a proxy that answers one delivered batch with 503 so that Prometheus sends it again.
  * What the database holds is compared with what Prometheus itself stored.
  */
-const PROMETHEUS = process.env["PROMETHEUS_BIN"] ?? "/usr/bin/prometheus";
+const PROMETHEUS =
+  process.env["PROMETHEUS_BIN"] ?? join(PROJECT_ROOT, ".tools/prometheus/prometheus");
 const KEY = "remote-write-test-key";
 
 let dbPath: string;
@@ -39,7 +41,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
   if (!existsSync(PROMETHEUS)) {
     throw new Error(
-      `Prometheus not found at ${PROMETHEUS}: install Debian's package (apt-get install -y --no-install-recommends prometheus) or set PROMETHEUS_BIN; this test needs a real Prometheus`,
+      `Prometheus not found at ${PROMETHEUS}: npm run test:tools fetches Debian's into .tools/ (or set PROMETHEUS_BIN); this test needs a real Prometheus`,
     );
   }
   const nats: NatsServer = await startNatsServer();
