@@ -1,13 +1,15 @@
 /**
  * `npm start`: the whole system on a laptop. Finds NATS (or launches a local nats-server),
  * ensures the streams and the consumer, then runs the worker and `netlify dev`, each one's lines
- * prefixed with its name. Ctrl-C stops everything it started; so does any part dying.
+ * prefixed with its name. SIGINT (Ctrl-C) or SIGTERM stops everything it started, as does any
+ * part dying; `npm start` execs this file, so a signal sent to npm's process reaches it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "nats";
 import { findNatsServerBinary } from "./nats-server-binary.ts";
@@ -18,6 +20,7 @@ import {
   natsOptions,
   type ConnectFailure,
 } from "../shared/nats-connection.ts";
+import { StartupError } from "../shared/startup-error.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { WORKER_NODE_ARGS } from "../worker/command.ts";
 
@@ -31,11 +34,9 @@ function say(part: string, line: string): void {
   console.log(`[${part}] ${line}`);
 }
 
+/** A failure of the start itself; `main` stops whatever started and says it in one line. */
 function fail(message: string): never {
-  say("start", `error: ${message}`);
-  void stopAll().then(() => process.exit(1));
-  // Keep the type checker content: the process exits once the children are gone.
-  throw new Error(message);
+  throw new StartupError(message);
 }
 
 /** Runs a part of the system as a child, prefixing each of its lines (pino's JSON made readable). */
@@ -54,25 +55,59 @@ function run(part: string, command: string, args: string[], env: Record<string, 
   }
   child.on("exit", (code, signal) => {
     children.delete(part);
-    if (!stopping) fail(`${part} exited (${signal ?? `code ${code}`}); stopping everything`);
+    if (!stopping) {
+      say("start", `${part} exited (${signal ?? `code ${code}`}); stopping everything`);
+      void stopAll().then(() => process.exit(1));
+    }
   });
 }
 
+/**
+ * How long each part may take to stop before it is killed: more than the worker's own deadline
+ * for finishing its batches and draining (worker/main.ts), so a stop never cuts a drain short.
+ */
+const STOP_DEADLINE_MS = 25_000;
+
 let stopping = false;
+/** Stops every part: the worker and netlify dev first, then NATS (the worker drains into it). */
 async function stopAll(): Promise<void> {
   stopping = true;
-  const exits = [...children.entries()].map(([part, child]) => {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    say("start", `stopping ${part}`);
-    signalGroup(child, "SIGTERM");
-    const force = setTimeout(() => {
-      signalGroup(child, "SIGKILL");
-    }, 10_000);
-    return exited.finally(() => {
-      clearTimeout(force);
-    });
+  const nats = children.get("nats");
+  await Promise.all([...children.entries()].filter(([part]) => part !== "nats").map(stopPart));
+  if (nats) await stopPart(["nats", nats]);
+}
+
+function stopPart([part, child]: [string, ChildProcess]): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      resolve();
+    }),
+  );
+  say("start", `stopping ${part}`);
+  signalGroup(child, "SIGTERM");
+  const force = setTimeout(() => {
+    say("start", `${part} did not stop within ${STOP_DEADLINE_MS / 1000} s; killing it`);
+    signalGroup(child, "SIGKILL");
+  }, STOP_DEADLINE_MS);
+  return exited.finally(() => {
+    clearTimeout(force);
   });
-  await Promise.all(exits);
+}
+
+/** The first SIGINT or SIGTERM stops every part, then exits 0; a second one kills them. */
+function onStopSignals(): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (stopping) {
+        say("start", `${signal} again: killing everything`);
+        for (const child of children.values()) signalGroup(child, "SIGKILL");
+        process.exit(1);
+      }
+      say("start", `${signal}: stopping everything`);
+      void stopAll().then(() => process.exit(0));
+    });
+  }
 }
 
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
@@ -140,20 +175,27 @@ async function findNats(config: Config): Promise<{ url: string; nc: NatsConnecti
 }
 
 async function assertPortFree(port: number): Promise<void> {
-  await new Promise<void>((resolve) => {
+  const taken = await new Promise<boolean>((resolve) => {
     const probe = createServer();
     probe.once("error", () => {
-      fail(`port ${port} is in use (another netlify dev or npm start?); stop it and try again`);
+      resolve(true);
     });
     probe.listen(port, () =>
       probe.close(() => {
-        resolve();
+        resolve(false);
       }),
     );
   });
+  if (taken) {
+    fail(
+      `port ${port} is already in use (another netlify dev or npm start?): stop it, or start with npm start -- --port <another>`,
+    );
+  }
 }
 
 async function main(): Promise<void> {
+  onStopSignals();
+  const { port } = options();
   let config: Config;
   try {
     config = loadConfig(process.env);
@@ -161,7 +203,7 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
-  await assertPortFree(NETLIFY_DEV_PORT);
+  await assertPortFree(port);
   const { url, nc } = await findNats(config);
   try {
     const jsm = await nc.jetstreamManager().catch(() => {
@@ -174,23 +216,27 @@ async function main(): Promise<void> {
 
   say("start", "starting the worker");
   run("worker", process.execPath, [...WORKER_NODE_ARGS], { NATS_URL: url });
-  say("start", `starting netlify dev on http://localhost:${NETLIFY_DEV_PORT}`);
-  run("netlify", "netlify", ["dev", "--offline", "--port", String(NETLIFY_DEV_PORT)], {
+  say("start", `starting netlify dev on http://localhost:${port}`);
+  run("netlify", "netlify", ["dev", "--offline", "--port", String(port)], {
     NATS_URL: url,
   });
-
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      say("start", `${signal}: stopping everything`);
-      void stopAll().then(() => process.exit(0));
-    });
-  }
 }
 
-await main().catch((err: unknown) => {
-  if (!stopping) {
-    say("start", `error: ${err instanceof Error ? err.message : String(err)}`);
-    void stopAll().then(() => process.exit(1));
+/** `npm start -- --port <n>`: netlify dev's port, 8888 unless told. */
+function options(): { port: number } {
+  const { values } = parseArgs({ options: { port: { type: "string" } } });
+  const port = Number(values.port ?? NETLIFY_DEV_PORT);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    fail(`--port must be a port number, not ${values.port ?? ""}`);
   }
+  return { port };
+}
+
+// A StartupError is the user's to fix: one line. Anything else is a bug and keeps its stack.
+await main().catch(async (err: unknown) => {
+  if (stopping) return;
+  say("start", err instanceof StartupError ? `error: ${err.message}` : `bug: ${String(err)}`);
+  if (!(err instanceof StartupError)) console.error(err);
+  await stopAll();
+  process.exit(1);
 });

@@ -293,7 +293,8 @@ describe("Dockerfile", () => {
     const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
       scripts: Record<string, string>;
     };
-    expect(pkg.scripts["worker"]).toBe(["node", ...WORKER_NODE_ARGS].join(" "));
+    // `exec`: npm's shell gives way to node, so a signal sent to npm's process reaches the worker.
+    expect(pkg.scripts["worker"]).toBe(["exec", "node", ...WORKER_NODE_ARGS].join(" "));
   });
 
   it("copies every folder the worker and the server load, and package.json", () => {
