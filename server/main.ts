@@ -5,6 +5,7 @@
  */
 import { loadConfigOrExit } from "../shared/config.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
+import { listenStartupError, startOrExit } from "../shared/startup-error.ts";
 import { createHandlers } from "../shared/handlers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
@@ -28,19 +29,17 @@ async function main(): Promise<void> {
     connectionName: "metrics-ingest-server",
   });
 
-  let server;
-  try {
-    server = await startHttpServer({
-      host,
-      port,
-      requestTimeoutMs,
-      handler: createRouter(handlers),
-      logger,
-    });
-  } catch (err) {
-    logger.fatal({ err, host, port }, "cannot listen; check HOST and PORT");
-    process.exit(1);
-  }
+  const server = await startHttpServer({
+    host,
+    port,
+    requestTimeoutMs,
+    handler: createRouter(handlers),
+    logger,
+  }).catch((err: unknown) => {
+    throw (
+      listenStartupError(err, { host, port, portVariable: "PORT", hostVariable: "HOST" }) ?? err
+    );
+  });
   const { address } = server;
   logger.info(
     { host: address.address, port: address.port, local: isLocal, requestTimeoutMs },
@@ -71,4 +70,4 @@ async function main(): Promise<void> {
   });
 }
 
-await main();
+await startOrExit("ingest server", main);

@@ -70,7 +70,12 @@ export interface Config {
 export class ConfigError extends Error {
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    // One problem is one line; several are listed, one a line.
+    super(
+      problems.length === 1
+        ? `invalid configuration: ${problems.join("")}`
+        : `invalid configuration:\n  - ${problems.join("\n  - ")}`,
+    );
     this.name = "ConfigError";
     this.problems = problems;
   }
@@ -217,14 +222,19 @@ function listOf(text: string): string[] {
 }
 
 /** One line per variable the schema refused, naming the allowed values where there is a list. */
+/** What a variable refused by its pattern must look like, said in words rather than a regex. */
+const PATTERN_HINTS: Readonly<Record<string, string>> = {
+  DATABASE_URL: "must be sqlite:<path of a file> or postgres://user:password@host:port/database",
+};
+
 function envProblems(errors: readonly ErrorObject[]): string[] {
   return errors.map((e) => {
     const variable = e.instancePath.slice(1) || "environment";
     const allowed =
       e.keyword === "enum" ? (e.params as { allowedValues?: unknown[] }).allowedValues : undefined;
-    return allowed
-      ? `${variable}: must be one of ${allowed.join(", ")}`
-      : `${variable}: ${e.message ?? "is invalid"}`;
+    if (allowed) return `${variable}: must be one of ${allowed.join(", ")}`;
+    const hint = e.keyword === "pattern" ? PATTERN_HINTS[variable] : undefined;
+    return `${variable}: ${hint ?? e.message ?? "is invalid"}`;
   });
 }
 

@@ -6,6 +6,7 @@ import { connect, Events, type NatsConnection } from "nats";
 import { loadConfigOrExit, type Config } from "../shared/config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
+import { listenStartupError, startOrExit, StartupError } from "../shared/startup-error.ts";
 import { describeConnectError, maxPayloadOf, natsOptions } from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { createBatchProcessor } from "./batch-processor.ts";
@@ -19,7 +20,7 @@ import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 /** How long a graceful stop may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 20_000;
 
-async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnection> {
+async function connectNats(config: Config): Promise<NatsConnection> {
   const options = natsOptions(config.nats, "metrics-worker");
   try {
     return await connect(options);
@@ -27,9 +28,18 @@ async function connectOrExit(config: Config, logger: Logger): Promise<NatsConnec
     // Refused credentials and untrusted certificates are named as such; the message names the
     // variables to check, never their values.
     const failure = describeConnectError(err, options);
-    const hint = failure.kind === "unreachable" ? "; check NATS_URL" : "";
-    logger.fatal({ nats: failure.kind }, `worker cannot start: ${failure.message}${hint}`);
-    process.exit(1);
+    const hint = failure.kind === "unreachable" ? "; is it running? check NATS_URL" : "";
+    throw new StartupError(`${failure.message}${hint}`);
+  }
+}
+
+async function jetStreamOf(nc: NatsConnection, config: Config) {
+  try {
+    return await nc.jetstreamManager();
+  } catch {
+    throw new StartupError(
+      `the NATS server at ${config.nats.servers.join(",")} has no JetStream: start it with -js (or a jetstream {} block in its configuration)`,
+    );
   }
 }
 
@@ -57,8 +67,8 @@ async function main(): Promise<void> {
   });
   logger.info({ database: config.database.url.split(":")[0] }, "database ready");
 
-  const nc = await connectOrExit(config, logger);
-  const jsm = await nc.jetstreamManager();
+  const nc = await connectNats(config);
+  const jsm = await jetStreamOf(nc, config);
   const ensure = async () => {
     for (const change of await ensureStreams(jsm, config)) logger.info(change);
   };
@@ -115,8 +125,9 @@ async function main(): Promise<void> {
     logger,
   });
 
+  const port = config.worker.httpPort;
   const http = await startWorkerHttp({
-    port: config.worker.httpPort,
+    port,
     registry: metrics.registry,
     checks: [
       {
@@ -133,6 +144,8 @@ async function main(): Promise<void> {
       { name: "database", check: () => store.ping() },
     ],
     logger,
+  }).catch((err: unknown) => {
+    throw listenStartupError(err, { port, portVariable: "WORKER_HTTP_PORT" }) ?? err;
   });
   logger.info({ stream: config.stream.name, consumer: config.consumer.name }, "worker started");
 
@@ -152,4 +165,4 @@ async function main(): Promise<void> {
   });
 }
 
-await main();
+await startOrExit("worker", main);

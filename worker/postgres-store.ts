@@ -2,6 +2,7 @@ import pg from "pg";
 import type { Config } from "../shared/config.ts";
 import type { MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
+import { postgresStartupError } from "./postgres-startup-error.ts";
 
 /** Each entry migrates the schema from the version of its index to the next. */
 const MIGRATIONS = [
@@ -69,6 +70,8 @@ export async function openPostgresStore(
     await migrate(pool);
   } catch (err) {
     await pool.end();
+    const known = postgresStartupError(err, where(database.url));
+    if (known) throw known;
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot open the PostgreSQL store at ${where(database.url)}: ${reason}`, {
       cause: err,

@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
+import { StartupError } from "../shared/startup-error.ts";
 
 /** Each entry migrates the schema from the version of its index to the next. */
 const MIGRATIONS = [
@@ -27,12 +28,7 @@ const MIGRATIONS = [
  * acks the messages it held; a batch of many messages per transaction pays for that fsync.
  */
 export function openSqliteStore(path: string): MetricStore {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-  const db = new DatabaseSync(path);
-  // Several worker processes may share one file; a writer waits for another's transaction.
-  // First of all: two workers opening a new file at once both switch it to WAL, which takes a
-  // lock, and without the timeout the second fails at once with "database is locked".
-  db.exec("PRAGMA busy_timeout = 10000");
+  const db = openFile(path);
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   migrate(db);
@@ -100,5 +96,23 @@ function migrate(db: DatabaseSync): void {
   } catch (err) {
     db.exec("ROLLBACK");
     throw err;
+  }
+}
+
+/** The file opened, or a `StartupError` saying why not (a folder that cannot be written, …). */
+function openFile(path: string): DatabaseSync {
+  try {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const db = new DatabaseSync(path);
+    // Several worker processes may share one file; a writer waits for another's transaction.
+    // First of all: two workers opening a new file at once both switch it to WAL, which takes a
+    // lock, and without the timeout the second fails at once with "database is locked".
+    db.exec("PRAGMA busy_timeout = 10000");
+    return db;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new StartupError(
+      `cannot open the SQLite file ${path}: ${reason}; check DATABASE_URL and that its folder can be written`,
+    );
   }
 }

@@ -227,4 +227,11 @@ describe("loadConfig problems", () => {
     expect(err.name).toBe("ConfigError");
     expect(err.message).toBe(`invalid configuration:\n  - ${err.problems.join("\n  - ")}`);
   });
+
+  it("says a single problem on one line, in words rather than a pattern", () => {
+    const err = problemsOf({ DATABASE_URL: "mysql://db/metrics" });
+    expect(err.message).toBe(
+      "invalid configuration: DATABASE_URL: must be sqlite:<path of a file> or postgres://user:password@host:port/database",
+    );
+  });
 });
