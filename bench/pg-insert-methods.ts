@@ -14,6 +14,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import type { Envelope } from "../shared/envelope.ts";
+import { endPool } from "../worker/end-pool.ts";
 import { createTestDatabase } from "../test/helpers/postgres.ts";
 import { rowsOfEnvelope, type MetricRow } from "../worker/metric-rows.ts";
 import { openPostgresStore } from "../worker/postgres-store.ts";
@@ -267,7 +268,7 @@ async function main(): Promise<void> {
     }
     client.release();
   } finally {
-    await pool.end();
+    await endPool(pool);
     await database.drop();
   }
 }

@@ -2,6 +2,7 @@ import pg from "pg";
 import type { Config } from "../shared/config.ts";
 import type { MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
+import { endPool } from "./end-pool.ts";
 import { postgresStartupError } from "./postgres-startup-error.ts";
 
 /** Each entry migrates the schema from the version of its index to the next. */
@@ -69,7 +70,7 @@ export async function openPostgresStore(
   try {
     await migrate(pool);
   } catch (err) {
-    await pool.end();
+    await endPool(pool);
     const known = postgresStartupError(err, where(database.url));
     if (known) throw known;
     const reason = err instanceof Error ? err.message : String(err);
@@ -92,7 +93,7 @@ export async function openPostgresStore(
       await pool.query("SELECT 1");
     },
     close() {
-      closing ??= pool.end();
+      closing ??= endPool(pool);
       return closing;
     },
   };

@@ -3,6 +3,7 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../shared/config.ts";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
+import { endPool } from "../../worker/end-pool.ts";
 import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
 import { openStore, type MetricStore } from "../../worker/metric-store.ts";
 import { openPostgresStore, type PostgresStoreOptions } from "../../worker/postgres-store.ts";
@@ -32,7 +33,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   // Both are unset when beforeAll failed (no PostgreSQL): its error is the one to read.
-  await (reader as pg.Pool | undefined)?.end();
+  if ((reader as pg.Pool | undefined) !== undefined) await endPool(reader);
   await (db as TestDatabase | undefined)?.drop();
 });
 
@@ -310,7 +311,7 @@ describe("the PostgreSQL store", () => {
       ]);
       expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([{ n: 2 }]);
     } finally {
-      await other.end();
+      await endPool(other);
     }
   });
 
@@ -321,7 +322,7 @@ describe("the PostgreSQL store", () => {
     try {
       await other.query("INSERT INTO schema_migrations (version) VALUES (2)");
     } finally {
-      await other.end();
+      await endPool(other);
     }
     await expect(open(settings(fresh.url))).rejects.toThrow(
       "the database's schema (version 2) is newer than this worker's",
@@ -357,8 +358,8 @@ describe("the PostgreSQL store", () => {
       () => new Error("opened"),
       (err: unknown) => err as Error,
     );
-    expect(error.message).toContain(
-      `cannot open the PostgreSQL store at 127.0.0.1:${port}/metrics: connect ECONNREFUSED`,
+    expect(error.message).toBe(
+      `cannot reach PostgreSQL at 127.0.0.1:${port}/metrics (ECONNREFUSED): is the server running? check DATABASE_URL's host and port`,
     );
     expect(error.message).not.toContain("s3cret");
   });
@@ -416,6 +417,18 @@ describe("the PostgreSQL store", () => {
     }
     await expect(openPostgresStore(settings(url, { pgSsl: "disable" }))).rejects.toThrow();
     expect(firstCodes).toEqual([SSL_REQUEST, SSL_REQUEST, PROTOCOL_3]);
+  });
+
+  it("ends a pool only once every connection has closed (endPool)", async () => {
+    // pool.end() resolves before its connections close; a database dropped in that moment makes
+    // a closing connection fail with 57P01, emitted after its owner believed the pool closed.
+    const pool = new pg.Pool({ connectionString: db.url, max: 3 });
+    const clients = await Promise.all([1, 2, 3].map(() => pool.connect()));
+    for (const client of clients) client.release();
+    let closed = 0;
+    pool.on("remove", () => (closed += 1));
+    await endPool(pool);
+    expect(closed).toBe(3);
   });
 
   it("closes more than once without failing", async () => {

@@ -2,6 +2,7 @@ import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ensureStreams } from "../../shared/stream-setup.ts";
+import { endPool } from "../../worker/end-pool.ts";
 import { realIngestHandler } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
 import { sendLoad } from "../helpers/load.ts";
@@ -35,7 +36,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await pool.end();
+  await endPool(pool);
   await db.drop();
   await nc.close();
   await server.stop();
