@@ -45,6 +45,12 @@ function describe(e: ErrorObject): string {
       ?.description;
     if (typeof description === "string") return description;
   }
+  // JSON.parse turns a number beyond ±1.8e308 (1e400) into ±Infinity: it was a number, too large.
+  if (e.keyword === "type" && typeof e.data === "number" && !Number.isFinite(e.data)) {
+    return Number.isNaN(e.data)
+      ? "must be a number, not NaN"
+      : "is out of range: must be a finite number within ±1.7976931348623157e308";
+  }
   if (e.keyword === "pattern" && e.params["pattern"] === STORABLE_TEXT) {
     return "must not contain NUL characters or unpaired surrogates";
   }

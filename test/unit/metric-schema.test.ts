@@ -56,6 +56,17 @@ describe("value", () => {
     expect(failures(fromJson(`{"value": ${json}}`))).toEqual(["/value"]);
   });
 
+  it.each(["1e400", "-1e400"])("says %s is out of range, not that it is no number", (json) => {
+    expect(validateMetric(fromJson(`{"value": ${json}}`))).toBe(false);
+    expect(toDetails(0, validateMetric.errors ?? [])).toEqual([
+      {
+        index: 0,
+        path: "/value",
+        message: "is out of range: must be a finite number within ±1.7976931348623157e308",
+      },
+    ]);
+  });
+
   it.each([NaN, Infinity, -Infinity])("refuses %s", (value) => {
     expect(failures({ value })).toEqual(["/value"]);
   });
