@@ -52,7 +52,7 @@ export function faultsNatsBinary(): string {
     process.env["FAULTS_NATS_SERVER_BIN"] ?? join(PROJECT_ROOT, ".tools/nats-server/nats-server");
   if (!existsSync(bin)) {
     throw new Error(
-      `${bin} is missing: run scripts/get-nats-server.sh (it fetches nats-server 2.10 from Debian's mirror), or set FAULTS_NATS_SERVER_BIN to a nats-server 2.10+; Debian 12's 2.9.10 cannot fsync each write`,
+      `${bin} is missing: npm run test:tools fetches nats-server 2.10 from Debian's mirror (or set FAULTS_NATS_SERVER_BIN to a nats-server 2.10+); Debian 12's 2.9.10 cannot fsync each write`,
     );
   }
   return bin;
