@@ -1,7 +1,7 @@
 /**
- * Makes RELIABILITY.md from the figures the fault suite wrote (test/faults/results/*.json):
+ * Makes docs/reliability.md from the figures the fault suite wrote (test/faults/results/*.json):
  * `node test/faults/report.ts [results dir] [output file]`. test/faults/run.ts calls it after a
- * full run; a short run prints the summary table instead and leaves RELIABILITY.md alone.
+ * full run; a short run prints the summary table instead and leaves docs/reliability.md alone.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
@@ -190,7 +190,7 @@ export async function writeReport(dir: string, file: string): Promise<void> {
 
 if (import.meta.main) {
   const dir = process.argv[2] ?? resultsDir();
-  const file = process.argv[3] ?? join(PROJECT_ROOT, "RELIABILITY.md");
+  const file = process.argv[3] ?? join(PROJECT_ROOT, "docs", "reliability.md");
   await writeReport(dir, file);
   console.log(`wrote ${file}`);
 }
