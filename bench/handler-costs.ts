@@ -1,7 +1,7 @@
 /**
  * What the ingest handler's pieces cost, one at a time, outside any load: the web `Request` a
  * function receives, reading its body, parsing and validating a metric, the envelope, the
- * `Response`, header lookups and ids. It explains the single-metric ratio in BENCHMARKS.md
+ * `Response`, header lookups and ids. It explains the single-metric ratio in docs/benchmarks.md
  * (bench/notes.md). Run: `node bench/handler-costs.ts` (no server needed); microseconds per call,
  * the median of 5 rounds of 100,000 calls after a warm-up.
  */

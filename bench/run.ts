@@ -1,10 +1,10 @@
 /**
  * `npm run bench`: every measurement against private servers (a nats-server per NATS setting,
- * scratch databases on the local PostgreSQL), written to bench/results.json, then BENCHMARKS.md
+ * scratch databases on the local PostgreSQL), written to bench/results.json, then docs/benchmarks.md
  * and its chart regenerated from it. Not part of the tests. `BENCH_QUICK=1` makes a short run
  * for development (smaller backlogs, shorter loads); its figures are not the published ones.
  * `npm run bench -- --only cold-start` (repeatable; names in PARTS) measures only those parts and
- * prints their results on stdout, leaving bench/results.json and BENCHMARKS.md as they are.
+ * prints their results on stdout, leaving bench/results.json and docs/benchmarks.md as they are.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";

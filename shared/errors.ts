@@ -1,7 +1,7 @@
 /**
  * The one catalogue of error codes the HTTP API answers with. Each code has a fixed HTTP status,
- * and those a client should retry later carry the seconds sent as `Retry-After`. The README's
- * error table is checked against this object by a test, so the two cannot drift.
+ * and those a client should retry later carry the seconds sent as `Retry-After`. The error table
+ * in docs/api.md is checked against this object by a test, so the two cannot drift.
  */
 export const ERRORS = {
   malformed_body: { status: 400 },

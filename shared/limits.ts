@@ -1,5 +1,5 @@
 /**
- * Every limit the service enforces, in one place. The README's limits table repeats these
+ * Every limit the service enforces, in one place. The limits table in docs/api.md repeats these
  * numbers; the schemas in `metric-schema.ts` and `envelope.ts` and the body reader use them.
  */
 

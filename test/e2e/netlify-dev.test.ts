@@ -252,8 +252,8 @@ describe("the agent protocols through netlify dev", () => {
   });
 
   // netlify dev's local function server decodes Content-Encoding itself (body-parser) and refuses
-  // "snappy" with an HTML 415 before the function runs; the README says to try remote write
-  // against `npm run serve` locally. This pins that limitation, so the README stays true.
+  // "snappy" with an HTML 415 before the function runs; docs/troubleshooting.md says to try remote write
+  // against `npm run serve` locally. This pins that limitation, so the docs stay true.
   it("cannot take Prometheus remote write: netlify dev itself refuses Content-Encoding: snappy", async () => {
     const request = create(WriteRequestSchema, {
       timeseries: [

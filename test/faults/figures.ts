@@ -5,7 +5,7 @@ import type { Reconciliation } from "./reconcile.ts";
 
 /**
  * The figures each scenario writes, one JSON file each, from which test/faults/report.ts makes
- * RELIABILITY.md. The full suite writes them to test/faults/results/; the short one (CI) to a
+ * docs/reliability.md. The full suite writes them to test/faults/results/; the short one (CI) to a
  * directory of its own (FAULTS_RESULTS_DIR), so it never rewrites the committed report.
  */
 export interface ScenarioFigures {

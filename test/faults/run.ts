@@ -1,5 +1,5 @@
 /**
- * `npm run test:faults` runs the fault-injection suite and regenerates RELIABILITY.md from its
+ * `npm run test:faults` runs the fault-injection suite and regenerates docs/reliability.md from its
  * figures; `npm run test:faults -- --short` (or FAULTS_SHORT=1) runs it with smaller loads, as CI
  * does, writes its figures to a temporary directory and prints the summary, leaving the
  * committed report and figures alone. Other arguments go to vitest (a file filter, say).
@@ -60,12 +60,12 @@ console.log(
   `\n[faults] ${short ? "short" : "full"} run: ${Math.round(durationMs / 1000)} s, ${passed ? "passed" : "FAILED"}`,
 );
 if (short) {
-  console.log("[faults] a short run: RELIABILITY.md is not rewritten");
+  console.log("[faults] a short run: docs/reliability.md is not rewritten");
   rmSync(dir, { recursive: true, force: true });
 } else if (vitestArgs.length > 0) {
-  console.log("[faults] a partial run: RELIABILITY.md is not rewritten");
+  console.log("[faults] a partial run: docs/reliability.md is not rewritten");
 } else {
-  await writeReport(dir, join(PROJECT_ROOT, "RELIABILITY.md"));
-  console.log("[faults] RELIABILITY.md regenerated");
+  await writeReport(dir, join(PROJECT_ROOT, "docs", "reliability.md"));
+  console.log("[faults] docs/reliability.md regenerated");
 }
 process.exit(vitest.status ?? 1);

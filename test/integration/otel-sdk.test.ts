@@ -130,7 +130,7 @@ function instrumented(prefix: string, exporter: PushMetricExporter) {
   return provider;
 }
 
-/** The stored metric each exported point must become, as the README documents it. */
+/** The stored metric each exported point must become, as docs/agent-protocols.md documents it. */
 function expectedRows(exports: readonly ResourceMetrics[]): Record<string, unknown>[] {
   return exports.flatMap(({ resource, scopeMetrics }) =>
     scopeMetrics.flatMap(({ scope, metrics }) =>

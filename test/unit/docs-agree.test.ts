@@ -4,31 +4,59 @@ import { loadConfig } from "../../shared/config.ts";
 import { ConfigEnv } from "../../shared/config-schema.ts";
 import { ERRORS } from "../../shared/errors.ts";
 
-/** The README and .env.example document the catalogue and the configuration; they must agree. */
-const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-const envExample = readFileSync(new URL("../../.env.example", import.meta.url), "utf8");
+/**
+ * docs/ and .env.example document the error catalogue and the configuration; they must agree with
+ * the code, and each table must be where the docs put it.
+ */
+const apiDoc = readDoc("docs/api.md");
+const configurationDoc = readDoc("docs/configuration.md");
+const agentProtocolsDoc = readDoc("docs/agent-protocols.md");
+const envExample = readDoc(".env.example");
 
-/** The rows of the README table that follows `heading`, as arrays of trimmed cells. */
-function tableAfter(heading: string): string[][] {
-  const start = readme.indexOf(heading);
-  expect(start, `README has a "${heading}" section`).toBeGreaterThanOrEqual(0);
-  const lines = readme.slice(start).split("\n");
-  const first = lines.findIndex((l) => l.startsWith("|"));
-  const rows: string[][] = [];
-  for (const line of lines.slice(first + 2)) {
-    if (!line.startsWith("|")) break;
-    rows.push(
-      line
-        .split("|")
-        .slice(1, -1)
-        .map((c) => c.trim()),
-    );
-  }
-  return rows;
+function readDoc(path: string): string {
+  return readFileSync(new URL(`../../${path}`, import.meta.url), "utf8");
 }
 
-describe("the README's error table", () => {
-  const rows = tableAfter("#### Error codes");
+/**
+ * The rows of each table in the section `heading` opens (up to the next heading of any level),
+ * as arrays of trimmed cells, one array per table.
+ */
+function tablesUnder(doc: string, heading: string, within?: string): string[][][] {
+  const lines = doc.split("\n");
+  const from = within === undefined ? 0 : lines.indexOf(within);
+  expect(from, `the docs have a "${within ?? ""}" section`).toBeGreaterThanOrEqual(0);
+  const start = lines.indexOf(heading, from);
+  expect(start, `the docs have a "${heading}" section`).toBeGreaterThanOrEqual(0);
+  const section = lines.slice(start + 1);
+  const end = section.findIndex((l) => l.startsWith("#"));
+  const tables: string[][][] = [];
+  let rows: string[][] | undefined;
+  for (const line of end < 0 ? section : section.slice(0, end)) {
+    if (!line.startsWith("|")) {
+      rows = undefined;
+      continue;
+    }
+    const cells = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
+    if (rows === undefined)
+      tables.push((rows = [])); // the header row, left out
+    else if (!cells.every((c) => /^:?-+:?$/.test(c))) rows.push(cells);
+  }
+  return tables;
+}
+
+/** The rows of the one table in the section `heading` opens, which must hold at least one row. */
+function tableUnder(doc: string, heading: string, within?: string): string[][] {
+  const [rows, ...more] = tablesUnder(doc, heading, within);
+  expect(rows?.length ?? 0, `"${heading}" has a table with rows`).toBeGreaterThan(0);
+  expect(more, `"${heading}" has one table`).toEqual([]);
+  return rows ?? [];
+}
+
+describe("the error table in docs/api.md", () => {
+  const rows = tableUnder(apiDoc, "## Error codes");
 
   it("lists every code of the catalogue with its status, and no other", () => {
     const documented: Record<string, number> = Object.fromEntries(
@@ -52,8 +80,8 @@ describe("the README's error table", () => {
   });
 });
 
-describe("the README's configuration table", () => {
-  const rows = tableAfter("## Configuration");
+describe("the configuration table in docs/configuration.md", () => {
+  const rows = tableUnder(configurationDoc, "## Variables");
   const variables = rows.flatMap(([names]) =>
     [...(names ?? "").matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]),
   );
@@ -89,6 +117,54 @@ describe("the README's configuration table", () => {
     expect(defaults["DATABASE_URL"]).toBe(config.database.url);
     expect(defaults["LOG_LEVEL"]).toBe(config.logLevel);
   });
+});
+
+describe("the agent protocols' tables in docs/agent-protocols.md", () => {
+  const protocols = {
+    "influx-write.ts": "## `POST /api/v2/write` — InfluxDB line protocol",
+    "otlp-metrics.ts": "## `POST /v1/metrics` — OpenTelemetry (OTLP/HTTP)",
+    "prometheus-write.ts": "## `POST /api/v1/write` — Prometheus remote write",
+  };
+  const catalogueStatuses = new Set<number>(Object.values(ERRORS).map((spec) => spec.status));
+
+  it("lists each agent function's route, as its config declares it", () => {
+    const documented = tableUnder(agentProtocolsDoc, "## The three endpoints").map(
+      ([endpoint]) => /^`POST ([^?`]+)/.exec(endpoint ?? "")?.[1],
+    );
+    const declared = Object.keys(protocols).map(
+      (file) => /path: "([^"]+)"/.exec(readDoc(`functions/${file}`))?.[1],
+    );
+    expect(documented).toEqual(declared);
+  });
+
+  for (const [file, section] of Object.entries(protocols)) {
+    describe(section, () => {
+      const rows = tableUnder(agentProtocolsDoc, "### Responses", section);
+
+      it("answers only statuses of the catalogue, besides success and Netlify's 429", () => {
+        for (const [status] of rows) {
+          const code = Number(status);
+          expect(
+            code < 300 || code === 429 || catalogueStatuses.has(code),
+            `${file}: ${status}`,
+          ).toBe(true);
+        }
+      });
+
+      it("names each error code of the catalogue in the row of its status", () => {
+        let named = 0;
+        for (const [status, ...cells] of rows) {
+          for (const [, name] of cells.join(" ").matchAll(/`([a-z]+(?:_[a-z]+)+)`/g)) {
+            const spec = (ERRORS as Record<string, { status: number }>)[name ?? ""];
+            if (spec === undefined) continue;
+            named++;
+            expect(spec.status, `${file}: ${String(name)}`).toBe(Number(status));
+          }
+        }
+        expect(named, `${file}: codes named in its responses`).toBeGreaterThan(0);
+      });
+    });
+  }
 });
 
 describe(".env.example", () => {
