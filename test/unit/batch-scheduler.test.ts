@@ -1,6 +1,6 @@
 import { setImmediate } from "node:timers/promises";
 import type { JsMsg } from "nats";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../shared/logger.ts";
 import { retryDelayMs, type BatchOutcome } from "../../worker/batch-processor.ts";
 import { createBatchScheduler } from "../../worker/batch-scheduler.ts";
@@ -60,7 +60,13 @@ function fakeOutage() {
   return outage satisfies StoreOutage;
 }
 
-function schedulerWith(options: { batchSize?: number; concurrency?: number } = {}) {
+interface Setup {
+  readonly batchSize?: number;
+  readonly concurrency?: number;
+  readonly ackWaitMs?: number;
+}
+
+function schedulerWith(options: Setup = {}) {
   const held = createHeldMessages(options.batchSize ?? 2);
   const changed = createWakeSignal();
   const stopping = new AbortController();
@@ -70,7 +76,7 @@ function schedulerWith(options: { batchSize?: number; concurrency?: number } = {
   const scheduler = createBatchScheduler({
     held,
     concurrency: options.concurrency ?? 1,
-    ackWaitMs: 3000,
+    ackWaitMs: options.ackWaitMs ?? 3000,
     processBatch: (messages) =>
       new Promise<BatchOutcome>((resolve, reject) => {
         started.push({
@@ -118,6 +124,14 @@ async function settle(): Promise<void> {
 }
 
 const msgs = (messages: readonly FakeMessage[]) => messages.map((m) => m.msg);
+
+/** How many times each message reported progress. */
+const workings = (messages: readonly FakeMessage[]) =>
+  messages.map((m) => m.calls.filter((call) => call === "working").length);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("the batch scheduler", () => {
   it("stores up to `concurrency` batches at once; the next starts when one ends", async () => {
@@ -219,5 +233,56 @@ describe("the batch scheduler", () => {
     await done;
     expect(s.started).toHaveLength(1);
     expect(s.held.count).toBe(2);
+  });
+
+  it("keeps every message in hand or held from redelivery while a slow batch is stored", async () => {
+    // Only the heartbeat's timer is faked: the scheduler's turns of the event loop stay real.
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    const s = schedulerWith({ batchSize: 2, ackWaitMs: 3000 });
+    const stopReporting = s.scheduler.keepInProgress();
+    const done = s.scheduler.run();
+    const messages = s.hold(4);
+    await settle();
+    expect(s.started.map((b) => b.messages)).toEqual([msgs(messages.slice(0, 2))]);
+
+    // Three ack waits into storing the first batch: each message reported progress every
+    // second (a third of the ack wait), the batch being stored as well as the one held behind it.
+    vi.advanceTimersByTime(9000);
+    expect(workings(messages)).toEqual([9, 9, 9, 9]);
+
+    s.started[0]?.commit();
+    await settle();
+    vi.advanceTimersByTime(2000);
+    // The first batch has ended: only the second, now in hand, goes on reporting.
+    expect(workings(messages)).toEqual([9, 9, 11, 11]);
+
+    s.stop();
+    s.started[1]?.commit();
+    await done;
+    stopReporting();
+    vi.advanceTimersByTime(10_000);
+    expect(workings(messages)).toEqual([9, 9, 11, 11]);
+  });
+
+  it("reports progress a third of the ack wait apart, and never more than once a second", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    for (const [ackWaitMs, everyMs] of [
+      [30_000, 10_000],
+      [1000, 1000],
+    ] as const) {
+      const s = schedulerWith({ batchSize: 1, ackWaitMs });
+      const stopReporting = s.scheduler.keepInProgress();
+      const done = s.scheduler.run();
+      const messages = s.hold(1);
+      await settle();
+      vi.advanceTimersByTime(everyMs - 1);
+      expect(workings(messages)).toEqual([0]);
+      vi.advanceTimersByTime(1);
+      expect(workings(messages)).toEqual([1]);
+      s.stop();
+      s.started[0]?.commit();
+      await done;
+      stopReporting();
+    }
   });
 });

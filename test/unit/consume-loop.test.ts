@@ -1,6 +1,6 @@
 import { setImmediate } from "node:timers/promises";
 import type { JetStreamClient, JsMsg } from "nats";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../shared/logger.ts";
 import { retryDelayMs, type BatchOutcome } from "../../worker/batch-processor.ts";
 import { startConsumeLoop, type ConsumeLoopOptions } from "../../worker/consume-loop.ts";
@@ -60,6 +60,10 @@ async function loopWith(
 async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await setImmediate();
 }
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("the consume loop", () => {
   it("stores what it pulls; a stop ends the batch in hand and hands back the rest at once", async () => {
@@ -139,5 +143,33 @@ describe("the consume loop", () => {
     expect(events).toEqual(["consumer_lost", "consumer_recreated"]);
     expect(consumers[1]?.pulls.length).toBeGreaterThan(0);
     await loop.stop();
+  });
+
+  it("reports progress on the messages it holds until it has stopped", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    let commit = () => {};
+    const { loop, consumers } = await loopWith(
+      (messages) =>
+        new Promise((resolve) => {
+          commit = () => {
+            resolve(outcome(messages.length));
+          };
+        }),
+      { ackWaitMs: 3000 },
+    );
+    await settle();
+    const [stored, waiting] = [fakeMessage(), fakeMessage()];
+    consumers[0]?.pulls[0]?.deliver(stored.msg);
+    consumers[0]?.pulls[0]?.deliver(waiting.msg);
+    await settle();
+    vi.advanceTimersByTime(3000);
+    expect(stored.calls).toEqual(["working", "working", "working"]);
+    expect(waiting.calls).toEqual(["working", "working", "working"]);
+
+    const stopped = loop.stop();
+    commit();
+    await stopped;
+    vi.advanceTimersByTime(3000);
+    expect(waiting.calls).toEqual(["working", "working", "working", "nak"]);
   });
 });
