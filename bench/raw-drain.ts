@@ -9,7 +9,7 @@ import { connect, type JsMsg } from "nats";
 import type { Envelope } from "../shared/envelope.ts";
 import { loadConfig } from "../shared/config.ts";
 import { rowsOfEnvelope } from "../worker/metric-rows.ts";
-import { openStore } from "../worker/metric-store.ts";
+import { openStore } from "../worker/open-store.ts";
 
 const config = loadConfig(process.env);
 const store = await openStore(config.database);

@@ -13,7 +13,7 @@ import { createBatchProcessor } from "./batch-processor.ts";
 import { startConsumeLoop } from "./consume-loop.ts";
 import { createDeadLetterPublisher, createDeadLetterSender } from "./dead-letters.ts";
 import { watchExhaustedMessages } from "./exhausted-messages.ts";
-import { openStore } from "./metric-store.ts";
+import { openStore } from "./open-store.ts";
 import { startWorkerHttp } from "./worker-http.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 

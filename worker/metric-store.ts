@@ -1,8 +1,9 @@
-import type { Config } from "../shared/config.ts";
 import type { MetricRow } from "./metric-rows.ts";
-import type { PostgresStoreOptions } from "./postgres-store.ts";
 
-/** Where metrics end up. Each implementation owns its schema and creates it when opened. */
+/**
+ * Where metrics end up. Each implementation owns its schema and creates it when opened.
+ * This file is the contract only: the stores import it, and `open-store.ts` picks one of them.
+ */
 export interface MetricStore {
   /**
    * Stores the rows in one transaction, skipping any whose `dedupKey` is already stored, and
@@ -14,21 +15,13 @@ export interface MetricStore {
   close(): Promise<void>;
 }
 
-/**
- * Opens the store named by `DATABASE_URL`. Each store's module is loaded only when chosen, so
- * a worker on SQLite never loads `pg`.
- */
-export async function openStore(
-  database: Config["database"],
-  options: PostgresStoreOptions = {},
-): Promise<MetricStore> {
-  if (database.url.startsWith("sqlite:")) {
-    const { openSqliteStore } = await import("./sqlite-store.ts");
-    return openSqliteStore(database.url.slice("sqlite:".length));
-  }
-  if (/^postgres(ql)?:\/\//.test(database.url)) {
-    const { openPostgresStore } = await import("./postgres-store.ts");
-    return openPostgresStore(database, options);
-  }
-  throw new Error("DATABASE_URL: must start with sqlite:, postgres:// or postgresql://");
+/** What a store may be told when opened; a store without the thing named ignores it. */
+export interface MetricStoreOptions {
+  /**
+   * Told of an error on an idle pooled connection (the server restarted, the network broke). The
+   * pool has already dropped that connection and opens another when needed; without a listener
+   * the error would end the process. Default: a process warning on stderr. PostgreSQL only:
+   * SQLite has no pool.
+   */
+  readonly onPoolError?: (err: Error) => void;
 }

@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Config } from "../shared/config.ts";
 import type { MetricRow } from "./metric-rows.ts";
-import type { MetricStore } from "./metric-store.ts";
+import type { MetricStore, MetricStoreOptions } from "./metric-store.ts";
 import { endPool } from "./end-pool.ts";
 import { postgresStartupError } from "./postgres-startup-error.ts";
 
@@ -40,19 +40,10 @@ const INSERT = `
        time timestamptz, received_at timestamptz, tags text, metric text, msg_id text)
   ON CONFLICT (dedup_key) DO NOTHING`;
 
-export interface PostgresStoreOptions {
-  /**
-   * Told of an error on an idle pooled connection (the server restarted, the network broke). The
-   * pool has already dropped that connection and opens another when needed; without a listener
-   * the error would end the process. Default: a process warning on stderr.
-   */
-  readonly onPoolError?: (err: Error) => void;
-}
-
 /** PostgreSQL through a `pg` pool; creates or migrates the schema before resolving. */
 export async function openPostgresStore(
   database: Config["database"],
-  options: PostgresStoreOptions = {},
+  options: MetricStoreOptions = {},
 ): Promise<MetricStore> {
   // Settings in the URL (`sslmode`, …) take precedence over these: that is how `pg` reads it.
   const pool = new pg.Pool({

@@ -5,8 +5,9 @@ import type { Config } from "../../shared/config.ts";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import { endPool } from "../../worker/end-pool.ts";
 import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
-import { openStore, type MetricStore } from "../../worker/metric-store.ts";
-import { openPostgresStore, type PostgresStoreOptions } from "../../worker/postgres-store.ts";
+import type { MetricStore, MetricStoreOptions } from "../../worker/metric-store.ts";
+import { openStore } from "../../worker/open-store.ts";
+import { openPostgresStore } from "../../worker/postgres-store.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { startTcpProxy } from "../helpers/tcp-proxy.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -50,7 +51,7 @@ function settings(url: string, more: Partial<Config["database"]> = {}): Config["
 
 async function open(
   database: Config["database"] = settings(db.url),
-  options: PostgresStoreOptions = {},
+  options: MetricStoreOptions = {},
 ): Promise<MetricStore> {
   const store = await openPostgresStore(database, options);
   opened.push(store);

@@ -1,6 +1,6 @@
 import type { JsMsg } from "nats";
 import { describe, expect, it } from "vitest";
-import { BATCH_BYTES, batchLength } from "../../worker/consume-loop.ts";
+import { BATCH_BYTES, batchLength } from "../../worker/held-messages.ts";
 
 const msg = (bytes: number) => ({ data: new Uint8Array(bytes) }) as unknown as JsMsg;
 
