@@ -116,6 +116,7 @@ async function main(): Promise<void> {
   });
 
   const http = await startWorkerHttp({
+    host: config.worker.httpHost,
     port: config.worker.httpPort,
     registry: metrics.registry,
     checks: [
