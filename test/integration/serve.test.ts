@@ -209,14 +209,16 @@ describe("npm run serve", () => {
     // The shared server: HOST=127.0.0.1, no keys, INGEST_AUTH unset.
     expect((await postSeed(serve.base)).status).toBe(202);
 
-    const keyed = await startServer({ INGEST_API_KEYS: "test-key-1" });
+    const keyed = await startServer({ INGEST_API_KEYS: "serve-test-key-0001" });
     const without = await postSeed(keyed.base);
     expect(without.status).toBe(401);
     expect(without.headers["www-authenticate"]).toMatch(/^Bearer/);
     expect(JSON.parse(without.body)).toEqual(errorShape("unauthorized"));
     const wrong = await postSeed(keyed.base, { headers: { authorization: "Bearer nope" } });
     expect(wrong.status).toBe(401);
-    const right = await postSeed(keyed.base, { headers: { authorization: "Bearer test-key-1" } });
+    const right = await postSeed(keyed.base, {
+      headers: { authorization: "Bearer serve-test-key-0001" },
+    });
     expect(right.status).toBe(202);
     await expectInStream(JSON.parse(right.body) as { id: string; seq: number });
     expect(await keyed.child.stop("SIGTERM")).toBe(0);
