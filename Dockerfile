@@ -19,7 +19,9 @@ COPY server ./server
 RUN mkdir -p /data && chown node:node /data
 USER node
 ENV DATABASE_URL=sqlite:/data/metrics.db
-# 9091: the worker's /healthz, /readyz, /metrics; 8080: the ingest server.
+# 9091: the worker's /healthz, /readyz, /metrics (on the container's loopback unless
+# WORKER_HTTP_HOST=0.0.0.0, which a probe or scrape from outside the container needs; the health
+# check below asks from inside); 8080: the ingest server.
 EXPOSE 9091 8080
 # The worker's liveness; the slim image has no curl, so Node's fetch asks.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -3,13 +3,14 @@
  * Netlify functions, behind a plain Node HTTP server on HOST:PORT. This file wires the parts
  * together and owns the process's lifecycle.
  */
+import { accessModeOf } from "../shared/auth.ts";
 import { loadConfigOrExit } from "../shared/config.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
 import { listenStartupError, startOrExit } from "../shared/startup-error.ts";
 import { createHandlers } from "../shared/handlers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
-import { isLoopbackHost } from "./loopback.ts";
+import { isLoopbackHost } from "../shared/loopback.ts";
 import { createRouter } from "./router.ts";
 
 /** How long the requests in flight may take to finish after a stop signal. */
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
     isLocal,
     logger,
     connectionName: "metrics-ingest-server",
+    // srvx's request knows the connection's peer address (forwarding headers are not trusted).
+    clientAddress: (req) => (req as { ip?: string }).ip,
   });
 
   const server = await startHttpServer({
@@ -41,10 +44,9 @@ async function main(): Promise<void> {
     );
   });
   const { address } = server;
-  logger.info(
-    { host: address.address, port: address.port, local: isLocal, requestTimeoutMs },
-    "listening",
-  );
+  // keys, open (INGEST_AUTH=none), local (no key, loopback Host only) or unconfigured.
+  const access = accessModeOf({ ...config.ingest, isLocal });
+  logger.info({ host: address.address, port: address.port, access, requestTimeoutMs }, "listening");
 
   onStopSignals(logger, async (signal) => {
     logger.info({ signal, inFlight: server.inFlight() }, "stopping");

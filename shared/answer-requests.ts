@@ -1,3 +1,4 @@
+import { ACCESS_REFUSALS } from "./auth.ts";
 import { ApiError } from "./errors.ts";
 import { errorResponse, internalError } from "./http-response.ts";
 import type { Logger } from "./logger.ts";
@@ -15,7 +16,8 @@ export type ErrorAnswer = (
 /**
  * What every endpoint does around its own work, in one place: the request id, then any refusal
  * (an ApiError) logged and answered in the endpoint's error format, and anything else logged as
- * a bug and answered with an opaque 500 that quotes the request id.
+ * a bug and answered with an opaque 500 that quotes the request id. A refused key or source is
+ * not logged here: the access check logs those at most once a second per client.
  */
 export function answerRequests(
   logger: Logger,
@@ -28,9 +30,11 @@ export function answerRequests(
       return await serve(req, requestId);
     } catch (err) {
       if (err instanceof ApiError) {
-        const level = err.status >= 500 ? "warn" : "info";
-        const cause = err.cause instanceof Error ? err.cause.message : undefined;
-        logger[level]({ requestId, code: err.code, status: err.status, cause }, "refused");
+        if (!ACCESS_REFUSALS.has(err.code)) {
+          const level = err.status >= 500 ? "warn" : "info";
+          const cause = err.cause instanceof Error ? err.cause.message : undefined;
+          logger[level]({ requestId, code: err.code, status: err.status, cause }, "refused");
+        }
         return errorAnswer(err, requestId, req);
       }
       logger.error({ requestId, err }, "unexpected error");

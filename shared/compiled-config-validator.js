@@ -38,6 +38,7 @@ const schema11 = {
     "WORKER_BATCH_SIZE",
     "WORKER_CONCURRENCY",
     "WORKER_HTTP_PORT",
+    "WORKER_HTTP_HOST",
     "DATABASE_URL",
     "PG_POOL_MAX",
     "PG_STATEMENT_TIMEOUT_MS",
@@ -45,6 +46,7 @@ const schema11 = {
     "PORT",
     "HOST",
     "REQUEST_TIMEOUT_MS",
+    "MAX_FUTURE_SECONDS",
     "LOG_LEVEL",
   ],
   properties: {
@@ -75,6 +77,7 @@ const schema11 = {
     WORKER_BATCH_SIZE: { default: 500, minimum: 1, maximum: 10000, type: "integer" },
     WORKER_CONCURRENCY: { default: 2, minimum: 1, maximum: 16, type: "integer" },
     WORKER_HTTP_PORT: { default: 9091, minimum: 0, maximum: 65535, type: "integer" },
+    WORKER_HTTP_HOST: { default: "127.0.0.1", minLength: 1, type: "string" },
     DATABASE_URL: {
       default: "sqlite:.data/metrics.db",
       pattern: "^(sqlite:|postgres(ql)?://)",
@@ -86,10 +89,11 @@ const schema11 = {
     PG_SSL_CA: { minLength: 1, type: "string" },
     INGEST_API_KEYS: { type: "string" },
     CORS_ALLOWED_ORIGINS: { type: "string" },
-    INGEST_AUTH: { type: "string", enum: ["none", "required"] },
+    INGEST_AUTH: { type: "string", enum: ["none", "local", "required"] },
     PORT: { default: 8080, minimum: 0, maximum: 65535, type: "integer" },
     HOST: { default: "127.0.0.1", minLength: 1, type: "string" },
     REQUEST_TIMEOUT_MS: { default: 30000, minimum: 1000, type: "integer" },
+    MAX_FUTURE_SECONDS: { default: 600, minimum: 1, type: "integer" },
     LOG_LEVEL: {
       type: "string",
       enum: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
@@ -162,6 +166,9 @@ function validate10(
     if (data.WORKER_HTTP_PORT === undefined) {
       data.WORKER_HTTP_PORT = 9091;
     }
+    if (data.WORKER_HTTP_HOST === undefined) {
+      data.WORKER_HTTP_HOST = "127.0.0.1";
+    }
     if (data.DATABASE_URL === undefined) {
       data.DATABASE_URL = "sqlite:.data/metrics.db";
     }
@@ -182,6 +189,9 @@ function validate10(
     }
     if (data.REQUEST_TIMEOUT_MS === undefined) {
       data.REQUEST_TIMEOUT_MS = 30000;
+    }
+    if (data.MAX_FUTURE_SECONDS === undefined) {
+      data.MAX_FUTURE_SECONDS = 600;
     }
     if (data.LOG_LEVEL === undefined) {
       data.LOG_LEVEL = "info";
@@ -456,13 +466,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.DATABASE_URL === undefined) {
+    if (data.WORKER_HTTP_HOST === undefined) {
       const err18 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "DATABASE_URL" },
-        message: "must have required property '" + "DATABASE_URL" + "'",
+        params: { missingProperty: "WORKER_HTTP_HOST" },
+        message: "must have required property '" + "WORKER_HTTP_HOST" + "'",
       };
       if (vErrors === null) {
         vErrors = [err18];
@@ -471,13 +481,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PG_POOL_MAX === undefined) {
+    if (data.DATABASE_URL === undefined) {
       const err19 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PG_POOL_MAX" },
-        message: "must have required property '" + "PG_POOL_MAX" + "'",
+        params: { missingProperty: "DATABASE_URL" },
+        message: "must have required property '" + "DATABASE_URL" + "'",
       };
       if (vErrors === null) {
         vErrors = [err19];
@@ -486,13 +496,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PG_STATEMENT_TIMEOUT_MS === undefined) {
+    if (data.PG_POOL_MAX === undefined) {
       const err20 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PG_STATEMENT_TIMEOUT_MS" },
-        message: "must have required property '" + "PG_STATEMENT_TIMEOUT_MS" + "'",
+        params: { missingProperty: "PG_POOL_MAX" },
+        message: "must have required property '" + "PG_POOL_MAX" + "'",
       };
       if (vErrors === null) {
         vErrors = [err20];
@@ -501,13 +511,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PG_SSL === undefined) {
+    if (data.PG_STATEMENT_TIMEOUT_MS === undefined) {
       const err21 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PG_SSL" },
-        message: "must have required property '" + "PG_SSL" + "'",
+        params: { missingProperty: "PG_STATEMENT_TIMEOUT_MS" },
+        message: "must have required property '" + "PG_STATEMENT_TIMEOUT_MS" + "'",
       };
       if (vErrors === null) {
         vErrors = [err21];
@@ -516,13 +526,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.PORT === undefined) {
+    if (data.PG_SSL === undefined) {
       const err22 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "PORT" },
-        message: "must have required property '" + "PORT" + "'",
+        params: { missingProperty: "PG_SSL" },
+        message: "must have required property '" + "PG_SSL" + "'",
       };
       if (vErrors === null) {
         vErrors = [err22];
@@ -531,13 +541,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.HOST === undefined) {
+    if (data.PORT === undefined) {
       const err23 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "HOST" },
-        message: "must have required property '" + "HOST" + "'",
+        params: { missingProperty: "PORT" },
+        message: "must have required property '" + "PORT" + "'",
       };
       if (vErrors === null) {
         vErrors = [err23];
@@ -546,13 +556,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.REQUEST_TIMEOUT_MS === undefined) {
+    if (data.HOST === undefined) {
       const err24 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "REQUEST_TIMEOUT_MS" },
-        message: "must have required property '" + "REQUEST_TIMEOUT_MS" + "'",
+        params: { missingProperty: "HOST" },
+        message: "must have required property '" + "HOST" + "'",
       };
       if (vErrors === null) {
         vErrors = [err24];
@@ -561,8 +571,38 @@ function validate10(
       }
       errors++;
     }
-    if (data.LOG_LEVEL === undefined) {
+    if (data.REQUEST_TIMEOUT_MS === undefined) {
       const err25 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "REQUEST_TIMEOUT_MS" },
+        message: "must have required property '" + "REQUEST_TIMEOUT_MS" + "'",
+      };
+      if (vErrors === null) {
+        vErrors = [err25];
+      } else {
+        vErrors.push(err25);
+      }
+      errors++;
+    }
+    if (data.MAX_FUTURE_SECONDS === undefined) {
+      const err26 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "MAX_FUTURE_SECONDS" },
+        message: "must have required property '" + "MAX_FUTURE_SECONDS" + "'",
+      };
+      if (vErrors === null) {
+        vErrors = [err26];
+      } else {
+        vErrors.push(err26);
+      }
+      errors++;
+    }
+    if (data.LOG_LEVEL === undefined) {
+      const err27 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
@@ -570,9 +610,9 @@ function validate10(
         message: "must have required property '" + "LOG_LEVEL" + "'",
       };
       if (vErrors === null) {
-        vErrors = [err25];
+        vErrors = [err27];
       } else {
-        vErrors.push(err25);
+        vErrors.push(err27);
       }
       errors++;
     }
@@ -586,7 +626,7 @@ function validate10(
         } else if (data0 === null) {
           coerced0 = "";
         } else {
-          const err26 = {
+          const err28 = {
             instancePath: instancePath + "/NATS_URL",
             schemaPath: "#/properties/NATS_URL/type",
             keyword: "type",
@@ -594,9 +634,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err26];
+            vErrors = [err28];
           } else {
-            vErrors.push(err26);
+            vErrors.push(err28);
           }
           errors++;
         }
@@ -619,7 +659,7 @@ function validate10(
           } else if (data1 === null) {
             coerced1 = "";
           } else {
-            const err27 = {
+            const err29 = {
               instancePath: instancePath + "/NATS_CREDS",
               schemaPath: "#/properties/NATS_CREDS/type",
               keyword: "type",
@@ -627,9 +667,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err27];
+              vErrors = [err29];
             } else {
-              vErrors.push(err27);
+              vErrors.push(err29);
             }
             errors++;
           }
@@ -643,7 +683,7 @@ function validate10(
       }
       if (typeof data1 === "string") {
         if (func2(data1) < 1) {
-          const err28 = {
+          const err30 = {
             instancePath: instancePath + "/NATS_CREDS",
             schemaPath: "#/properties/NATS_CREDS/minLength",
             keyword: "minLength",
@@ -651,9 +691,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err28];
+            vErrors = [err30];
           } else {
-            vErrors.push(err28);
+            vErrors.push(err30);
           }
           errors++;
         }
@@ -670,7 +710,7 @@ function validate10(
           } else if (data2 === null) {
             coerced2 = "";
           } else {
-            const err29 = {
+            const err31 = {
               instancePath: instancePath + "/NATS_TOKEN",
               schemaPath: "#/properties/NATS_TOKEN/type",
               keyword: "type",
@@ -678,9 +718,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err29];
+              vErrors = [err31];
             } else {
-              vErrors.push(err29);
+              vErrors.push(err31);
             }
             errors++;
           }
@@ -694,7 +734,7 @@ function validate10(
       }
       if (typeof data2 === "string") {
         if (func2(data2) < 1) {
-          const err30 = {
+          const err32 = {
             instancePath: instancePath + "/NATS_TOKEN",
             schemaPath: "#/properties/NATS_TOKEN/minLength",
             keyword: "minLength",
@@ -702,9 +742,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err30];
+            vErrors = [err32];
           } else {
-            vErrors.push(err30);
+            vErrors.push(err32);
           }
           errors++;
         }
@@ -721,7 +761,7 @@ function validate10(
           } else if (data3 === null) {
             coerced3 = "";
           } else {
-            const err31 = {
+            const err33 = {
               instancePath: instancePath + "/NATS_USER",
               schemaPath: "#/properties/NATS_USER/type",
               keyword: "type",
@@ -729,9 +769,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err31];
+              vErrors = [err33];
             } else {
-              vErrors.push(err31);
+              vErrors.push(err33);
             }
             errors++;
           }
@@ -745,7 +785,7 @@ function validate10(
       }
       if (typeof data3 === "string") {
         if (func2(data3) < 1) {
-          const err32 = {
+          const err34 = {
             instancePath: instancePath + "/NATS_USER",
             schemaPath: "#/properties/NATS_USER/minLength",
             keyword: "minLength",
@@ -753,9 +793,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err32];
+            vErrors = [err34];
           } else {
-            vErrors.push(err32);
+            vErrors.push(err34);
           }
           errors++;
         }
@@ -772,7 +812,7 @@ function validate10(
           } else if (data4 === null) {
             coerced4 = "";
           } else {
-            const err33 = {
+            const err35 = {
               instancePath: instancePath + "/NATS_PASSWORD",
               schemaPath: "#/properties/NATS_PASSWORD/type",
               keyword: "type",
@@ -780,9 +820,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err33];
+              vErrors = [err35];
             } else {
-              vErrors.push(err33);
+              vErrors.push(err35);
             }
             errors++;
           }
@@ -796,7 +836,7 @@ function validate10(
       }
       if (typeof data4 === "string") {
         if (func2(data4) < 1) {
-          const err34 = {
+          const err36 = {
             instancePath: instancePath + "/NATS_PASSWORD",
             schemaPath: "#/properties/NATS_PASSWORD/minLength",
             keyword: "minLength",
@@ -804,9 +844,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err34];
+            vErrors = [err36];
           } else {
-            vErrors.push(err34);
+            vErrors.push(err36);
           }
           errors++;
         }
@@ -823,7 +863,7 @@ function validate10(
           } else if (data5 === null) {
             coerced5 = "";
           } else {
-            const err35 = {
+            const err37 = {
               instancePath: instancePath + "/NATS_CA",
               schemaPath: "#/properties/NATS_CA/type",
               keyword: "type",
@@ -831,9 +871,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err35];
+              vErrors = [err37];
             } else {
-              vErrors.push(err35);
+              vErrors.push(err37);
             }
             errors++;
           }
@@ -847,7 +887,7 @@ function validate10(
       }
       if (typeof data5 === "string") {
         if (func2(data5) < 1) {
-          const err36 = {
+          const err38 = {
             instancePath: instancePath + "/NATS_CA",
             schemaPath: "#/properties/NATS_CA/minLength",
             keyword: "minLength",
@@ -855,9 +895,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err36];
+            vErrors = [err38];
           } else {
-            vErrors.push(err36);
+            vErrors.push(err38);
           }
           errors++;
         }
@@ -873,7 +913,7 @@ function validate10(
         } else if (data6 === null) {
           coerced6 = "";
         } else {
-          const err37 = {
+          const err39 = {
             instancePath: instancePath + "/NATS_STREAM",
             schemaPath: "#/properties/NATS_STREAM/type",
             keyword: "type",
@@ -881,9 +921,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err37];
+            vErrors = [err39];
           } else {
-            vErrors.push(err37);
+            vErrors.push(err39);
           }
           errors++;
         }
@@ -897,7 +937,7 @@ function validate10(
     }
     if (typeof data6 === "string") {
       if (!pattern0.test(data6)) {
-        const err38 = {
+        const err40 = {
           instancePath: instancePath + "/NATS_STREAM",
           schemaPath: "#/properties/NATS_STREAM/pattern",
           keyword: "pattern",
@@ -905,9 +945,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err38];
+          vErrors = [err40];
         } else {
-          vErrors.push(err38);
+          vErrors.push(err40);
         }
         errors++;
       }
@@ -922,7 +962,7 @@ function validate10(
         } else if (data7 === null) {
           coerced7 = "";
         } else {
-          const err39 = {
+          const err41 = {
             instancePath: instancePath + "/NATS_SUBJECT_PREFIX",
             schemaPath: "#/properties/NATS_SUBJECT_PREFIX/type",
             keyword: "type",
@@ -930,9 +970,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err39];
+            vErrors = [err41];
           } else {
-            vErrors.push(err39);
+            vErrors.push(err41);
           }
           errors++;
         }
@@ -946,7 +986,7 @@ function validate10(
     }
     if (typeof data7 === "string") {
       if (!pattern0.test(data7)) {
-        const err40 = {
+        const err42 = {
           instancePath: instancePath + "/NATS_SUBJECT_PREFIX",
           schemaPath: "#/properties/NATS_SUBJECT_PREFIX/pattern",
           keyword: "pattern",
@@ -954,9 +994,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err40];
+          vErrors = [err42];
         } else {
-          vErrors.push(err40);
+          vErrors.push(err42);
         }
         errors++;
       }
@@ -971,7 +1011,7 @@ function validate10(
         } else if (data8 === null) {
           coerced8 = "";
         } else {
-          const err41 = {
+          const err43 = {
             instancePath: instancePath + "/NATS_CONSUMER",
             schemaPath: "#/properties/NATS_CONSUMER/type",
             keyword: "type",
@@ -979,9 +1019,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err41];
+            vErrors = [err43];
           } else {
-            vErrors.push(err41);
+            vErrors.push(err43);
           }
           errors++;
         }
@@ -995,7 +1035,7 @@ function validate10(
     }
     if (typeof data8 === "string") {
       if (!pattern0.test(data8)) {
-        const err42 = {
+        const err44 = {
           instancePath: instancePath + "/NATS_CONSUMER",
           schemaPath: "#/properties/NATS_CONSUMER/pattern",
           keyword: "pattern",
@@ -1003,9 +1043,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err42];
+          vErrors = [err44];
         } else {
-          vErrors.push(err42);
+          vErrors.push(err44);
         }
         errors++;
       }
@@ -1020,7 +1060,7 @@ function validate10(
         } else if (data9 === null) {
           coerced9 = "";
         } else {
-          const err43 = {
+          const err45 = {
             instancePath: instancePath + "/NATS_DLQ_STREAM",
             schemaPath: "#/properties/NATS_DLQ_STREAM/type",
             keyword: "type",
@@ -1028,9 +1068,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err43];
+            vErrors = [err45];
           } else {
-            vErrors.push(err43);
+            vErrors.push(err45);
           }
           errors++;
         }
@@ -1044,7 +1084,7 @@ function validate10(
     }
     if (typeof data9 === "string") {
       if (!pattern0.test(data9)) {
-        const err44 = {
+        const err46 = {
           instancePath: instancePath + "/NATS_DLQ_STREAM",
           schemaPath: "#/properties/NATS_DLQ_STREAM/pattern",
           keyword: "pattern",
@@ -1052,9 +1092,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err44];
+          vErrors = [err46];
         } else {
-          vErrors.push(err44);
+          vErrors.push(err46);
         }
         errors++;
       }
@@ -1071,7 +1111,7 @@ function validate10(
         ) {
           coerced10 = +data10;
         } else {
-          const err45 = {
+          const err47 = {
             instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
             schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/type",
             keyword: "type",
@@ -1079,9 +1119,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err45];
+            vErrors = [err47];
           } else {
-            vErrors.push(err45);
+            vErrors.push(err47);
           }
           errors++;
         }
@@ -1095,7 +1135,7 @@ function validate10(
     }
     if (typeof data10 == "number" && isFinite(data10)) {
       if (data10 > 60000 || isNaN(data10)) {
-        const err46 = {
+        const err48 = {
           instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
           schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/maximum",
           keyword: "maximum",
@@ -1103,14 +1143,14 @@ function validate10(
           message: "must be <= 60000",
         };
         if (vErrors === null) {
-          vErrors = [err46];
+          vErrors = [err48];
         } else {
-          vErrors.push(err46);
+          vErrors.push(err48);
         }
         errors++;
       }
       if (data10 < 100 || isNaN(data10)) {
-        const err47 = {
+        const err49 = {
           instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
           schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -1118,9 +1158,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err47];
+          vErrors = [err49];
         } else {
-          vErrors.push(err47);
+          vErrors.push(err49);
         }
         errors++;
       }
@@ -1137,7 +1177,7 @@ function validate10(
         ) {
           coerced11 = +data11;
         } else {
-          const err48 = {
+          const err50 = {
             instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
             schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/type",
             keyword: "type",
@@ -1145,9 +1185,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err48];
+            vErrors = [err50];
           } else {
-            vErrors.push(err48);
+            vErrors.push(err50);
           }
           errors++;
         }
@@ -1161,7 +1201,7 @@ function validate10(
     }
     if (typeof data11 == "number" && isFinite(data11)) {
       if (data11 > 60000 || isNaN(data11)) {
-        const err49 = {
+        const err51 = {
           instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
           schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/maximum",
           keyword: "maximum",
@@ -1169,14 +1209,14 @@ function validate10(
           message: "must be <= 60000",
         };
         if (vErrors === null) {
-          vErrors = [err49];
+          vErrors = [err51];
         } else {
-          vErrors.push(err49);
+          vErrors.push(err51);
         }
         errors++;
       }
       if (data11 < 100 || isNaN(data11)) {
-        const err50 = {
+        const err52 = {
           instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
           schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -1184,9 +1224,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err50];
+          vErrors = [err52];
         } else {
-          vErrors.push(err50);
+          vErrors.push(err52);
         }
         errors++;
       }
@@ -1203,7 +1243,7 @@ function validate10(
         ) {
           coerced12 = +data12;
         } else {
-          const err51 = {
+          const err53 = {
             instancePath: instancePath + "/STREAM_REPLICAS",
             schemaPath: "#/properties/STREAM_REPLICAS/type",
             keyword: "type",
@@ -1211,9 +1251,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err51];
+            vErrors = [err53];
           } else {
-            vErrors.push(err51);
+            vErrors.push(err53);
           }
           errors++;
         }
@@ -1227,7 +1267,7 @@ function validate10(
     }
     if (typeof data12 == "number" && isFinite(data12)) {
       if (data12 > 5 || isNaN(data12)) {
-        const err52 = {
+        const err54 = {
           instancePath: instancePath + "/STREAM_REPLICAS",
           schemaPath: "#/properties/STREAM_REPLICAS/maximum",
           keyword: "maximum",
@@ -1235,14 +1275,14 @@ function validate10(
           message: "must be <= 5",
         };
         if (vErrors === null) {
-          vErrors = [err52];
+          vErrors = [err54];
         } else {
-          vErrors.push(err52);
+          vErrors.push(err54);
         }
         errors++;
       }
       if (data12 < 1 || isNaN(data12)) {
-        const err53 = {
+        const err55 = {
           instancePath: instancePath + "/STREAM_REPLICAS",
           schemaPath: "#/properties/STREAM_REPLICAS/minimum",
           keyword: "minimum",
@@ -1250,9 +1290,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err53];
+          vErrors = [err55];
         } else {
-          vErrors.push(err53);
+          vErrors.push(err55);
         }
         errors++;
       }
@@ -1269,7 +1309,7 @@ function validate10(
         ) {
           coerced13 = +data13;
         } else {
-          const err54 = {
+          const err56 = {
             instancePath: instancePath + "/STREAM_MAX_AGE_SECONDS",
             schemaPath: "#/properties/STREAM_MAX_AGE_SECONDS/type",
             keyword: "type",
@@ -1277,9 +1317,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err54];
+            vErrors = [err56];
           } else {
-            vErrors.push(err54);
+            vErrors.push(err56);
           }
           errors++;
         }
@@ -1293,7 +1333,7 @@ function validate10(
     }
     if (typeof data13 == "number" && isFinite(data13)) {
       if (data13 < 0 || isNaN(data13)) {
-        const err55 = {
+        const err57 = {
           instancePath: instancePath + "/STREAM_MAX_AGE_SECONDS",
           schemaPath: "#/properties/STREAM_MAX_AGE_SECONDS/minimum",
           keyword: "minimum",
@@ -1301,9 +1341,9 @@ function validate10(
           message: "must be >= 0",
         };
         if (vErrors === null) {
-          vErrors = [err55];
+          vErrors = [err57];
         } else {
-          vErrors.push(err55);
+          vErrors.push(err57);
         }
         errors++;
       }
@@ -1320,7 +1360,7 @@ function validate10(
         ) {
           coerced14 = +data14;
         } else {
-          const err56 = {
+          const err58 = {
             instancePath: instancePath + "/STREAM_MAX_BYTES",
             schemaPath: "#/properties/STREAM_MAX_BYTES/type",
             keyword: "type",
@@ -1328,9 +1368,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err56];
+            vErrors = [err58];
           } else {
-            vErrors.push(err56);
+            vErrors.push(err58);
           }
           errors++;
         }
@@ -1344,7 +1384,7 @@ function validate10(
     }
     if (typeof data14 == "number" && isFinite(data14)) {
       if (data14 < -1 || isNaN(data14)) {
-        const err57 = {
+        const err59 = {
           instancePath: instancePath + "/STREAM_MAX_BYTES",
           schemaPath: "#/properties/STREAM_MAX_BYTES/minimum",
           keyword: "minimum",
@@ -1352,9 +1392,9 @@ function validate10(
           message: "must be >= -1",
         };
         if (vErrors === null) {
-          vErrors = [err57];
+          vErrors = [err59];
         } else {
-          vErrors.push(err57);
+          vErrors.push(err59);
         }
         errors++;
       }
@@ -1371,7 +1411,7 @@ function validate10(
         ) {
           coerced15 = +data15;
         } else {
-          const err58 = {
+          const err60 = {
             instancePath: instancePath + "/STREAM_DUPLICATE_WINDOW_SECONDS",
             schemaPath: "#/properties/STREAM_DUPLICATE_WINDOW_SECONDS/type",
             keyword: "type",
@@ -1379,9 +1419,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err58];
+            vErrors = [err60];
           } else {
-            vErrors.push(err58);
+            vErrors.push(err60);
           }
           errors++;
         }
@@ -1395,7 +1435,7 @@ function validate10(
     }
     if (typeof data15 == "number" && isFinite(data15)) {
       if (data15 < 1 || isNaN(data15)) {
-        const err59 = {
+        const err61 = {
           instancePath: instancePath + "/STREAM_DUPLICATE_WINDOW_SECONDS",
           schemaPath: "#/properties/STREAM_DUPLICATE_WINDOW_SECONDS/minimum",
           keyword: "minimum",
@@ -1403,9 +1443,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err59];
+          vErrors = [err61];
         } else {
-          vErrors.push(err59);
+          vErrors.push(err61);
         }
         errors++;
       }
@@ -1422,7 +1462,7 @@ function validate10(
         ) {
           coerced16 = +data16;
         } else {
-          const err60 = {
+          const err62 = {
             instancePath: instancePath + "/CONSUMER_ACK_WAIT_SECONDS",
             schemaPath: "#/properties/CONSUMER_ACK_WAIT_SECONDS/type",
             keyword: "type",
@@ -1430,9 +1470,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err60];
+            vErrors = [err62];
           } else {
-            vErrors.push(err60);
+            vErrors.push(err62);
           }
           errors++;
         }
@@ -1446,7 +1486,7 @@ function validate10(
     }
     if (typeof data16 == "number" && isFinite(data16)) {
       if (data16 < 1 || isNaN(data16)) {
-        const err61 = {
+        const err63 = {
           instancePath: instancePath + "/CONSUMER_ACK_WAIT_SECONDS",
           schemaPath: "#/properties/CONSUMER_ACK_WAIT_SECONDS/minimum",
           keyword: "minimum",
@@ -1454,9 +1494,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err61];
+          vErrors = [err63];
         } else {
-          vErrors.push(err61);
+          vErrors.push(err63);
         }
         errors++;
       }
@@ -1473,7 +1513,7 @@ function validate10(
         ) {
           coerced17 = +data17;
         } else {
-          const err62 = {
+          const err64 = {
             instancePath: instancePath + "/CONSUMER_MAX_ACK_PENDING",
             schemaPath: "#/properties/CONSUMER_MAX_ACK_PENDING/type",
             keyword: "type",
@@ -1481,9 +1521,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err62];
+            vErrors = [err64];
           } else {
-            vErrors.push(err62);
+            vErrors.push(err64);
           }
           errors++;
         }
@@ -1497,7 +1537,7 @@ function validate10(
     }
     if (typeof data17 == "number" && isFinite(data17)) {
       if (data17 < 1 || isNaN(data17)) {
-        const err63 = {
+        const err65 = {
           instancePath: instancePath + "/CONSUMER_MAX_ACK_PENDING",
           schemaPath: "#/properties/CONSUMER_MAX_ACK_PENDING/minimum",
           keyword: "minimum",
@@ -1505,9 +1545,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err63];
+          vErrors = [err65];
         } else {
-          vErrors.push(err63);
+          vErrors.push(err65);
         }
         errors++;
       }
@@ -1524,7 +1564,7 @@ function validate10(
         ) {
           coerced18 = +data18;
         } else {
-          const err64 = {
+          const err66 = {
             instancePath: instancePath + "/CONSUMER_MAX_DELIVER",
             schemaPath: "#/properties/CONSUMER_MAX_DELIVER/type",
             keyword: "type",
@@ -1532,9 +1572,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err64];
+            vErrors = [err66];
           } else {
-            vErrors.push(err64);
+            vErrors.push(err66);
           }
           errors++;
         }
@@ -1548,7 +1588,7 @@ function validate10(
     }
     if (typeof data18 == "number" && isFinite(data18)) {
       if (data18 < 2 || isNaN(data18)) {
-        const err65 = {
+        const err67 = {
           instancePath: instancePath + "/CONSUMER_MAX_DELIVER",
           schemaPath: "#/properties/CONSUMER_MAX_DELIVER/minimum",
           keyword: "minimum",
@@ -1556,9 +1596,9 @@ function validate10(
           message: "must be >= 2",
         };
         if (vErrors === null) {
-          vErrors = [err65];
+          vErrors = [err67];
         } else {
-          vErrors.push(err65);
+          vErrors.push(err67);
         }
         errors++;
       }
@@ -1573,7 +1613,7 @@ function validate10(
         } else if (data19 === null) {
           coerced19 = "";
         } else {
-          const err66 = {
+          const err68 = {
             instancePath: instancePath + "/CONSUMER_BACKOFF_SECONDS",
             schemaPath: "#/properties/CONSUMER_BACKOFF_SECONDS/type",
             keyword: "type",
@@ -1581,9 +1621,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err66];
+            vErrors = [err68];
           } else {
-            vErrors.push(err66);
+            vErrors.push(err68);
           }
           errors++;
         }
@@ -1597,7 +1637,7 @@ function validate10(
     }
     if (typeof data19 === "string") {
       if (!pattern4.test(data19)) {
-        const err67 = {
+        const err69 = {
           instancePath: instancePath + "/CONSUMER_BACKOFF_SECONDS",
           schemaPath: "#/properties/CONSUMER_BACKOFF_SECONDS/pattern",
           keyword: "pattern",
@@ -1605,9 +1645,9 @@ function validate10(
           message: 'must match pattern "' + "^\\d+(,\\d+)*$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err67];
+          vErrors = [err69];
         } else {
-          vErrors.push(err67);
+          vErrors.push(err69);
         }
         errors++;
       }
@@ -1624,7 +1664,7 @@ function validate10(
         ) {
           coerced20 = +data20;
         } else {
-          const err68 = {
+          const err70 = {
             instancePath: instancePath + "/WORKER_BATCH_SIZE",
             schemaPath: "#/properties/WORKER_BATCH_SIZE/type",
             keyword: "type",
@@ -1632,9 +1672,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err68];
+            vErrors = [err70];
           } else {
-            vErrors.push(err68);
+            vErrors.push(err70);
           }
           errors++;
         }
@@ -1648,7 +1688,7 @@ function validate10(
     }
     if (typeof data20 == "number" && isFinite(data20)) {
       if (data20 > 10000 || isNaN(data20)) {
-        const err69 = {
+        const err71 = {
           instancePath: instancePath + "/WORKER_BATCH_SIZE",
           schemaPath: "#/properties/WORKER_BATCH_SIZE/maximum",
           keyword: "maximum",
@@ -1656,14 +1696,14 @@ function validate10(
           message: "must be <= 10000",
         };
         if (vErrors === null) {
-          vErrors = [err69];
+          vErrors = [err71];
         } else {
-          vErrors.push(err69);
+          vErrors.push(err71);
         }
         errors++;
       }
       if (data20 < 1 || isNaN(data20)) {
-        const err70 = {
+        const err72 = {
           instancePath: instancePath + "/WORKER_BATCH_SIZE",
           schemaPath: "#/properties/WORKER_BATCH_SIZE/minimum",
           keyword: "minimum",
@@ -1671,9 +1711,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err70];
+          vErrors = [err72];
         } else {
-          vErrors.push(err70);
+          vErrors.push(err72);
         }
         errors++;
       }
@@ -1690,7 +1730,7 @@ function validate10(
         ) {
           coerced21 = +data21;
         } else {
-          const err71 = {
+          const err73 = {
             instancePath: instancePath + "/WORKER_CONCURRENCY",
             schemaPath: "#/properties/WORKER_CONCURRENCY/type",
             keyword: "type",
@@ -1698,9 +1738,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err71];
+            vErrors = [err73];
           } else {
-            vErrors.push(err71);
+            vErrors.push(err73);
           }
           errors++;
         }
@@ -1714,7 +1754,7 @@ function validate10(
     }
     if (typeof data21 == "number" && isFinite(data21)) {
       if (data21 > 16 || isNaN(data21)) {
-        const err72 = {
+        const err74 = {
           instancePath: instancePath + "/WORKER_CONCURRENCY",
           schemaPath: "#/properties/WORKER_CONCURRENCY/maximum",
           keyword: "maximum",
@@ -1722,14 +1762,14 @@ function validate10(
           message: "must be <= 16",
         };
         if (vErrors === null) {
-          vErrors = [err72];
+          vErrors = [err74];
         } else {
-          vErrors.push(err72);
+          vErrors.push(err74);
         }
         errors++;
       }
       if (data21 < 1 || isNaN(data21)) {
-        const err73 = {
+        const err75 = {
           instancePath: instancePath + "/WORKER_CONCURRENCY",
           schemaPath: "#/properties/WORKER_CONCURRENCY/minimum",
           keyword: "minimum",
@@ -1737,9 +1777,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err73];
+          vErrors = [err75];
         } else {
-          vErrors.push(err73);
+          vErrors.push(err75);
         }
         errors++;
       }
@@ -1756,7 +1796,7 @@ function validate10(
         ) {
           coerced22 = +data22;
         } else {
-          const err74 = {
+          const err76 = {
             instancePath: instancePath + "/WORKER_HTTP_PORT",
             schemaPath: "#/properties/WORKER_HTTP_PORT/type",
             keyword: "type",
@@ -1764,9 +1804,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err74];
+            vErrors = [err76];
           } else {
-            vErrors.push(err74);
+            vErrors.push(err76);
           }
           errors++;
         }
@@ -1780,7 +1820,7 @@ function validate10(
     }
     if (typeof data22 == "number" && isFinite(data22)) {
       if (data22 > 65535 || isNaN(data22)) {
-        const err75 = {
+        const err77 = {
           instancePath: instancePath + "/WORKER_HTTP_PORT",
           schemaPath: "#/properties/WORKER_HTTP_PORT/maximum",
           keyword: "maximum",
@@ -1788,68 +1828,19 @@ function validate10(
           message: "must be <= 65535",
         };
         if (vErrors === null) {
-          vErrors = [err75];
+          vErrors = [err77];
         } else {
-          vErrors.push(err75);
+          vErrors.push(err77);
         }
         errors++;
       }
       if (data22 < 0 || isNaN(data22)) {
-        const err76 = {
+        const err78 = {
           instancePath: instancePath + "/WORKER_HTTP_PORT",
           schemaPath: "#/properties/WORKER_HTTP_PORT/minimum",
           keyword: "minimum",
           params: { comparison: ">=", limit: 0 },
           message: "must be >= 0",
-        };
-        if (vErrors === null) {
-          vErrors = [err76];
-        } else {
-          vErrors.push(err76);
-        }
-        errors++;
-      }
-    }
-    let data23 = data.DATABASE_URL;
-    if (typeof data23 !== "string") {
-      let dataType23 = typeof data23;
-      let coerced23 = undefined;
-      if (!(coerced23 !== undefined)) {
-        if (dataType23 == "number" || dataType23 == "boolean") {
-          coerced23 = "" + data23;
-        } else if (data23 === null) {
-          coerced23 = "";
-        } else {
-          const err77 = {
-            instancePath: instancePath + "/DATABASE_URL",
-            schemaPath: "#/properties/DATABASE_URL/type",
-            keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
-          };
-          if (vErrors === null) {
-            vErrors = [err77];
-          } else {
-            vErrors.push(err77);
-          }
-          errors++;
-        }
-      }
-      if (coerced23 !== undefined) {
-        data23 = coerced23;
-        if (data !== undefined) {
-          data["DATABASE_URL"] = coerced23;
-        }
-      }
-    }
-    if (typeof data23 === "string") {
-      if (!pattern5.test(data23)) {
-        const err78 = {
-          instancePath: instancePath + "/DATABASE_URL",
-          schemaPath: "#/properties/DATABASE_URL/pattern",
-          keyword: "pattern",
-          params: { pattern: "^(sqlite:|postgres(ql)?://)" },
-          message: 'must match pattern "' + "^(sqlite:|postgres(ql)?://)" + '"',
         };
         if (vErrors === null) {
           vErrors = [err78];
@@ -1859,24 +1850,22 @@ function validate10(
         errors++;
       }
     }
-    let data24 = data.PG_POOL_MAX;
-    if (!(typeof data24 == "number" && !(data24 % 1) && !isNaN(data24) && isFinite(data24))) {
-      let dataType24 = typeof data24;
-      let coerced24 = undefined;
-      if (!(coerced24 !== undefined)) {
-        if (
-          dataType24 === "boolean" ||
-          data24 === null ||
-          (dataType24 === "string" && data24 && data24 == +data24 && !(data24 % 1))
-        ) {
-          coerced24 = +data24;
+    let data23 = data.WORKER_HTTP_HOST;
+    if (typeof data23 !== "string") {
+      let dataType23 = typeof data23;
+      let coerced23 = undefined;
+      if (!(coerced23 !== undefined)) {
+        if (dataType23 == "number" || dataType23 == "boolean") {
+          coerced23 = "" + data23;
+        } else if (data23 === null) {
+          coerced23 = "";
         } else {
           const err79 = {
-            instancePath: instancePath + "/PG_POOL_MAX",
-            schemaPath: "#/properties/PG_POOL_MAX/type",
+            instancePath: instancePath + "/WORKER_HTTP_HOST",
+            schemaPath: "#/properties/WORKER_HTTP_HOST/type",
             keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
+            params: { type: "string" },
+            message: "must be string",
           };
           if (vErrors === null) {
             vErrors = [err79];
@@ -1886,21 +1875,21 @@ function validate10(
           errors++;
         }
       }
-      if (coerced24 !== undefined) {
-        data24 = coerced24;
+      if (coerced23 !== undefined) {
+        data23 = coerced23;
         if (data !== undefined) {
-          data["PG_POOL_MAX"] = coerced24;
+          data["WORKER_HTTP_HOST"] = coerced23;
         }
       }
     }
-    if (typeof data24 == "number" && isFinite(data24)) {
-      if (data24 > 100 || isNaN(data24)) {
+    if (typeof data23 === "string") {
+      if (func2(data23) < 1) {
         const err80 = {
-          instancePath: instancePath + "/PG_POOL_MAX",
-          schemaPath: "#/properties/PG_POOL_MAX/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 100 },
-          message: "must be <= 100",
+          instancePath: instancePath + "/WORKER_HTTP_HOST",
+          schemaPath: "#/properties/WORKER_HTTP_HOST/minLength",
+          keyword: "minLength",
+          params: { limit: 1 },
+          message: "must NOT have fewer than 1 characters",
         };
         if (vErrors === null) {
           vErrors = [err80];
@@ -1909,23 +1898,57 @@ function validate10(
         }
         errors++;
       }
-      if (data24 < 1 || isNaN(data24)) {
-        const err81 = {
-          instancePath: instancePath + "/PG_POOL_MAX",
-          schemaPath: "#/properties/PG_POOL_MAX/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 1 },
-          message: "must be >= 1",
+    }
+    let data24 = data.DATABASE_URL;
+    if (typeof data24 !== "string") {
+      let dataType24 = typeof data24;
+      let coerced24 = undefined;
+      if (!(coerced24 !== undefined)) {
+        if (dataType24 == "number" || dataType24 == "boolean") {
+          coerced24 = "" + data24;
+        } else if (data24 === null) {
+          coerced24 = "";
+        } else {
+          const err81 = {
+            instancePath: instancePath + "/DATABASE_URL",
+            schemaPath: "#/properties/DATABASE_URL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err81];
+          } else {
+            vErrors.push(err81);
+          }
+          errors++;
+        }
+      }
+      if (coerced24 !== undefined) {
+        data24 = coerced24;
+        if (data !== undefined) {
+          data["DATABASE_URL"] = coerced24;
+        }
+      }
+    }
+    if (typeof data24 === "string") {
+      if (!pattern5.test(data24)) {
+        const err82 = {
+          instancePath: instancePath + "/DATABASE_URL",
+          schemaPath: "#/properties/DATABASE_URL/pattern",
+          keyword: "pattern",
+          params: { pattern: "^(sqlite:|postgres(ql)?://)" },
+          message: 'must match pattern "' + "^(sqlite:|postgres(ql)?://)" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err81];
+          vErrors = [err82];
         } else {
-          vErrors.push(err81);
+          vErrors.push(err82);
         }
         errors++;
       }
     }
-    let data25 = data.PG_STATEMENT_TIMEOUT_MS;
+    let data25 = data.PG_POOL_MAX;
     if (!(typeof data25 == "number" && !(data25 % 1) && !isNaN(data25) && isFinite(data25))) {
       let dataType25 = typeof data25;
       let coerced25 = undefined;
@@ -1937,17 +1960,17 @@ function validate10(
         ) {
           coerced25 = +data25;
         } else {
-          const err82 = {
-            instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
-            schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/type",
+          const err83 = {
+            instancePath: instancePath + "/PG_POOL_MAX",
+            schemaPath: "#/properties/PG_POOL_MAX/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err82];
+            vErrors = [err83];
           } else {
-            vErrors.push(err82);
+            vErrors.push(err83);
           }
           errors++;
         }
@@ -1955,48 +1978,65 @@ function validate10(
       if (coerced25 !== undefined) {
         data25 = coerced25;
         if (data !== undefined) {
-          data["PG_STATEMENT_TIMEOUT_MS"] = coerced25;
+          data["PG_POOL_MAX"] = coerced25;
         }
       }
     }
     if (typeof data25 == "number" && isFinite(data25)) {
-      if (data25 < 100 || isNaN(data25)) {
-        const err83 = {
-          instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
-          schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 100 },
-          message: "must be >= 100",
+      if (data25 > 100 || isNaN(data25)) {
+        const err84 = {
+          instancePath: instancePath + "/PG_POOL_MAX",
+          schemaPath: "#/properties/PG_POOL_MAX/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 100 },
+          message: "must be <= 100",
         };
         if (vErrors === null) {
-          vErrors = [err83];
+          vErrors = [err84];
         } else {
-          vErrors.push(err83);
+          vErrors.push(err84);
+        }
+        errors++;
+      }
+      if (data25 < 1 || isNaN(data25)) {
+        const err85 = {
+          instancePath: instancePath + "/PG_POOL_MAX",
+          schemaPath: "#/properties/PG_POOL_MAX/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err85];
+        } else {
+          vErrors.push(err85);
         }
         errors++;
       }
     }
-    let data26 = data.PG_SSL;
-    if (typeof data26 !== "string") {
+    let data26 = data.PG_STATEMENT_TIMEOUT_MS;
+    if (!(typeof data26 == "number" && !(data26 % 1) && !isNaN(data26) && isFinite(data26))) {
       let dataType26 = typeof data26;
       let coerced26 = undefined;
       if (!(coerced26 !== undefined)) {
-        if (dataType26 == "number" || dataType26 == "boolean") {
-          coerced26 = "" + data26;
-        } else if (data26 === null) {
-          coerced26 = "";
+        if (
+          dataType26 === "boolean" ||
+          data26 === null ||
+          (dataType26 === "string" && data26 && data26 == +data26 && !(data26 % 1))
+        ) {
+          coerced26 = +data26;
         } else {
-          const err84 = {
-            instancePath: instancePath + "/PG_SSL",
-            schemaPath: "#/properties/PG_SSL/type",
+          const err86 = {
+            instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
+            schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err84];
+            vErrors = [err86];
           } else {
-            vErrors.push(err84);
+            vErrors.push(err86);
           }
           errors++;
         }
@@ -2004,12 +2044,61 @@ function validate10(
       if (coerced26 !== undefined) {
         data26 = coerced26;
         if (data !== undefined) {
-          data["PG_SSL"] = coerced26;
+          data["PG_STATEMENT_TIMEOUT_MS"] = coerced26;
         }
       }
     }
-    if (!(data26 === "disable" || data26 === "require" || data26 === "verify-full")) {
-      const err85 = {
+    if (typeof data26 == "number" && isFinite(data26)) {
+      if (data26 < 100 || isNaN(data26)) {
+        const err87 = {
+          instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
+          schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 100 },
+          message: "must be >= 100",
+        };
+        if (vErrors === null) {
+          vErrors = [err87];
+        } else {
+          vErrors.push(err87);
+        }
+        errors++;
+      }
+    }
+    let data27 = data.PG_SSL;
+    if (typeof data27 !== "string") {
+      let dataType27 = typeof data27;
+      let coerced27 = undefined;
+      if (!(coerced27 !== undefined)) {
+        if (dataType27 == "number" || dataType27 == "boolean") {
+          coerced27 = "" + data27;
+        } else if (data27 === null) {
+          coerced27 = "";
+        } else {
+          const err88 = {
+            instancePath: instancePath + "/PG_SSL",
+            schemaPath: "#/properties/PG_SSL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err88];
+          } else {
+            vErrors.push(err88);
+          }
+          errors++;
+        }
+      }
+      if (coerced27 !== undefined) {
+        data27 = coerced27;
+        if (data !== undefined) {
+          data["PG_SSL"] = coerced27;
+        }
+      }
+    }
+    if (!(data27 === "disable" || data27 === "require" || data27 === "verify-full")) {
+      const err89 = {
         instancePath: instancePath + "/PG_SSL",
         schemaPath: "#/properties/PG_SSL/enum",
         keyword: "enum",
@@ -2017,65 +2106,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err85];
+        vErrors = [err89];
       } else {
-        vErrors.push(err85);
+        vErrors.push(err89);
       }
       errors++;
     }
     if (data.PG_SSL_CA !== undefined) {
-      let data27 = data.PG_SSL_CA;
-      if (typeof data27 !== "string") {
-        let dataType27 = typeof data27;
-        let coerced27 = undefined;
-        if (!(coerced27 !== undefined)) {
-          if (dataType27 == "number" || dataType27 == "boolean") {
-            coerced27 = "" + data27;
-          } else if (data27 === null) {
-            coerced27 = "";
-          } else {
-            const err86 = {
-              instancePath: instancePath + "/PG_SSL_CA",
-              schemaPath: "#/properties/PG_SSL_CA/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err86];
-            } else {
-              vErrors.push(err86);
-            }
-            errors++;
-          }
-        }
-        if (coerced27 !== undefined) {
-          data27 = coerced27;
-          if (data !== undefined) {
-            data["PG_SSL_CA"] = coerced27;
-          }
-        }
-      }
-      if (typeof data27 === "string") {
-        if (func2(data27) < 1) {
-          const err87 = {
-            instancePath: instancePath + "/PG_SSL_CA",
-            schemaPath: "#/properties/PG_SSL_CA/minLength",
-            keyword: "minLength",
-            params: { limit: 1 },
-            message: "must NOT have fewer than 1 characters",
-          };
-          if (vErrors === null) {
-            vErrors = [err87];
-          } else {
-            vErrors.push(err87);
-          }
-          errors++;
-        }
-      }
-    }
-    if (data.INGEST_API_KEYS !== undefined) {
-      let data28 = data.INGEST_API_KEYS;
+      let data28 = data.PG_SSL_CA;
       if (typeof data28 !== "string") {
         let dataType28 = typeof data28;
         let coerced28 = undefined;
@@ -2085,77 +2123,9 @@ function validate10(
           } else if (data28 === null) {
             coerced28 = "";
           } else {
-            const err88 = {
-              instancePath: instancePath + "/INGEST_API_KEYS",
-              schemaPath: "#/properties/INGEST_API_KEYS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err88];
-            } else {
-              vErrors.push(err88);
-            }
-            errors++;
-          }
-        }
-        if (coerced28 !== undefined) {
-          data28 = coerced28;
-          if (data !== undefined) {
-            data["INGEST_API_KEYS"] = coerced28;
-          }
-        }
-      }
-    }
-    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
-      let data29 = data.CORS_ALLOWED_ORIGINS;
-      if (typeof data29 !== "string") {
-        let dataType29 = typeof data29;
-        let coerced29 = undefined;
-        if (!(coerced29 !== undefined)) {
-          if (dataType29 == "number" || dataType29 == "boolean") {
-            coerced29 = "" + data29;
-          } else if (data29 === null) {
-            coerced29 = "";
-          } else {
-            const err89 = {
-              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
-              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err89];
-            } else {
-              vErrors.push(err89);
-            }
-            errors++;
-          }
-        }
-        if (coerced29 !== undefined) {
-          data29 = coerced29;
-          if (data !== undefined) {
-            data["CORS_ALLOWED_ORIGINS"] = coerced29;
-          }
-        }
-      }
-    }
-    if (data.INGEST_AUTH !== undefined) {
-      let data30 = data.INGEST_AUTH;
-      if (typeof data30 !== "string") {
-        let dataType30 = typeof data30;
-        let coerced30 = undefined;
-        if (!(coerced30 !== undefined)) {
-          if (dataType30 == "number" || dataType30 == "boolean") {
-            coerced30 = "" + data30;
-          } else if (data30 === null) {
-            coerced30 = "";
-          } else {
             const err90 = {
-              instancePath: instancePath + "/INGEST_AUTH",
-              schemaPath: "#/properties/INGEST_AUTH/type",
+              instancePath: instancePath + "/PG_SSL_CA",
+              schemaPath: "#/properties/PG_SSL_CA/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2168,15 +2138,134 @@ function validate10(
             errors++;
           }
         }
-        if (coerced30 !== undefined) {
-          data30 = coerced30;
+        if (coerced28 !== undefined) {
+          data28 = coerced28;
           if (data !== undefined) {
-            data["INGEST_AUTH"] = coerced30;
+            data["PG_SSL_CA"] = coerced28;
           }
         }
       }
-      if (!(data30 === "none" || data30 === "required")) {
-        const err91 = {
+      if (typeof data28 === "string") {
+        if (func2(data28) < 1) {
+          const err91 = {
+            instancePath: instancePath + "/PG_SSL_CA",
+            schemaPath: "#/properties/PG_SSL_CA/minLength",
+            keyword: "minLength",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 characters",
+          };
+          if (vErrors === null) {
+            vErrors = [err91];
+          } else {
+            vErrors.push(err91);
+          }
+          errors++;
+        }
+      }
+    }
+    if (data.INGEST_API_KEYS !== undefined) {
+      let data29 = data.INGEST_API_KEYS;
+      if (typeof data29 !== "string") {
+        let dataType29 = typeof data29;
+        let coerced29 = undefined;
+        if (!(coerced29 !== undefined)) {
+          if (dataType29 == "number" || dataType29 == "boolean") {
+            coerced29 = "" + data29;
+          } else if (data29 === null) {
+            coerced29 = "";
+          } else {
+            const err92 = {
+              instancePath: instancePath + "/INGEST_API_KEYS",
+              schemaPath: "#/properties/INGEST_API_KEYS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err92];
+            } else {
+              vErrors.push(err92);
+            }
+            errors++;
+          }
+        }
+        if (coerced29 !== undefined) {
+          data29 = coerced29;
+          if (data !== undefined) {
+            data["INGEST_API_KEYS"] = coerced29;
+          }
+        }
+      }
+    }
+    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
+      let data30 = data.CORS_ALLOWED_ORIGINS;
+      if (typeof data30 !== "string") {
+        let dataType30 = typeof data30;
+        let coerced30 = undefined;
+        if (!(coerced30 !== undefined)) {
+          if (dataType30 == "number" || dataType30 == "boolean") {
+            coerced30 = "" + data30;
+          } else if (data30 === null) {
+            coerced30 = "";
+          } else {
+            const err93 = {
+              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
+              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err93];
+            } else {
+              vErrors.push(err93);
+            }
+            errors++;
+          }
+        }
+        if (coerced30 !== undefined) {
+          data30 = coerced30;
+          if (data !== undefined) {
+            data["CORS_ALLOWED_ORIGINS"] = coerced30;
+          }
+        }
+      }
+    }
+    if (data.INGEST_AUTH !== undefined) {
+      let data31 = data.INGEST_AUTH;
+      if (typeof data31 !== "string") {
+        let dataType31 = typeof data31;
+        let coerced31 = undefined;
+        if (!(coerced31 !== undefined)) {
+          if (dataType31 == "number" || dataType31 == "boolean") {
+            coerced31 = "" + data31;
+          } else if (data31 === null) {
+            coerced31 = "";
+          } else {
+            const err94 = {
+              instancePath: instancePath + "/INGEST_AUTH",
+              schemaPath: "#/properties/INGEST_AUTH/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err94];
+            } else {
+              vErrors.push(err94);
+            }
+            errors++;
+          }
+        }
+        if (coerced31 !== undefined) {
+          data31 = coerced31;
+          if (data !== undefined) {
+            data["INGEST_AUTH"] = coerced31;
+          }
+        }
+      }
+      if (!(data31 === "none" || data31 === "local" || data31 === "required")) {
+        const err95 = {
           instancePath: instancePath + "/INGEST_AUTH",
           schemaPath: "#/properties/INGEST_AUTH/enum",
           keyword: "enum",
@@ -2184,26 +2273,26 @@ function validate10(
           message: "must be equal to one of the allowed values",
         };
         if (vErrors === null) {
-          vErrors = [err91];
+          vErrors = [err95];
         } else {
-          vErrors.push(err91);
+          vErrors.push(err95);
         }
         errors++;
       }
     }
-    let data31 = data.PORT;
-    if (!(typeof data31 == "number" && !(data31 % 1) && !isNaN(data31) && isFinite(data31))) {
-      let dataType31 = typeof data31;
-      let coerced31 = undefined;
-      if (!(coerced31 !== undefined)) {
+    let data32 = data.PORT;
+    if (!(typeof data32 == "number" && !(data32 % 1) && !isNaN(data32) && isFinite(data32))) {
+      let dataType32 = typeof data32;
+      let coerced32 = undefined;
+      if (!(coerced32 !== undefined)) {
         if (
-          dataType31 === "boolean" ||
-          data31 === null ||
-          (dataType31 === "string" && data31 && data31 == +data31 && !(data31 % 1))
+          dataType32 === "boolean" ||
+          data32 === null ||
+          (dataType32 === "string" && data32 && data32 == +data32 && !(data32 % 1))
         ) {
-          coerced31 = +data31;
+          coerced32 = +data32;
         } else {
-          const err92 = {
+          const err96 = {
             instancePath: instancePath + "/PORT",
             schemaPath: "#/properties/PORT/type",
             keyword: "type",
@@ -2211,73 +2300,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err92];
+            vErrors = [err96];
           } else {
-            vErrors.push(err92);
-          }
-          errors++;
-        }
-      }
-      if (coerced31 !== undefined) {
-        data31 = coerced31;
-        if (data !== undefined) {
-          data["PORT"] = coerced31;
-        }
-      }
-    }
-    if (typeof data31 == "number" && isFinite(data31)) {
-      if (data31 > 65535 || isNaN(data31)) {
-        const err93 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 65535 },
-          message: "must be <= 65535",
-        };
-        if (vErrors === null) {
-          vErrors = [err93];
-        } else {
-          vErrors.push(err93);
-        }
-        errors++;
-      }
-      if (data31 < 0 || isNaN(data31)) {
-        const err94 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 0 },
-          message: "must be >= 0",
-        };
-        if (vErrors === null) {
-          vErrors = [err94];
-        } else {
-          vErrors.push(err94);
-        }
-        errors++;
-      }
-    }
-    let data32 = data.HOST;
-    if (typeof data32 !== "string") {
-      let dataType32 = typeof data32;
-      let coerced32 = undefined;
-      if (!(coerced32 !== undefined)) {
-        if (dataType32 == "number" || dataType32 == "boolean") {
-          coerced32 = "" + data32;
-        } else if (data32 === null) {
-          coerced32 = "";
-        } else {
-          const err95 = {
-            instancePath: instancePath + "/HOST",
-            schemaPath: "#/properties/HOST/type",
-            keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
-          };
-          if (vErrors === null) {
-            vErrors = [err95];
-          } else {
-            vErrors.push(err95);
+            vErrors.push(err96);
           }
           errors++;
         }
@@ -2285,69 +2310,33 @@ function validate10(
       if (coerced32 !== undefined) {
         data32 = coerced32;
         if (data !== undefined) {
-          data["HOST"] = coerced32;
+          data["PORT"] = coerced32;
         }
       }
     }
-    if (typeof data32 === "string") {
-      if (func2(data32) < 1) {
-        const err96 = {
-          instancePath: instancePath + "/HOST",
-          schemaPath: "#/properties/HOST/minLength",
-          keyword: "minLength",
-          params: { limit: 1 },
-          message: "must NOT have fewer than 1 characters",
+    if (typeof data32 == "number" && isFinite(data32)) {
+      if (data32 > 65535 || isNaN(data32)) {
+        const err97 = {
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 65535 },
+          message: "must be <= 65535",
         };
         if (vErrors === null) {
-          vErrors = [err96];
+          vErrors = [err97];
         } else {
-          vErrors.push(err96);
+          vErrors.push(err97);
         }
         errors++;
       }
-    }
-    let data33 = data.REQUEST_TIMEOUT_MS;
-    if (!(typeof data33 == "number" && !(data33 % 1) && !isNaN(data33) && isFinite(data33))) {
-      let dataType33 = typeof data33;
-      let coerced33 = undefined;
-      if (!(coerced33 !== undefined)) {
-        if (
-          dataType33 === "boolean" ||
-          data33 === null ||
-          (dataType33 === "string" && data33 && data33 == +data33 && !(data33 % 1))
-        ) {
-          coerced33 = +data33;
-        } else {
-          const err97 = {
-            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
-            keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
-          };
-          if (vErrors === null) {
-            vErrors = [err97];
-          } else {
-            vErrors.push(err97);
-          }
-          errors++;
-        }
-      }
-      if (coerced33 !== undefined) {
-        data33 = coerced33;
-        if (data !== undefined) {
-          data["REQUEST_TIMEOUT_MS"] = coerced33;
-        }
-      }
-    }
-    if (typeof data33 == "number" && isFinite(data33)) {
-      if (data33 < 1000 || isNaN(data33)) {
+      if (data32 < 0 || isNaN(data32)) {
         const err98 = {
-          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/minimum",
           keyword: "minimum",
-          params: { comparison: ">=", limit: 1000 },
-          message: "must be >= 1000",
+          params: { comparison: ">=", limit: 0 },
+          message: "must be >= 0",
         };
         if (vErrors === null) {
           vErrors = [err98];
@@ -2357,19 +2346,19 @@ function validate10(
         errors++;
       }
     }
-    let data34 = data.LOG_LEVEL;
-    if (typeof data34 !== "string") {
-      let dataType34 = typeof data34;
-      let coerced34 = undefined;
-      if (!(coerced34 !== undefined)) {
-        if (dataType34 == "number" || dataType34 == "boolean") {
-          coerced34 = "" + data34;
-        } else if (data34 === null) {
-          coerced34 = "";
+    let data33 = data.HOST;
+    if (typeof data33 !== "string") {
+      let dataType33 = typeof data33;
+      let coerced33 = undefined;
+      if (!(coerced33 !== undefined)) {
+        if (dataType33 == "number" || dataType33 == "boolean") {
+          coerced33 = "" + data33;
+        } else if (data33 === null) {
+          coerced33 = "";
         } else {
           const err99 = {
-            instancePath: instancePath + "/LOG_LEVEL",
-            schemaPath: "#/properties/LOG_LEVEL/type",
+            instancePath: instancePath + "/HOST",
+            schemaPath: "#/properties/HOST/type",
             keyword: "type",
             params: { type: "string" },
             message: "must be string",
@@ -2382,23 +2371,174 @@ function validate10(
           errors++;
         }
       }
+      if (coerced33 !== undefined) {
+        data33 = coerced33;
+        if (data !== undefined) {
+          data["HOST"] = coerced33;
+        }
+      }
+    }
+    if (typeof data33 === "string") {
+      if (func2(data33) < 1) {
+        const err100 = {
+          instancePath: instancePath + "/HOST",
+          schemaPath: "#/properties/HOST/minLength",
+          keyword: "minLength",
+          params: { limit: 1 },
+          message: "must NOT have fewer than 1 characters",
+        };
+        if (vErrors === null) {
+          vErrors = [err100];
+        } else {
+          vErrors.push(err100);
+        }
+        errors++;
+      }
+    }
+    let data34 = data.REQUEST_TIMEOUT_MS;
+    if (!(typeof data34 == "number" && !(data34 % 1) && !isNaN(data34) && isFinite(data34))) {
+      let dataType34 = typeof data34;
+      let coerced34 = undefined;
+      if (!(coerced34 !== undefined)) {
+        if (
+          dataType34 === "boolean" ||
+          data34 === null ||
+          (dataType34 === "string" && data34 && data34 == +data34 && !(data34 % 1))
+        ) {
+          coerced34 = +data34;
+        } else {
+          const err101 = {
+            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
+            keyword: "type",
+            params: { type: "integer" },
+            message: "must be integer",
+          };
+          if (vErrors === null) {
+            vErrors = [err101];
+          } else {
+            vErrors.push(err101);
+          }
+          errors++;
+        }
+      }
       if (coerced34 !== undefined) {
         data34 = coerced34;
         if (data !== undefined) {
-          data["LOG_LEVEL"] = coerced34;
+          data["REQUEST_TIMEOUT_MS"] = coerced34;
+        }
+      }
+    }
+    if (typeof data34 == "number" && isFinite(data34)) {
+      if (data34 < 1000 || isNaN(data34)) {
+        const err102 = {
+          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1000 },
+          message: "must be >= 1000",
+        };
+        if (vErrors === null) {
+          vErrors = [err102];
+        } else {
+          vErrors.push(err102);
+        }
+        errors++;
+      }
+    }
+    let data35 = data.MAX_FUTURE_SECONDS;
+    if (!(typeof data35 == "number" && !(data35 % 1) && !isNaN(data35) && isFinite(data35))) {
+      let dataType35 = typeof data35;
+      let coerced35 = undefined;
+      if (!(coerced35 !== undefined)) {
+        if (
+          dataType35 === "boolean" ||
+          data35 === null ||
+          (dataType35 === "string" && data35 && data35 == +data35 && !(data35 % 1))
+        ) {
+          coerced35 = +data35;
+        } else {
+          const err103 = {
+            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
+            keyword: "type",
+            params: { type: "integer" },
+            message: "must be integer",
+          };
+          if (vErrors === null) {
+            vErrors = [err103];
+          } else {
+            vErrors.push(err103);
+          }
+          errors++;
+        }
+      }
+      if (coerced35 !== undefined) {
+        data35 = coerced35;
+        if (data !== undefined) {
+          data["MAX_FUTURE_SECONDS"] = coerced35;
+        }
+      }
+    }
+    if (typeof data35 == "number" && isFinite(data35)) {
+      if (data35 < 1 || isNaN(data35)) {
+        const err104 = {
+          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err104];
+        } else {
+          vErrors.push(err104);
+        }
+        errors++;
+      }
+    }
+    let data36 = data.LOG_LEVEL;
+    if (typeof data36 !== "string") {
+      let dataType36 = typeof data36;
+      let coerced36 = undefined;
+      if (!(coerced36 !== undefined)) {
+        if (dataType36 == "number" || dataType36 == "boolean") {
+          coerced36 = "" + data36;
+        } else if (data36 === null) {
+          coerced36 = "";
+        } else {
+          const err105 = {
+            instancePath: instancePath + "/LOG_LEVEL",
+            schemaPath: "#/properties/LOG_LEVEL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err105];
+          } else {
+            vErrors.push(err105);
+          }
+          errors++;
+        }
+      }
+      if (coerced36 !== undefined) {
+        data36 = coerced36;
+        if (data !== undefined) {
+          data["LOG_LEVEL"] = coerced36;
         }
       }
     }
     if (!(
-      data34 === "trace" ||
-      data34 === "debug" ||
-      data34 === "info" ||
-      data34 === "warn" ||
-      data34 === "error" ||
-      data34 === "fatal" ||
-      data34 === "silent"
+      data36 === "trace" ||
+      data36 === "debug" ||
+      data36 === "info" ||
+      data36 === "warn" ||
+      data36 === "error" ||
+      data36 === "fatal" ||
+      data36 === "silent"
     )) {
-      const err100 = {
+      const err106 = {
         instancePath: instancePath + "/LOG_LEVEL",
         schemaPath: "#/properties/LOG_LEVEL/enum",
         keyword: "enum",
@@ -2406,14 +2546,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err100];
+        vErrors = [err106];
       } else {
-        vErrors.push(err100);
+        vErrors.push(err106);
       }
       errors++;
     }
   } else {
-    const err101 = {
+    const err107 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -2421,9 +2561,9 @@ function validate10(
       message: "must be object",
     };
     if (vErrors === null) {
-      vErrors = [err101];
+      vErrors = [err107];
     } else {
-      vErrors.push(err101);
+      vErrors.push(err107);
     }
     errors++;
   }
@@ -2455,6 +2595,7 @@ export const configVariables = [
   "WORKER_BATCH_SIZE",
   "WORKER_CONCURRENCY",
   "WORKER_HTTP_PORT",
+  "WORKER_HTTP_HOST",
   "DATABASE_URL",
   "PG_POOL_MAX",
   "PG_STATEMENT_TIMEOUT_MS",
@@ -2466,5 +2607,6 @@ export const configVariables = [
   "PORT",
   "HOST",
   "REQUEST_TIMEOUT_MS",
+  "MAX_FUTURE_SECONDS",
   "LOG_LEVEL",
 ];

@@ -42,6 +42,7 @@ export const ConfigEnv = Type.Object({
   WORKER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   WORKER_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 16 }),
   WORKER_HTTP_PORT: Type.Integer({ default: 9091, minimum: 0, maximum: 65_535 }),
+  WORKER_HTTP_HOST: Type.String({ default: "127.0.0.1", minLength: 1 }),
   DATABASE_URL: Type.String({
     default: "sqlite:.data/metrics.db",
     pattern: "^(sqlite:|postgres(ql)?://)",
@@ -52,10 +53,11 @@ export const ConfigEnv = Type.Object({
   PG_SSL_CA: Type.Optional(Type.String({ minLength: 1 })),
   INGEST_API_KEYS: Type.Optional(Type.String()),
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
-  INGEST_AUTH: Type.Optional(oneOf(["none", "required"] as const)),
+  INGEST_AUTH: Type.Optional(oneOf(["none", "local", "required"] as const)),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
   HOST: Type.String({ default: "127.0.0.1", minLength: 1 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+  MAX_FUTURE_SECONDS: Type.Integer({ default: 600, minimum: 1 }),
   LOG_LEVEL: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info"),
 });
 export type ConfigEnv = Static<typeof ConfigEnv>;

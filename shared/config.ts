@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import type { ErrorObject } from "ajv";
+import { apiKeyProblems, groupApiKeyItems } from "./api-keys.ts";
 import { configVariables, validateConfigEnv } from "./compiled-config-validator.js";
 import type { ConfigEnv } from "./config-schema.ts";
 
@@ -42,6 +43,8 @@ export interface Config {
     /** Most batches being stored at once. */
     readonly concurrency: number;
     readonly httpPort: number;
+    /** The address `/healthz`, `/readyz` and `/metrics` listen on (loopback by default). */
+    readonly httpHost: string;
   };
   readonly database: {
     /** `sqlite:<path>` or `postgres://…`. */
@@ -54,8 +57,9 @@ export interface Config {
     readonly pgSslCa: string | undefined;
   };
   readonly ingest: {
+    /** `INGEST_API_KEYS` entries, each with its `@scopes` (see api-keys.ts). */
     readonly apiKeys: readonly string[];
-    readonly authMode: "none" | "required" | undefined;
+    readonly authMode: "none" | "local" | "required" | undefined;
     /** Origins whose pages may call the API from a browser; empty: CORS off. */
     readonly corsOrigins: readonly string[];
     /** The self-hosted server's port and address; on a loopback address it counts as local. */
@@ -63,6 +67,8 @@ export interface Config {
     readonly host: string;
     /** How long the self-hosted server waits for a whole request, body included. */
     readonly requestTimeoutMs: number;
+    /** How far past its receive time a metric's timestamp may be; later ones are refused. */
+    readonly maxFutureMs: number;
   };
   readonly logLevel: string;
 }
@@ -107,14 +113,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if ((given["NATS_USER"] === undefined) !== (given["NATS_PASSWORD"] === undefined)) {
     problems.push("NATS_USER and NATS_PASSWORD: set both or neither");
   }
-  const apiKeys = listOf(given["INGEST_API_KEYS"] ?? "");
-  apiKeys.forEach((key, i) => {
-    if (key.startsWith("sha256:") && !/^sha256:[0-9a-fA-F]{64}$/.test(key)) {
-      problems.push(`INGEST_API_KEYS: entry ${i + 1} starts with sha256: but is not 64 hex digits`);
-    }
-  });
-  if (apiKeys.length > 0 && given["INGEST_AUTH"] === "none") {
-    problems.push("INGEST_AUTH: is none while INGEST_API_KEYS is set; unset one of them");
+  const apiKeys = groupApiKeyItems(listOf(given["INGEST_API_KEYS"] ?? ""));
+  problems.push(...apiKeyProblems(apiKeys));
+  const authMode = given["INGEST_AUTH"];
+  if (apiKeys.length > 0 && (authMode === "none" || authMode === "local")) {
+    problems.push(`INGEST_AUTH: is ${authMode} while INGEST_API_KEYS is set; unset one of them`);
   }
   for (const name of ["NATS_CA", "PG_SSL_CA"]) {
     const pem = given[name];
@@ -167,6 +170,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       batchSize: e.WORKER_BATCH_SIZE,
       concurrency: e.WORKER_CONCURRENCY,
       httpPort: e.WORKER_HTTP_PORT,
+      httpHost: e.WORKER_HTTP_HOST,
     },
     database: {
       url: e.DATABASE_URL,
@@ -182,6 +186,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       port: e.PORT,
       host: e.HOST,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      maxFutureMs: e.MAX_FUTURE_SECONDS * 1000,
     },
     logLevel: e.LOG_LEVEL,
   });

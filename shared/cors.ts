@@ -1,3 +1,5 @@
+import { originAllowed } from "./request-source.ts";
+
 /**
  * CORS for browsers that send metrics from another origin. Off unless origins are configured
  * (`CORS_ALLOWED_ORIGINS`). Credentials are never allowed: the API authenticates with a bearer
@@ -23,11 +25,10 @@ const EXPOSED_HEADERS = "retry-after, x-request-id";
 /** `allowedOrigins`: exact origins such as `https://app.example.com`, or `*` for any. */
 export function createCors(allowedOrigins: readonly string[], methods: string): Cors {
   const anyOrigin = allowedOrigins.includes("*");
-  const allowed = new Set(allowedOrigins);
+  // The value of Access-Control-Allow-Origin for a request's Origin, if it is allowed.
   const allowOrigin = (origin: string | null): string | undefined => {
-    if (origin === null || allowedOrigins.length === 0) return undefined;
-    if (anyOrigin) return "*";
-    return allowed.has(origin) ? origin : undefined;
+    if (origin === null || !originAllowed(origin, allowedOrigins)) return undefined;
+    return anyOrigin ? "*" : origin;
   };
 
   return {

@@ -8,9 +8,18 @@
  */
 import type { AgentHandlerOptions } from "./agent-publish.ts";
 import type { Handler } from "./answer-requests.ts";
-import { createAuthenticator, type Authenticator } from "./auth.ts";
+import {
+  accessModeOf,
+  createAuthenticator,
+  createSourceCheck,
+  type AccessOptions,
+  type Authenticator,
+  type KeyScope,
+  type SourceCheck,
+} from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { ApiError } from "./errors.ts";
+import type { FutureTimestampOption } from "./future-timestamps.ts";
 import { errorResponse } from "./http-response.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import {
@@ -19,6 +28,7 @@ import {
   type ConnectionProvider,
 } from "./nats-connection.ts";
 import { createJetStreamPublisher, type Publisher } from "./publisher.ts";
+import { createRefusalLog } from "./refusal-log.ts";
 import { requestIdOf } from "./request-id.ts";
 import { agentSubject, type AgentProtocol } from "./stream-setup.ts";
 
@@ -31,6 +41,11 @@ export interface ContextOptions {
   readonly logger: Logger;
   /** The NATS connection's name, as the server's monitoring shows it. */
   readonly connectionName: string;
+  /**
+   * The address of the client that sent a request, as the host knows it (never from a header
+   * a client can set), for the log of refused requests.
+   */
+  readonly clientAddress?: (req: Request) => string | undefined;
 }
 
 /** The parts every handler is made from, and what closes their NATS connection (drained). */
@@ -38,7 +53,10 @@ export interface ServiceContext {
   readonly config: Config;
   readonly connections: ConnectionProvider;
   readonly publisher: Publisher;
-  readonly authenticate: Authenticator;
+  /** The access check of the endpoint a key of `scope` opens. */
+  authenticator(scope: KeyScope): Authenticator;
+  /** The check of where a request comes from, for the endpoint without keys (health). */
+  readonly checkSource: SourceCheck;
   readonly logger: Logger;
   close(): Promise<void>;
 }
@@ -50,7 +68,17 @@ export function createServiceContext(config: Config, options: ContextOptions): S
     natsOptions(config.nats, options.connectionName),
     logger,
   );
-  if (config.ingest.apiKeys.length === 0 && !isLocal && config.ingest.authMode !== "none") {
+  const refusals = createRefusalLog(logger);
+  const access: AccessOptions = {
+    apiKeys: config.ingest.apiKeys,
+    authMode: config.ingest.authMode,
+    isLocal,
+    corsOrigins: config.ingest.corsOrigins,
+    onRefused: (req, refusal) => {
+      refusals.record(options.clientAddress?.(req), refusal.code);
+    },
+  };
+  if (accessModeOf(access) === "unconfigured") {
     logger.error(
       "no API keys configured: every request is refused with auth_not_configured; set INGEST_API_KEYS, or INGEST_AUTH=none to accept unauthenticated requests",
     );
@@ -59,22 +87,31 @@ export function createServiceContext(config: Config, options: ContextOptions): S
     config,
     connections,
     publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
-    authenticate: createAuthenticator({ ...config.ingest, isLocal }),
+    authenticator: (scope) => createAuthenticator({ ...access, scope }),
+    checkSource: createSourceCheck(access),
     logger,
     close: () => connections.close(),
   };
 }
 
+/** The scope of a key that opens each agent protocol's endpoint. */
+const AGENT_SCOPES: Readonly<Record<AgentProtocol, KeyScope>> = {
+  influx: "influx",
+  otlp: "otlp",
+  prometheus: "prom",
+};
+
 /** The options of an agent protocol's handler: its own subject, and its name on every log line. */
 export function agentOptions(
   context: ServiceContext,
   protocol: AgentProtocol,
-): AgentHandlerOptions {
+): AgentHandlerOptions & FutureTimestampOption {
   return {
     publisher: context.publisher,
-    authenticate: context.authenticate,
+    authenticate: context.authenticator(AGENT_SCOPES[protocol]),
     subject: agentSubject(context.config.stream, protocol),
     logger: context.logger.child({ protocol }),
+    maxFutureMs: context.config.ingest.maxFutureMs,
   };
 }
 
@@ -96,6 +133,8 @@ function setup(env: NodeJS.ProcessEnv): ServiceContext | ConfigError {
     isLocal: env["NETLIFY_DEV"] === "true",
     logger: createLogger("ingest", config.logLevel),
     connectionName: "metrics-ingest",
+    // Netlify's edge sets it (and netlify dev sets it to the connection's address).
+    clientAddress: (req) => req.headers.get("x-nf-client-connection-ip") ?? undefined,
   });
 }
 

@@ -1,6 +1,7 @@
 import { ApiError } from "./errors.ts";
 import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
 import type { Handler } from "./answer-requests.ts";
+import type { SourceCheck } from "./auth.ts";
 import type { ServiceContext } from "./function-runtime.ts";
 import type { Logger } from "./logger.ts";
 import type { ConnectionProvider } from "./nats-connection.ts";
@@ -11,6 +12,8 @@ export interface HealthHandlerOptions {
   readonly streamName: string;
   readonly timeoutMs: number;
   readonly logger: Logger;
+  /** Where requests may come from (in local development: a loopback Host); default anywhere. */
+  readonly checkSource?: SourceCheck;
 }
 
 /**
@@ -28,6 +31,8 @@ export function createHealthHandler(options: HealthHandlerOptions): Handler {
       res.headers.set("allow", "GET, HEAD");
       return res;
     }
+    const refusal = options.checkSource?.(req);
+    if (refusal) return errorResponse(refusal, requestId);
     try {
       const stream = await streamInfo(options);
       return jsonResponse(
@@ -76,5 +81,6 @@ export function healthHandlerOf(context: ServiceContext): Handler {
     streamName: context.config.stream.name,
     timeoutMs: context.config.nats.publishTimeoutMs,
     logger: context.logger,
+    checkSource: context.checkSource,
   });
 }

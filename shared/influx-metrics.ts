@@ -4,7 +4,8 @@
  * bucket, the measurement, the field key and its type kept beside them. A request is taken whole
  * or refused naming its first bad line, as InfluxDB refuses it.
  */
-import { checkMetrics, tooManyPoints } from "./agent-publish.ts";
+import { checkMetricsWithin } from "./agent-checks.ts";
+import { tooManyPoints } from "./agent-publish.ts";
 import { ApiError, type ErrorCode, type ErrorDetail } from "./errors.ts";
 import {
   LineProtocolError,
@@ -72,13 +73,20 @@ function firstLineNotUtf8(bytes: Uint8Array): number {
 
 /**
  * Every field of every line as a checked metric, in order. Refuses the request naming its first
- * bad line (syntax, or a metric the JSON API would refuse), or when it holds more fields than a
- * request may hold metrics, or none. Past that limit lines are still read, for syntax and count.
+ * bad line (syntax, or a metric the JSON API would refuse, or a timestamp more than
+ * `maxFutureMs` past `receivedAt`), or when it holds more fields than a request may hold
+ * metrics, or none. Past that limit lines are still read, for syntax and count.
  */
-export function metricsOfText(text: string, target: WriteTarget, receivedAt: number): Metric[] {
+export function metricsOfText(
+  text: string,
+  target: WriteTarget,
+  receivedAt: number,
+  maxFutureMs?: number,
+): Metric[] {
   const unit = PRECISIONS[target.precision];
   // As InfluxDB does, a line without a timestamp gets the receive time in the request's precision.
   const receivedNs = ((BigInt(receivedAt) * 1_000_000n) / unit) * unit;
+  const bound = maxFutureMs === undefined ? undefined : { receivedAt, maxFutureMs };
   const metrics: Metric[] = [];
   let count = 0;
   try {
@@ -86,7 +94,7 @@ export function metricsOfText(text: string, target: WriteTarget, receivedAt: num
       count += point.fields.length;
       if (count > REQUEST_LIMITS.metricsPerRequest) continue;
       const candidates = metricsOfPoint(point, target, receivedNs);
-      const { valid, refused } = checkMetrics(candidates);
+      const { valid, refused } = checkMetricsWithin(candidates, bound);
       if (refused.length > 0) throw invalidPoint(point, candidates, refused, metrics.length);
       metrics.push(...valid);
     }
@@ -159,7 +167,7 @@ function numberOf(field: FieldValue): number {
 function invalidPoint(
   point: LinePoint,
   candidates: readonly CandidateMetric[],
-  refused: ReturnType<typeof checkMetrics>["refused"],
+  refused: ReturnType<typeof checkMetricsWithin>["refused"],
   offset: number,
 ): LineRefusal {
   const details = refused.flatMap(({ details: list }) =>
@@ -186,6 +194,7 @@ function describeProblem(detail: ErrorDetail, metric: CandidateMetric): string {
   const field = short(metric.influx.field);
   let part = path;
   if (path === "/name") part = `the metric name ${short(metric.name)} (measurement_field)`;
+  else if (path === "/timestamp") part = "the timestamp";
   // The schema reports a tag key's problem at the tag set itself.
   else if (path === "/tags") part = message.includes("propert") ? "the tag set" : "a tag key";
   else if (path.startsWith("/tags/")) part = `the tag ${short(unescapePointer(path.slice(6)))}`;

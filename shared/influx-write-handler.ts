@@ -5,6 +5,7 @@
  * answers (204; 400 naming the first bad line; 413; 503 with Retry-After).
  */
 import { publishSeries, type AgentHandlerOptions } from "./agent-publish.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
 import type { KeyScheme } from "./auth.ts";
 import { ApiError } from "./errors.ts";
 import { errorBody, errorHeaders, jsonResponse } from "./http-response.ts";
@@ -28,6 +29,7 @@ const KEY_SCHEMES: readonly KeyScheme[] = ["Token", "Bearer"];
 const INFLUX_CODES: Readonly<Record<number, string>> = {
   400: "invalid",
   401: "unauthorized",
+  403: "forbidden",
   404: "not found",
   405: "method not allowed",
   413: "request too large",
@@ -37,8 +39,11 @@ const INFLUX_CODES: Readonly<Record<number, string>> = {
   503: "unavailable",
 };
 
-export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler {
+export function createInfluxWriteHandler(
+  options: AgentHandlerOptions & FutureTimestampOption,
+): Handler {
   const now = options.now ?? Date.now;
+  const maxFutureMs = options.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS;
 
   async function write(req: Request, requestId: string): Promise<Response> {
     requirePost(req);
@@ -47,7 +52,7 @@ export function createInfluxWriteHandler(options: AgentHandlerOptions): Handler 
     const target = writeTarget(new URL(req.url).searchParams);
     const receivedAt = now();
     const text = decodeUtf8(await readBodyBytes(req, REQUEST_LIMITS.bodyBytes));
-    const metrics = metricsOfText(text, target, receivedAt);
+    const metrics = metricsOfText(text, target, receivedAt, maxFutureMs);
     const receipt = await publishSeries(options.publisher, {
       subject: options.subject,
       metrics,

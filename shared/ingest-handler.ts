@@ -4,6 +4,7 @@ import type { Authenticator } from "./auth.ts";
 import { createCors, NO_CORS, type Cors } from "./cors.ts";
 import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
 import { ApiError } from "./errors.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
 import { jsonResponse } from "./http-response.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Logger } from "./logger.ts";
@@ -14,7 +15,7 @@ import { readBodyText } from "./read-body.ts";
 import { jsonSubject } from "./stream-setup.ts";
 import { traceHeaders } from "./trace-context.ts";
 
-export interface IngestHandlerOptions {
+export interface IngestHandlerOptions extends FutureTimestampOption {
   readonly publisher: Publisher;
   readonly authenticate: Authenticator;
   /** Subject the metrics are published to; the stream must cover it. */
@@ -41,6 +42,7 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
   const now = options.now ?? Date.now;
   const log = options.logger;
   const newMessageId = options.newMessageId ?? randomUUID;
+  const maxFutureMs = options.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS;
 
   async function ingest(req: Request, requestId: string): Promise<Response> {
     requirePost(req);
@@ -54,7 +56,7 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     const maxMessage = await options.publisher.maxMessageBytes();
     const bodyLimit = Math.min(REQUEST_LIMITS.bodyBytes, maxMessage - ENVELOPE_OVERHEAD_BYTES);
     const text = await readBodyText(req, bodyLimit);
-    const metrics = parseMetrics(text, format);
+    const metrics = parseMetrics(text, format, { receivedAt, maxFutureMs });
 
     const receipt = await options.publisher.publish({
       subject: options.subject,
@@ -107,9 +109,10 @@ function idempotencyKey(req: Request): string | undefined {
 export function ingestHandlerOf(context: ServiceContext): Handler {
   return createIngestHandler({
     publisher: context.publisher,
-    authenticate: context.authenticate,
+    authenticate: context.authenticator("json"),
     subject: jsonSubject(context.config.stream),
     logger: context.logger,
     cors: createCors(context.config.ingest.corsOrigins, "POST"),
+    maxFutureMs: context.config.ingest.maxFutureMs,
   });
 }

@@ -133,6 +133,7 @@ const ERROR_DOMAIN = "metrics-ingest";
 const GRPC_CODES: Readonly<Record<number, number>> = {
   400: 3, // INVALID_ARGUMENT
   401: 16, // UNAUTHENTICATED
+  403: 7, // PERMISSION_DENIED
   404: 5, // NOT_FOUND
   405: 12, // UNIMPLEMENTED
   413: 8, // RESOURCE_EXHAUSTED

@@ -1,5 +1,6 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
 import { ApiError } from "./errors.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import {
@@ -22,8 +23,11 @@ import { readBodyBytes } from "./read-body.ts";
  * `google.rpc.Status` in the request's encoding, with the status codes OTLP/HTTP gives them
  * (429, 502, 503 and 504 are the retryable ones).
  */
-export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler {
+export function createOtlpMetricsHandler(
+  options: AgentHandlerOptions & FutureTimestampOption,
+): Handler {
   const now = options.now ?? Date.now;
+  const maxFutureMs = options.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS;
   const log = options.logger;
 
   async function exportMetrics(
@@ -46,7 +50,7 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
     if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
     const receivedAt = now();
 
-    const converted = metricsOfRequest(request);
+    const converted = metricsOfRequest(request, { receivedAt, maxFutureMs });
     const summary = refusalSummary(converted);
     if (converted.rejected > 0 && converted.metrics.length === 0) {
       throw new PointsRefused(`No data point can be stored. ${summary}`, converted.refusals);

@@ -5,7 +5,8 @@
  * point is checked on its own, so that the valid ones can be stored and the others counted in
  * the answer's `partial_success`.
  */
-import { checkMetrics } from "./agent-publish.ts";
+import { checkMetricsWithin } from "./agent-checks.ts";
+import type { FutureBound } from "./future-timestamps.ts";
 import type { ExportMetricsServiceRequest } from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import type { KeyValue } from "./gen/opentelemetry/proto/common/v1/common_pb.js";
 import type { Metric as OtlpMetric } from "./gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
@@ -56,8 +57,14 @@ export function countDataPoints(request: ExportMetricsServiceRequest): number {
   return points;
 }
 
-/** Converts every data point, then checks each as the JSON API checks a metric. */
-export function metricsOfRequest(request: ExportMetricsServiceRequest): ConvertedRequest {
+/**
+ * Converts every data point, then checks each as the JSON API checks a metric, and against
+ * `bound` on future timestamps.
+ */
+export function metricsOfRequest(
+  request: ExportMetricsServiceRequest,
+  bound?: FutureBound,
+): ConvertedRequest {
   const candidates: Record<string, unknown>[] = [];
   /** Each candidate's place: its field path and its position among the request's points. */
   const places: { field: string; ordinal: number }[] = [];
@@ -92,7 +99,7 @@ export function metricsOfRequest(request: ExportMetricsServiceRequest): Converte
     });
   }
 
-  const checked = checkMetrics(candidates);
+  const checked = checkMetricsWithin(candidates, bound);
   for (const { index, details } of checked.refused) {
     const description = details
       .map((d) => (d.path === "" ? d.message : `${d.path} ${d.message}`))

@@ -1,4 +1,5 @@
 import { ApiError, type ErrorDetail } from "./errors.ts";
+import { futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { toDetails, validateJsonBody, validateMetric } from "./validators.ts";
@@ -29,9 +30,10 @@ export function bodyFormat(contentType: string | null): BodyFormat {
 
 /**
  * Turns a body into its metrics, all or nothing: any malformed line or invalid metric refuses
- * the whole request, with a detail for every bad metric and field.
+ * the whole request, with a detail for every bad metric and field. With a `bound`, a timestamp
+ * past it makes its metric invalid too.
  */
-export function parseMetrics(text: string, format: BodyFormat): Metric[] {
+export function parseMetrics(text: string, format: BodyFormat, bound?: FutureBound): Metric[] {
   const items = format === "json" ? itemsOfJson(text) : itemsOfNdjson(text);
   if (items.length === 0) throw new ApiError("empty_batch", "The request holds no metrics.");
   if (items.length > REQUEST_LIMITS.metricsPerRequest) throw tooMany();
@@ -39,6 +41,10 @@ export function parseMetrics(text: string, format: BodyFormat): Metric[] {
   const details: ErrorDetail[] = [];
   items.forEach((item, index) => {
     if (!validateMetric(item)) details.push(...toDetails(index, validateMetric.errors ?? []));
+    else if (bound !== undefined) {
+      const detail = futureTimestampDetail(item, index, bound);
+      if (detail !== undefined) details.push(detail);
+    }
   });
   if (details.length > 0) throw invalidMetrics(details);
 

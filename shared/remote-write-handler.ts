@@ -1,5 +1,6 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
 import { ApiError } from "./errors.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import { traceHeaders } from "./trace-context.ts";
@@ -19,8 +20,11 @@ const WRITE_REQUEST = "prometheus.WriteRequest";
  * JetStream acknowledged them all. Every refusal of bad input is a 4xx, which Prometheus does
  * not retry; a 5xx (with Retry-After) only when a retry can succeed.
  */
-export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler {
+export function createRemoteWriteHandler(
+  options: AgentHandlerOptions & FutureTimestampOption,
+): Handler {
   const now = options.now ?? Date.now;
+  const maxFutureMs = options.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS;
 
   async function write(req: Request, requestId: string): Promise<Response> {
     requirePost(req);
@@ -32,7 +36,7 @@ export function createRemoteWriteHandler(options: AgentHandlerOptions): Handler 
     const request = decodeWriteRequest(body, REQUEST_LIMITS.bodyBytes);
     const points = pointsOf(request);
     if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
-    const { metrics, skipped } = metricsOfWriteRequest(request);
+    const { metrics, skipped } = metricsOfWriteRequest(request, { receivedAt, maxFutureMs });
     const receipt = await publishSeries(options.publisher, {
       subject: options.subject,
       metrics,

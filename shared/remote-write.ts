@@ -3,10 +3,11 @@
  * `WriteRequest`) to the metrics the service stores, one per sample.
  */
 import { fromBinary } from "@bufbuild/protobuf";
-import { checkMetrics } from "./agent-publish.ts";
+import { checkMetricsWithin } from "./agent-checks.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
 import { WriteRequestSchema, type WriteRequest } from "./gen/prometheus/remote_pb.js";
 import type { TimeSeries } from "./gen/prometheus/types_pb.js";
+import type { FutureBound } from "./future-timestamps.ts";
 import { invalidMetrics } from "./parse-metrics.ts";
 import type { Metric } from "./metric-schema.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
@@ -69,8 +70,12 @@ export function pointsOf(request: WriteRequest): number {
  * timestamp (milliseconds) and value as sent. All or nothing: if any series or sample is
  * invalid, the request is refused (400, as the specification asks), naming every problem by
  * `timeseries[i].samples[j]`; `index` in the details is the sample's position in the request.
+ * With a `bound`, a sample whose timestamp is past it is invalid too.
  */
-export function metricsOfWriteRequest(request: WriteRequest): RemoteWriteMetrics {
+export function metricsOfWriteRequest(
+  request: WriteRequest,
+  bound?: FutureBound,
+): RemoteWriteMetrics {
   const skipped: SkippedPoints = {
     staleMarkers: 0,
     nonFinite: 0,
@@ -113,7 +118,7 @@ export function metricsOfWriteRequest(request: WriteRequest): RemoteWriteMetrics
     });
   });
 
-  const { valid, refused } = checkMetrics(candidates);
+  const { valid, refused } = checkMetricsWithin(candidates, bound);
   for (const { index, details } of refused) {
     const origin = origins[index];
     if (origin === undefined) continue;

@@ -127,6 +127,7 @@ async function main(): Promise<void> {
 
   const port = config.worker.httpPort;
   const http = await startWorkerHttp({
+    host: config.worker.httpHost,
     port,
     registry: metrics.registry,
     checks: [

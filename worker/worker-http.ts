@@ -18,9 +18,12 @@ const CHECK_TIMEOUT_MS = 2000;
 
 /**
  * The worker's operations endpoints: `/healthz` (the process is alive), `/readyz` (every
- * readiness check passes, each within 2 s) and `/metrics` (Prometheus text format).
+ * readiness check passes, each within 2 s) and `/metrics` (Prometheus text format). They ask for
+ * no credentials, so they listen on `host` only: loopback unless `WORKER_HTTP_HOST` says
+ * otherwise (a container's, for probes and scrapes from its network).
  */
 export async function startWorkerHttp(options: {
+  host: string;
   port: number;
   registry: Registry;
   checks: readonly ReadinessCheck[];
@@ -62,12 +65,12 @@ export async function startWorkerHttp(options: {
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, () => {
+    server.listen({ host: options.host, port: options.port }, () => {
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
-  options.logger.info({ port }, "http listening (/healthz, /readyz, /metrics)");
+  const { address, port } = server.address() as AddressInfo;
+  options.logger.info({ host: address, port }, "http listening (/healthz, /readyz, /metrics)");
   return {
     port,
     close: () =>

@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { compress } from "snappyjs";
@@ -180,7 +181,7 @@ describe("the agent protocols through netlify dev", () => {
     });
 
   it("stores InfluxDB line protocol, gzipped as Telegraf sends it, and answers 204", async () => {
-    const lines = "e2e_weather,site=roof temp=21.5,ok=T 1800000000123456789\n";
+    const lines = "e2e_weather,site=roof temp=21.5,ok=T 1700000000123456789\n";
     const res = await fetch(`${base}/api/v2/write?org=acme&bucket=home&precision=ns`, {
       method: "POST",
       // As Telegraf sends it.
@@ -198,7 +199,7 @@ describe("the agent protocols through netlify dev", () => {
     expect(ok?.value).toBe(1);
     expect(JSON.parse(temp?.tags ?? "")).toEqual({ site: "roof" });
     expect(JSON.parse(temp?.metric ?? "")).toMatchObject({
-      timestamp: "2027-01-15T08:00:00.123456789Z",
+      timestamp: "2023-11-14T22:13:20.123456789Z",
       influx: { org: "acme", bucket: "home", measurement: "e2e_weather", field: "temp" },
     });
   });
@@ -222,7 +223,7 @@ describe("the agent protocols through netlify dev", () => {
                     value: {
                       dataPoints: [
                         {
-                          timeUnixNano: 1_800_000_000_123_456_789n,
+                          timeUnixNano: 1_700_000_000_123_456_789n,
                           value: { case: "asDouble", value: 7.25 },
                         },
                       ],
@@ -247,7 +248,7 @@ describe("the agent protocols through netlify dev", () => {
     expect(JSON.parse(row?.tags ?? "")).toEqual({ "service.name": "e2e" });
     expect(JSON.parse(row?.metric ?? "")).toMatchObject({
       kind: "gauge",
-      timestamp: "2027-01-15T08:00:00.123456789Z",
+      timestamp: "2023-11-14T22:13:20.123456789Z",
     });
   });
 
@@ -262,7 +263,7 @@ describe("the agent protocols through netlify dev", () => {
             { name: "__name__", value: "e2e_prom_total" },
             { name: "job", value: "e2e" },
           ],
-          samples: [{ value: 42, timestamp: 1_800_000_000_123n }],
+          samples: [{ value: 42, timestamp: 1_700_000_000_123n }],
         },
       ],
     });
@@ -277,5 +278,71 @@ describe("the agent protocols through netlify dev", () => {
     });
     expect(res.status).toBe(415);
     expect(await res.text()).toContain("unsupported content encoding &quot;snappy&quot;");
+  });
+});
+
+describe("local development through netlify dev: no web page can write", () => {
+  /** A POST with node:http, which sends the Host header it is given (fetch does not). */
+  function postRaw(
+    path: string,
+    headers: Record<string, string>,
+    body: string,
+  ): Promise<{ status: number; body: string }> {
+    const { port } = new URL(base);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { host: "127.0.0.1", port: Number(port), method: "POST", path, headers },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => (text += chunk));
+          res.on("end", () => {
+            resolve({ status: res.statusCode ?? 0, body: text });
+          });
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+  const codeOf = (answer: { body: string }) =>
+    (JSON.parse(answer.body) as { error: { code: string } }).error.code;
+
+  it("refuses a request sent to another name (DNS rebinding), and a page's drive-by POST", async () => {
+    const before = readRows(dbPath).length;
+    const rebound = await postRaw(
+      "/api/v1/metrics",
+      { host: "attacker.example", "content-type": "application/json" },
+      '{"data": {"name": "e2e_rebound", "value": 1}}',
+    );
+    expect(rebound.status).toBe(403);
+    expect(codeOf(rebound)).toBe("host_not_allowed");
+
+    const driveBy = await postRaw(
+      "/api/v2/write?bucket=b",
+      {
+        host: new URL(base).host,
+        origin: "https://attacker.example",
+        "content-type": "text/plain",
+      },
+      "e2e_drive_by v=1",
+    );
+    expect(driveBy.status).toBe(403);
+    expect(codeOf(driveBy)).toBe("origin_not_allowed");
+
+    // The same line from curl (no Origin, Host localhost) is stored.
+    const curl = await postRaw(
+      "/api/v2/write?bucket=b",
+      { host: new URL(base).host, "content-type": "text/plain" },
+      "e2e_from_curl v=1",
+    );
+    expect(curl.status).toBe(204);
+    await waitFor("the curl line's row", () =>
+      readRows(dbPath).some((r) => r.name === "e2e_from_curl_v") ? true : undefined,
+    );
+    const names = readRows(dbPath).map((r) => r.name);
+    expect(names).not.toContain("e2e_rebound");
+    expect(names).not.toContain("e2e_drive_by_v");
+    expect(readRows(dbPath).length).toBe(before + 1);
   });
 });

@@ -17,7 +17,8 @@ export interface AgentSetup {
 
 /**
  * An agent protocol's handler options over a fake publisher, local development's
- * authentication unless `auth` says otherwise, and what the handler published.
+ * authentication for an agent's endpoint (scope `influx` unless `auth` says otherwise), and what
+ * the handler published.
  */
 export function agentOptions(
   subject: string,
@@ -32,6 +33,7 @@ export function agentOptions(
         apiKeys: [],
         authMode: undefined,
         isLocal: true,
+        scope: "influx",
         ...setup.auth,
       }),
       subject,

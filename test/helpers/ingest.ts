@@ -28,7 +28,12 @@ export function realIngestHandler(
   const connections = createConnectionProvider(natsOptions(config.nats, "test-ingest"), logger);
   const handler = createIngestHandler({
     publisher: createJetStreamPublisher(connections, { timeoutMs: config.nats.publishTimeoutMs }),
-    authenticate: createAuthenticator({ apiKeys: [], authMode: "none", isLocal: true }),
+    authenticate: createAuthenticator({
+      apiKeys: [],
+      authMode: "none",
+      isLocal: true,
+      scope: "json",
+    }),
     subject: jsonSubject(config.stream),
     logger,
   });

@@ -23,7 +23,7 @@ import { PROJECT_ROOT } from "../helpers/processes.ts";
  * entry point loads and calls its default export with a `Request`, against a private NATS.
  */
 const run = promisify(execFile);
-const API_KEY = "bundle-test-key";
+const API_KEY = "bundle-test-key-0001";
 const SEED_BODY = '{"data": {"value": 123.45}}';
 
 const FUNCTIONS = ["ingest", "health", "influx-write", "otlp-metrics", "prometheus-write"];
@@ -245,7 +245,7 @@ describe("the function bundle Netlify builds", () => {
       await callBundled("influx-write", [
         {
           url: "https://metrics.example/api/v2/write?bucket=b&precision=s",
-          init: { method: "POST", headers: auth, body: "bundle_cpu,host=a usage=1 1800000000" },
+          init: { method: "POST", headers: auth, body: "bundle_cpu,host=a usage=1 1700000000" },
         },
       ])
     ).results;
@@ -267,7 +267,7 @@ describe("the function bundle Netlify builds", () => {
                         {
                           name: "bundle_otlp",
                           gauge: {
-                            dataPoints: [{ timeUnixNano: "1800000000000000000", asDouble: 1 }],
+                            dataPoints: [{ timeUnixNano: "1700000000000000000", asDouble: 1 }],
                           },
                         },
                       ],
@@ -288,7 +288,7 @@ describe("the function bundle Netlify builds", () => {
         timeseries: [
           {
             labels: [{ name: "__name__", value: "bundle_prom" }],
-            samples: [{ value: 1, timestamp: 1_800_000_000_000n }],
+            samples: [{ value: 1, timestamp: 1_700_000_000_000n }],
           },
         ],
       }),

@@ -29,7 +29,7 @@ import { waitFor } from "../helpers/wait.ts";
  * the SDK handed its exporter must be in the database with its exact name, value, tags and
  * time, and an export that the exporter retries adds no row.
  */
-const KEY = "otlp-test-key";
+const KEY = "otlp-sdk-test-key-0001";
 
 let dbPath: string;
 let serve: ServeProcess;

@@ -4,7 +4,7 @@ import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ensureStreams } from "../../shared/stream-setup.ts";
-import { isLoopbackHost } from "../../server/loopback.ts";
+import { isLoopbackHost } from "../../shared/loopback.ts";
 import { testConfig } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { startServe, type ServeProcess } from "../helpers/serve.ts";
@@ -209,14 +209,16 @@ describe("npm run serve", () => {
     // The shared server: HOST=127.0.0.1, no keys, INGEST_AUTH unset.
     expect((await postSeed(serve.base)).status).toBe(202);
 
-    const keyed = await startServer({ INGEST_API_KEYS: "test-key-1" });
+    const keyed = await startServer({ INGEST_API_KEYS: "serve-test-key-0001" });
     const without = await postSeed(keyed.base);
     expect(without.status).toBe(401);
     expect(without.headers["www-authenticate"]).toMatch(/^Bearer/);
     expect(JSON.parse(without.body)).toEqual(errorShape("unauthorized"));
     const wrong = await postSeed(keyed.base, { headers: { authorization: "Bearer nope" } });
     expect(wrong.status).toBe(401);
-    const right = await postSeed(keyed.base, { headers: { authorization: "Bearer test-key-1" } });
+    const right = await postSeed(keyed.base, {
+      headers: { authorization: "Bearer serve-test-key-0001" },
+    });
     expect(right.status).toBe(202);
     await expectInStream(JSON.parse(right.body) as { id: string; seq: number });
     expect(await keyed.child.stop("SIGTERM")).toBe(0);

@@ -4,7 +4,11 @@ import { dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { accessModeOf } from "../../shared/auth.ts";
 import { loadConfig } from "../../shared/config.ts";
+import { createHandlers } from "../../shared/handlers.ts";
+import { createLogger } from "../../shared/logger.ts";
+import { isLoopbackHost } from "../../shared/loopback.ts";
 import { ConfigEnv } from "../../shared/config-schema.ts";
 import { WORKER_NODE_ARGS } from "../../worker/command.ts";
 import { PROJECT_ROOT } from "../helpers/processes.ts";
@@ -207,6 +211,57 @@ describe("docker-compose.yml", () => {
     const ingest = loadConfig(env("ingest"));
     expect(healthTest("ingest")).toContain(`http://127.0.0.1:${ingest.ingest.port}/api/v1/health`);
     expect(ingest.ingest.host).toBe("0.0.0.0");
+  });
+
+  it("runs the ingest server without a key in local mode: a loopback Host only, no other origin", async () => {
+    const config = loadConfig({
+      ...env("ingest"),
+      // Nothing answers here: a request let through fails at the broker, after the checks.
+      NATS_URL: "nats://127.0.0.1:1",
+      NATS_CONNECT_TIMEOUT_MS: "200",
+    });
+    // As server/main.ts decides it: HOST=0.0.0.0 is not loopback, INGEST_AUTH=local says local.
+    const isLocal = isLoopbackHost(config.ingest.host);
+    expect(isLocal).toBe(false);
+    expect(accessModeOf({ ...config.ingest, isLocal })).toBe("local");
+    const handlers = createHandlers(config, {
+      isLocal,
+      logger: createLogger("test", "silent"),
+      connectionName: "compose-test",
+    });
+    const post = (host: string, headers: Record<string, string> = {}) =>
+      handlers.influxWrite(
+        new Request(`http://${host}/api/v2/write?bucket=b`, {
+          method: "POST",
+          headers: { "content-type": "text/plain", ...headers },
+          body: "m v=1",
+        }),
+      );
+    const codeOf = async (res: Response) =>
+      ((await res.json()) as { error: { code: string } }).error.code;
+    try {
+      // curl http://localhost:8080 (or 127.0.0.1) from the host, through the published port.
+      expect(await codeOf(await post("localhost:8080"))).toBe("nats_unavailable");
+      expect(await codeOf(await post("127.0.0.1:8080"))).toBe("nats_unavailable");
+      // Another container's name, a LAN name, a rebound attacker's name.
+      for (const host of ["ingest:8080", "192.0.2.10:8080", "attacker.example:8080"]) {
+        expect(await codeOf(await post(host)), host).toBe("host_not_allowed");
+      }
+      const page = await post("localhost:8080", { origin: "https://attacker.example" });
+      expect(page.status).toBe(403);
+      expect(await codeOf(page)).toBe("origin_not_allowed");
+    } finally {
+      await handlers.close();
+    }
+    // The health check asks 127.0.0.1, which local mode takes.
+    expect(new URL(/http:\/\/[^']+/.exec(healthTest("ingest"))?.[0] ?? "").hostname).toBe(
+      "127.0.0.1",
+    );
+  });
+
+  it("lets the worker's HTTP port listen in its container only; nothing publishes it", () => {
+    expect(loadConfig(env("worker")).worker.httpHost).toBe("0.0.0.0");
+    expect(published("worker")).toEqual([]);
   });
 
   it("publishes 4222, 8222 and 8080, on the host's loopback only", () => {

@@ -13,6 +13,8 @@ function problemsOf(env: Record<string, string>): ConfigError {
 }
 
 const sha256Entry = `sha256:${"ab".repeat(32)}`;
+/** A plain key as long as the shortest accepted (16 characters). */
+const KEY = "key-one-16-chars";
 
 describe("loadConfig defaults", () => {
   const config = loadConfig({});
@@ -21,6 +23,8 @@ describe("loadConfig defaults", () => {
     expect(config.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
     expect(config.ingest.port).toBe(8080);
     expect(config.worker.httpPort).toBe(9091);
+    expect(config.worker.httpHost).toBe("127.0.0.1");
+    expect(config.ingest.maxFutureMs).toBe(600_000);
     expect(config.database.url).toMatch(/^sqlite:(\.\/)?\.data\/[^/]+$/);
     expect(config.ingest.apiKeys).toEqual([]);
     expect(config.ingest.authMode).toBeUndefined();
@@ -67,7 +71,12 @@ describe("loadConfig values", () => {
       PUBLISH_TIMEOUT_MS: "1000",
     });
     expect(config.ingest.port).toBe(3000);
-    expect(config.worker).toEqual({ batchSize: 20, concurrency: 3, httpPort: 0 });
+    expect(config.worker).toEqual({
+      batchSize: 20,
+      concurrency: 3,
+      httpPort: 0,
+      httpHost: "127.0.0.1",
+    });
     expect(config.stream.maxBytes).toBe(-1);
     expect(config.consumer.maxDeliver).toBe(5);
     expect(config.nats.publishTimeoutMs).toBe(1000);
@@ -81,12 +90,31 @@ describe("loadConfig values", () => {
 
   it("keeps the API keys, plain and hashed, and the authentication mode", () => {
     const config = loadConfig({
-      INGEST_API_KEYS: ` key-one , ${sha256Entry},,`,
+      INGEST_API_KEYS: ` ${KEY} , ${sha256Entry},,`,
       INGEST_AUTH: "required",
     });
-    expect(config.ingest.apiKeys).toEqual(["key-one", sha256Entry]);
+    expect(config.ingest.apiKeys).toEqual([KEY, sha256Entry]);
     expect(config.ingest.authMode).toBe("required");
     expect(loadConfig({ INGEST_AUTH: "none" }).ingest.authMode).toBe("none");
+    expect(loadConfig({ INGEST_AUTH: "local" }).ingest.authMode).toBe("local");
+  });
+
+  it("keeps each key's scopes with it, a scope list running on after commas", () => {
+    const config = loadConfig({
+      INGEST_API_KEYS: `${sha256Entry}@json, ${KEY}@influx, otlp,prom ,other-key-16-chars`,
+    });
+    expect(config.ingest.apiKeys).toEqual([
+      `${sha256Entry}@json`,
+      `${KEY}@influx,otlp,prom`,
+      "other-key-16-chars",
+    ]);
+  });
+
+  it("reads WORKER_HTTP_HOST and MAX_FUTURE_SECONDS", () => {
+    const config = loadConfig({ WORKER_HTTP_HOST: "0.0.0.0", MAX_FUTURE_SECONDS: "30" });
+    expect(config.worker.httpHost).toBe("0.0.0.0");
+    expect(config.ingest.maxFutureMs).toBe(30_000);
+    expect(problemsOf({ MAX_FUTURE_SECONDS: "0" }).problems[0]).toMatch(/^MAX_FUTURE_SECONDS: /);
   });
 
   it("accepts a PostgreSQL or another SQLite DATABASE_URL and refuses anything else", () => {
@@ -100,7 +128,7 @@ describe("loadConfig values", () => {
   });
 
   it("returns a deeply frozen object", () => {
-    const config = loadConfig({ INGEST_API_KEYS: "k" });
+    const config = loadConfig({ INGEST_API_KEYS: KEY });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.nats)).toBe(true);
     expect(Object.isFrozen(config.nats.servers)).toBe(true);
@@ -180,7 +208,7 @@ describe("loadConfig problems", () => {
   });
 
   it("refuses a sha256: entry of INGEST_API_KEYS that is not 64 hex digits, naming the entry", () => {
-    const err = problemsOf({ INGEST_API_KEYS: `plain-key,${sha256Entry},sha256:abc123` });
+    const err = problemsOf({ INGEST_API_KEYS: `${KEY},${sha256Entry},sha256:abc123` });
     expect(err.problems).toEqual([
       "INGEST_API_KEYS: entry 3 starts with sha256: but is not 64 hex digits",
     ]);
@@ -193,11 +221,39 @@ describe("loadConfig problems", () => {
     expect(err.message).not.toContain("deadbeef");
   });
 
-  it("refuses INGEST_AUTH=none together with API keys", () => {
-    const err = problemsOf({ INGEST_AUTH: "none", INGEST_API_KEYS: "k" });
+  it("refuses INGEST_AUTH=none or local together with API keys", () => {
+    for (const mode of ["none", "local"]) {
+      const err = problemsOf({ INGEST_AUTH: mode, INGEST_API_KEYS: KEY });
+      expect(err.problems).toEqual([
+        `INGEST_AUTH: is ${mode} while INGEST_API_KEYS is set; unset one of them`,
+      ]);
+    }
+  });
+
+  it("refuses a key shorter than 16 characters, naming the entry and how to make one", () => {
+    const err = problemsOf({ INGEST_API_KEYS: `${KEY},a,fifteen-chars-k` });
     expect(err.problems).toEqual([
-      "INGEST_AUTH: is none while INGEST_API_KEYS is set; unset one of them",
+      "INGEST_API_KEYS: entry 2 is shorter than 16 characters; make keys with npm run keygen",
+      "INGEST_API_KEYS: entry 3 is shorter than 16 characters; make keys with npm run keygen",
     ]);
+    expect(err.message).not.toContain("fifteen-chars-k");
+  });
+
+  it("refuses an unknown scope, a scope without a key and an empty scope list, quoting none", () => {
+    const err = problemsOf({
+      INGEST_API_KEYS: `json,${KEY}@influx,otel,${sha256Entry}@,${KEY}@JSON`,
+    });
+    expect(err.problems).toEqual([
+      "INGEST_API_KEYS: entry 1 is a scope with no key before it (write <key>@json)",
+      "INGEST_API_KEYS: entry 2 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
+      "INGEST_API_KEYS: entry 3 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
+      "INGEST_API_KEYS: entry 4 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
+    ]);
+    expect(err.message).not.toContain(KEY);
+  });
+
+  it("reports all of a bad entry's problems: a short key and an unknown scope", () => {
+    expect(problemsOf({ INGEST_API_KEYS: "short@nope" }).problems).toHaveLength(2);
   });
 
   it("refuses a CA that is not a PEM certificate, without repeating it", () => {

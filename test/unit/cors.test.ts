@@ -11,7 +11,13 @@ function handlerWith(origins: string[]) {
   const publisher = fakePublisher();
   const handler = createIngestHandler({
     publisher,
-    authenticate: createAuthenticator({ apiKeys: ["k"], authMode: undefined, isLocal: false }),
+    authenticate: createAuthenticator({
+      apiKeys: ["k"],
+      authMode: undefined,
+      isLocal: false,
+      scope: "json",
+      corsOrigins: origins,
+    }),
     subject: "metrics.json",
     logger: createLogger("test", "silent"),
     ...(origins.length > 0 ? { cors: createCors(origins, "POST") } : {}),
@@ -39,14 +45,25 @@ function postFrom(origin: string): Request {
 }
 
 describe("CORS", () => {
-  it("is off by default: a preflight is a 405 and answers carry no CORS header", async () => {
-    const { handler } = handlerWith([]);
+  it("is off by default: a preflight is a 405, and a request from another origin a 403", async () => {
+    const { handler, publisher } = handlerWith([]);
     const res = await handler(preflight(APP));
     expect(res.status).toBe(405);
     expect(res.headers.get("access-control-allow-origin")).toBeNull();
     const posted = await handler(postFrom(APP));
-    expect(posted.status).toBe(202);
+    expect(posted.status).toBe(403);
+    expect(((await posted.json()) as { error: { code: string } }).error.code).toBe(
+      "origin_not_allowed",
+    );
     expect(posted.headers.get("access-control-allow-origin")).toBeNull();
+    expect(publisher.published).toHaveLength(0);
+  });
+
+  it("takes a page's request to its own server (same origin) without listing it", async () => {
+    const { handler } = handlerWith([]);
+    const res = await handler(postFrom("http://localhost"));
+    expect(res.status).toBe(202);
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
   });
 
   it("answers a preflight from an allowed origin, without allowing credentials", async () => {
@@ -62,11 +79,13 @@ describe("CORS", () => {
     expect(publisher.published).toHaveLength(0);
   });
 
-  it("gives another origin's preflight no CORS header, so the browser refuses", async () => {
-    const { handler } = handlerWith([APP]);
+  it("gives another origin's preflight no CORS header, and its request a 403", async () => {
+    const { handler, publisher } = handlerWith([APP]);
     const res = await handler(preflight("https://evil.example.net"));
     expect(res.headers.get("access-control-allow-origin")).toBeNull();
     expect(res.headers.get("access-control-allow-methods")).toBeNull();
+    expect((await handler(postFrom("https://evil.example.net"))).status).toBe(403);
+    expect(publisher.published).toHaveLength(0);
   });
 
   it("lets an allowed origin read the answer, success or error, and its request id", async () => {

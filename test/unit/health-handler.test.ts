@@ -1,5 +1,6 @@
 import type { JetStreamManager, NatsConnection, StreamInfo } from "nats";
 import { describe, expect, it } from "vitest";
+import { createSourceCheck } from "../../shared/auth.ts";
 import { createHealthHandler } from "../../shared/health-handler.ts";
 import { createLogger } from "../../shared/logger.ts";
 import type { ConnectionProvider } from "../../shared/nats-connection.ts";
@@ -146,4 +147,32 @@ describe("health handler", () => {
       expect(asked.gets).toBe(0);
     },
   );
+});
+
+describe("health handler in local development", () => {
+  const handler = (provider: ConnectionProvider) =>
+    createHealthHandler({
+      connections: provider,
+      streamName: "METRICS",
+      timeoutMs: 1500,
+      logger: createLogger("test", "silent"),
+      checkSource: createSourceCheck({ apiKeys: [], authMode: undefined, isLocal: true }),
+    });
+  const from = (headers: Record<string, string>) =>
+    new Request("http://localhost:8080/api/v1/health", { headers });
+
+  it("answers a request sent to localhost", async () => {
+    const { provider } = connections();
+    expect((await handler(provider)(from({ host: "localhost:8080" }))).status).toBe(200);
+  });
+
+  it("refuses one sent to another name (DNS rebinding) or from another origin, asking nothing", async () => {
+    const { provider, asked } = connections();
+    const rebound = await handler(provider)(from({ host: "attacker.example:8080" }));
+    expect(rebound.status).toBe(403);
+    expect(((await rebound.json()) as ErrorBody).error.code).toBe("host_not_allowed");
+    const page = await handler(provider)(from({ origin: "https://attacker.example" }));
+    expect(((await page.json()) as ErrorBody).error.code).toBe("origin_not_allowed");
+    expect(asked.gets).toBe(0);
+  });
 });

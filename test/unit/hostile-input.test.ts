@@ -16,7 +16,12 @@ function ingest() {
   const publisher = fakePublisher(undefined, 2 * 1024 * 1024);
   const handler = createIngestHandler({
     publisher,
-    authenticate: createAuthenticator({ apiKeys: [], authMode: "none", isLocal: false }),
+    authenticate: createAuthenticator({
+      apiKeys: [],
+      authMode: "none",
+      isLocal: false,
+      scope: "json",
+    }),
     subject: "metrics.json",
     logger: createLogger("test", "silent"),
   });

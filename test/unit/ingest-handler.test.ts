@@ -42,6 +42,7 @@ function ingest(setup: Setup = {}) {
       apiKeys: [],
       authMode: undefined,
       isLocal: true,
+      scope: "json",
       ...setup.auth,
     }),
     subject: SUBJECT,
@@ -144,6 +145,17 @@ const scenarios = {
     request: () => post(SEED_BODY, { authorization: "Bearer wrong" }),
     setup: { auth: { apiKeys: ["right"] } },
   },
+  insufficient_scope: {
+    request: () => post(SEED_BODY, { authorization: "Bearer influx-only-key-123" }),
+    setup: { auth: { apiKeys: ["influx-only-key-123@influx"] } },
+  },
+  host_not_allowed: {
+    // Local development without keys: a page that rebound its own name to 127.0.0.1.
+    request: () => post(SEED_BODY, { host: "attacker.example:8080" }),
+  },
+  origin_not_allowed: {
+    request: () => post(SEED_BODY, { origin: "https://attacker.example" }),
+  },
   method_not_allowed: {
     request: () => new Request("http://localhost/api/v1/metrics", { method: "GET" }),
   },
@@ -193,9 +205,10 @@ const publishedBeforeFailing = new Set<ErrorCode>([
 describe("the error catalogue", () => {
   it("uses only the statuses of the contract, and Retry-After on every 503 and nowhere else", () => {
     const specs: [string, { status: number; retryAfter?: number }][] = Object.entries(ERRORS);
-    // 404 is the self-hosted server's answer to a path it does not serve.
+    // 404 is the self-hosted server's answer to a path it does not serve; 403 refuses a key's
+    // scope or a request's source.
     expect(new Set(specs.map(([, s]) => s.status))).toEqual(
-      new Set([400, 401, 404, 405, 413, 415, 500, 503]),
+      new Set([400, 401, 403, 404, 405, 413, 415, 500, 503]),
     );
     for (const [code, spec] of specs) {
       expect(spec.retryAfter !== undefined, code).toBe(spec.status === 503);

@@ -93,7 +93,12 @@ describe("the ingest handler under random input", () => {
           });
           const handler = createIngestHandler({
             publisher,
-            authenticate: createAuthenticator({ apiKeys: [], authMode: "none", isLocal: false }),
+            authenticate: createAuthenticator({
+              apiKeys: [],
+              authMode: "none",
+              isLocal: false,
+              scope: "json",
+            }),
             subject: "metrics.json",
             logger: createLogger("test", "silent"),
           });

@@ -6,6 +6,7 @@ import { createHandlers } from "../../shared/handlers.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { createIngestHandler } from "../../shared/ingest-handler.ts";
 import { createLogger } from "../../shared/logger.ts";
+import { createRefusalLog } from "../../shared/refusal-log.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 
 /**
@@ -36,6 +37,9 @@ function expectClean(texts: readonly string[]) {
 describe("logs and answers keep secrets", () => {
   it("with a fake broker: keys, bodies and unexpected errors", async () => {
     const { lines, destination } = capture();
+    const logger = createLogger("test", "trace", destination);
+    // The wrong key's refusal is logged by the refusal log, as the function wires it.
+    const refusals = createRefusalLog(logger);
     let fail: Error | undefined;
     const handler = createIngestHandler({
       publisher: fakePublisher(() =>
@@ -47,9 +51,13 @@ describe("logs and answers keep secrets", () => {
         apiKeys: [API_KEY],
         authMode: undefined,
         isLocal: false,
+        scope: "json",
+        onRefused: (_, refusal) => {
+          refusals.record("192.0.2.1", refusal.code);
+        },
       }),
       subject: "metrics.json",
-      logger: createLogger("test", "trace", destination),
+      logger,
     });
     const send = (key: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
       handler(
