@@ -1,5 +1,7 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
+import { computeInTurn, runInSlices } from "./cooperative.ts";
 import { ApiError } from "./errors.ts";
+import { ExpansionBudget } from "./expansion-budget.ts";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import {
@@ -41,12 +43,19 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
       );
     }
     const bytes = await readBodyBytes(req, REQUEST_LIMITS.bodyBytes);
-    const request = decodeRequest(bytes, encoding);
-    const points = countDataPoints(request);
-    if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
-    const receivedAt = now();
-
-    const converted = metricsOfRequest(request);
+    const bodyBytes = bytes.byteLength;
+    const { points, receivedAt, converted } = await computeInTurn(bodyBytes, async () => {
+      const request = await runInSlices(decodeRequest(bytes, encoding));
+      const points = countDataPoints(request);
+      if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
+      const receivedAt = now();
+      const budget = new ExpansionBudget(bodyBytes);
+      return {
+        points,
+        receivedAt,
+        converted: await runInSlices(metricsOfRequest(request, budget)),
+      };
+    });
     const summary = refusalSummary(converted);
     if (converted.rejected > 0 && converted.metrics.length === 0) {
       throw new PointsRefused(`No data point can be stored. ${summary}`, converted.refusals);
@@ -55,6 +64,7 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
       subject: options.subject,
       metrics: converted.metrics,
       receivedAt,
+      bodyBytes,
       headers: traceHeaders(req),
     });
     log.info(
