@@ -1,7 +1,7 @@
 import { runToEnd } from "./cooperative.ts";
 import type { Envelope, EnvelopeV3, MetricGroup } from "./envelope-schema.ts";
 import { encodeMessage } from "./envelope-encoder.ts";
-import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
+import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { validateEnvelopeV2, validateEnvelopeV3 } from "./validators.ts";
 
@@ -76,9 +76,20 @@ function readV2(value: unknown): { envelope: Envelope } | { invalid: string } {
 function readV3(value: unknown): { envelope: Envelope } | { invalid: string } {
   if (!validateEnvelopeV3(value)) return { invalid: schemaProblem(validateEnvelopeV3.errors) };
   const metrics: Metric[] = [];
+  let sharedBytes = 0;
   for (const [g, group] of value.groups.entries()) {
     if (metrics.length + group.metrics.length > REQUEST_LIMITS.metricsPerRequest) {
       return { invalid: `holds more than ${REQUEST_LIMITS.metricsPerRequest} metrics` };
+    }
+    // What the group's tags become as stored, once for each of its metrics: the edge never
+    // publishes more than a request may become (EXPANSION_LIMITS), nor does the worker store it.
+    if (group.tags !== undefined) {
+      sharedBytes += group.metrics.length * Buffer.byteLength(JSON.stringify(group.tags));
+      if (sharedBytes > EXPANSION_LIMITS.maxBytes) {
+        return {
+          invalid: `its tags would take more than ${EXPANSION_LIMITS.maxBytes} bytes as stored`,
+        };
+      }
     }
     for (const [m, metric] of group.metrics.entries()) {
       const whole = withGroupTags(metric, group);

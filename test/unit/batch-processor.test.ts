@@ -171,6 +171,24 @@ describe("poison messages", () => {
       "invalid_envelope",
     ],
     [
+      "version 3 whose shared tags, once for each metric, are more than a request may become",
+      JSON.stringify({
+        v: 3,
+        id: "x",
+        receivedAt: 1,
+        key: "message",
+        groups: [
+          {
+            tags: Object.fromEntries(
+              Array.from({ length: 64 }, (_, i) => [`k${i}`.padEnd(128, "k"), "v".repeat(256)]),
+            ),
+            metrics: Array.from({ length: 700 }, () => ({ value: 1, tags: {} })),
+          },
+        ],
+      }),
+      "invalid_envelope",
+    ],
+    [
       "version 3 with more metrics in its groups together than a request may hold",
       JSON.stringify({
         v: 3,
