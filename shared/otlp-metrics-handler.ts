@@ -43,18 +43,14 @@ export function createOtlpMetricsHandler(options: AgentHandlerOptions): Handler 
       );
     }
     const bytes = await readBodyBytes(req, REQUEST_LIMITS.bodyBytes);
+    const receivedAt = now();
     const bodyBytes = bytes.byteLength;
-    const { points, receivedAt, converted } = await computeInTurn(bodyBytes, async () => {
+    const { points, converted } = await computeInTurn(bodyBytes, async () => {
       const request = await runInSlices(decodeRequest(bytes, encoding));
       const points = countDataPoints(request);
       if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
-      const receivedAt = now();
       const budget = new ExpansionBudget(bodyBytes);
-      return {
-        points,
-        receivedAt,
-        converted: await runInSlices(metricsOfRequest(request, budget)),
-      };
+      return { points, converted: await runInSlices(metricsOfRequest(request, budget)) };
     });
     const summary = refusalSummary(converted);
     if (converted.rejected > 0 && converted.metrics.length === 0) {
