@@ -164,7 +164,6 @@ function makeRows(count: number): MetricRow[] {
     const id = `bench-${messages++}-${Math.random().toString(36).slice(2, 10)}`;
     const receivedAt = Date.now();
     const envelope: Envelope = {
-      v: 2,
       key: "message",
       id,
       receivedAt,

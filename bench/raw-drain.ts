@@ -30,7 +30,6 @@ function envelopeOf(msg: JsMsg): Envelope {
   const parsed = JSON.parse(new TextDecoder().decode(msg.data)) as Envelope | { data: unknown };
   if ("metrics" in parsed) return parsed;
   return {
-    v: 2,
     key: "message",
     id: msg.headers?.get("Nats-Msg-Id") ?? String(msg.seq),
     receivedAt: Math.floor(msg.info.timestampNanos / 1e6),

@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
-import { encodeEnvelope, ENVELOPE_VERSION } from "../shared/envelope.ts";
+import { encodeEnvelope } from "../shared/envelope.ts";
 import { createTestDatabase } from "../test/helpers/postgres.ts";
 import { startProcess } from "./processes.ts";
 import { log, QUICK, round, type BenchNats } from "./support.ts";
@@ -51,7 +51,6 @@ async function fill(nats: BenchNats, messages: number, perMessage: number): Prom
     while (next < messages) {
       const id = `${run}-${next++}`;
       const data = encodeEnvelope({
-        v: ENVELOPE_VERSION,
         id,
         receivedAt: Date.now(),
         key: "message",

@@ -1,6 +1,6 @@
 /**
  * `npm run generate:validators`: writes ajv's standalone code for the TypeBox schemas, each
- * module with its .d.ts — shared/compiled-validators.js (metric, request body, envelope) and
+ * module with its .d.ts — shared/compiled-validators.js (metric, request body, envelopes) and
  * shared/compiled-config-validator.js (the environment) — so that no process compiles a schema,
  * or even loads TypeBox or ajv, when it starts (compiling took most of the function's cold
  * start). The TypeBox schemas stay the one definition: run this after changing them, and
@@ -14,7 +14,7 @@ import { Ajv, _, type Options } from "ajv";
 import standalone from "ajv/dist/standalone/index.js";
 import { format, resolveConfig } from "prettier";
 import { ConfigEnv } from "../shared/config-schema.ts";
-import { Envelope } from "../shared/envelope-schema.ts";
+import { EnvelopeV2, EnvelopeV3 } from "../shared/envelope-schema.ts";
 import { JsonBody, Metric, RFC3339_FORMAT } from "../shared/metric-schema.ts";
 import { isRfc3339 } from "../shared/timestamp.ts";
 
@@ -66,7 +66,8 @@ const MODULES: readonly ModuleSpec[] = [
       // The metric schema first: the envelope schema refers to it by its $id.
       validateMetric: { schema: Metric, type: "Metric", from: "./metric-schema.ts" },
       validateJsonBody: { schema: JsonBody, type: "JsonBody", from: "./metric-schema.ts" },
-      validateEnvelope: { schema: Envelope, type: "Envelope", from: "./envelope-schema.ts" },
+      validateEnvelopeV2: { schema: EnvelopeV2, type: "EnvelopeV2", from: "./envelope-schema.ts" },
+      validateEnvelopeV3: { schema: EnvelopeV3, type: "EnvelopeV3", from: "./envelope-schema.ts" },
     },
     // The code names the format as `formats[name]`; its check lives in shared/timestamp.ts.
     preamble: [

@@ -1,16 +1,19 @@
 /**
  * What the agent protocols (InfluxDB line protocol, OTLP, Prometheus remote write) share once
- * their bodies are turned into metrics: the same schema and size limit as the JSON API, and
- * publishing keyed by series, so that an agent's retried batch adds nothing.
+ * their bodies are turned into metrics: the same schema and size limit as the JSON API, the
+ * bound on what a request may become, and publishing keyed by series, so that an agent's
+ * retried batch adds nothing.
  */
 import type { Authenticator } from "./auth.ts";
-import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
+import { computeInTurn, runInSlices } from "./cooperative.ts";
+import { encodeSeriesMessages } from "./envelope-encoder.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
+import type { ExpansionBudget } from "./expansion-budget.ts";
+import { futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Logger } from "./logger.ts";
 import type { Metric } from "./metric-schema.ts";
 import type { Publisher } from "./publisher.ts";
-import { seriesMessageId, seriesRowKey } from "./series-identity.ts";
 import { toDetails, validateMetric } from "./validators.ts";
 
 /** The problems of one refused metric, by its position among the request's points. */
@@ -19,34 +22,30 @@ export interface RefusedMetric {
   readonly details: readonly ErrorDetail[];
 }
 
-export interface CheckedMetrics {
-  /** The metrics that passed, in the request's order. */
-  readonly valid: readonly Metric[];
-  readonly refused: readonly RefusedMetric[];
-}
-
 /**
- * Checks each metric a protocol's point became against the Metric schema and the per-metric
- * size limit, as the JSON API does. Every metric is checked on its own, so that a protocol can
- * name the first bad point (line protocol) or accept the others (OTLP's partial success).
+ * Checks one metric a protocol's point became (its `index` among the request's points) as the
+ * JSON API checks one: against the Metric schema and the per-metric size limit. Its size as
+ * stored is spent from the request's `budget` first, so a request over its expansion bound is
+ * refused (413) at the first metric past it, before the rest are made or checked. With a
+ * `bound`, a timestamp past it refuses the metric too.
  */
-export function checkMetrics(candidates: readonly unknown[]): CheckedMetrics {
-  const valid: Metric[] = [];
-  const refused: RefusedMetric[] = [];
-  candidates.forEach((candidate, index) => {
-    if (!validateMetric(candidate)) {
-      refused.push({ index, details: toDetails(index, validateMetric.errors ?? []) });
-      return;
-    }
-    const size = Buffer.byteLength(JSON.stringify(candidate));
-    if (size > REQUEST_LIMITS.metricBytes) {
-      const message = `is ${size} bytes as JSON; the limit is ${REQUEST_LIMITS.metricBytes}`;
-      refused.push({ index, details: [{ index, path: "", message }] });
-      return;
-    }
-    valid.push(candidate);
-  });
-  return { valid, refused };
+export function checkMetric(
+  candidate: unknown,
+  index: number,
+  budget: ExpansionBudget,
+  bound?: FutureBound,
+): { readonly metric: Metric } | { readonly refused: RefusedMetric } {
+  const size = budget.spend(candidate);
+  if (!validateMetric(candidate)) {
+    return { refused: { index, details: toDetails(index, validateMetric.errors ?? []) } };
+  }
+  if (size > REQUEST_LIMITS.metricBytes) {
+    const message = `is ${size} bytes as JSON; the limit is ${REQUEST_LIMITS.metricBytes}`;
+    return { refused: { index, details: [{ index, path: "", message }] } };
+  }
+  const future = bound === undefined ? undefined : futureTimestampDetail(candidate, index, bound);
+  if (future !== undefined) return { refused: { index, details: [future] } };
+  return { metric: candidate };
 }
 
 export interface SeriesReceipt {
@@ -56,14 +55,21 @@ export interface SeriesReceipt {
   readonly duplicates: number;
 }
 
-/** The envelope's own bytes around the metrics: version, the message id, receive time, key. */
-const ENVELOPE_OVERHEAD_BYTES = 512;
+/**
+ * What a message's headers may take of the broker's `max_payload`, which counts them with the
+ * data: `Nats-Msg-Id`, `traceparent` and NATS's own framing.
+ */
+const HEADER_BYTES = 1024;
 
 /**
  * Publishes valid metrics, each of which has a name and a timestamp, keyed by series, and
- * resolves once JetStream acknowledged every message. A batch larger than one broker message
- * is split into several; if any of them fails the whole request fails (retryable), and the
- * agent's retry adds only what was missing, since every row's key is its series and timestamp.
+ * resolves once JetStream acknowledged every message. The batch is one message when it fits the
+ * broker's `max_payload` (tags shared by its points travel once), else several, published at
+ * once. If any of them fails the whole request fails (retryable), and the agent's retry adds
+ * only what was missing: the same batch is cut into the same messages with the same ids, which
+ * JetStream drops inside its duplicate window, and every row's key is its series and timestamp.
+ * Encoding and hashing run in slices, in the request's turn when it is large (`bodyBytes`, its
+ * decoded body's size: `computeInTurn`), so a large batch holds up no other request.
  */
 export async function publishSeries(
   publisher: Publisher,
@@ -71,33 +77,18 @@ export async function publishSeries(
     readonly subject: string;
     readonly metrics: readonly Metric[];
     readonly receivedAt: number;
+    readonly bodyBytes: number;
     readonly headers?: Readonly<Record<string, string>>;
   },
 ): Promise<SeriesReceipt> {
   const { metrics, receivedAt } = message;
   if (metrics.length === 0) return { messages: 0, duplicates: 0 };
-  const envelopeOf = (part: readonly Metric[]) => {
-    const id = seriesMessageId(part.map((metric) => seriesRowKey(metric, receivedAt)));
-    const data = encodeEnvelope({
-      v: ENVELOPE_VERSION,
-      id,
-      receivedAt,
-      key: "series",
-      metrics: [...part],
-    });
-    return { id, data };
-  };
-  const maxPayload = await publisher.maxMessageBytes();
-  // The usual batch fits one message, and is serialised once; only a larger one is measured
-  // metric by metric and split.
-  const whole = envelopeOf(metrics);
-  const envelopes =
-    whole.data.byteLength <= maxPayload && metrics.length <= REQUEST_LIMITS.metricsPerRequest
-      ? [whole]
-      : split(metrics, maxPayload - ENVELOPE_OVERHEAD_BYTES).map(envelopeOf);
-
+  const maxBytes = (await publisher.maxMessageBytes()) - HEADER_BYTES;
+  const encoded = await computeInTurn(message.bodyBytes, () =>
+    runInSlices(encodeSeriesMessages(metrics, receivedAt, maxBytes)),
+  );
   const receipts = await Promise.all(
-    envelopes.map(({ id, data }) =>
+    encoded.map(({ id, data }) =>
       publisher.publish({
         subject: message.subject,
         data,
@@ -110,29 +101,6 @@ export async function publishSeries(
     messages: receipts.length,
     duplicates: receipts.filter((receipt) => receipt.duplicate).length,
   };
-}
-
-/** Consecutive parts of at most `maxBytes` of metrics as JSON, and at most a request's count. */
-function split(metrics: readonly Metric[], maxBytes: number): Metric[][] {
-  const parts: Metric[][] = [];
-  let part: Metric[] = [];
-  let partBytes = 0;
-  for (const metric of metrics) {
-    // One comma between metrics; checkMetrics bounds one metric far below any broker's limit.
-    const size = Buffer.byteLength(JSON.stringify(metric)) + 1;
-    if (
-      part.length > 0 &&
-      (partBytes + size > maxBytes || part.length === REQUEST_LIMITS.metricsPerRequest)
-    ) {
-      parts.push(part);
-      part = [];
-      partBytes = 0;
-    }
-    part.push(metric);
-    partBytes += size;
-  }
-  parts.push(part);
-  return parts;
 }
 
 /** The refusal for a request holding more points than any request may. */

@@ -1,7 +1,9 @@
 /**
- * Version of the message envelope. A worker refuses (dead-letters) any version it does not
- * know, so a change to the envelope's meaning must come with a new number and a worker that
- * reads it. Version 1 (no `key`) is still read, as `key: "message"`. Apart from the envelope's
- * schema, so that the processes that only use the compiled validators never load TypeBox.
+ * Version of the message envelope the edge writes. A worker refuses (dead-letters) any version
+ * it does not know, so a change to the envelope's meaning must come with a new number and a
+ * worker that reads it. Every earlier version is still read: 1 (no `key`: read as
+ * `key: "message"`), 2 (the metrics as one list, each with all its tags) and 3 (the metrics in
+ * groups, tags shared by a group's metrics written once). Apart from the envelope's schema, so
+ * that the processes that only use the compiled validators never load TypeBox.
  */
-export const ENVELOPE_VERSION = 2;
+export const ENVELOPE_VERSION = 3;

@@ -1,24 +1,29 @@
-import type { Envelope } from "./envelope-schema.ts";
-import { ENVELOPE_VERSION } from "./envelope-version.ts";
-import { validateEnvelope } from "./validators.ts";
+import { runToEnd } from "./cooperative.ts";
+import type { Envelope, EnvelopeV3, MetricGroup } from "./envelope-schema.ts";
+import { encodeMessage } from "./envelope-encoder.ts";
+import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
+import type { Metric } from "./metric-schema.ts";
+import { validateEnvelopeV2, validateEnvelopeV3 } from "./validators.ts";
 
 export type { Envelope, RowKey } from "./envelope-schema.ts";
 export { ENVELOPE_VERSION } from "./envelope-version.ts";
 
+/** One message holding `envelope`, as the edge writes it (version 3), however large. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  return Buffer.from(JSON.stringify(envelope));
+  return runToEnd(encodeMessage(envelope));
 }
 
 /** Why a message can never be stored; also the last token of its dead-letter subject. */
 export type PoisonReason = "undecodable" | "unknown_version" | "invalid_envelope";
 
 export type Decoded =
-  | { readonly ok: true; readonly envelope: Envelope }
+  | { readonly ok: true; readonly envelope: Envelope; readonly version: 1 | 2 | 3 }
   | { readonly ok: false; readonly reason: PoisonReason; readonly message: string };
 
 /**
- * Reads a message from the stream, validating it with the same compiled schema as the edge:
- * a message that fails here can never be stored, however often it is delivered.
+ * Reads a message from the stream, whichever version wrote it, validating it with the same
+ * compiled schemas as the edge: a message that fails here can never be stored, however often
+ * it is delivered.
  */
 export function decodeEnvelope(data: Uint8Array): Decoded {
   let value: unknown;
@@ -28,34 +33,95 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     return { ok: false, reason: "undecodable", message: `not UTF-8 JSON: ${String(err)}` };
   }
   const version = (value as { v?: unknown } | null)?.v;
+  let read: { envelope: Envelope } | { invalid: string };
   // Version 1 is version 2 without `key`: every row keyed by message id and index.
   if (version === 1 && typeof value === "object" && value !== null && !("key" in value)) {
-    value = { ...value, v: ENVELOPE_VERSION, key: "message" };
-  } else if (version !== ENVELOPE_VERSION) {
+    read = readV2({ ...value, v: 2, key: "message" });
+  } else if (version === 2) {
+    read = readV2(value);
+  } else if (version === 3) {
+    read = readV3(value);
+  } else {
     return {
       ok: false,
       reason: "unknown_version",
       message: `envelope version ${JSON.stringify(version)}`,
     };
   }
-  if (!validateEnvelope(value)) {
-    const first = validateEnvelope.errors?.[0];
-    return {
-      ok: false,
-      reason: "invalid_envelope",
-      message: `${first?.instancePath ?? ""} ${first?.message ?? "is invalid"}`.trim(),
-    };
-  }
-  if (value.key === "series") {
+  if ("invalid" in read) return { ok: false, reason: "invalid_envelope", message: read.invalid };
+  const { envelope } = read;
+  if (envelope.key === "series") {
     // A series key needs both parts of the identity; the edge always sets them.
-    const index = value.metrics.findIndex((m) => m.name === undefined || m.timestamp === undefined);
+    const index = envelope.metrics.findIndex(
+      (m) => m.name === undefined || m.timestamp === undefined,
+    );
     if (index >= 0) {
       return {
         ok: false,
         reason: "invalid_envelope",
-        message: `/metrics/${index} has no name or no timestamp, which a series key needs`,
+        message: `metric ${index} has no name or no timestamp, which a series key needs`,
       };
     }
   }
-  return { ok: true, envelope: value };
+  return { ok: true, envelope, version: version };
+}
+
+function readV2(value: unknown): { envelope: Envelope } | { invalid: string } {
+  if (!validateEnvelopeV2(value)) return { invalid: schemaProblem(validateEnvelopeV2.errors) };
+  const { id, receivedAt, key, metrics } = value;
+  return { envelope: { id, receivedAt, key, metrics } };
+}
+
+/** A version 3 envelope with each metric made whole again: its group's tags, then its own. */
+function readV3(value: unknown): { envelope: Envelope } | { invalid: string } {
+  if (!validateEnvelopeV3(value)) return { invalid: schemaProblem(validateEnvelopeV3.errors) };
+  const metrics: Metric[] = [];
+  let sharedBytes = 0;
+  for (const [g, group] of value.groups.entries()) {
+    if (metrics.length + group.metrics.length > REQUEST_LIMITS.metricsPerRequest) {
+      return { invalid: `holds more than ${REQUEST_LIMITS.metricsPerRequest} metrics` };
+    }
+    // What the group's tags become as stored, once for each of its metrics: the edge never
+    // publishes more than a request may become (EXPANSION_LIMITS), nor does the worker store it.
+    if (group.tags !== undefined) {
+      sharedBytes += group.metrics.length * Buffer.byteLength(JSON.stringify(group.tags));
+      if (sharedBytes > EXPANSION_LIMITS.maxBytes) {
+        return {
+          invalid: `its tags would take more than ${EXPANSION_LIMITS.maxBytes} bytes as stored`,
+        };
+      }
+    }
+    for (const [m, metric] of group.metrics.entries()) {
+      const whole = withGroupTags(metric, group);
+      if (whole === undefined) {
+        return {
+          invalid: `/groups/${g}/metrics/${m} has more than ${METRIC_BOUNDS.tagCount} tags with its group's`,
+        };
+      }
+      metrics.push(whole);
+    }
+  }
+  const { id, receivedAt, key } = value satisfies EnvelopeV3;
+  return { envelope: { id, receivedAt, key, metrics } };
+}
+
+/**
+ * The metric with its group's tags in front of its own, its `tags` where it has them; undefined
+ * when that makes too many tags. A metric that adds none of its own shares the group's object.
+ */
+function withGroupTags(metric: Metric, group: MetricGroup): Metric | undefined {
+  const shared = group.tags;
+  if (shared === undefined) return metric;
+  const own = metric.tags;
+  let tags = shared;
+  if (own !== undefined && Object.keys(own).length > 0) {
+    tags = { ...shared, ...own };
+    if (Object.keys(tags).length > METRIC_BOUNDS.tagCount) return undefined;
+  }
+  return { ...metric, tags };
+}
+
+function schemaProblem(errors: typeof validateEnvelopeV3.errors): string {
+  const first = errors?.[0];
+  return `${first?.instancePath ?? ""} ${first?.message ?? "is invalid"}`.trim();
 }

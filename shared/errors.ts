@@ -18,6 +18,8 @@ export const ERRORS = {
   body_too_large: { status: 413 },
   metric_too_large: { status: 413 },
   too_many_metrics: { status: 413 },
+  expansion_over_ratio: { status: 413 },
+  expansion_over_limit: { status: 413 },
   unsupported_media_type: { status: 415 },
   unsupported_encoding: { status: 415 },
   nats_unavailable: { status: 503, retryAfter: 2 },

@@ -4,9 +4,10 @@
  * bucket, the measurement, the field key and its type kept beside them. A request is taken whole
  * or refused naming its first bad line, as InfluxDB refuses it.
  */
-import { checkMetricsWithin } from "./agent-checks.ts";
-import { tooManyPoints } from "./agent-publish.ts";
+import { checkMetric, tooManyPoints, type RefusedMetric } from "./agent-publish.ts";
+import type { Steps } from "./cooperative.ts";
 import { ApiError, type ErrorCode, type ErrorDetail } from "./errors.ts";
+import type { ExpansionBudget } from "./expansion-budget.ts";
 import {
   LineProtocolError,
   parseLineProtocol,
@@ -73,16 +74,17 @@ function firstLineNotUtf8(bytes: Uint8Array): number {
 
 /**
  * Every field of every line as a checked metric, in order. Refuses the request naming its first
- * bad line (syntax, or a metric the JSON API would refuse, or a timestamp more than
- * `maxFutureMs` past `receivedAt`), or when it holds more fields than a request may hold
- * metrics, or none. Past that limit lines are still read, for syntax and count.
+ * bad line (syntax, or a metric the JSON API would refuse), or when it holds more fields than a
+ * request may hold metrics, or none, or when its metrics outgrow the request's `budget`. Past
+ * the count limit lines are still read, for syntax and count.
  */
-export function metricsOfText(
+export function* metricsOfText(
   text: string,
   target: WriteTarget,
   receivedAt: number,
+  budget: ExpansionBudget,
   maxFutureMs?: number,
-): Metric[] {
+): Steps<Metric[]> {
   const unit = PRECISIONS[target.precision];
   // As InfluxDB does, a line without a timestamp gets the receive time in the request's precision.
   const receivedNs = ((BigInt(receivedAt) * 1_000_000n) / unit) * unit;
@@ -91,10 +93,22 @@ export function metricsOfText(
   let count = 0;
   try {
     for (const point of parseLineProtocol(text)) {
+      yield;
       count += point.fields.length;
       if (count > REQUEST_LIMITS.metricsPerRequest) continue;
-      const candidates = metricsOfPoint(point, target, receivedNs);
-      const { valid, refused } = checkMetricsWithin(candidates, bound);
+      // Field by field: one line may hold thousands of fields, all with the line's tags.
+      const metricOf = fieldMetrics(point, target, receivedNs);
+      const candidates: CandidateMetric[] = [];
+      const valid: Metric[] = [];
+      const refused: RefusedMetric[] = [];
+      for (const [index, [field, value]] of point.fields.entries()) {
+        const candidate = metricOf(field, value);
+        candidates.push(candidate);
+        const checked = checkMetric(candidate, index, budget, bound);
+        if ("metric" in checked) valid.push(checked.metric);
+        else refused.push(checked.refused);
+        yield;
+      }
       if (refused.length > 0) throw invalidPoint(point, candidates, refused, metrics.length);
       metrics.push(...valid);
     }
@@ -115,12 +129,15 @@ interface CandidateMetric {
   readonly influx: { readonly field: string };
 }
 
-/** One metric per field: `<measurement>_<field>`, the line's tags, the point's time. */
-function metricsOfPoint(
+/**
+ * How a point's fields become metrics, one per field: `<measurement>_<field>`, the line's tags
+ * (one object for all its fields), the point's time.
+ */
+function fieldMetrics(
   point: LinePoint,
   target: WriteTarget,
   receivedNs: bigint,
-): CandidateMetric[] {
+): (field: string, value: FieldValue) => CandidateMetric {
   const ns =
     point.timestamp === undefined ? receivedNs : point.timestamp * PRECISIONS[target.precision];
   const timestamp = rfc3339FromNanos(ns);
@@ -132,7 +149,7 @@ function metricsOfPoint(
     );
   }
   const tags = Object.fromEntries(point.tags);
-  return point.fields.map(([field, value]) => ({
+  return (field, value) => ({
     name: `${point.measurement}_${field}`,
     value: numberOf(value),
     timestamp,
@@ -145,7 +162,7 @@ function metricsOfPoint(
       type: value.type,
       ...(value.type === "string" ? { text: value.value } : {}),
     },
-  }));
+  });
 }
 
 /** A field's value as a metric's: booleans 1 and 0, a string 1 (its text is kept beside it). */
@@ -167,7 +184,7 @@ function numberOf(field: FieldValue): number {
 function invalidPoint(
   point: LinePoint,
   candidates: readonly CandidateMetric[],
-  refused: ReturnType<typeof checkMetricsWithin>["refused"],
+  refused: readonly RefusedMetric[],
   offset: number,
 ): LineRefusal {
   const details = refused.flatMap(({ details: list }) =>

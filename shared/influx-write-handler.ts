@@ -7,7 +7,9 @@
 import { publishSeries, type AgentHandlerOptions } from "./agent-publish.ts";
 import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
 import type { KeyScheme } from "./auth.ts";
+import { computeInTurn, runInSlices } from "./cooperative.ts";
 import { ApiError } from "./errors.ts";
+import { ExpansionBudget } from "./expansion-budget.ts";
 import { errorBody, errorHeaders, jsonResponse } from "./http-response.ts";
 import {
   decodeUtf8,
@@ -51,12 +53,17 @@ export function createInfluxWriteHandler(
     if (refusal) throw refusal;
     const target = writeTarget(new URL(req.url).searchParams);
     const receivedAt = now();
-    const text = decodeUtf8(await readBodyBytes(req, REQUEST_LIMITS.bodyBytes));
-    const metrics = metricsOfText(text, target, receivedAt, maxFutureMs);
+    const body = await readBodyBytes(req, REQUEST_LIMITS.bodyBytes);
+    const bodyBytes = body.byteLength;
+    const metrics = await computeInTurn(bodyBytes, () => {
+      const budget = new ExpansionBudget(bodyBytes);
+      return runInSlices(metricsOfText(decodeUtf8(body), target, receivedAt, budget, maxFutureMs));
+    });
     const receipt = await publishSeries(options.publisher, {
       subject: options.subject,
       metrics,
       receivedAt,
+      bodyBytes,
       headers: traceHeaders(req),
     });
     options.logger.info(

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import type { Authenticator } from "./auth.ts";
 import { createCors, NO_CORS, type Cors } from "./cors.ts";
-import { encodeEnvelope, ENVELOPE_VERSION } from "./envelope.ts";
+import { computeInTurn, runInSlices } from "./cooperative.ts";
+import { encodeMessage } from "./envelope-encoder.ts";
 import { ApiError } from "./errors.ts";
 import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
 import { jsonResponse } from "./http-response.ts";
@@ -56,11 +57,17 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     const maxMessage = await options.publisher.maxMessageBytes();
     const bodyLimit = Math.min(REQUEST_LIMITS.bodyBytes, maxMessage - ENVELOPE_OVERHEAD_BYTES);
     const text = await readBodyText(req, bodyLimit);
-    const metrics = parseMetrics(text, format, { receivedAt, maxFutureMs });
+    // A body's metrics are the body itself: what a request may become (EXPANSION_LIMITS) is
+    // bounded here by the body limit, so no budget is spent.
+    const { metrics, data } = await computeInTurn(Buffer.byteLength(text), async () => {
+      const metrics = await runInSlices(parseMetrics(text, format, { receivedAt, maxFutureMs }));
+      const envelope = { id: msgId, receivedAt, key: "message" as const, metrics };
+      return { metrics, data: await runInSlices(encodeMessage(envelope)) };
+    });
 
     const receipt = await options.publisher.publish({
       subject: options.subject,
-      data: encodeEnvelope({ v: ENVELOPE_VERSION, id: msgId, receivedAt, key: "message", metrics }),
+      data,
       msgId,
       headers: traceHeaders(req),
     });

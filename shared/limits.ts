@@ -38,3 +38,21 @@ export const REQUEST_LIMITS = {
   /** Entries in an `invalid_metrics` answer's `details`; the message says when more were cut. */
   errorDetails: 100,
 } as const;
+
+/**
+ * Bounds on what one request becomes. A request's points are counted above; these bound their
+ * bytes: every metric as the worker stores it (as JSON, with all its tags), summed over the
+ * request. Tags sent once for many points (an InfluxDB line's tag set, a Prometheus series'
+ * labels, an OTLP resource's attributes) are stored once per point, so a small body can
+ * become far more: these bounds refuse that (413) while the metrics are being made, before
+ * anything is encoded or published. The messages a request is published as total no more than
+ * this either, and usually much less: they carry shared tags once (envelope version 3).
+ */
+export const EXPANSION_LIMITS = {
+  /** The stored metrics' bytes, as a multiple of the decoded body's bytes. */
+  bodyMultiple: 64,
+  /** What any request may become, whatever its body's size (the multiple counts from here). */
+  floorBytes: 1024 * 1024,
+  /** What any request may become, whatever the multiple allows. */
+  maxBytes: 16 * 1024 * 1024,
+} as const;

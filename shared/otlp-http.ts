@@ -3,15 +3,7 @@
  * (an `ExportMetricsServiceResponse`, or a `google.rpc.Status` for an error) encoded, in the
  * encoding of the request, as the OTLP specification asks.
  */
-import {
-  create,
-  createRegistry,
-  fromBinary,
-  fromJson,
-  toBinary,
-  toJson,
-  type JsonValue,
-} from "@bufbuild/protobuf";
+import { create, createRegistry, toBinary, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import {
   BadRequestSchema,
@@ -24,9 +16,11 @@ import {
   ExportMetricsServiceResponseSchema,
   type ExportMetricsServiceRequest,
 } from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import type { Steps } from "./cooperative.ts";
 import { ApiError } from "./errors.ts";
 import { errorHeaders } from "./http-response.ts";
 import type { PointRefusal } from "./otlp-metrics.ts";
+import { fromBinaryInSteps, fromJsonInSteps } from "./protobuf-steps.ts";
 
 export type OtlpEncoding = "protobuf" | "json";
 
@@ -51,26 +45,25 @@ export function encodingOf(contentType: string | null): OtlpEncoding | undefined
  */
 const RECURSION_LIMIT = 100;
 
-/** Decodes a request body; anything that is not a valid request is a 400. */
-export function decodeRequest(
+/**
+ * Decodes a request body; anything that is not a valid request is a 400. Each metric is
+ * decoded on its own (`protobuf-steps.ts`), so a large body can be decoded in slices.
+ */
+export function* decodeRequest(
   bytes: Uint8Array,
   encoding: OtlpEncoding,
-): ExportMetricsServiceRequest {
+): Steps<ExportMetricsServiceRequest> {
+  // A request's metrics are three levels down: resource_metrics, scope_metrics, metrics.
+  const options = { depth: 3, recursionLimit: RECURSION_LIMIT };
   try {
     if (encoding === "protobuf") {
-      return fromBinary(ExportMetricsServiceRequestSchema, bytes, {
-        readUnknownFields: false,
-        recursionLimit: RECURSION_LIMIT,
-      });
+      return yield* fromBinaryInSteps(ExportMetricsServiceRequestSchema, bytes, options);
     }
     const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     // OTLP/JSON differs from protobuf's JSON mapping in one way that matters here: trace and
     // span ids are hex, not base64. Fields a newer OTLP added must be ignored, not refused.
     const json = JSON.parse(text, hexIdsAsBase64) as JsonValue;
-    return fromJson(ExportMetricsServiceRequestSchema, json, {
-      ignoreUnknownFields: true,
-      recursionLimit: RECURSION_LIMIT,
-    });
+    return yield* fromJsonInSteps(ExportMetricsServiceRequestSchema, json, options);
   } catch (err) {
     // A body nested deeply enough exhausts the decoder's stack: that is bad input too.
     const reason =

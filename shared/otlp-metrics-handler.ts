@@ -1,6 +1,8 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
+import { computeInTurn, runInSlices } from "./cooperative.ts";
 import { ApiError } from "./errors.ts";
 import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
+import { ExpansionBudget } from "./expansion-budget.ts";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import {
@@ -45,12 +47,20 @@ export function createOtlpMetricsHandler(
       );
     }
     const bytes = await readBodyBytes(req, REQUEST_LIMITS.bodyBytes);
-    const request = decodeRequest(bytes, encoding);
-    const points = countDataPoints(request);
-    if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
     const receivedAt = now();
-
-    const converted = metricsOfRequest(request, { receivedAt, maxFutureMs });
+    const bodyBytes = bytes.byteLength;
+    const { points, converted } = await computeInTurn(bodyBytes, async () => {
+      const request = await runInSlices(decodeRequest(bytes, encoding));
+      const points = countDataPoints(request);
+      if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
+      const budget = new ExpansionBudget(bodyBytes);
+      return {
+        points,
+        converted: await runInSlices(
+          metricsOfRequest(request, budget, { receivedAt, maxFutureMs }),
+        ),
+      };
+    });
     const summary = refusalSummary(converted);
     if (converted.rejected > 0 && converted.metrics.length === 0) {
       throw new PointsRefused(`No data point can be stored. ${summary}`, converted.refusals);
@@ -59,6 +69,7 @@ export function createOtlpMetricsHandler(
       subject: options.subject,
       metrics: converted.metrics,
       receivedAt,
+      bodyBytes,
       headers: traceHeaders(req),
     });
     log.info(

@@ -5,15 +5,17 @@
  * point is checked on its own, so that the valid ones can be stored and the others counted in
  * the answer's `partial_success`.
  */
-import { checkMetricsWithin } from "./agent-checks.ts";
+import { checkMetric } from "./agent-publish.ts";
 import type { FutureBound } from "./future-timestamps.ts";
+import type { Steps } from "./cooperative.ts";
+import type { ExpansionBudget } from "./expansion-budget.ts";
 import type { ExportMetricsServiceRequest } from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import type { KeyValue } from "./gen/opentelemetry/proto/common/v1/common_pb.js";
 import type { Metric as OtlpMetric } from "./gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { addAttributes } from "./otlp-attributes.ts";
-import { PointError, pointsOf } from "./otlp-points.ts";
+import { PointError, pointsOf, type ScopeTags } from "./otlp-points.ts";
 
 /** One refused data point: where it is in the request (a protobuf field path) and why. */
 export interface PointRefusal {
@@ -45,7 +47,7 @@ interface Scope {
   readonly field: string;
   readonly metrics: readonly OtlpMetric[];
   /** The resource's and the scope's tags, made on first use (counting points needs none). */
-  readonly tags: () => ReadonlyMap<string, string>;
+  readonly tags: () => ScopeTags;
 }
 
 /** Every data point of the request, counted before anything else is done with them. */
@@ -58,60 +60,60 @@ export function countDataPoints(request: ExportMetricsServiceRequest): number {
 }
 
 /**
- * Converts every data point, then checks each as the JSON API checks a metric, and against
- * `bound` on future timestamps.
+ * Converts every data point and checks each as the JSON API checks a metric. The points of a
+ * scope share its tags (one object for those without attributes of their own); a request whose
+ * metrics outgrow its `budget` is refused (413) at the first point past it.
  */
-export function metricsOfRequest(
+export function* metricsOfRequest(
   request: ExportMetricsServiceRequest,
+  budget: ExpansionBudget,
   bound?: FutureBound,
-): ConvertedRequest {
-  const candidates: Record<string, unknown>[] = [];
-  /** Each candidate's place: its field path and its position among the request's points. */
-  const places: { field: string; ordinal: number }[] = [];
+): Steps<ConvertedRequest> {
+  const metrics: Metric[] = [];
   const refused: (PointRefusal & { ordinal: number })[] = [];
   const unreadableNames: string[] = [];
   let unreadable = 0;
   let points = 0;
 
   for (const scope of scopesOf(request)) {
-    scope.metrics.forEach((metric, m) => {
+    for (const [m, metric] of scope.metrics.entries()) {
       const metricField = `${scope.field}.metrics[${m}]`;
       const metricPoints = pointsOf(metric);
       if (metricPoints === undefined) {
         if (unreadable++ < REQUEST_LIMITS.errorDetails) {
           unreadableNames.push(`metric ${quoted(metric.name)} (${metricField})`);
         }
-        return;
+        continue;
       }
-      metricPoints.conversions.forEach((convert, p) => {
+      for (const [p, convert] of metricPoints.conversions.entries()) {
+        yield;
         const place = {
           field: `${metricField}.${metricPoints.kind}.data_points[${p}]`,
           ordinal: points++,
         };
+        let candidate: Record<string, unknown>;
         try {
-          candidates.push(convert(scope.tags()));
-          places.push(place);
+          candidate = convert(scope.tags());
         } catch (err) {
           if (!(err instanceof PointError)) throw err;
           refused.push({ ...place, description: err.message });
+          continue;
         }
-      });
-    });
+        const checked = checkMetric(candidate, place.ordinal, budget, bound);
+        if ("metric" in checked) {
+          metrics.push(checked.metric);
+          continue;
+        }
+        const description = checked.refused.details
+          .map((d) => (d.path === "" ? d.message : `${d.path} ${d.message}`))
+          .join("; ");
+        refused.push({ ...place, description });
+      }
+    }
   }
-
-  const checked = checkMetricsWithin(candidates, bound);
-  for (const { index, details } of checked.refused) {
-    const description = details
-      .map((d) => (d.path === "" ? d.message : `${d.path} ${d.message}`))
-      .join("; ");
-    const place = places[index] ?? { field: "", ordinal: -1 };
-    refused.push({ ...place, description });
-  }
-  // In the request's order, whichever check refused them.
-  refused.sort((a, b) => a.ordinal - b.ordinal);
   return {
     points,
-    metrics: checked.valid,
+    metrics,
     rejected: refused.length,
     refusals: refused
       .slice(0, REQUEST_LIMITS.errorDetails)
@@ -153,12 +155,13 @@ function* scopesOf(request: ExportMetricsServiceRequest): Generator<Scope> {
     const scopeTags = (name: string, version: string, attributes: readonly KeyValue[]) =>
       once(() => {
         // Over the limit already, every point of the scope is refused: no copy for them.
-        if (resourceTags().size > METRIC_BOUNDS.tagCount) return resourceTags();
+        if (resourceTags().size > METRIC_BOUNDS.tagCount)
+          return { map: resourceTags(), record: {} };
         const tags = new Map(resourceTags());
         if (name !== "") tags.set(SCOPE_NAME_TAG, name);
         if (version !== "") tags.set(SCOPE_VERSION_TAG, version);
         addAttributes(tags, attributes);
-        return tags;
+        return { map: tags, record: Object.fromEntries(tags) };
       });
     const field = `resource_metrics[${r}]`;
     for (const [s, { scope, metrics }] of resourceMetrics.scopeMetrics.entries()) {

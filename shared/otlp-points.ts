@@ -19,11 +19,16 @@ import { rfc3339FromNanos } from "./timestamp.ts";
 /** Why one data point cannot be stored. */
 export class PointError extends Error {}
 
-type Convert<P> = (
-  point: P,
-  metric: OtlpMetric,
-  tags: ReadonlyMap<string, string>,
-) => Record<string, unknown>;
+/**
+ * The tags every point of a scope starts from (its resource's and its own), as a map to add a
+ * point's attributes to, and as the object the points without attributes all share.
+ */
+export interface ScopeTags {
+  readonly map: ReadonlyMap<string, string>;
+  readonly record: Readonly<Record<string, string>>;
+}
+
+type Convert<P> = (point: P, metric: OtlpMetric, tags: ScopeTags) => Record<string, unknown>;
 
 /**
  * A metric's points, each as its conversion given the scope's tags, and the name of the kind's
@@ -31,7 +36,7 @@ type Convert<P> = (
  */
 export interface MetricPoints {
   readonly kind: string;
-  readonly conversions: readonly ((tags: ReadonlyMap<string, string>) => Record<string, unknown>)[];
+  readonly conversions: readonly ((tags: ScopeTags) => Record<string, unknown>)[];
 }
 
 /** The points of a metric and how to convert them; undefined when it holds no known kind. */
@@ -68,7 +73,7 @@ export function pointsOf(metric: OtlpMetric): MetricPoints | undefined {
 function common(
   point: { timeUnixNano: bigint; startTimeUnixNano: bigint; flags: number; attributes: KeyValue[] },
   metric: OtlpMetric,
-  scopeTags: ReadonlyMap<string, string>,
+  scopeTags: ScopeTags,
   kind: string,
   value: number,
 ): Record<string, unknown> {
@@ -80,18 +85,16 @@ function common(
   const timestamp = timeOf(point.timeUnixNano, "time_unix_nano");
   // Checked before the tags are copied, so that a resource with thousands of attributes does
   // not cost a copy of them for every one of its points.
-  if (scopeTags.size > METRIC_BOUNDS.tagCount) {
+  if (scopeTags.map.size > METRIC_BOUNDS.tagCount) {
     throw new PointError(
-      `has ${scopeTags.size} tags or more from its resource and scope alone; the limit is ${METRIC_BOUNDS.tagCount}`,
+      `has ${scopeTags.map.size} tags or more from its resource and scope alone; the limit is ${METRIC_BOUNDS.tagCount}`,
     );
   }
-  const tags = new Map(scopeTags);
-  addAttributes(tags, point.attributes);
   const converted: Record<string, unknown> = {
     name: metric.name,
     value,
     timestamp,
-    tags: Object.fromEntries(tags),
+    tags: pointTags(scopeTags, point.attributes),
     kind,
   };
   if (metric.unit !== "") converted["unit"] = metric.unit;
@@ -99,6 +102,17 @@ function common(
     converted["startTime"] = timeOf(point.startTimeUnixNano, "start_time_unix_nano");
   }
   return converted;
+}
+
+/** The scope's tags and the point's attributes; the scope's own object when it adds none. */
+function pointTags(
+  scopeTags: ScopeTags,
+  attributes: readonly KeyValue[],
+): Readonly<Record<string, string>> {
+  if (attributes.length === 0) return scopeTags.record;
+  const tags = new Map(scopeTags.map);
+  addAttributes(tags, attributes);
+  return Object.fromEntries(tags);
 }
 
 function numberPoint(

@@ -1,3 +1,4 @@
+import type { Steps } from "./cooperative.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
 import { futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
@@ -30,27 +31,33 @@ export function bodyFormat(contentType: string | null): BodyFormat {
 
 /**
  * Turns a body into its metrics, all or nothing: any malformed line or invalid metric refuses
- * the whole request, with a detail for every bad metric and field. With a `bound`, a timestamp
- * past it makes its metric invalid too.
+ * the whole request, with a detail for every bad metric and field. Validation pauses between
+ * metrics (`Steps`), so a large batch can run in slices. With a `bound`, a timestamp past it
+ * makes its metric invalid too.
  */
-export function parseMetrics(text: string, format: BodyFormat, bound?: FutureBound): Metric[] {
+export function* parseMetrics(
+  text: string,
+  format: BodyFormat,
+  bound?: FutureBound,
+): Steps<Metric[]> {
   const items = format === "json" ? itemsOfJson(text) : itemsOfNdjson(text);
   if (items.length === 0) throw new ApiError("empty_batch", "The request holds no metrics.");
   if (items.length > REQUEST_LIMITS.metricsPerRequest) throw tooMany();
 
   const details: ErrorDetail[] = [];
-  items.forEach((item, index) => {
+  for (const [index, item] of items.entries()) {
     if (!validateMetric(item)) details.push(...toDetails(index, validateMetric.errors ?? []));
     else if (bound !== undefined) {
       const detail = futureTimestampDetail(item, index, bound);
       if (detail !== undefined) details.push(detail);
     }
-  });
+    yield;
+  }
   if (details.length > 0) throw invalidMetrics(details);
 
   // Only a body larger than one metric's limit can hold a metric over it.
   if (Buffer.byteLength(text) > REQUEST_LIMITS.metricBytes) {
-    items.forEach((item, index) => {
+    for (const [index, item] of items.entries()) {
       const size = Buffer.byteLength(JSON.stringify(item));
       if (size > REQUEST_LIMITS.metricBytes) {
         throw new ApiError(
@@ -58,7 +65,8 @@ export function parseMetrics(text: string, format: BodyFormat, bound?: FutureBou
           `Metric ${index} is ${size} bytes; the limit is ${REQUEST_LIMITS.metricBytes} bytes.`,
         );
       }
-    });
+      yield;
+    }
   }
   return items as Metric[];
 }

@@ -1,11 +1,14 @@
 import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
+import { computeInTurn, runInSlices } from "./cooperative.ts";
 import { ApiError } from "./errors.ts";
 import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
+import { ExpansionBudget } from "./expansion-budget.ts";
 import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import { traceHeaders } from "./trace-context.ts";
 import { readRawBody } from "./read-body.ts";
-import { decodeWriteRequest, metricsOfWriteRequest, pointsOf } from "./remote-write.ts";
+import { metricsOfWriteRequest, pointsOf, writeRequestOf } from "./remote-write.ts";
+import { decodeSnappyBlock } from "./snappy-block.ts";
 
 /**
  * The largest Snappy block whose contents can fit the decompressed limit: Snappy's worst case
@@ -33,14 +36,23 @@ export function createRemoteWriteHandler(
     checkProtocolHeaders(req.headers);
     const receivedAt = now();
     const body = await readRawBody(req, MAX_BLOCK_BYTES);
-    const request = decodeWriteRequest(body, REQUEST_LIMITS.bodyBytes);
-    const points = pointsOf(request);
-    if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
-    const { metrics, skipped } = metricsOfWriteRequest(request, { receivedAt, maxFutureMs });
+    const decoded = decodeSnappyBlock(body, REQUEST_LIMITS.bodyBytes);
+    const bodyBytes = decoded.byteLength;
+    const { points, metrics, skipped } = await computeInTurn(bodyBytes, async () => {
+      const request = await runInSlices(writeRequestOf(decoded));
+      const points = pointsOf(request);
+      if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
+      const budget = new ExpansionBudget(bodyBytes);
+      return {
+        points,
+        ...(await runInSlices(metricsOfWriteRequest(request, budget, { receivedAt, maxFutureMs }))),
+      };
+    });
     const receipt = await publishSeries(options.publisher, {
       subject: options.subject,
       metrics,
       receivedAt,
+      bodyBytes,
       headers: traceHeaders(req),
     });
     // Info, unlike the JSON API's debug: a batch is worth a line, and it counts what was skipped.

@@ -2,14 +2,16 @@
  * Prometheus remote write 1.0: from a request body (a Snappy block holding a protobuf
  * `WriteRequest`) to the metrics the service stores, one per sample.
  */
-import { fromBinary } from "@bufbuild/protobuf";
-import { checkMetricsWithin } from "./agent-checks.ts";
+import { checkMetric } from "./agent-publish.ts";
+import type { FutureBound } from "./future-timestamps.ts";
+import { runToEnd, type Steps } from "./cooperative.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
+import type { ExpansionBudget } from "./expansion-budget.ts";
 import { WriteRequestSchema, type WriteRequest } from "./gen/prometheus/remote_pb.js";
 import type { TimeSeries } from "./gen/prometheus/types_pb.js";
-import type { FutureBound } from "./future-timestamps.ts";
 import { invalidMetrics } from "./parse-metrics.ts";
 import type { Metric } from "./metric-schema.ts";
+import { fromBinaryInSteps } from "./protobuf-steps.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 
 /**
@@ -21,6 +23,8 @@ import { decodeSnappyBlock } from "./snappy-block.ts";
  */
 const STALE_NAN_BITS = 0x7ff0_0000_0000_0002n;
 const QUIET_NAN_BIT = 0x0008_0000_0000_0000n;
+/** protobuf-es's default: a WriteRequest nests three levels, so only bad input reaches it. */
+const PROTOBUF_RECURSION_LIMIT = 100;
 
 /** What a request held that does not become a metric, counted for the log. */
 export interface SkippedPoints {
@@ -41,12 +45,19 @@ export interface RemoteWriteMetrics {
   readonly skipped: SkippedPoints;
 }
 
-/** Decompresses and decodes a remote write body, within `maxBytes` decompressed. */
+/** Decompresses and decodes a remote write body, within `maxBytes` decompressed, at once. */
 export function decodeWriteRequest(body: Uint8Array, maxBytes: number): WriteRequest {
-  const bytes = decodeSnappyBlock(body, maxBytes);
+  return runToEnd(writeRequestOf(decodeSnappyBlock(body, maxBytes)));
+}
+
+/** Decodes a decompressed remote write body, series by series (`Steps`). */
+export function* writeRequestOf(bytes: Uint8Array): Steps<WriteRequest> {
   try {
     // Fields this definition does not know (remote write's later additions) are ignored.
-    return fromBinary(WriteRequestSchema, bytes, { readUnknownFields: false });
+    return yield* fromBinaryInSteps(WriteRequestSchema, bytes, {
+      depth: 1,
+      recursionLimit: PROTOBUF_RECURSION_LIMIT,
+    });
   } catch (err) {
     const reason = err instanceof Error ? `: ${err.message.slice(0, 200)}` : "";
     throw new ApiError(
@@ -70,12 +81,14 @@ export function pointsOf(request: WriteRequest): number {
  * timestamp (milliseconds) and value as sent. All or nothing: if any series or sample is
  * invalid, the request is refused (400, as the specification asks), naming every problem by
  * `timeseries[i].samples[j]`; `index` in the details is the sample's position in the request.
- * With a `bound`, a sample whose timestamp is past it is invalid too.
+ * The samples of a series share one tags object; a request whose metrics outgrow its `budget`
+ * is refused (413) at the first sample past it.
  */
-export function metricsOfWriteRequest(
+export function* metricsOfWriteRequest(
   request: WriteRequest,
+  budget: ExpansionBudget,
   bound?: FutureBound,
-): RemoteWriteMetrics {
+): Steps<RemoteWriteMetrics> {
   const skipped: SkippedPoints = {
     staleMarkers: 0,
     nonFinite: 0,
@@ -83,51 +96,48 @@ export function metricsOfWriteRequest(
     exemplars: 0,
     metadata: request.metadata.length,
   };
-  const candidates: Record<string, unknown>[] = [];
-  /** For each candidate: its position among the request's samples, and where it was. */
-  const origins: { index: number; where: string }[] = [];
+  const metrics: Metric[] = [];
   const problems: ErrorDetail[] = [];
   let sampleIndex = 0;
 
-  request.timeseries.forEach((series, s) => {
+  for (const [s, series] of request.timeseries.entries()) {
     skipped.histograms += series.histograms.length;
     skipped.exemplars += series.exemplars.length;
     const first = sampleIndex;
     sampleIndex += series.samples.length;
-    if (series.samples.length === 0) return;
+    if (series.samples.length === 0) continue;
     const labels = labelsOf(series);
     if (typeof labels === "string") {
       problems.push({ index: first, path: "", message: `timeseries[${s}]: ${labels}` });
-      return;
+      continue;
     }
-    series.samples.forEach((sample, j) => {
+    for (const [j, sample] of series.samples.entries()) {
+      yield;
       if (!Number.isFinite(sample.value)) {
         if (isStaleMarker(sample.value)) skipped.staleMarkers += 1;
         else skipped.nonFinite += 1;
-        return;
+        continue;
       }
-      const metric: Record<string, unknown> = {
+      const candidate: Record<string, unknown> = {
         name: labels.name,
         value: sample.value,
         // Beyond Number's exact range only when far outside 1970–9999, which the schema refuses.
         timestamp: Number(sample.timestamp),
       };
-      if (labels.tags !== undefined) metric["tags"] = labels.tags;
-      candidates.push(metric);
-      origins.push({ index: first + j, where: `timeseries[${s}].samples[${j}]` });
-    });
-  });
-
-  const { valid, refused } = checkMetricsWithin(candidates, bound);
-  for (const { index, details } of refused) {
-    const origin = origins[index];
-    if (origin === undefined) continue;
-    for (const detail of details) {
-      problems.push({
-        index: origin.index,
-        path: detail.path,
-        message: `${origin.where}: ${fieldOf(detail.path)} ${detail.message}`,
-      });
+      if (labels.tags !== undefined) candidate["tags"] = labels.tags;
+      const checked = checkMetric(candidate, first + j, budget, bound);
+      if ("metric" in checked) {
+        metrics.push(checked.metric);
+        continue;
+      }
+      const where = `timeseries[${s}].samples[${j}]`;
+      for (const detail of checked.refused.details) {
+        problems.push({
+          index: first + j,
+          path: detail.path,
+          message: `${where}: ${fieldOf(detail.path)} ${detail.message}`,
+        });
+      }
     }
   }
   if (problems.length > 0)
@@ -135,7 +145,7 @@ export function metricsOfWriteRequest(
       problems.sort((a, b) => a.index - b.index),
       "sample",
     );
-  return { metrics: valid, skipped };
+  return { metrics, skipped };
 }
 
 /**

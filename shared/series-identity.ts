@@ -1,4 +1,5 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
+import { runToEnd, type Steps } from "./cooperative.ts";
 import type { Metric } from "./metric-schema.ts";
 import { measurementTimeNs } from "./timestamp.ts";
 
@@ -7,12 +8,61 @@ import { measurementTimeNs } from "./timestamp.ts";
  * timestamp to the nanosecond — what InfluxDB and Prometheus deduplicate by. Two metrics with
  * the same identity are the same point, even with different values: the first stored stays.
  *
- * The key is a digest, so that it fits a unique index whatever the tags hold.
+ * The key is a digest of `JSON.stringify([name, sorted tag entries, "<time in ns>"])`, so that
+ * it fits a unique index whatever the tags hold.
  */
 export function seriesRowKey(metric: Metric, receivedAtMs: number): string {
-  const tags = Object.entries(metric.tags ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const time = measurementTimeNs(metric.timestamp, receivedAtMs);
-  return `s:${digest(JSON.stringify([metric.name ?? null, tags, String(time)]))}`;
+  return runToEnd(seriesRowKeys([metric], receivedAtMs))[0] ?? "";
+}
+
+/**
+ * The row keys of `metrics`, in order, exactly as `seriesRowKey` makes each. A series' part of
+ * the digest (its name and sorted tags, which may be many kilobytes) is hashed once for all
+ * its points, which then add only their time: metrics of one series share one tag set.
+ */
+export function* seriesRowKeys(metrics: readonly Metric[], receivedAtMs: number): Steps<string[]> {
+  const series = new SeriesHashes();
+  const keys: string[] = [];
+  for (const metric of metrics) {
+    const time = measurementTimeNs(metric.timestamp, receivedAtMs);
+    const hash = series.of(metric).copy();
+    keys.push(`s:${hash.update(`${JSON.stringify(String(time))}]`, "utf8").digest("base64url")}`);
+    yield;
+  }
+  return keys;
+}
+
+/**
+ * Each series' hash of `[name, sorted tag entries,` — the digest's text up to the time — made
+ * once per name and tag set (by object: the metrics of a series share theirs).
+ */
+class SeriesHashes {
+  readonly #byTags = new WeakMap<object, Map<string | null, Hash>>();
+  readonly #untagged = new Map<string | null, Hash>();
+
+  of(metric: Metric): Hash {
+    const name = metric.name ?? null;
+    const byName = metric.tags === undefined ? this.#untagged : this.#namesOf(metric.tags);
+    let hash = byName.get(name);
+    if (hash === undefined) {
+      const tags = Object.entries(metric.tags ?? {}).sort(([a], [b]) =>
+        a < b ? -1 : a > b ? 1 : 0,
+      );
+      const prefix = `[${JSON.stringify(name)},${JSON.stringify(tags)},`;
+      hash = createHash("sha256").update(prefix, "utf8");
+      byName.set(name, hash);
+    }
+    return hash;
+  }
+
+  #namesOf(tags: object): Map<string | null, Hash> {
+    let byName = this.#byTags.get(tags);
+    if (byName === undefined) {
+      byName = new Map();
+      this.#byTags.set(tags, byName);
+    }
+    return byName;
+  }
 }
 
 /**
@@ -22,9 +72,5 @@ export function seriesRowKey(metric: Metric, receivedAtMs: number): string {
  * still keep it from adding anything.
  */
 export function seriesMessageId(rowKeys: readonly string[]): string {
-  return `s:${digest(rowKeys.join("\n"))}`;
-}
-
-function digest(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("base64url");
+  return `s:${createHash("sha256").update(rowKeys.join("\n"), "utf8").digest("base64url")}`;
 }

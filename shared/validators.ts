@@ -8,7 +8,12 @@ import { STORABLE_TEXT } from "./storable-text.ts";
  * scripts/generate-validators.ts): importing them costs no compilation. The worker re-validates
  * each envelope with the same functions.
  */
-export { validateEnvelope, validateJsonBody, validateMetric } from "./compiled-validators.js";
+export {
+  validateEnvelopeV2,
+  validateEnvelopeV3,
+  validateJsonBody,
+  validateMetric,
+} from "./compiled-validators.js";
 
 /**
  * ajv's errors as the API's details: one entry per failing field. Where a value failed a union

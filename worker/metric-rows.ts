@@ -1,5 +1,7 @@
+import { runToEnd } from "../shared/cooperative.ts";
 import type { Envelope } from "../shared/envelope.ts";
-import { seriesRowKey } from "../shared/series-identity.ts";
+import type { Metric } from "../shared/metric-schema.ts";
+import { seriesRowKeys } from "../shared/series-identity.ts";
 import { measurementTimeMs } from "../shared/timestamp.ts";
 
 /** One row of the `metrics` table. */
@@ -23,18 +25,32 @@ export interface MetricRow {
   readonly msgId: string;
 }
 
+/**
+ * The rows of a message's metrics. The work that depends only on a series is done once for all
+ * its points: its part of the row key's digest, and its tags' JSON (the points of a series, or
+ * of a version 3 group, share one tags object).
+ */
 export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
-  return envelope.metrics.map((metric, index) => ({
-    dedupKey:
-      envelope.key === "series"
-        ? seriesRowKey(metric, envelope.receivedAt)
-        : `${envelope.id}/${index}`,
+  const { id, receivedAt, key, metrics } = envelope;
+  const seriesKeys = key === "series" ? runToEnd(seriesRowKeys(metrics, receivedAt)) : undefined;
+  const tagsJson = new WeakMap<object, string>();
+  const tagsOf = (metric: Metric) => {
+    if (metric.tags === undefined) return "{}";
+    let json = tagsJson.get(metric.tags);
+    if (json === undefined) {
+      json = JSON.stringify(metric.tags);
+      tagsJson.set(metric.tags, json);
+    }
+    return json;
+  };
+  return metrics.map((metric, index) => ({
+    dedupKey: seriesKeys?.[index] ?? `${id}/${index}`,
     name: metric.name ?? null,
     value: metric.value,
-    timeMs: measurementTimeMs(metric.timestamp, envelope.receivedAt),
-    receivedMs: envelope.receivedAt,
-    tags: JSON.stringify(metric.tags ?? {}),
+    timeMs: measurementTimeMs(metric.timestamp, receivedAt),
+    receivedMs: receivedAt,
+    tags: tagsOf(metric),
     metric: JSON.stringify(metric),
-    msgId: envelope.id,
+    msgId: id,
   }));
 }

@@ -67,7 +67,6 @@ async function measure(sync: SyncSetting, payload: Uint8Array) {
 
 it("measures awaited publishes/s with and without sync_interval: always", async () => {
   const payload = encodeEnvelope({
-    v: 2,
     key: "message",
     id: "6f1c2a0e-0000-4000-8000-000000000000",
     receivedAt: Date.now(),

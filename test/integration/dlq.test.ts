@@ -103,17 +103,17 @@ function messageLines(stdout: string): string[] {
 
 const encode = (text: string) => new TextEncoder().encode(text);
 const NOT_JSON = "not json";
-const VERSION_3 = '{"v":3,"id":"v3-1","receivedAt":1795000000000,"metrics":[{"value":1}]}';
+const VERSION_4 = '{"v":4,"id":"v4-1","receivedAt":1795000000000,"metrics":[{"value":1}]}';
 const INVALID = '{"v":1,"id":"fixme-1","receivedAt":1795000000000,"metrics":[{"value":"oops"}]}';
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /** The three kinds of message that can never be stored, straight to the main stream. */
-async function publishPoison(config: Config, which = [NOT_JSON, VERSION_3, INVALID]) {
+async function publishPoison(config: Config, which = [NOT_JSON, VERSION_4, INVALID]) {
   const js = nc.jetstream();
   for (const body of which) {
     const h = headers();
     h.set("traceparent", TRACEPARENT);
-    const msgID = body === INVALID ? "fixme-1" : body === VERSION_3 ? "v3-1" : undefined;
+    const msgID = body === INVALID ? "fixme-1" : body === VERSION_4 ? "v4-1" : undefined;
     await js.publish(jsonSubject(config.stream), encode(body), {
       headers: h,
       ...(msgID === undefined ? {} : { msgID }),
@@ -139,7 +139,7 @@ describe("dlq list", () => {
     expect((await handler(post('{"data": [{"value": 1}, {"value": 2}]}'))).status).toBe(202);
     await publishPoison(config, [NOT_JSON]);
     expect((await handler(post('{"data": {"name": "b", "value": 3}}'))).status).toBe(202);
-    await publishPoison(config, [VERSION_3, INVALID]);
+    await publishPoison(config, [VERSION_4, INVALID]);
     expect((await handler(post('{"data": {"value": 4}}'))).status).toBe(202);
     await close();
 
@@ -157,7 +157,7 @@ describe("dlq list", () => {
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/^\s+1\s+\S+Z\s+undecodable\s+not UTF-8 JSON.*S_list:2\s+1\s+-$/);
     expect(lines[1]).toMatch(
-      /^\s+2\s.*unknown_version\s+envelope version 3\s.*S_list:4\s+1\s+v3-1$/,
+      /^\s+2\s.*unknown_version\s+envelope version 4\s.*S_list:4\s+1\s+v4-1$/,
     );
     expect(lines[2]).toMatch(
       /^\s+3\s.*invalid_envelope\s+\/metrics\/0\/value must be number\s+S_list:5\s+1\s+fixme-1$/,
@@ -167,7 +167,7 @@ describe("dlq list", () => {
     const json = await listed(env);
     expect(json.map((d) => [d.seq, d.reason, d.streamSeq, d.msgId])).toEqual([
       [1, "undecodable", 2, undefined],
-      [2, "unknown_version", 4, "v3-1"],
+      [2, "unknown_version", 4, "v4-1"],
       [3, "invalid_envelope", 5, "fixme-1"],
     ]);
     for (const d of json) {
@@ -291,7 +291,7 @@ describe("dlq delete", () => {
 
     const one = await dlq(env, "delete", "2");
     expect(one.code, one.stderr).toBe(0);
-    expect(one.stdout).toBe("deleted seq 2 (unknown_version, msg id v3-1)\n");
+    expect(one.stdout).toBe("deleted seq 2 (unknown_version, msg id v4-1)\n");
     const list = await dlq(env, "list");
     expect(messageLines(list.stdout).map((l) => l.trim().split(/\s+/)[0])).toEqual(["1", "3"]);
     expect(list.stdout).toContain("2 dead letters in S_drop_DLQ");

@@ -67,7 +67,6 @@ async function freshDatabase(): Promise<TestDatabase> {
 /** The rows a worker would make of a message published with these metrics. */
 function rowsOf(id: string, metrics: unknown[]): MetricRow[] {
   const data = encodeEnvelope({
-    v: 2,
     key: "message",
     id,
     receivedAt: RECEIVED_AT,
@@ -262,7 +261,7 @@ describe("the PostgreSQL store", () => {
       tags: { host: "a", core: String(i % 2) },
     }));
     const seriesRows = (id: string, metrics: typeof points) =>
-      rowsOfEnvelope({ v: 2, key: "series", id, receivedAt: RECEIVED_AT, metrics });
+      rowsOfEnvelope({ key: "series", id, receivedAt: RECEIVED_AT, metrics });
     expect(await store.insert(seriesRows("agent-1", points))).toBe(6);
     // The same points again under other message ids, in other groupings and order, with other
     // values (the first stored stays), and a point sent twice in one batch.

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { checkMetrics, publishSeries } from "../../shared/agent-publish.ts";
+import { checkMetric, publishSeries } from "../../shared/agent-publish.ts";
 import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import { ApiError } from "../../shared/errors.ts";
+import { ExpansionBudget } from "../../shared/expansion-budget.ts";
+import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
+import { seriesMessageId, seriesRowKey } from "../../shared/series-identity.ts";
 import type { OutgoingMessage } from "../../shared/publisher.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 
@@ -23,14 +26,44 @@ function envelopeOf(message: OutgoingMessage | undefined): Envelope {
   return decoded.envelope;
 }
 
-describe("checkMetrics", () => {
+/** The bound of the largest body: what the tests that are not about it run within. */
+const largest = () => new ExpansionBudget(REQUEST_LIMITS.bodyBytes);
+
+/** The most tags a metric may have, each of the greatest size. */
+const maximumTags = (): Record<string, string> =>
+  Object.fromEntries(
+    Array.from({ length: METRIC_BOUNDS.tagCount }, (_, i) => [
+      `${i}`.padStart(METRIC_BOUNDS.tagKeyLength, "k"),
+      `${i}`.padStart(METRIC_BOUNDS.tagValueLength, "v"),
+    ]),
+  );
+
+/** The ApiError `run` throws; fails the test when it throws nothing or something else. */
+function refusal(run: () => unknown): ApiError {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof ApiError) return err;
+    throw err;
+  }
+  throw new Error("expected an ApiError, but nothing was thrown");
+}
+
+/** Each candidate checked as a protocol checks it, by its position. */
+function checkMetrics(candidates: readonly unknown[], budget: ExpansionBudget) {
+  const checked = candidates.map((candidate, index) => checkMetric(candidate, index, budget));
+  return {
+    valid: checked.flatMap((c) => ("metric" in c ? [c.metric] : [])),
+    refused: checked.flatMap((c) => ("refused" in c ? [c.refused] : [])),
+  };
+}
+
+describe("checkMetric", () => {
   it("keeps the valid metrics in order and names every refused one by its index", () => {
-    const { valid, refused } = checkMetrics([
-      point(1),
-      { name: "x", value: "1" },
-      point(2),
-      { name: "", value: 1 },
-    ]);
+    const { valid, refused } = checkMetrics(
+      [point(1), { name: "x", value: "1" }, point(2), { name: "", value: 1 }],
+      largest(),
+    );
     expect(valid).toEqual([point(1), point(2)]);
     expect(refused.map((r) => r.index)).toEqual([1, 3]);
     expect(refused[0]?.details[0]).toMatchObject({ index: 1, path: "/value" });
@@ -38,9 +71,59 @@ describe("checkMetrics", () => {
 
   it("refuses a metric over the per-metric size limit, as the JSON API does", () => {
     const big = { ...point(1), note: "x".repeat(4000), more: Array(20).fill("y".repeat(4000)) };
-    const { valid, refused } = checkMetrics([big]);
+    const { valid, refused } = checkMetrics([big], largest());
     expect(valid).toEqual([]);
     expect(refused[0]?.details[0]?.message).toMatch(/bytes as JSON; the limit is 65536/);
+  });
+});
+
+describe("the expansion budget", () => {
+  it("counts each metric as stored, its tags included, measuring a shared tag set once", () => {
+    const tags = maximumTags();
+    const metric = { ...point(1), tags };
+    const budget = largest();
+    expect(budget.spend(metric)).toBe(Buffer.byteLength(JSON.stringify(metric)));
+    expect(budget.spend({ value: 1 })).toBe('{"value":1}'.length);
+    expect(budget.spend({ tags: {} })).toBe('{"tags":{}}'.length);
+    expect(budget.spentBytes).toBe(Buffer.byteLength(JSON.stringify(metric)) + 11 + 11);
+  });
+
+  it("allows a multiple of the decoded body, at least the floor and at most the cap", () => {
+    const { bodyMultiple, floorBytes, maxBytes } = EXPANSION_LIMITS;
+    expect(new ExpansionBudget(10).limitBytes).toBe(floorBytes);
+    expect(new ExpansionBudget(100_000).limitBytes).toBe(bodyMultiple * 100_000);
+    expect(new ExpansionBudget(REQUEST_LIMITS.bodyBytes).limitBytes).toBe(maxBytes);
+  });
+
+  it("refuses the first metric past a multiple of the body with expansion_over_ratio", () => {
+    // 100 kB of body may become 64 times as much: 6.4 MB, some 250 metrics of 25 kB of tags.
+    const budget = new ExpansionBudget(100_000);
+    const tags = maximumTags();
+    let checked = 0;
+    const err = refusal(() => {
+      for (let i = 0; i < REQUEST_LIMITS.metricsPerRequest; i++) {
+        checkMetric({ ...point(i), tags }, i, budget);
+        checked++;
+      }
+    });
+    expect(err.code).toBe("expansion_over_ratio");
+    expect(err.status).toBe(413);
+    expect(err.message).toMatch(/more than 6400000 bytes as stored .* 64 times the 100000 bytes/);
+    expect(checked).toBeLessThan(300);
+  });
+
+  it("refuses the first metric past the cap with expansion_over_limit", () => {
+    const budget = new ExpansionBudget(REQUEST_LIMITS.bodyBytes);
+    const tags = maximumTags();
+    const err = refusal(() => {
+      for (let i = 0; i < REQUEST_LIMITS.metricsPerRequest; i++) {
+        checkMetric({ ...point(i), tags }, i, budget);
+      }
+    });
+    expect(err.code).toBe("expansion_over_limit");
+    expect(err.status).toBe(413);
+    expect(budget.spentBytes).toBeGreaterThan(EXPANSION_LIMITS.maxBytes);
+    expect(budget.spentBytes).toBeLessThan(EXPANSION_LIMITS.maxBytes + 30_000);
   });
 });
 
@@ -51,21 +134,46 @@ describe("publishSeries", () => {
       subject: "metrics.influx",
       metrics: [point(1), point(2)],
       receivedAt: RECEIVED_AT,
+      bodyBytes: 0,
     });
     expect(receipt).toEqual({ messages: 1, duplicates: 0 });
     const [message] = publisher.published;
+    const decoded = decodeEnvelope(message?.data ?? new Uint8Array());
+    expect(decoded.ok && decoded.version).toBe(3);
     const envelope = envelopeOf(message);
-    expect(envelope).toMatchObject({ v: 2, key: "series", receivedAt: RECEIVED_AT });
+    expect(envelope).toMatchObject({ key: "series", receivedAt: RECEIVED_AT });
     expect(envelope.metrics).toEqual([point(1), point(2)]);
     expect(message?.subject).toBe("metrics.influx");
     expect(message?.msgId).toBe(envelope.id);
+    expect(envelope.id).toBe(
+      seriesMessageId([point(1), point(2)].map((m) => seriesRowKey(m, RECEIVED_AT))),
+    );
     expect(envelope.id).toMatch(/^s:[A-Za-z0-9_-]{43}$/);
+  });
+
+  it("writes tags shared by many points once, and the worker reads back each metric as it was", async () => {
+    const publisher = fakePublisher();
+    const tags = maximumTags();
+    const metrics = Array.from({ length: 600 }, (_, i) => ({ ...point(i), tags, unit: "ms" }));
+    await publishSeries(publisher, {
+      subject: "s",
+      metrics,
+      receivedAt: RECEIVED_AT,
+      bodyBytes: 0,
+    });
+    expect(publisher.published).toHaveLength(1);
+    const size = publisher.published[0]?.data.byteLength ?? 0;
+    const tagBytes = Buffer.byteLength(JSON.stringify(tags));
+    // 600 × 25 kB of tags as stored (within what a request may become); once here.
+    expect(size).toBeLessThan(tagBytes + 600 * 150);
+    const decoded = envelopeOf(publisher.published[0]).metrics;
+    expect(decoded.map((m) => JSON.stringify(m))).toEqual(metrics.map((m) => JSON.stringify(m)));
   });
 
   it("gives a retried batch the same message id, and another batch another", async () => {
     const publisher = fakePublisher();
     const send = (metrics: Metric[]) =>
-      publishSeries(publisher, { subject: "s", metrics, receivedAt: RECEIVED_AT });
+      publishSeries(publisher, { subject: "s", metrics, receivedAt: RECEIVED_AT, bodyBytes: 0 });
     await send([point(1), point(2)]);
     await send([point(1), point(2)]);
     await send([point(1), point(3)]);
@@ -82,6 +190,7 @@ describe("publishSeries", () => {
       subject: "s",
       metrics,
       receivedAt: RECEIVED_AT,
+      bodyBytes: 0,
     });
     expect(receipt.messages).toBeGreaterThan(1);
     expect(publisher.published).toHaveLength(receipt.messages);
@@ -91,6 +200,34 @@ describe("publishSeries", () => {
     expect(new Set(publisher.published.map((m) => m.msgId)).size).toBe(receipt.messages);
   });
 
+  it("cuts a series across messages with its tags in each, the same way every time", async () => {
+    const maxPayload = 64 * 1024;
+    const publisher = fakePublisher(undefined, maxPayload);
+    const tags = maximumTags();
+    const metrics = Array.from({ length: 1500 }, (_, i) => ({ ...point(i), tags }));
+    const send = () =>
+      publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 });
+    const first = await send();
+    expect(first.messages).toBeGreaterThan(2);
+    const parts = publisher.published.splice(0);
+    for (const m of parts) expect(m.data.byteLength).toBeLessThanOrEqual(maxPayload);
+    const republished = parts.flatMap((m) => envelopeOf(m).metrics);
+    expect(republished.map((m) => JSON.stringify(m))).toEqual(
+      metrics.map((m) => JSON.stringify(m)),
+    );
+    // Each part's id is a digest of its own points' identities.
+    let start = 0;
+    for (const m of parts) {
+      const held = envelopeOf(m).metrics.length;
+      const keys = metrics.slice(start, start + held).map((x) => seriesRowKey(x, 0));
+      expect(m.msgId).toBe(seriesMessageId(keys));
+      start += held;
+    }
+    // A retry of the batch is cut into the same messages, with the same ids.
+    await send();
+    expect(publisher.published.map((m) => m.msgId)).toEqual(parts.map((m) => m.msgId));
+  });
+
   it("counts the parts JetStream already held", async () => {
     let n = 0;
     const publisher = fakePublisher(
@@ -98,7 +235,12 @@ describe("publishSeries", () => {
       8 * 1024,
     );
     const metrics = Array.from({ length: 200 }, (_, i) => point(i));
-    const receipt = await publishSeries(publisher, { subject: "s", metrics, receivedAt: 0 });
+    const receipt = await publishSeries(publisher, {
+      subject: "s",
+      metrics,
+      receivedAt: 0,
+      bodyBytes: 0,
+    });
     expect(receipt.duplicates).toBe(1);
     expect(receipt.messages).toBe(n);
   });
@@ -113,14 +255,19 @@ describe("publishSeries", () => {
         : Promise.resolve({ stream: "METRICS", seq: n, duplicate: false });
     }, 8 * 1024);
     const metrics = Array.from({ length: 200 }, (_, i) => point(i));
-    await expect(publishSeries(publisher, { subject: "s", metrics, receivedAt: 0 })).rejects.toBe(
-      refusal,
-    );
+    await expect(
+      publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 }),
+    ).rejects.toBe(refusal);
   });
 
   it("publishes nothing for no metrics", async () => {
     const publisher = fakePublisher();
-    const receipt = await publishSeries(publisher, { subject: "s", metrics: [], receivedAt: 0 });
+    const receipt = await publishSeries(publisher, {
+      subject: "s",
+      metrics: [],
+      receivedAt: 0,
+      bodyBytes: 0,
+    });
     expect(receipt).toEqual({ messages: 0, duplicates: 0 });
     expect(publisher.published).toEqual([]);
   });

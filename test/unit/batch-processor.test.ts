@@ -43,7 +43,7 @@ function message(events: Events, data: string | Uint8Array, deliveryCount = 1): 
 
 /** An encoded envelope holding `metrics`. */
 function envelope(id: string, metrics: Metric[] = [{ value: 1 }]): Uint8Array {
-  return encodeEnvelope({ v: 2, id, receivedAt: RECEIVED_AT, key: "message", metrics });
+  return encodeEnvelope({ id, receivedAt: RECEIVED_AT, key: "message", metrics });
 }
 
 interface Fakes {
@@ -140,9 +140,64 @@ describe("poison messages", () => {
     ["not JSON", "{not json", "undecodable"],
     ["not UTF-8", new Uint8Array([0x7b, 0xff, 0x7d]), "undecodable"],
     [
-      "envelope version 3",
-      JSON.stringify({ v: 3, id: "x", receivedAt: 1, key: "message", metrics: [{ value: 1 }] }),
+      "envelope version 4",
+      JSON.stringify({ v: 4, id: "x", receivedAt: 1, key: "message", metrics: [{ value: 1 }] }),
       "unknown_version",
+    ],
+    [
+      "version 3 with a list of metrics instead of groups",
+      JSON.stringify({ v: 3, id: "x", receivedAt: 1, key: "message", metrics: [{ value: 1 }] }),
+      "invalid_envelope",
+    ],
+    [
+      "version 3 whose metrics have more tags than allowed with their group's",
+      JSON.stringify({
+        v: 3,
+        id: "x",
+        receivedAt: 1,
+        key: "message",
+        groups: [
+          {
+            tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`g${i}`, "v"])),
+            metrics: [
+              {
+                value: 1,
+                tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`o${i}`, "v"])),
+              },
+            ],
+          },
+        ],
+      }),
+      "invalid_envelope",
+    ],
+    [
+      "version 3 whose shared tags, once for each metric, are more than a request may become",
+      JSON.stringify({
+        v: 3,
+        id: "x",
+        receivedAt: 1,
+        key: "message",
+        groups: [
+          {
+            tags: Object.fromEntries(
+              Array.from({ length: 64 }, (_, i) => [`k${i}`.padEnd(128, "k"), "v".repeat(256)]),
+            ),
+            metrics: Array.from({ length: 700 }, () => ({ value: 1, tags: {} })),
+          },
+        ],
+      }),
+      "invalid_envelope",
+    ],
+    [
+      "version 3 with more metrics in its groups together than a request may hold",
+      JSON.stringify({
+        v: 3,
+        id: "x",
+        receivedAt: 1,
+        key: "message",
+        groups: [1, 2].map(() => ({ metrics: Array.from({ length: 6000 }, () => ({ value: 1 })) })),
+      }),
+      "invalid_envelope",
     ],
     [
       "version 2 without a row key",

@@ -8,9 +8,14 @@ import {
 } from "../../scripts/generate-validators.ts";
 import { configVariables, validateConfigEnv } from "../../shared/compiled-config-validator.js";
 import { ConfigEnv } from "../../shared/config-schema.ts";
-import { Envelope } from "../../shared/envelope-schema.ts";
+import { EnvelopeV2, EnvelopeV3 } from "../../shared/envelope-schema.ts";
 import { JsonBody, Metric } from "../../shared/metric-schema.ts";
-import { validateEnvelope, validateJsonBody, validateMetric } from "../../shared/validators.ts";
+import {
+  validateEnvelopeV2,
+  validateEnvelopeV3,
+  validateJsonBody,
+  validateMetric,
+} from "../../shared/validators.ts";
 
 /**
  * The validators are ajv's standalone code, generated from the TypeBox schemas and committed.
@@ -46,7 +51,8 @@ describe("the compiled validators against ajv compiling the schemas", () => {
   const pairs = [
     { name: "metric", compiled: validateMetric, runtime: ajv.compile(Metric) },
     { name: "JSON body", compiled: validateJsonBody, runtime: ajv.compile(JsonBody) },
-    { name: "envelope", compiled: validateEnvelope, runtime: ajv.compile(Envelope) },
+    { name: "envelope v2", compiled: validateEnvelopeV2, runtime: ajv.compile(EnvelopeV2) },
+    { name: "envelope v3", compiled: validateEnvelopeV3, runtime: ajv.compile(EnvelopeV3) },
   ];
 
   const text = fc.oneof(
@@ -75,6 +81,17 @@ describe("the compiled validators against ajv compiling the schemas", () => {
         receivedAt: fc.oneof(fc.integer(), fc.double()),
         key: fc.constantFrom("message", "series", "other"),
         metrics: fc.array(metricLike, { maxLength: 3 }),
+        groups: fc.array(
+          fc.record(
+            {
+              tags: fc.oneof(fc.dictionary(text, fc.oneof(text, fc.integer())), fc.jsonValue()),
+              metrics: fc.array(metricLike, { maxLength: 3 }),
+              extra: fc.jsonValue({ maxDepth: 2 }),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 3 },
+        ),
         extra: fc.jsonValue({ maxDepth: 2 }),
       },
       { requiredKeys: [] },

@@ -7,7 +7,7 @@ import { createIngestHandler } from "../../shared/ingest-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createLogger } from "../../shared/logger.ts";
 import type { OutgoingMessage, PublishReceipt, Publisher } from "../../shared/publisher.ts";
-import { validateEnvelope } from "../../shared/validators.ts";
+import { validateEnvelopeV3 } from "../../shared/validators.ts";
 
 const NOW = 1_714_566_896_789;
 const SUBJECT = "metrics.json";
@@ -189,8 +189,12 @@ const scenarios = {
     setup: { publish: failWith(new Error("boom")) },
   },
 } satisfies Record<
-  // configuration_error comes from the functions' setup, not_found from the server's router.
-  Exclude<ErrorCode, "configuration_error" | "not_found">,
+  // configuration_error comes from the functions' setup, not_found from the server's router,
+  // and the expansion bounds from the agent protocols: a JSON body's metrics are the body.
+  Exclude<
+    ErrorCode,
+    "configuration_error" | "not_found" | "expansion_over_ratio" | "expansion_over_limit"
+  >,
   Scenario
 >;
 
@@ -258,15 +262,16 @@ describe("an accepted request", () => {
     const { handler, published } = ingest();
     expect((await handler(post(sent))).status).toBe(202);
 
+    const written = JSON.parse(new TextDecoder().decode(published[0]?.data)) as unknown;
+    expect(validateEnvelopeV3(written)).toBe(true);
+    expect(Object.keys(written as object)).toEqual(["v", "id", "receivedAt", "key", "groups"]);
+    expect((written as { v: number }).v).toBe(3);
     const envelope = envelopeOf(published[0]);
-    expect(validateEnvelope(envelope)).toBe(true);
-    expect(envelope.v).toBe(2);
     expect(envelope.key).toBe("message");
     expect(envelope.id).toBe("generated-1");
     expect(envelope.receivedAt).toBe(NOW);
     const expected = (JSON.parse(sent) as { data: unknown }).data;
     expect(JSON.stringify(envelope.metrics)).toBe(JSON.stringify(expected));
-    expect(Object.keys(envelope)).toEqual(["v", "id", "receivedAt", "key", "metrics"]);
     expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
   });
 

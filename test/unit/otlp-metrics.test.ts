@@ -6,10 +6,21 @@ import {
   AggregationTemporality,
   type MetricSchema,
 } from "../../shared/gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
-import { METRIC_BOUNDS } from "../../shared/limits.ts";
-import { countDataPoints, metricsOfRequest, refusalSummary } from "../../shared/otlp-metrics.ts";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
+import { runToEnd } from "../../shared/cooperative.ts";
+import { ExpansionBudget } from "../../shared/expansion-budget.ts";
+import type { ExportMetricsServiceRequest } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import {
+  countDataPoints,
+  metricsOfRequest as convert,
+  refusalSummary,
+} from "../../shared/otlp-metrics.ts";
 
 type AnyValueInit = MessageInitShape<typeof AnyValueSchema>;
+
+/** The request's metrics, made at once, within the expansion bound of the largest body. */
+const metricsOfRequest = (request: ExportMetricsServiceRequest) =>
+  runToEnd(convert(request, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)));
 type MetricInit = MessageInitShape<typeof MetricSchema>;
 
 /** 2024-05-01T12:34:56.789123456Z in nanoseconds. */

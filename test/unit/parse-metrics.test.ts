@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../shared/errors.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import { bodyFormat, parseMetrics, type BodyFormat } from "../../shared/parse-metrics.ts";
+import { runToEnd } from "../../shared/cooperative.ts";
+import { bodyFormat, parseMetrics as parse, type BodyFormat } from "../../shared/parse-metrics.ts";
+
+/** The body's metrics, parsed and validated at once. */
+const parseMetrics = (text: string, format: BodyFormat) => runToEnd(parse(text, format));
 
 /** The ApiError `run` throws; fails the test when it throws nothing or something else. */
 function refusal(run: () => unknown): ApiError {

@@ -5,7 +5,13 @@ import { describe, expect, it } from "vitest";
 import { ApiError, type ErrorDetail } from "../../shared/errors.ts";
 import { WriteRequestSchema, type WriteRequest } from "../../shared/gen/prometheus/remote_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import { decodeWriteRequest, metricsOfWriteRequest, pointsOf } from "../../shared/remote-write.ts";
+import { runToEnd } from "../../shared/cooperative.ts";
+import { ExpansionBudget } from "../../shared/expansion-budget.ts";
+import {
+  decodeWriteRequest,
+  metricsOfWriteRequest as convert,
+  pointsOf,
+} from "../../shared/remote-write.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
 import { decodeSnappyBlock } from "../../shared/snappy-block.ts";
 
@@ -14,6 +20,10 @@ import { decodeSnappyBlock } from "../../shared/snappy-block.ts";
  * schema, serialised with toBinary and compressed with snappyjs into one Snappy block.
  */
 type WriteRequestInit = MessageInitShape<typeof WriteRequestSchema>;
+
+/** The request's metrics, made at once, within the expansion bound of the largest body. */
+const metricsOfWriteRequest = (request: WriteRequest) =>
+  runToEnd(convert(request, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)));
 
 const MiB = 1024 * 1024;
 const T = 1_714_566_896_789n;

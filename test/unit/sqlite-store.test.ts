@@ -32,7 +32,6 @@ const storedRows = (path: string) =>
 /** The envelope a worker would decode from a message published with this JSON body's data. */
 function envelopeOf(id: string, metricsJson: string): Envelope {
   const data = encodeEnvelope({
-    v: 2,
     key: "message",
     id,
     receivedAt: RECEIVED_AT,
@@ -87,7 +86,7 @@ describe("rowsOfEnvelope", () => {
 
 describe("rowsOfEnvelope with series keys (the agent protocols)", () => {
   const seriesRows = (metrics: Envelope["metrics"], id = "batch") =>
-    rowsOfEnvelope({ v: 2, key: "series", id, receivedAt: RECEIVED_AT, metrics });
+    rowsOfEnvelope({ key: "series", id, receivedAt: RECEIVED_AT, metrics });
   const at = "2026-11-27T10:00:00.123456789Z";
 
   it("keys a metric by name, tags (in any order) and timestamp, not by message", () => {
@@ -129,7 +128,8 @@ describe("an envelope of version 1 (written before row keys were named)", () => 
     );
     expect(decoded).toEqual({
       ok: true,
-      envelope: { v: 2, key: "message", id: "old", receivedAt: 5, metrics: [{ value: 1 }] },
+      version: 1,
+      envelope: { key: "message", id: "old", receivedAt: 5, metrics: [{ value: 1 }] },
     });
     if (decoded.ok) expect(rowsOfEnvelope(decoded.envelope)[0]?.dedupKey).toBe("old/0");
   });

@@ -1,0 +1,97 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { describe, expect, it } from "vitest";
+import {
+  computeInTurn,
+  LARGE_BODY_BYTES,
+  runInSlices,
+  runToEnd,
+  SLICE_MS,
+  type Steps,
+} from "../../shared/cooperative.ts";
+
+/** Busy work of about `ms`, in steps of a tenth of a millisecond, noting when it ran. */
+function* busy(ms: number, ran: number[] = []): Steps<number> {
+  const end = performance.now() + ms;
+  let steps = 0;
+  while (performance.now() < end) {
+    const stepEnd = performance.now() + 0.1;
+    while (performance.now() < stepEnd) {
+      // spin
+    }
+    ran.push(performance.now());
+    steps++;
+    yield;
+  }
+  return steps;
+}
+
+describe("runToEnd", () => {
+  it("runs the steps without pausing and returns their result", () => {
+    let turns = 0;
+    void nextTurn().then(() => turns++);
+    expect(runToEnd(busy(5))).toBeGreaterThan(0);
+    expect(turns).toBe(0);
+  });
+});
+
+describe("runInSlices", () => {
+  it("gives the event loop a turn at least every slice while long work runs", async () => {
+    const turns = [performance.now()];
+    // An object, not a variable: TypeScript would otherwise take it as always true in the loop.
+    const state = { working: true };
+    void (async () => {
+      while (state.working) {
+        await nextTurn();
+        turns.push(performance.now());
+      }
+    })();
+    await runInSlices(busy(60));
+    state.working = false;
+    const gaps = turns.slice(1).map((t, i) => t - (turns[i] ?? t));
+    expect(turns.length).toBeGreaterThan(60 / SLICE_MS / 2);
+    expect(Math.max(...gaps)).toBeLessThan(SLICE_MS + 15);
+  });
+
+  it("never pauses work that ends within its first slice", async () => {
+    let turns = 0;
+    void nextTurn().then(() => turns++);
+    await runInSlices(busy(SLICE_MS / 4));
+    expect(turns).toBe(0);
+  });
+
+  it("passes on what the steps throw", async () => {
+    function* failing(): Steps<number> {
+      yield;
+      throw new Error("bad input");
+    }
+    await expect(runInSlices(failing())).rejects.toThrow("bad input");
+  });
+});
+
+describe("computeInTurn", () => {
+  it("runs large requests' work one at a time, in the order they came, small ones at once", async () => {
+    const events: string[] = [];
+    const work = (name: string, ms: number) => async () => {
+      events.push(`${name} starts`);
+      await runInSlices(busy(ms));
+      events.push(`${name} ends`);
+      return name;
+    };
+    const large = LARGE_BODY_BYTES;
+    const first = computeInTurn(large, work("first", 20));
+    const second = computeInTurn(large, work("second", 5));
+    // A small request does not wait for the large ones' turns.
+    await nextTurn();
+    const small = computeInTurn(large - 1, work("small", 1));
+    expect(await Promise.all([first, second, small])).toEqual(["first", "second", "small"]);
+    expect(events.indexOf("small ends")).toBeLessThan(events.indexOf("first ends"));
+    expect(events.indexOf("first ends")).toBeLessThan(events.indexOf("second starts"));
+  });
+
+  it("hands the turn on when a large request's work fails", async () => {
+    const failed = computeInTurn(LARGE_BODY_BYTES, () => Promise.reject(new Error("refused")));
+    const next = computeInTurn(LARGE_BODY_BYTES, () => Promise.resolve("next"));
+    await expect(failed).rejects.toThrow("refused");
+    expect(await next).toBe("next");
+  });
+});
