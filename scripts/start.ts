@@ -6,17 +6,18 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "nats";
 import { findNatsServerBinary } from "./nats-server-binary.ts";
+import { isPortFree } from "./port-free.ts";
 import { prettyFactory } from "pino-pretty";
 import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
 import {
   describeConnectError,
+  jetStreamManagerOf,
   natsOptions,
   type ConnectFailure,
 } from "../shared/nats-connection.ts";
@@ -175,18 +176,7 @@ async function findNats(config: Config): Promise<{ url: string; nc: NatsConnecti
 }
 
 async function assertPortFree(port: number): Promise<void> {
-  const taken = await new Promise<boolean>((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => {
-      resolve(true);
-    });
-    probe.listen(port, () =>
-      probe.close(() => {
-        resolve(false);
-      }),
-    );
-  });
-  if (taken) {
+  if (!(await isPortFree(port))) {
     fail(
       `port ${port} is already in use (another netlify dev or npm start?): stop it, or start with npm start -- --port <another>`,
     );
@@ -206,9 +196,7 @@ async function main(): Promise<void> {
   await assertPortFree(port);
   const { url, nc } = await findNats(config);
   try {
-    const jsm = await nc.jetstreamManager().catch(() => {
-      fail(`the NATS server at ${url} has no JetStream; start it with -js (or use docker compose)`);
-    });
+    const jsm = await jetStreamManagerOf(nc, url);
     for (const change of await ensureStreams(jsm, config)) say("setup", change);
   } finally {
     await nc.close();

@@ -3,6 +3,7 @@ import type { ErrorObject } from "ajv";
 import { apiKeyProblems, groupApiKeyItems } from "./api-keys.ts";
 import { configVariables, validateConfigEnv } from "./compiled-config-validator.js";
 import type { ConfigEnv } from "./config-schema.ts";
+import { exitWith } from "./startup-error.ts";
 
 /** The service's configuration, parsed once and frozen. */
 export interface Config {
@@ -205,8 +206,7 @@ export function loadConfigOrExit(
     return loadConfig(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    console.error(`${program}: ${err.message}`);
-    process.exit(1);
+    exitWith(program, err.message);
   }
 }
 

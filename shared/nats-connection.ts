@@ -1,6 +1,7 @@
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "nats";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
+import { StartupError } from "./startup-error.ts";
 
 /** nats-server's own default `max_payload`, for a server that did not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -195,4 +196,18 @@ export function createConnectionProvider(
       if (nc && !nc.isClosed()) await nc.drain();
     },
   };
+}
+
+/**
+ * The connection's JetStream manager, or a `StartupError` saying the server has no JetStream
+ * (a plain nats-server, started without -js): nothing of this service works without it.
+ */
+export async function jetStreamManagerOf(nc: NatsConnection, where: string) {
+  try {
+    return await nc.jetstreamManager();
+  } catch {
+    throw new StartupError(
+      `the NATS server at ${where} has no JetStream: start it with -js (or a jetstream {} block in its configuration)`,
+    );
+  }
 }

@@ -16,9 +16,14 @@ export async function startOrExit(program: string, start: () => Promise<void>): 
     await start();
   } catch (err) {
     if (!(err instanceof StartupError)) throw err;
-    process.stderr.write(`${program}: ${err.message}\n`);
-    process.exit(1);
+    exitWith(program, err.message);
   }
+}
+
+/** Ends a process that cannot start: `<program>: <message>` on stderr, exit code 1. */
+export function exitWith(program: string, message: string): never {
+  process.stderr.write(`${program}: ${message}\n`);
+  process.exit(1);
 }
 
 /**

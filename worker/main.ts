@@ -7,7 +7,12 @@ import { loadConfigOrExit, type Config } from "../shared/config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
 import { listenStartupError, startOrExit, StartupError } from "../shared/startup-error.ts";
-import { describeConnectError, maxPayloadOf, natsOptions } from "../shared/nats-connection.ts";
+import {
+  describeConnectError,
+  jetStreamManagerOf,
+  maxPayloadOf,
+  natsOptions,
+} from "../shared/nats-connection.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { createBatchProcessor } from "./batch-processor.ts";
 import { startConsumeLoop } from "./consume-loop.ts";
@@ -30,16 +35,6 @@ async function connectNats(config: Config): Promise<NatsConnection> {
     const failure = describeConnectError(err, options);
     const hint = failure.kind === "unreachable" ? "; is it running? check NATS_URL" : "";
     throw new StartupError(`${failure.message}${hint}`);
-  }
-}
-
-async function jetStreamOf(nc: NatsConnection, config: Config) {
-  try {
-    return await nc.jetstreamManager();
-  } catch {
-    throw new StartupError(
-      `the NATS server at ${config.nats.servers.join(",")} has no JetStream: start it with -js (or a jetstream {} block in its configuration)`,
-    );
   }
 }
 
@@ -68,7 +63,7 @@ async function main(): Promise<void> {
   logger.info({ database: config.database.url.split(":")[0] }, "database ready");
 
   const nc = await connectNats(config);
-  const jsm = await jetStreamOf(nc, config);
+  const jsm = await jetStreamManagerOf(nc, config.nats.servers.join(","));
   const ensure = async () => {
     for (const change of await ensureStreams(jsm, config)) logger.info(change);
   };

@@ -1,4 +1,3 @@
-import { request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { compress } from "snappyjs";
@@ -11,6 +10,7 @@ import { ExportMetricsServiceRequestSchema } from "../../shared/gen/opentelemetr
 import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort, startNetlifyDev, startWorker, type Child } from "../helpers/processes.ts";
+import { postRaw as postTo } from "../helpers/raw-post.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -282,29 +282,9 @@ describe("the agent protocols through netlify dev", () => {
 });
 
 describe("local development through netlify dev: no web page can write", () => {
-  /** A POST with node:http, which sends the Host header it is given (fetch does not). */
-  function postRaw(
-    path: string,
-    headers: Record<string, string>,
-    body: string,
-  ): Promise<{ status: number; body: string }> {
-    const { port } = new URL(base);
-    return new Promise((resolve, reject) => {
-      const req = httpRequest(
-        { host: "127.0.0.1", port: Number(port), method: "POST", path, headers },
-        (res) => {
-          let text = "";
-          res.setEncoding("utf8");
-          res.on("data", (chunk: string) => (text += chunk));
-          res.on("end", () => {
-            resolve({ status: res.statusCode ?? 0, body: text });
-          });
-        },
-      );
-      req.on("error", reject);
-      req.end(body);
-    });
-  }
+  /** A POST to netlify dev with node:http, which sends the Host header it is given. */
+  const postRaw = (path: string, headers: Record<string, string>, body: string) =>
+    postTo(Number(new URL(base).port), path, headers, body);
   const codeOf = (answer: { body: string }) =>
     (JSON.parse(answer.body) as { error: { code: string } }).error.code;
 

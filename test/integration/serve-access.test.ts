@@ -5,6 +5,7 @@ import { ensureStreams } from "../../shared/stream-setup.ts";
 import { testConfig } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { startChild } from "../helpers/processes.ts";
+import { postRaw, type RawAnswer } from "../helpers/raw-post.ts";
 import { startServe, type ServeProcess } from "../helpers/serve.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -43,40 +44,21 @@ async function startServer(env: Record<string, string>): Promise<ServeProcess> {
   return s;
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-/** One request with node:http, which sends the Host header it is given (fetch does not). */
+/** One request to `s`, with the Host header it is given. */
 function send(
   s: ServeProcess,
   path: string,
   headers: Record<string, string>,
   body = "",
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: "127.0.0.1", port: s.port, method: "POST", path, headers },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (text += chunk));
-        res.on("end", () => {
-          resolve({ status: res.statusCode ?? 0, body: text });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+): Promise<RawAnswer> {
+  return postRaw(s.port, path, headers, body);
 }
 
 /**
  * The error code of an answer: the API's `error.code`, or for OTLP the `google.rpc.Status`
  * detail (ErrorInfo) whose `reason` carries it.
  */
-function codeOf(answer: Answer): string | undefined {
+function codeOf(answer: RawAnswer): string | undefined {
   const body = JSON.parse(answer.body) as {
     error?: { code: string };
     details?: { reason?: string }[];
@@ -150,7 +132,7 @@ describe("npm run serve in local development (no key, HOST=127.0.0.1)", () => {
   });
 
   it("refuses before reading the body: the answer comes while the body is still unsent", async () => {
-    const answer = await new Promise<Answer>((resolve, reject) => {
+    const answer = await new Promise<RawAnswer>((resolve, reject) => {
       const req = request(
         {
           host: "127.0.0.1",

@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isPortFree } from "../../scripts/port-free.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort, startChild, type Child } from "../helpers/processes.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -60,20 +60,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => {
-      resolve(false);
-    });
-    probe.listen(port, () =>
-      probe.close(() => {
-        resolve(true);
-      }),
-    );
-  });
 }
 
 async function answers(url: string): Promise<true | undefined> {
@@ -154,7 +140,7 @@ describe("a stop signal sent to npm's own process", () => {
             `still running: ${left.map((p) => readFileSync(`/proc/${p}/cmdline`, "utf8")).join("; ")}`,
           );
         });
-        for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
+        for (const port of ports) expect(await isPortFree(port), `port ${port}`).toBe(true);
       } finally {
         await npm.stop("SIGKILL");
       }

@@ -8,6 +8,7 @@ import type { Metric } from "../../shared/metric-schema.ts";
 import { seriesMessageId, seriesRowKey } from "../../shared/series-identity.ts";
 import type { OutgoingMessage } from "../../shared/publisher.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
+import { refusal } from "../helpers/refusal.ts";
 
 const RECEIVED_AT = 1_800_000_000_000;
 
@@ -37,17 +38,6 @@ const maximumTags = (): Record<string, string> =>
       `${i}`.padStart(METRIC_BOUNDS.tagValueLength, "v"),
     ]),
   );
-
-/** The ApiError `run` throws; fails the test when it throws nothing or something else. */
-function refusal(run: () => unknown): ApiError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ApiError) return err;
-    throw err;
-  }
-  throw new Error("expected an ApiError, but nothing was thrown");
-}
 
 /** Each candidate checked as a protocol checks it, by its position. */
 function checkMetrics(candidates: readonly unknown[], budget: ExpansionBudget) {

@@ -1,22 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../shared/errors.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { bodyFormat, parseMetrics as parse, type BodyFormat } from "../../shared/parse-metrics.ts";
+import { refusal } from "../helpers/refusal.ts";
 
 /** The body's metrics, parsed and validated at once. */
 const parseMetrics = (text: string, format: BodyFormat) => runToEnd(parse(text, format));
-
-/** The ApiError `run` throws; fails the test when it throws nothing or something else. */
-function refusal(run: () => unknown): ApiError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ApiError) return err;
-    throw err;
-  }
-  throw new Error("expected an ApiError, but nothing was thrown");
-}
 
 const refusalOf = (text: string, format: BodyFormat = "json") =>
   refusal(() => parseMetrics(text, format));

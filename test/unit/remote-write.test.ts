@@ -14,6 +14,7 @@ import {
 } from "../../shared/remote-write.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
 import { decodeSnappyBlock } from "../../shared/snappy-block.ts";
+import { refusal } from "../helpers/refusal.ts";
 
 /**
  * Remote write bodies are made as Prometheus makes them: a WriteRequest built with the generated
@@ -57,17 +58,6 @@ function nanWithBits(bits: bigint): number {
 const STALE_MARKER = nanWithBits(0x7ff0_0000_0000_0002n);
 /** The staleness marker as it is once the CPU has quietened it. */
 const QUIET_STALE_MARKER = nanWithBits(0x7ff8_0000_0000_0002n);
-
-/** The ApiError a call throws (fails the test if it returns). */
-function refusal(call: () => unknown): ApiError {
-  try {
-    call();
-  } catch (err) {
-    if (err instanceof ApiError) return err;
-    throw new Error(`threw something other than an ApiError: ${String(err)}`, { cause: err });
-  }
-  throw new Error("returned instead of refusing");
-}
 
 function details(call: () => unknown): ErrorDetail[] {
   const err = refusal(call);
