@@ -13,6 +13,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY shared ./shared
+COPY edge ./edge
 COPY worker ./worker
 COPY server ./server
 # The SQLite file lives on a volume mounted here; it must belong to the user that writes it.

@@ -33,14 +33,14 @@ import {
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
-import { ExpansionBudget } from "../shared/expansion-budget.ts";
-import { decodeUtf8, metricsOfText } from "../shared/influx-metrics.ts";
+import { ExpansionBudget } from "../edge/publish/expansion-budget.ts";
+import { decodeUtf8, metricsOfText } from "../edge/influx/influx-metrics.ts";
 import type { Metric } from "../shared/metric-schema.ts";
-import { decodeRequest } from "../shared/otlp-http.ts";
-import { metricsOfRequest } from "../shared/otlp-metrics.ts";
-import { parseMetrics } from "../shared/parse-metrics.ts";
-import { metricsOfWriteRequest, writeRequestOf } from "../shared/remote-write.ts";
-import { decodeSnappyBlock } from "../shared/snappy-block.ts";
+import { decodeRequest } from "../edge/otlp/otlp-http.ts";
+import { metricsOfRequest } from "../edge/otlp/otlp-metrics.ts";
+import { parseMetrics } from "../edge/json/parse-metrics.ts";
+import { metricsOfWriteRequest, writeRequestOf } from "../edge/remote-write/remote-write.ts";
+import { decodeSnappyBlock } from "../edge/remote-write/snappy-block.ts";
 import * as payloads from "../test/helpers/payloads.ts";
 import { PROJECT_ROOT, freePort, startChild } from "../test/helpers/processes.ts";
 

@@ -8,9 +8,9 @@
 import { randomUUID } from "node:crypto";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeEnvelope } from "../shared/envelope.ts";
-import { jsonResponse } from "../shared/http-response.ts";
-import { bodyFormat, parseMetrics } from "../shared/parse-metrics.ts";
-import { readBodyText } from "../shared/read-body.ts";
+import { jsonResponse } from "../edge/http/http-response.ts";
+import { bodyFormat, parseMetrics } from "../edge/json/parse-metrics.ts";
+import { readBodyText } from "../edge/http/read-body.ts";
 import { ingestRequest } from "./ingest-in-process.ts";
 import { jsonBody, median } from "./support.ts";
 

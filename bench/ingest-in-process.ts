@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
-import { createHandlers, type HandlerSet } from "../shared/handlers.ts";
+import { createHandlers, type HandlerSet } from "../edge/http/handlers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { natsOptions } from "../shared/nats-connection.ts";
 import { connect } from "nats";

@@ -1,6 +1,6 @@
 import type { Config } from "@netlify/functions";
-import { netlifyFunction } from "../shared/function-runtime.ts";
-import { healthHandlerOf } from "../shared/health-handler.ts";
+import { netlifyFunction } from "../edge/http/function-runtime.ts";
+import { healthHandlerOf } from "../edge/http/health-handler.ts";
 
 /** GET /api/v1/health — 200 when JetStream answers and the stream exists, else 503. */
 export default netlifyFunction(healthHandlerOf);

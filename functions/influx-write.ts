@@ -1,6 +1,6 @@
 import type { Config } from "@netlify/functions";
-import { agentOptions, netlifyFunction } from "../shared/function-runtime.ts";
-import { createInfluxWriteHandler } from "../shared/influx-write-handler.ts";
+import { agentOptions, netlifyFunction } from "../edge/http/function-runtime.ts";
+import { createInfluxWriteHandler } from "../edge/influx/influx-write-handler.ts";
 
 /** POST /api/v2/write — InfluxDB v2 line protocol, answered as InfluxDB answers. */
 export default netlifyFunction((context) =>

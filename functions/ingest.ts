@@ -1,6 +1,6 @@
 import type { Config } from "@netlify/functions";
-import { netlifyFunction } from "../shared/function-runtime.ts";
-import { ingestHandlerOf } from "../shared/ingest-handler.ts";
+import { netlifyFunction } from "../edge/http/function-runtime.ts";
+import { ingestHandlerOf } from "../edge/json/ingest-handler.ts";
 
 /** POST /api/v1/metrics — every method reaches the handler, which answers 405 for all but POST. */
 export default netlifyFunction(ingestHandlerOf);

@@ -1,6 +1,6 @@
 import type { Config } from "@netlify/functions";
-import { agentOptions, netlifyFunction } from "../shared/function-runtime.ts";
-import { createOtlpMetricsHandler } from "../shared/otlp-metrics-handler.ts";
+import { agentOptions, netlifyFunction } from "../edge/http/function-runtime.ts";
+import { createOtlpMetricsHandler } from "../edge/otlp/otlp-metrics-handler.ts";
 
 /** POST /v1/metrics — OTLP/HTTP metrics, protobuf or JSON. */
 export default netlifyFunction((context) =>

@@ -1,6 +1,6 @@
 import type { Config } from "@netlify/functions";
-import { agentOptions, netlifyFunction } from "../shared/function-runtime.ts";
-import { createRemoteWriteHandler } from "../shared/remote-write-handler.ts";
+import { agentOptions, netlifyFunction } from "../edge/http/function-runtime.ts";
+import { createRemoteWriteHandler } from "../edge/remote-write/remote-write-handler.ts";
 
 /** POST /api/v1/write — Prometheus remote write 1.0. */
 export default netlifyFunction((context) =>

@@ -1,7 +1,7 @@
 /**
  * `npm run generate:validators`: writes ajv's standalone code for the TypeBox schemas, each
- * module with its .d.ts — shared/compiled-validators.js (metric, request body, envelopes) and
- * shared/compiled-config-validator.js (the environment) — so that no process compiles a schema,
+ * module with its .d.ts — shared/gen/compiled-validators.js (metric, request body, envelopes) and
+ * shared/gen/compiled-config-validator.js (the environment) — so that no process compiles a schema,
  * or even loads TypeBox or ajv, when it starts (compiling took most of the function's cold
  * start). The TypeBox schemas stay the one definition: run this after changing them, and
  * test/unit/compiled-validators.test.ts fails until the committed files match.
@@ -18,7 +18,7 @@ import { EnvelopeV2, EnvelopeV3 } from "../shared/envelope-schema.ts";
 import { JsonBody, Metric, RFC3339_FORMAT } from "../shared/metric-schema.ts";
 import { isRfc3339 } from "../shared/timestamp.ts";
 
-const SHARED = join(import.meta.dirname, "..", "shared");
+const GEN = join(import.meta.dirname, "..", "shared", "gen");
 
 /**
  * The options of the one ajv for untrusted data. No type coercion and no defaults: a metric is
@@ -60,27 +60,27 @@ interface ModuleSpec {
 
 const MODULES: readonly ModuleSpec[] = [
   {
-    file: join(SHARED, "compiled-validators.js"),
+    file: join(GEN, "compiled-validators.js"),
     ajv: validationAjv,
     validators: {
       // The metric schema first: the envelope schema refers to it by its $id.
-      validateMetric: { schema: Metric, type: "Metric", from: "./metric-schema.ts" },
-      validateJsonBody: { schema: JsonBody, type: "JsonBody", from: "./metric-schema.ts" },
-      validateEnvelopeV2: { schema: EnvelopeV2, type: "EnvelopeV2", from: "./envelope-schema.ts" },
-      validateEnvelopeV3: { schema: EnvelopeV3, type: "EnvelopeV3", from: "./envelope-schema.ts" },
+      validateMetric: { schema: Metric, type: "Metric", from: "../metric-schema.ts" },
+      validateJsonBody: { schema: JsonBody, type: "JsonBody", from: "../metric-schema.ts" },
+      validateEnvelopeV2: { schema: EnvelopeV2, type: "EnvelopeV2", from: "../envelope-schema.ts" },
+      validateEnvelopeV3: { schema: EnvelopeV3, type: "EnvelopeV3", from: "../envelope-schema.ts" },
     },
     // The code names the format as `formats[name]`; its check lives in shared/timestamp.ts.
     preamble: [
-      `import { isRfc3339 } from "./timestamp.ts";`,
+      `import { isRfc3339 } from "../timestamp.ts";`,
       `const formats = { ${JSON.stringify(RFC3339_FORMAT)}: { type: "string", validate: isRfc3339 } };`,
     ],
     extra: { js: [], dts: [] },
   },
   {
-    file: join(SHARED, "compiled-config-validator.js"),
+    file: join(GEN, "compiled-config-validator.js"),
     ajv: configAjv,
     validators: {
-      validateConfigEnv: { schema: ConfigEnv, type: "ConfigEnv", from: "./config-schema.ts" },
+      validateConfigEnv: { schema: ConfigEnv, type: "ConfigEnv", from: "../config-schema.ts" },
     },
     preamble: [],
     extra: {

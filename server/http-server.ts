@@ -1,10 +1,10 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { toNodeHandler } from "srvx/node";
-import { internalErrorResponse } from "../shared/http-response.ts";
-import type { Handler } from "../shared/answer-requests.ts";
+import { internalErrorResponse } from "../edge/http/http-response.ts";
+import type { Handler } from "../edge/http/answer-requests.ts";
 import type { Logger } from "../shared/logger.ts";
-import { requestIdOf } from "../shared/request-id.ts";
+import { requestIdOf } from "../edge/http/request-id.ts";
 
 export interface HttpServerOptions {
   readonly host: string;

@@ -3,14 +3,14 @@
  * Netlify functions, behind a plain Node HTTP server on HOST:PORT. This file wires the parts
  * together and owns the process's lifecycle.
  */
-import { accessModeOf } from "../shared/auth.ts";
+import { accessModeOf } from "../edge/http/auth.ts";
 import { loadConfigOrExit } from "../shared/config.ts";
 import { onStopSignals } from "../shared/stop-signals.ts";
 import { listenStartupError, startOrExit } from "../shared/startup-error.ts";
-import { createHandlers } from "../shared/handlers.ts";
+import { createHandlers } from "../edge/http/handlers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
-import { isLoopbackHost } from "../shared/loopback.ts";
+import { isLoopbackHost } from "../edge/http/loopback.ts";
 import { createRouter } from "./router.ts";
 
 /** How long the requests in flight may take to finish after a stop signal. */

@@ -1,8 +1,8 @@
-import type { Handlers } from "../shared/handlers.ts";
-import { ApiError } from "../shared/errors.ts";
-import { errorResponse } from "../shared/http-response.ts";
-import type { Handler } from "../shared/answer-requests.ts";
-import { requestIdOf } from "../shared/request-id.ts";
+import type { Handlers } from "../edge/http/handlers.ts";
+import { ApiError } from "../edge/http/errors.ts";
+import { errorResponse } from "../edge/http/http-response.ts";
+import type { Handler } from "../edge/http/answer-requests.ts";
+import { requestIdOf } from "../edge/http/request-id.ts";
 
 /** The paths the Netlify functions serve (their `config.path`), each to the same handler. */
 const ROUTES: ReadonlyMap<string, keyof Handlers> = new Map([

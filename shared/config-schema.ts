@@ -12,7 +12,7 @@ function oneOf<const T extends readonly string[]>(values: T, fallback?: T[number
 /**
  * Every environment variable the service reads, with its default. The configuration table in
  * docs/configuration.md documents the same list (a test compares them). Values arrive as strings and are coerced to the declared types.
- * Compiled at build time (shared/compiled-config-validator.js, `npm run generate:validators`),
+ * Compiled at build time (shared/gen/compiled-config-validator.js, `npm run generate:validators`),
  * so that reading the configuration loads neither TypeBox nor ajv.
  */
 export const ConfigEnv = Type.Object({

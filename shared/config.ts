@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import type { ErrorObject } from "ajv";
 import { apiKeyProblems, groupApiKeyItems } from "./api-keys.ts";
-import { configVariables, validateConfigEnv } from "./compiled-config-validator.js";
+import { configVariables, validateConfigEnv } from "./gen/compiled-config-validator.js";
 import type { ConfigEnv } from "./config-schema.ts";
 import { exitWith } from "./startup-error.ts";
 

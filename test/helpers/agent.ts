@@ -1,10 +1,10 @@
 import { expect } from "vitest";
-import type { AgentHandlerOptions } from "../../shared/agent-publish.ts";
-import { createAuthenticator, type AuthOptions } from "../../shared/auth.ts";
+import type { AgentHandlerOptions } from "../../edge/publish/agent-publish.ts";
+import { createAuthenticator, type AuthOptions } from "../../edge/http/auth.ts";
 import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import type { OutgoingMessage, PublishReceipt } from "../../shared/publisher.ts";
+import type { OutgoingMessage, PublishReceipt } from "../../edge/publish/publisher.ts";
 import { fakePublisher } from "./fake-publisher.ts";
 import { silentLogger } from "./ingest.ts";
 

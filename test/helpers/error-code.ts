@@ -1,7 +1,7 @@
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
-import { ErrorInfoSchema } from "../../shared/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../shared/gen/google/rpc/status_pb.js";
+import { ErrorInfoSchema } from "../../shared/gen/proto/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../shared/gen/proto/google/rpc/status_pb.js";
 
 /**
  * The catalogue code of an error answer, whichever protocol answered: the JSON error body's

@@ -1,4 +1,4 @@
-import type { OutgoingMessage, PublishReceipt, Publisher } from "../../shared/publisher.ts";
+import type { OutgoingMessage, PublishReceipt, Publisher } from "../../edge/publish/publisher.ts";
 
 /** A publisher for unit tests: records what it is given and answers as `publish` says. */
 export function fakePublisher(

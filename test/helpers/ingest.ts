@@ -1,10 +1,10 @@
-import { createAuthenticator } from "../../shared/auth.ts";
+import { createAuthenticator } from "../../edge/http/auth.ts";
 import { loadConfig, type Config } from "../../shared/config.ts";
-import type { Handler } from "../../shared/answer-requests.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import type { Handler } from "../../edge/http/answer-requests.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { createLogger, type Logger } from "../../shared/logger.ts";
 import { createConnectionProvider, natsOptions } from "../../shared/nats-connection.ts";
-import { createJetStreamPublisher } from "../../shared/publisher.ts";
+import { createJetStreamPublisher } from "../../edge/publish/publisher.ts";
 import { jsonSubject } from "../../shared/stream-setup.ts";
 
 export const silentLogger = createLogger("test", "silent");

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Handler } from "../../shared/answer-requests.ts";
+import type { Handler } from "../../edge/http/answer-requests.ts";
 import { post } from "./ingest.ts";
 
 /**

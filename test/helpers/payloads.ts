@@ -6,10 +6,10 @@
 import { gzipSync } from "node:zlib";
 import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { compress } from "snappyjs";
-import { ExportMetricsServiceRequestSchema } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
-import type { KeyValueSchema } from "../../shared/gen/opentelemetry/proto/common/v1/common_pb.js";
-import { AggregationTemporality } from "../../shared/gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
-import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
+import { ExportMetricsServiceRequestSchema } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import type { KeyValueSchema } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
+import { AggregationTemporality } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
+import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
 
 type OtlpInit = MessageInitShape<typeof ExportMetricsServiceRequestSchema>;

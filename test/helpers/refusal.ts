@@ -1,4 +1,4 @@
-import { ApiError } from "../../shared/errors.ts";
+import { ApiError } from "../../edge/http/errors.ts";
 
 /** The ApiError `run` throws; fails the test when it throws nothing or something else. */
 export function refusal(run: () => unknown): ApiError {

@@ -10,7 +10,7 @@ import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { compress } from "snappyjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeEnvelope } from "../../shared/envelope.ts";
-import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
+import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
 import { ensureStreams } from "../../shared/stream-setup.ts";
 import { testConfig } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
-import { decodeWriteRequest } from "../../shared/remote-write.ts";
+import { decodeWriteRequest } from "../../edge/remote-write/remote-write.ts";
 import { isolated } from "../helpers/isolated.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import {

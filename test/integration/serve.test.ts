@@ -4,7 +4,7 @@ import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ensureStreams } from "../../shared/stream-setup.ts";
-import { isLoopbackHost } from "../../shared/loopback.ts";
+import { isLoopbackHost } from "../../edge/http/loopback.ts";
 import { testConfig } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { startServe, type ServeProcess } from "../helpers/serve.ts";

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { checkMetric, publishSeries } from "../../shared/agent-publish.ts";
+import { checkMetric, publishSeries } from "../../edge/publish/agent-publish.ts";
 import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
-import { ApiError } from "../../shared/errors.ts";
-import { ExpansionBudget } from "../../shared/expansion-budget.ts";
+import { ApiError } from "../../edge/http/errors.ts";
+import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { seriesMessageId, seriesRowKey } from "../../shared/series-identity.ts";
-import type { OutgoingMessage } from "../../shared/publisher.ts";
+import type { OutgoingMessage } from "../../edge/publish/publisher.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 import { refusal } from "../helpers/refusal.ts";
 

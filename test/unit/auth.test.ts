@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { KEY_SCOPES } from "../../shared/api-keys.ts";
-import { createAuthenticator, type AuthOptions, type KeyScope } from "../../shared/auth.ts";
+import { createAuthenticator, type AuthOptions, type KeyScope } from "../../edge/http/auth.ts";
 
 function request(authorization?: string): Request {
   const headers: Record<string, string> = authorization === undefined ? {} : { authorization };

@@ -6,7 +6,7 @@ import {
   generatedValidators,
   validationAjv,
 } from "../../scripts/generate-validators.ts";
-import { configVariables, validateConfigEnv } from "../../shared/compiled-config-validator.js";
+import { configVariables, validateConfigEnv } from "../../shared/gen/compiled-config-validator.js";
 import { ConfigEnv } from "../../shared/config-schema.ts";
 import { EnvelopeV2, EnvelopeV3 } from "../../shared/envelope-schema.ts";
 import { JsonBody, Metric } from "../../shared/metric-schema.ts";

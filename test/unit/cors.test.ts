@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../shared/auth.ts";
-import { createCors } from "../../shared/cors.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import { createAuthenticator } from "../../edge/http/auth.ts";
+import { createCors } from "../../edge/http/cors.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { createLogger } from "../../shared/logger.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 

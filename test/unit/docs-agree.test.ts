@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../shared/config.ts";
 import { ConfigEnv } from "../../shared/config-schema.ts";
-import { ERRORS } from "../../shared/errors.ts";
+import { ERRORS } from "../../edge/http/errors.ts";
 
 /**
  * docs/ and .env.example document the error catalogue and the configuration; they must agree with

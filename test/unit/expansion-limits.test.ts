@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import type { Handler } from "../../shared/answer-requests.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
-import { createInfluxWriteHandler } from "../../shared/influx-write-handler.ts";
+import type { Handler } from "../../edge/http/answer-requests.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
+import { createInfluxWriteHandler } from "../../edge/influx/influx-write-handler.ts";
 import { EXPANSION_LIMITS } from "../../shared/limits.ts";
-import { createOtlpMetricsHandler } from "../../shared/otlp-metrics-handler.ts";
-import { createRemoteWriteHandler } from "../../shared/remote-write-handler.ts";
+import { createOtlpMetricsHandler } from "../../edge/otlp/otlp-metrics-handler.ts";
+import { createRemoteWriteHandler } from "../../edge/remote-write/remote-write-handler.ts";
 import { agentOptions, publishedMetrics } from "../helpers/agent.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { errorCodeOf } from "../helpers/error-code.ts";

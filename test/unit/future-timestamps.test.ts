@@ -2,18 +2,18 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { compress } from "snappyjs";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../shared/config.ts";
-import { DEFAULT_MAX_FUTURE_MS } from "../../shared/future-timestamps.ts";
+import { DEFAULT_MAX_FUTURE_MS } from "../../edge/publish/future-timestamps.ts";
 import {
   ExportMetricsServiceRequestSchema,
   ExportMetricsServiceResponseSchema,
-} from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
-import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
-import { createInfluxWriteHandler } from "../../shared/influx-write-handler.ts";
-import { createOtlpMetricsHandler } from "../../shared/otlp-metrics-handler.ts";
-import { createRemoteWriteHandler } from "../../shared/remote-write-handler.ts";
+} from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
+import { createInfluxWriteHandler } from "../../edge/influx/influx-write-handler.ts";
+import { createOtlpMetricsHandler } from "../../edge/otlp/otlp-metrics-handler.ts";
+import { createRemoteWriteHandler } from "../../edge/remote-write/remote-write-handler.ts";
 import { agentOptions, publishedMetrics } from "../helpers/agent.ts";
-import { createAuthenticator } from "../../shared/auth.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import { createAuthenticator } from "../../edge/http/auth.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 import { post, silentLogger } from "../helpers/ingest.ts";
 

@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from "../helpers/processes.ts";
  * The vendored .proto files are the single definition of the protobuf messages: what
  * `npm run generate:protos` makes from them must be exactly what is committed in shared/gen/.
  */
-const GENERATED = join(PROJECT_ROOT, "shared", "gen");
+const GENERATED = join(PROJECT_ROOT, "shared", "gen", "proto");
 const BIN = join(PROJECT_ROOT, "node_modules", ".bin");
 
 let out: string;
@@ -37,16 +37,16 @@ async function filesUnder(dir: string): Promise<string[]> {
     .sort();
 }
 
-describe("shared/gen", () => {
+describe("shared/gen/proto", () => {
   it("holds exactly the files that the vendored definitions generate", async () => {
-    const fresh = await filesUnder(join(out, "shared", "gen"));
+    const fresh = await filesUnder(join(out, "shared", "gen", "proto"));
     expect(fresh.length).toBeGreaterThan(0);
     expect(await filesUnder(GENERATED)).toEqual(fresh);
   });
 
   it("holds each generated file as generated", async () => {
-    for (const file of await filesUnder(join(out, "shared", "gen"))) {
-      const fresh = await readFile(join(out, "shared", "gen", file), "utf8");
+    for (const file of await filesUnder(join(out, "shared", "gen", "proto"))) {
+      const fresh = await readFile(join(out, "shared", "gen", "proto", file), "utf8");
       const committed = await readFile(join(GENERATED, file), "utf8").catch(() => "(missing)");
       expect(committed, `shared/gen/${file} differs from what npm run generate:protos makes`).toBe(
         fresh,

@@ -1,7 +1,7 @@
 import type { JetStreamManager, NatsConnection, StreamInfo } from "nats";
 import { describe, expect, it } from "vitest";
-import { createSourceCheck } from "../../shared/auth.ts";
-import { createHealthHandler } from "../../shared/health-handler.ts";
+import { createSourceCheck } from "../../edge/http/auth.ts";
+import { createHealthHandler } from "../../edge/http/health-handler.ts";
 import { createLogger } from "../../shared/logger.ts";
 import type { ConnectionProvider } from "../../shared/nats-connection.ts";
 

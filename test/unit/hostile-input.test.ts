@@ -1,8 +1,8 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../shared/auth.ts";
+import { createAuthenticator } from "../../edge/http/auth.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createLogger } from "../../shared/logger.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";

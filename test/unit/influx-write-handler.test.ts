@@ -1,11 +1,11 @@
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ApiError, ERRORS, type ErrorCode, type ErrorDetail } from "../../shared/errors.ts";
-import { createInfluxWriteHandler } from "../../shared/influx-write-handler.ts";
+import { ApiError, ERRORS, type ErrorCode, type ErrorDetail } from "../../edge/http/errors.ts";
+import { createInfluxWriteHandler } from "../../edge/influx/influx-write-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import type { OutgoingMessage } from "../../shared/publisher.ts";
+import type { OutgoingMessage } from "../../edge/publish/publisher.ts";
 import {
   agentOptions,
   publishedMetrics as allPublished,

@@ -1,12 +1,12 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator, type AuthOptions } from "../../shared/auth.ts";
+import { createAuthenticator, type AuthOptions } from "../../edge/http/auth.ts";
 import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
-import { ApiError, ERRORS, type ErrorCode, type ErrorDetail } from "../../shared/errors.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import { ApiError, ERRORS, type ErrorCode, type ErrorDetail } from "../../edge/http/errors.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createLogger } from "../../shared/logger.ts";
-import type { OutgoingMessage, PublishReceipt, Publisher } from "../../shared/publisher.ts";
+import type { OutgoingMessage, PublishReceipt, Publisher } from "../../edge/publish/publisher.ts";
 import { validateEnvelopeV3 } from "../../shared/validators.ts";
 
 const NOW = 1_714_566_896_789;

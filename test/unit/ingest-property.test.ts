@@ -1,10 +1,10 @@
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../shared/auth.ts";
+import { createAuthenticator } from "../../edge/http/auth.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
-import { ApiError, ERRORS } from "../../shared/errors.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import { ApiError, ERRORS } from "../../edge/http/errors.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { createLogger } from "../../shared/logger.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator, type KeyScope } from "../../shared/auth.ts";
+import { createAuthenticator, type KeyScope } from "../../edge/http/auth.ts";
 import { loadConfig } from "../../shared/config.ts";
 import { PROJECT_ROOT } from "../helpers/processes.ts";
 

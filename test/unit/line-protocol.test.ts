@@ -6,7 +6,7 @@ import {
   parseLineProtocol,
   type FieldValue,
   type LinePoint,
-} from "../../shared/line-protocol.ts";
+} from "../../edge/influx/line-protocol.ts";
 
 const parse = (text: string): LinePoint[] => [...parseLineProtocol(text)];
 

@@ -1,12 +1,12 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../shared/auth.ts";
+import { createAuthenticator } from "../../edge/http/auth.ts";
 import { loadConfig } from "../../shared/config.ts";
-import { createHandlers } from "../../shared/handlers.ts";
-import { ApiError } from "../../shared/errors.ts";
-import { createIngestHandler } from "../../shared/ingest-handler.ts";
+import { createHandlers } from "../../edge/http/handlers.ts";
+import { ApiError } from "../../edge/http/errors.ts";
+import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { createLogger } from "../../shared/logger.ts";
-import { createRefusalLog } from "../../shared/refusal-log.ts";
+import { createRefusalLog } from "../../edge/http/refusal-log.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 
 /**

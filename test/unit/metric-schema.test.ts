@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
 import { parseRfc3339 } from "../../shared/timestamp.ts";
-import { toDetails, validateMetric } from "../../shared/validators.ts";
+import { toDetails } from "../../edge/publish/validation-details.ts";
+import { validateMetric } from "../../shared/validators.ts";
 
 /** The JSON Pointers of the fields a metric is refused for; empty when it is accepted. */
 function failures(metric: unknown): string[] {

@@ -12,19 +12,19 @@ import {
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../shared/errors.ts";
+import { ApiError } from "../../edge/http/errors.ts";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
   RequestInfoSchema,
-} from "../../shared/gen/google/rpc/error_details_pb.js";
-import { StatusSchema, type Status } from "../../shared/gen/google/rpc/status_pb.js";
+} from "../../shared/gen/proto/google/rpc/error_details_pb.js";
+import { StatusSchema, type Status } from "../../shared/gen/proto/google/rpc/status_pb.js";
 import {
   ExportMetricsServiceRequestSchema,
   ExportMetricsServiceResponseSchema,
-} from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+} from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
-import { createOtlpMetricsHandler } from "../../shared/otlp-metrics-handler.ts";
+import { createOtlpMetricsHandler } from "../../edge/otlp/otlp-metrics-handler.ts";
 import { agentOptions, publishedMetrics, type AgentSetup } from "../helpers/agent.ts";
 
 type RequestInit = MessageInitShape<typeof ExportMetricsServiceRequestSchema>;

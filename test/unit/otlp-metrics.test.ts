@@ -1,20 +1,20 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ExportMetricsServiceRequestSchema } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
-import type { AnyValueSchema } from "../../shared/gen/opentelemetry/proto/common/v1/common_pb.js";
+import { ExportMetricsServiceRequestSchema } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import type { AnyValueSchema } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import {
   AggregationTemporality,
   type MetricSchema,
-} from "../../shared/gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
+} from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
-import { ExpansionBudget } from "../../shared/expansion-budget.ts";
-import type { ExportMetricsServiceRequest } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
+import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import {
   countDataPoints,
   metricsOfRequest as convert,
   refusalSummary,
-} from "../../shared/otlp-metrics.ts";
+} from "../../edge/otlp/otlp-metrics.ts";
 
 type AnyValueInit = MessageInitShape<typeof AnyValueSchema>;
 

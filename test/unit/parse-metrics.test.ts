@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
-import { bodyFormat, parseMetrics as parse, type BodyFormat } from "../../shared/parse-metrics.ts";
+import {
+  bodyFormat,
+  parseMetrics as parse,
+  type BodyFormat,
+} from "../../edge/json/parse-metrics.ts";
 import { refusal } from "../helpers/refusal.ts";
 
 /** The body's metrics, parsed and validated at once. */

@@ -3,10 +3,10 @@ import { fromBinary, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { runToEnd } from "../../shared/cooperative.ts";
-import { ExportMetricsServiceRequestSchema } from "../../shared/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
-import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
-import { fromBinaryInSteps, fromJsonInSteps } from "../../shared/protobuf-steps.ts";
-import { decodeSnappyBlock } from "../../shared/snappy-block.ts";
+import { ExportMetricsServiceRequestSchema } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
+import { fromBinaryInSteps, fromJsonInSteps } from "../../edge/publish/protobuf-steps.ts";
+import { decodeSnappyBlock } from "../../edge/remote-write/snappy-block.ts";
 import { otelSdkExport, prometheusBatch, type Payload } from "../helpers/payloads.ts";
 
 const OTLP = { depth: 3, recursionLimit: 100 };

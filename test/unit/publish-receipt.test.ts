@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../shared/errors.ts";
-import { receiptOf } from "../../shared/publisher.ts";
+import { ApiError } from "../../edge/http/errors.ts";
+import { receiptOf } from "../../edge/publish/publisher.ts";
 
 describe("what a PubAck proves", () => {
   it("a sequence: the message is in the stream, whether stored now or before", () => {

@@ -1,7 +1,7 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../shared/errors.ts";
-import { readBodyText } from "../../shared/read-body.ts";
+import { ApiError } from "../../edge/http/errors.ts";
+import { readBodyText } from "../../edge/http/read-body.ts";
 
 const MIB = 1024 * 1024;
 

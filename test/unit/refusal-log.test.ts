@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../shared/logger.ts";
-import { createRefusalLog } from "../../shared/refusal-log.ts";
+import { createRefusalLog } from "../../edge/http/refusal-log.ts";
 
 interface Line {
   level: number;

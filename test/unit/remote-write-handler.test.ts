@@ -2,12 +2,12 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { compress } from "snappyjs";
 import { describe, expect, it } from "vitest";
-import { ApiError, ERRORS, type ErrorDetail } from "../../shared/errors.ts";
-import { WriteRequestSchema } from "../../shared/gen/prometheus/remote_pb.js";
+import { ApiError, ERRORS, type ErrorDetail } from "../../edge/http/errors.ts";
+import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createLogger } from "../../shared/logger.ts";
-import type { OutgoingMessage } from "../../shared/publisher.ts";
-import { createRemoteWriteHandler } from "../../shared/remote-write-handler.ts";
+import type { OutgoingMessage } from "../../edge/publish/publisher.ts";
+import { createRemoteWriteHandler } from "../../edge/remote-write/remote-write-handler.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
 import {
   agentOptions,

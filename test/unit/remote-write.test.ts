@@ -2,18 +2,21 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { compress } from "snappyjs";
 import { describe, expect, it } from "vitest";
-import { ApiError, type ErrorDetail } from "../../shared/errors.ts";
-import { WriteRequestSchema, type WriteRequest } from "../../shared/gen/prometheus/remote_pb.js";
+import { ApiError, type ErrorDetail } from "../../edge/http/errors.ts";
+import {
+  WriteRequestSchema,
+  type WriteRequest,
+} from "../../shared/gen/proto/prometheus/remote_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
-import { ExpansionBudget } from "../../shared/expansion-budget.ts";
+import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import {
   decodeWriteRequest,
   metricsOfWriteRequest as convert,
   pointsOf,
-} from "../../shared/remote-write.ts";
+} from "../../edge/remote-write/remote-write.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
-import { decodeSnappyBlock } from "../../shared/snappy-block.ts";
+import { decodeSnappyBlock } from "../../edge/remote-write/snappy-block.ts";
 import { refusal } from "../helpers/refusal.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createInfluxWriteHandler } from "../../shared/influx-write-handler.ts";
-import { createOtlpMetricsHandler } from "../../shared/otlp-metrics-handler.ts";
-import { traceHeaders } from "../../shared/trace-context.ts";
+import { createInfluxWriteHandler } from "../../edge/influx/influx-write-handler.ts";
+import { createOtlpMetricsHandler } from "../../edge/otlp/otlp-metrics-handler.ts";
+import { traceHeaders } from "../../edge/http/trace-context.ts";
 import { agentOptions } from "../helpers/agent.ts";
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -1,12 +1,16 @@
-import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
-import { computeInTurn, runInSlices } from "./cooperative.ts";
-import { ApiError } from "./errors.ts";
-import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
-import { ExpansionBudget } from "./expansion-budget.ts";
-import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
-import { REQUEST_LIMITS } from "./limits.ts";
-import { traceHeaders } from "./trace-context.ts";
-import { readRawBody } from "./read-body.ts";
+import {
+  publishSeries,
+  tooManyPoints,
+  type AgentHandlerOptions,
+} from "../publish/agent-publish.ts";
+import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
+import { ApiError } from "../http/errors.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/future-timestamps.ts";
+import { ExpansionBudget } from "../publish/expansion-budget.ts";
+import { answerRequests, requirePost, type Handler } from "../http/answer-requests.ts";
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import { traceHeaders } from "../http/trace-context.ts";
+import { readRawBody } from "../http/read-body.ts";
 import { metricsOfWriteRequest, pointsOf, writeRequestOf } from "./remote-write.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 

@@ -9,18 +9,18 @@ import {
   BadRequestSchema,
   ErrorInfoSchema,
   RequestInfoSchema,
-} from "./gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "./gen/google/rpc/status_pb.js";
+} from "../../shared/gen/proto/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../shared/gen/proto/google/rpc/status_pb.js";
 import {
   ExportMetricsServiceRequestSchema,
   ExportMetricsServiceResponseSchema,
   type ExportMetricsServiceRequest,
-} from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
-import type { Steps } from "./cooperative.ts";
-import { ApiError } from "./errors.ts";
-import { errorHeaders } from "./http-response.ts";
+} from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import type { Steps } from "../../shared/cooperative.ts";
+import { ApiError } from "../http/errors.ts";
+import { errorHeaders } from "../http/http-response.ts";
 import type { PointRefusal } from "./otlp-metrics.ts";
-import { fromBinaryInSteps, fromJsonInSteps } from "./protobuf-steps.ts";
+import { fromBinaryInSteps, fromJsonInSteps } from "../publish/protobuf-steps.ts";
 
 export type OtlpEncoding = "protobuf" | "json";
 

@@ -4,9 +4,9 @@
  * could write a series' future samples first and make the real ones, when they come, be
  * answered 2xx and discarded. Prometheus-compatible stores refuse such samples the same way.
  */
-import type { ErrorDetail } from "./errors.ts";
-import type { Metric } from "./metric-schema.ts";
-import { measurementTimeMs } from "./timestamp.ts";
+import type { ErrorDetail } from "../http/errors.ts";
+import type { Metric } from "../../shared/metric-schema.ts";
+import { measurementTimeMs } from "../../shared/timestamp.ts";
 
 /** `MAX_FUTURE_SECONDS`' default, in milliseconds: ten minutes. */
 export const DEFAULT_MAX_FUTURE_MS = 600_000;

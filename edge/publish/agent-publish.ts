@@ -4,17 +4,18 @@
  * bound on what a request may become, and publishing keyed by series, so that an agent's
  * retried batch adds nothing.
  */
-import type { Authenticator } from "./auth.ts";
-import { computeInTurn, runInSlices } from "./cooperative.ts";
-import { encodeSeriesMessages } from "./envelope-encoder.ts";
-import { ApiError, type ErrorDetail } from "./errors.ts";
+import type { Authenticator } from "../http/auth.ts";
+import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
+import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
+import { ApiError, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "./expansion-budget.ts";
 import { futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
-import { REQUEST_LIMITS } from "./limits.ts";
-import type { Logger } from "./logger.ts";
-import type { Metric } from "./metric-schema.ts";
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { Metric } from "../../shared/metric-schema.ts";
 import type { Publisher } from "./publisher.ts";
-import { toDetails, validateMetric } from "./validators.ts";
+import { toDetails } from "./validation-details.ts";
+import { validateMetric } from "../../shared/validators.ts";
 
 /** The problems of one refused metric, by its position among the request's points. */
 export interface RefusedMetric {

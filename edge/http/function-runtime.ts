@@ -6,7 +6,7 @@
  * code (the protobuf messages of OTLP and remote write cost ~60 ms at a cold start). The
  * self-hosted server makes all the handlers over one context (`handlers.ts`).
  */
-import type { AgentHandlerOptions } from "./agent-publish.ts";
+import type { AgentHandlerOptions } from "../publish/agent-publish.ts";
 import type { Handler } from "./answer-requests.ts";
 import {
   accessModeOf,
@@ -17,20 +17,20 @@ import {
   type KeyScope,
   type SourceCheck,
 } from "./auth.ts";
-import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "../../shared/config.ts";
 import { ApiError } from "./errors.ts";
-import type { FutureTimestampOption } from "./future-timestamps.ts";
+import type { FutureTimestampOption } from "../publish/future-timestamps.ts";
 import { errorResponse } from "./http-response.ts";
-import { createLogger, type Logger } from "./logger.ts";
+import { createLogger, type Logger } from "../../shared/logger.ts";
 import {
   createConnectionProvider,
   natsOptions,
   type ConnectionProvider,
-} from "./nats-connection.ts";
-import { createJetStreamPublisher, type Publisher } from "./publisher.ts";
+} from "../../shared/nats-connection.ts";
+import { createJetStreamPublisher, type Publisher } from "../publish/publisher.ts";
 import { createRefusalLog } from "./refusal-log.ts";
 import { requestIdOf } from "./request-id.ts";
-import { agentSubject, type AgentProtocol } from "./stream-setup.ts";
+import { agentSubject, type AgentProtocol } from "../../shared/stream-setup.ts";
 
 export interface ContextOptions {
   /**

@@ -2,16 +2,15 @@
  * Prometheus remote write 1.0: from a request body (a Snappy block holding a protobuf
  * `WriteRequest`) to the metrics the service stores, one per sample.
  */
-import { checkMetric } from "./agent-publish.ts";
-import type { FutureBound } from "./future-timestamps.ts";
-import { runToEnd, type Steps } from "./cooperative.ts";
-import { ApiError, type ErrorDetail } from "./errors.ts";
-import type { ExpansionBudget } from "./expansion-budget.ts";
-import { WriteRequestSchema, type WriteRequest } from "./gen/prometheus/remote_pb.js";
-import type { TimeSeries } from "./gen/prometheus/types_pb.js";
-import { invalidMetrics } from "./parse-metrics.ts";
-import type { Metric } from "./metric-schema.ts";
-import { fromBinaryInSteps } from "./protobuf-steps.ts";
+import { checkMetric } from "../publish/agent-publish.ts";
+import type { FutureBound } from "../publish/future-timestamps.ts";
+import { runToEnd, type Steps } from "../../shared/cooperative.ts";
+import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
+import type { ExpansionBudget } from "../publish/expansion-budget.ts";
+import { WriteRequestSchema, type WriteRequest } from "../../shared/gen/proto/prometheus/remote_pb.js";
+import type { TimeSeries } from "../../shared/gen/proto/prometheus/types_pb.js";
+import type { Metric } from "../../shared/metric-schema.ts";
+import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 
 /**

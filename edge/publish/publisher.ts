@@ -5,8 +5,8 @@ import {
   type NatsConnection,
   type PubAck,
 } from "nats";
-import { maxPayloadOf, type ConnectionProvider } from "./nats-connection.ts";
-import { ApiError } from "./errors.ts";
+import { maxPayloadOf, type ConnectionProvider } from "../../shared/nats-connection.ts";
+import { ApiError } from "../http/errors.ts";
 
 /** What JetStream said about a stored message. */
 export interface PublishReceipt {

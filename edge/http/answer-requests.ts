@@ -1,7 +1,7 @@
 import { ACCESS_REFUSALS } from "./auth.ts";
 import { ApiError } from "./errors.ts";
 import { errorResponse, internalError } from "./http-response.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../../shared/logger.ts";
 import { requestIdOf } from "./request-id.ts";
 
 export type Handler = (req: Request) => Promise<Response>;

@@ -3,11 +3,11 @@
  * each is made here exactly as its Netlify function makes it.
  */
 import type { Handler } from "./answer-requests.ts";
-import type { Config } from "./config.ts";
-import { createInfluxWriteHandler } from "./influx-write-handler.ts";
-import { ingestHandlerOf } from "./ingest-handler.ts";
-import { createOtlpMetricsHandler } from "./otlp-metrics-handler.ts";
-import { createRemoteWriteHandler } from "./remote-write-handler.ts";
+import type { Config } from "../../shared/config.ts";
+import { createInfluxWriteHandler } from "../influx/influx-write-handler.ts";
+import { ingestHandlerOf } from "../json/ingest-handler.ts";
+import { createOtlpMetricsHandler } from "../otlp/otlp-metrics-handler.ts";
+import { createRemoteWriteHandler } from "../remote-write/remote-write-handler.ts";
 import { agentOptions, createServiceContext, type ContextOptions } from "./function-runtime.ts";
 import { healthHandlerOf } from "./health-handler.ts";
 

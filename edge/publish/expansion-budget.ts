@@ -1,5 +1,5 @@
-import { ApiError } from "./errors.ts";
-import { EXPANSION_LIMITS } from "./limits.ts";
+import { ApiError } from "../http/errors.ts";
+import { EXPANSION_LIMITS } from "../../shared/limits.ts";
 
 /**
  * What one request may become (`EXPANSION_LIMITS`), spent metric by metric as its metrics are

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { parseApiKeyEntry, type KeyScope } from "./api-keys.ts";
+import { parseApiKeyEntry, type KeyScope } from "../../shared/api-keys.ts";
 import { ApiError, type ErrorCode } from "./errors.ts";
 import { checkRequestSource } from "./request-source.ts";
 
-export type { KeyScope } from "./api-keys.ts";
+export type { KeyScope } from "../../shared/api-keys.ts";
 
 /** What every endpoint's access check is made from. */
 export interface AccessOptions {

@@ -1,9 +1,10 @@
-import type { Steps } from "./cooperative.ts";
-import { ApiError, type ErrorDetail } from "./errors.ts";
-import { futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
-import { REQUEST_LIMITS } from "./limits.ts";
-import type { Metric } from "./metric-schema.ts";
-import { toDetails, validateJsonBody, validateMetric } from "./validators.ts";
+import type { Steps } from "../../shared/cooperative.ts";
+import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
+import { futureTimestampDetail, type FutureBound } from "../publish/future-timestamps.ts";
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import type { Metric } from "../../shared/metric-schema.ts";
+import { toDetails } from "../publish/validation-details.ts";
+import { validateJsonBody, validateMetric } from "../../shared/validators.ts";
 
 export type BodyFormat = "json" | "ndjson";
 
@@ -112,22 +113,5 @@ function tooMany(): ApiError {
   return new ApiError(
     "too_many_metrics",
     `The request holds more than ${max} metrics; send at most ${max} per request.`,
-  );
-}
-
-/**
- * The refusal of a request with invalid metrics: how many are bad (as `what`: "metric",
- * "sample"), and the first problems as details.
- */
-export function invalidMetrics(all: readonly ErrorDetail[], what = "metric"): ApiError {
-  const bad = new Set(all.map((d) => d.index)).size;
-  const shown = all.slice(0, REQUEST_LIMITS.errorDetails);
-  const cut = all.length > shown.length ? ` (the first ${shown.length} problems are listed)` : "";
-  return new ApiError(
-    "invalid_metrics",
-    `${bad} ${what}(s) are invalid${cut}; nothing was accepted.`,
-    {
-      details: shown,
-    },
   );
 }

@@ -4,13 +4,13 @@
  * becomes one metric; the request is stored whole or refused whole, and answered as InfluxDB
  * answers (204; 400 naming the first bad line; 413; 503 with Retry-After).
  */
-import { publishSeries, type AgentHandlerOptions } from "./agent-publish.ts";
-import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
-import type { KeyScheme } from "./auth.ts";
-import { computeInTurn, runInSlices } from "./cooperative.ts";
-import { ApiError } from "./errors.ts";
-import { ExpansionBudget } from "./expansion-budget.ts";
-import { errorBody, errorHeaders, jsonResponse } from "./http-response.ts";
+import { publishSeries, type AgentHandlerOptions } from "../publish/agent-publish.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/future-timestamps.ts";
+import type { KeyScheme } from "../http/auth.ts";
+import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
+import { ApiError } from "../http/errors.ts";
+import { ExpansionBudget } from "../publish/expansion-budget.ts";
+import { errorBody, errorHeaders, jsonResponse } from "../http/http-response.ts";
 import {
   decodeUtf8,
   LineRefusal,
@@ -19,10 +19,10 @@ import {
   type Precision,
   type WriteTarget,
 } from "./influx-metrics.ts";
-import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
-import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
-import { traceHeaders } from "./trace-context.ts";
-import { readBodyBytes } from "./read-body.ts";
+import { answerRequests, requirePost, type Handler } from "../http/answer-requests.ts";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
+import { traceHeaders } from "../http/trace-context.ts";
+import { readBodyBytes } from "../http/read-body.ts";
 
 /** InfluxDB's clients send `Authorization: Token <key>`; Bearer works here as everywhere. */
 const KEY_SCHEMES: readonly KeyScheme[] = ["Token", "Bearer"];

@@ -1,20 +1,20 @@
 import { randomUUID } from "node:crypto";
-import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
-import type { Authenticator } from "./auth.ts";
-import { createCors, NO_CORS, type Cors } from "./cors.ts";
-import { computeInTurn, runInSlices } from "./cooperative.ts";
-import { encodeMessage } from "./envelope-encoder.ts";
-import { ApiError } from "./errors.ts";
-import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
-import { jsonResponse } from "./http-response.ts";
-import { REQUEST_LIMITS } from "./limits.ts";
-import type { Logger } from "./logger.ts";
+import { answerRequests, requirePost, type Handler } from "../http/answer-requests.ts";
+import type { Authenticator } from "../http/auth.ts";
+import { createCors, NO_CORS, type Cors } from "../http/cors.ts";
+import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
+import { encodeMessage } from "../../shared/envelope-encoder.ts";
+import { ApiError } from "../http/errors.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/future-timestamps.ts";
+import { jsonResponse } from "../http/http-response.ts";
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import type { Logger } from "../../shared/logger.ts";
 import { bodyFormat, parseMetrics } from "./parse-metrics.ts";
-import type { Publisher } from "./publisher.ts";
-import type { ServiceContext } from "./function-runtime.ts";
-import { readBodyText } from "./read-body.ts";
-import { jsonSubject } from "./stream-setup.ts";
-import { traceHeaders } from "./trace-context.ts";
+import type { Publisher } from "../publish/publisher.ts";
+import type { ServiceContext } from "../http/function-runtime.ts";
+import { readBodyText } from "../http/read-body.ts";
+import { jsonSubject } from "../../shared/stream-setup.ts";
+import { traceHeaders } from "../http/trace-context.ts";
 
 export interface IngestHandlerOptions extends FutureTimestampOption {
   readonly publisher: Publisher;

@@ -3,8 +3,8 @@ import { errorResponse, internalErrorResponse, jsonResponse } from "./http-respo
 import type { Handler } from "./answer-requests.ts";
 import type { SourceCheck } from "./auth.ts";
 import type { ServiceContext } from "./function-runtime.ts";
-import type { Logger } from "./logger.ts";
-import type { ConnectionProvider } from "./nats-connection.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { ConnectionProvider } from "../../shared/nats-connection.ts";
 import { requestIdOf } from "./request-id.ts";
 
 export interface HealthHandlerOptions {

@@ -1,3 +1,5 @@
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
+
 /**
  * The one catalogue of error codes the HTTP API answers with. Each code has a fixed HTTP status,
  * and those a client should retry later carry the seconds sent as `Retry-After`. The error table
@@ -62,4 +64,21 @@ export class ApiError extends Error {
     this.status = ERRORS[code].status;
     this.details = options.details;
   }
+}
+
+/**
+ * The refusal of a request with invalid metrics: how many are bad (as `what`: "metric",
+ * "sample"), and the first problems as details.
+ */
+export function invalidMetrics(all: readonly ErrorDetail[], what = "metric"): ApiError {
+  const bad = new Set(all.map((d) => d.index)).size;
+  const shown = all.slice(0, REQUEST_LIMITS.errorDetails);
+  const cut = all.length > shown.length ? ` (the first ${shown.length} problems are listed)` : "";
+  return new ApiError(
+    "invalid_metrics",
+    `${bad} ${what}(s) are invalid${cut}; nothing was accepted.`,
+    {
+      details: shown,
+    },
+  );
 }

@@ -5,7 +5,7 @@
  * never part of a line.
  */
 import type { ErrorCode } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../../shared/logger.ts";
 
 export interface RefusalLog {
   /** Counts one refused request from `client` (an address; undefined when unknown). */

@@ -3,7 +3,10 @@
  * string → string. Strings stay as they are, booleans and numbers are written as text, bytes in
  * base64 (as OTLP/JSON writes them), and arrays and key-value lists as JSON.
  */
-import type { AnyValue, KeyValue } from "./gen/opentelemetry/proto/common/v1/common_pb.js";
+import type {
+  AnyValue,
+  KeyValue,
+} from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 
 /** Adds `attributes` to `tags`, replacing the value of a key that is already there. */
 export function addAttributes(tags: Map<string, string>, attributes: readonly KeyValue[]): void {

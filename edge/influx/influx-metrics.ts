@@ -4,19 +4,19 @@
  * bucket, the measurement, the field key and its type kept beside them. A request is taken whole
  * or refused naming its first bad line, as InfluxDB refuses it.
  */
-import { checkMetric, tooManyPoints, type RefusedMetric } from "./agent-publish.ts";
-import type { Steps } from "./cooperative.ts";
-import { ApiError, type ErrorCode, type ErrorDetail } from "./errors.ts";
-import type { ExpansionBudget } from "./expansion-budget.ts";
+import { checkMetric, tooManyPoints, type RefusedMetric } from "../publish/agent-publish.ts";
+import type { Steps } from "../../shared/cooperative.ts";
+import { ApiError, type ErrorCode, type ErrorDetail } from "../http/errors.ts";
+import type { ExpansionBudget } from "../publish/expansion-budget.ts";
 import {
   LineProtocolError,
   parseLineProtocol,
   type FieldValue,
   type LinePoint,
 } from "./line-protocol.ts";
-import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
-import type { Metric } from "./metric-schema.ts";
-import { rfc3339FromNanos } from "./timestamp.ts";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
+import type { Metric } from "../../shared/metric-schema.ts";
+import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 
 /** Nanoseconds per unit of each `precision` the v2 API takes. */
 export const PRECISIONS = { ns: 1n, us: 1_000n, ms: 1_000_000n, s: 1_000_000_000n } as const;

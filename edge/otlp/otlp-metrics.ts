@@ -5,15 +5,15 @@
  * point is checked on its own, so that the valid ones can be stored and the others counted in
  * the answer's `partial_success`.
  */
-import { checkMetric } from "./agent-publish.ts";
-import type { FutureBound } from "./future-timestamps.ts";
-import type { Steps } from "./cooperative.ts";
-import type { ExpansionBudget } from "./expansion-budget.ts";
-import type { ExportMetricsServiceRequest } from "./gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
-import type { KeyValue } from "./gen/opentelemetry/proto/common/v1/common_pb.js";
-import type { Metric as OtlpMetric } from "./gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
-import { METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
-import type { Metric } from "./metric-schema.ts";
+import { checkMetric } from "../publish/agent-publish.ts";
+import type { FutureBound } from "../publish/future-timestamps.ts";
+import type { Steps } from "../../shared/cooperative.ts";
+import type { ExpansionBudget } from "../publish/expansion-budget.ts";
+import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
+import type { Metric as OtlpMetric } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
+import type { Metric } from "../../shared/metric-schema.ts";
 import { addAttributes } from "./otlp-attributes.ts";
 import { PointError, pointsOf, type ScopeTags } from "./otlp-points.ts";
 

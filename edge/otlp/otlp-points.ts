@@ -3,7 +3,7 @@
  * kind has (name, value, time, tags, kind, unit, start time) and the kind's own (temporality,
  * buckets, quantiles...). A point that cannot be stored throws a `PointError` saying why.
  */
-import type { KeyValue } from "./gen/opentelemetry/proto/common/v1/common_pb.js";
+import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import type {
   ExponentialHistogramDataPoint,
   ExponentialHistogramDataPoint_Buckets,
@@ -11,10 +11,10 @@ import type {
   Metric as OtlpMetric,
   NumberDataPoint,
   SummaryDataPoint,
-} from "./gen/opentelemetry/proto/metrics/v1/metrics_pb.js";
-import { METRIC_BOUNDS } from "./limits.ts";
+} from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
+import { METRIC_BOUNDS } from "../../shared/limits.ts";
 import { addAttributes, exactNumber } from "./otlp-attributes.ts";
-import { rfc3339FromNanos } from "./timestamp.ts";
+import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 
 /** Why one data point cannot be stored. */
 export class PointError extends Error {}

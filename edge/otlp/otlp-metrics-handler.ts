@@ -1,10 +1,14 @@
-import { publishSeries, tooManyPoints, type AgentHandlerOptions } from "./agent-publish.ts";
-import { computeInTurn, runInSlices } from "./cooperative.ts";
-import { ApiError } from "./errors.ts";
-import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "./future-timestamps.ts";
-import { ExpansionBudget } from "./expansion-budget.ts";
-import { answerRequests, requirePost, type Handler } from "./answer-requests.ts";
-import { REQUEST_LIMITS } from "./limits.ts";
+import {
+  publishSeries,
+  tooManyPoints,
+  type AgentHandlerOptions,
+} from "../publish/agent-publish.ts";
+import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
+import { ApiError } from "../http/errors.ts";
+import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/future-timestamps.ts";
+import { ExpansionBudget } from "../publish/expansion-budget.ts";
+import { answerRequests, requirePost, type Handler } from "../http/answer-requests.ts";
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import {
   decodeRequest,
   encodingOf,
@@ -14,8 +18,8 @@ import {
   type OtlpEncoding,
 } from "./otlp-http.ts";
 import { countDataPoints, metricsOfRequest, refusalSummary } from "./otlp-metrics.ts";
-import { traceHeaders } from "./trace-context.ts";
-import { readBodyBytes } from "./read-body.ts";
+import { traceHeaders } from "../http/trace-context.ts";
+import { readBodyBytes } from "../http/read-body.ts";
 
 /**
  * `POST /v1/metrics` — OTLP/HTTP metrics, in binary protobuf or OTLP/JSON, gzip allowed. Every

@@ -15,7 +15,7 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import type { Steps } from "./cooperative.ts";
+import type { Steps } from "../../shared/cooperative.ts";
 
 /** What both decoders take: unknown fields are ignored, nesting is bounded. */
 export interface StepsOptions {

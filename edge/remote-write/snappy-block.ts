@@ -1,5 +1,5 @@
 import { uncompress } from "snappyjs";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../http/errors.ts";
 
 /**
  * Decompresses one Snappy block (the block format, not the framed one: what Prometheus remote
