@@ -11,6 +11,8 @@ const ROUTES: ReadonlyMap<string, keyof Handlers> = new Map([
   ["/api/v2/write", "influxWrite"],
   ["/v1/metrics", "otlpMetrics"],
   ["/api/v1/write", "remoteWrite"],
+  ["/api/v1/series", "series"],
+  ["/api/v1/query_range", "queryRange"],
 ]);
 
 /**
@@ -28,7 +30,7 @@ function notFound(req: Request): Response {
   return errorResponse(
     new ApiError(
       "not_found",
-      "There is nothing here; the API is POST /api/v1/metrics and GET /api/v1/health, and for agents POST /api/v2/write (InfluxDB), /v1/metrics (OTLP) and /api/v1/write (Prometheus).",
+      "There is nothing here; the API is POST /api/v1/metrics, GET /api/v1/health, GET /api/v1/series and GET /api/v1/query_range, and for agents POST /api/v2/write (InfluxDB), /v1/metrics (OTLP) and /api/v1/write (Prometheus).",
     ),
     requestIdOf(req),
   );

@@ -1,13 +1,16 @@
 /**
  * The entries of `INGEST_API_KEYS`: each a key, or `sha256:<64 hex digits>` of it, optionally
  * followed by `@` and the endpoints it opens (its scopes), e.g. `sha256:<hex>@json` or
- * `<key>@influx,otlp`. The list is comma-separated, and so is a scope list: a short lowercase
+ * `<key>@influx,otlp`, or `<key>@read` for a key that only reads. The list is comma-separated, and so is a scope list: a short lowercase
  * word after a scoped entry is one more of its scopes, never a key, because a key is at least
- * `MIN_KEY_LENGTH` characters. An entry without scopes opens every ingest endpoint.
+ * `MIN_KEY_LENGTH` characters. An entry without scopes opens every endpoint, reading included.
  */
 
-/** The endpoints a key may open: the JSON API and the three agent protocols. */
-export const KEY_SCOPES = ["json", "influx", "otlp", "prom"] as const;
+/**
+ * The endpoints a key may open: the JSON API, the three agent protocols, and reading back
+ * (`read`: `GET /api/v1/series` and `/api/v1/query_range`).
+ */
+export const KEY_SCOPES = ["json", "influx", "otlp", "prom", "read"] as const;
 export type KeyScope = (typeof KEY_SCOPES)[number];
 
 /** The shortest plain key accepted; `npm run keygen` makes 43 characters (32 random bytes). */

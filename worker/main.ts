@@ -18,7 +18,9 @@ import { createBatchProcessor } from "./batch-processor.ts";
 import { startConsumeLoop } from "./consume-loop.ts";
 import { createDeadLetterPublisher, createDeadLetterSender } from "./dead-letters.ts";
 import { watchExhaustedMessages } from "./exhausted-messages.ts";
+import { openQueryStore } from "./open-query-store.ts";
 import { openStore } from "./open-store.ts";
+import { startQueryService } from "./query-service.ts";
 import { startWorkerHttp } from "./worker-http.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 
@@ -74,6 +76,21 @@ async function main(): Promise<void> {
     return { pending: info.num_pending, ackPending: info.num_ack_pending };
   });
   void watchConnection(nc, metrics, logger);
+
+  // Reads are answered from this worker's store, over NATS: the edge holds no database access.
+  const queries = await openQueryStore(config.database);
+  const queryService =
+    queries &&
+    (await startQueryService({
+      nc,
+      store: queries,
+      streamName: config.stream.name,
+      database: config.database.url.split(":")[0] ?? "",
+      counters: async () => ({
+        metricsStored: (await metrics.metricsStored.get()).values[0]?.value ?? 0,
+      }),
+      logger,
+    }));
 
   const js = nc.jetstream();
   const processBatch = createBatchProcessor({
@@ -153,8 +170,10 @@ async function main(): Promise<void> {
     }, SHUTDOWN_DEADLINE_MS).unref();
     await loop.stop();
     advisories.unsubscribe();
+    await queryService?.stop();
     await nc.drain();
     await http.close();
+    await queries?.close();
     await store.close();
     logger.info("stopped");
     return 0;

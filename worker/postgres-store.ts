@@ -114,7 +114,8 @@ function jsonOf(rows: readonly MetricRow[]): string {
   );
 }
 
-function sslOptions(database: Config["database"]): pg.PoolConfig["ssl"] {
+/** The `ssl` option of a pool for the configured `PG_SSL` (the query pool uses it too). */
+export function sslOptions(database: Config["database"]): pg.PoolConfig["ssl"] {
   switch (database.pgSsl) {
     case "disable":
       return false;

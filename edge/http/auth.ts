@@ -82,7 +82,11 @@ interface KnownKey {
 /** The access check of an ingest endpoint: where the request comes from, then its key. */
 export function createAuthenticator(options: AuthOptions): Authenticator {
   const mode = accessModeOf(options);
-  const checkSource = createSourceCheck(options, options.scope === "json");
+  // The JSON API and the reads take requests from web pages (the live page reads); agents' do not.
+  const checkSource = createSourceCheck(
+    options,
+    options.scope === "json" || options.scope === "read",
+  );
   if (mode === "unconfigured") {
     const refusal = new ApiError(
       "auth_not_configured",

@@ -10,6 +10,7 @@ import { createOtlpMetricsHandler } from "../otlp/otlp-metrics-handler.ts";
 import { createRemoteWriteHandler } from "../remote-write/remote-write-handler.ts";
 import { agentOptions, createServiceContext, type ContextOptions } from "./function-runtime.ts";
 import { healthHandlerOf } from "./health-handler.ts";
+import { queryRangeHandlerOf, seriesHandlerOf } from "../query/query-handlers.ts";
 
 export interface Handlers {
   readonly ingest: Handler;
@@ -17,6 +18,8 @@ export interface Handlers {
   readonly influxWrite: Handler;
   readonly otlpMetrics: Handler;
   readonly remoteWrite: Handler;
+  readonly series: Handler;
+  readonly queryRange: Handler;
 }
 
 /** The handlers, and what closes the NATS connection they share (drained, so nothing is lost). */
@@ -32,6 +35,8 @@ export function createHandlers(config: Config, options: ContextOptions): Handler
     influxWrite: createInfluxWriteHandler(agentOptions(context, "influx")),
     otlpMetrics: createOtlpMetricsHandler(agentOptions(context, "otlp")),
     remoteWrite: createRemoteWriteHandler(agentOptions(context, "prometheus")),
+    series: seriesHandlerOf(context),
+    queryRange: queryRangeHandlerOf(context),
     close: () => context.close(),
   };
 }

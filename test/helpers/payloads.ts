@@ -416,7 +416,8 @@ function otlp(init: OtlpInit, points: number): Payload {
   };
 }
 
-function remoteWrite(init: WriteInit, points: number): Payload {
+/** A remote-write body of `init` (protobuf, snappy), as Prometheus sends it. */
+export function remoteWrite(init: WriteInit, points: number): Payload {
   const bytes = toBinary(WriteRequestSchema, create(WriteRequestSchema, init));
   return {
     body: compress(bytes),

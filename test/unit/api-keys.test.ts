@@ -50,7 +50,7 @@ describe("INGEST_API_KEYS entries", () => {
       "INGEST_API_KEYS: entry 1 is shorter than 16 characters; make keys with npm run keygen",
       "INGEST_API_KEYS: entry 2 starts with sha256: but is not 64 hex digits",
       "INGEST_API_KEYS: entry 3 is a scope with no key before it (write <key>@otlp)",
-      "INGEST_API_KEYS: entry 4 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
+      "INGEST_API_KEYS: entry 4 names a scope that does not exist (after @); scopes are json, influx, otlp, prom, read",
     ]);
   });
 });

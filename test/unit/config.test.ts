@@ -245,9 +245,9 @@ describe("loadConfig problems", () => {
     });
     expect(err.problems).toEqual([
       "INGEST_API_KEYS: entry 1 is a scope with no key before it (write <key>@json)",
-      "INGEST_API_KEYS: entry 2 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
-      "INGEST_API_KEYS: entry 3 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
-      "INGEST_API_KEYS: entry 4 names a scope that does not exist (after @); scopes are json, influx, otlp, prom",
+      "INGEST_API_KEYS: entry 2 names a scope that does not exist (after @); scopes are json, influx, otlp, prom, read",
+      "INGEST_API_KEYS: entry 3 names a scope that does not exist (after @); scopes are json, influx, otlp, prom, read",
+      "INGEST_API_KEYS: entry 4 names a scope that does not exist (after @); scopes are json, influx, otlp, prom, read",
     ]);
     expect(err.message).not.toContain(KEY);
   });

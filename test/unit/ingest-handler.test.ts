@@ -190,10 +190,17 @@ const scenarios = {
   },
 } satisfies Record<
   // configuration_error comes from the functions' setup, not_found from the server's router,
-  // and the expansion bounds from the agent protocols: a JSON body's metrics are the body.
+  // the expansion bounds from the agent protocols (a JSON body's metrics are the body), and
+  // the query codes from the read endpoints (test/unit/query-handlers.test.ts).
   Exclude<
     ErrorCode,
-    "configuration_error" | "not_found" | "expansion_over_ratio" | "expansion_over_limit"
+    | "configuration_error"
+    | "not_found"
+    | "expansion_over_ratio"
+    | "expansion_over_limit"
+    | "invalid_query"
+    | "query_too_large"
+    | "query_unavailable"
   >,
   Scenario
 >;
