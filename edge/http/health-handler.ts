@@ -6,6 +6,7 @@ import type { ServiceContext } from "./function-runtime.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { ConnectionProvider } from "../../shared/nats-connection.ts";
 import { requestIdOf } from "./request-id.ts";
+import { pipelineStatus, type PipelineNames } from "./pipeline-status.ts";
 
 export interface HealthHandlerOptions {
   readonly connections: ConnectionProvider;
@@ -14,6 +15,12 @@ export interface HealthHandlerOptions {
   readonly logger: Logger;
   /** Where requests may come from (in local development: a loopback Host); default anywhere. */
   readonly checkSource?: SourceCheck;
+  /**
+   * With these, the answer adds `pipeline`: the consumer's backlog, the dead letters waiting
+   * and the workers answering (for the live page). Their failures leave a part null; only the
+   * stream decides the status.
+   */
+  readonly pipeline?: Omit<PipelineNames, "streamName">;
 }
 
 /**
@@ -34,10 +41,18 @@ export function createHealthHandler(options: HealthHandlerOptions): Handler {
     const refusal = options.checkSource?.(req);
     if (refusal) return errorResponse(refusal, requestId);
     try {
-      const stream = await streamInfo(options);
+      const { stream, nc, jsm, lastSeq } = await streamInfo(options);
+      const pipeline =
+        options.pipeline &&
+        (await pipelineStatus(
+          nc,
+          jsm,
+          { streamName: options.streamName, ...options.pipeline },
+          lastSeq,
+        ));
       return jsonResponse(
         200,
-        { status: "ok", stream },
+        { status: "ok", stream, ...(pipeline ? { pipeline } : {}) },
         { "x-request-id": requestId, "cache-control": "no-store" },
       );
     } catch (err) {
@@ -61,12 +76,13 @@ async function streamInfo(options: HealthHandlerOptions) {
   try {
     const jsm = await nc.jetstreamManager({ timeout: options.timeoutMs });
     const info = await jsm.streams.info(options.streamName);
-    return {
+    const stream = {
       name: info.config.name,
       messages: info.state.messages,
       bytes: info.state.bytes,
       consumers: info.state.consumer_count,
     };
+    return { stream, nc, jsm, lastSeq: info.state.last_seq };
   } catch (err) {
     throw new ApiError("stream_unavailable", `The stream ${options.streamName} is not available.`, {
       cause: err,
@@ -82,5 +98,9 @@ export function healthHandlerOf(context: ServiceContext): Handler {
     timeoutMs: context.config.nats.publishTimeoutMs,
     logger: context.logger,
     checkSource: context.checkSource,
+    pipeline: {
+      consumerName: context.config.consumer.name,
+      dlqName: context.config.stream.dlqName,
+    },
   });
 }

@@ -26,7 +26,15 @@ const run = promisify(execFile);
 const API_KEY = "bundle-test-key-0001";
 const SEED_BODY = '{"data": {"value": 123.45}}';
 
-const FUNCTIONS = ["ingest", "health", "influx-write", "otlp-metrics", "prometheus-write"];
+const FUNCTIONS = [
+  "ingest",
+  "health",
+  "influx-write",
+  "otlp-metrics",
+  "prometheus-write",
+  "series",
+  "query-range",
+];
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -169,7 +177,7 @@ function seedRequest(headers: Record<string, string>) {
 }
 
 describe("the function bundle Netlify builds", () => {
-  it("lists every function on its path, on Node 24, each POST endpoint rate limited", () => {
+  it("lists every function on its path, on Node 24, each endpoint but health rate limited", () => {
     const byName = new Map(manifest.functions.map((f) => [f.name, f]));
     const paths = Object.fromEntries(
       FUNCTIONS.map((name) => [name, byName.get(name)?.routes.map((r) => r.literal)]),
@@ -180,10 +188,12 @@ describe("the function bundle Netlify builds", () => {
       "influx-write": ["/api/v2/write"],
       "otlp-metrics": ["/v1/metrics"],
       "prometheus-write": ["/api/v1/write"],
+      series: ["/api/v1/series"],
+      "query-range": ["/api/v1/query_range"],
     });
     for (const f of manifest.functions) expect(f.runtimeVersion).toBe("nodejs24.x");
 
-    for (const name of ["ingest", "influx-write", "otlp-metrics", "prometheus-write"]) {
+    for (const name of FUNCTIONS.filter((f) => f !== "health")) {
       const rule = byName.get(name)?.trafficRules?.action;
       expect(rule?.type).toBe("rate_limit");
       expect(rule?.config.rateLimitConfig).toMatchObject({ windowLimit: 600, windowSize: 60 });
@@ -194,7 +204,7 @@ describe("the function bundle Netlify builds", () => {
 
   it("packs into each function only the code it runs: no protobuf for the JSON API", () => {
     const has = (name: string, path: string) => existsSync(join(dir, name, path));
-    for (const name of ["ingest", "health", "influx-write"]) {
+    for (const name of ["ingest", "health", "influx-write", "series", "query-range"]) {
       expect(has(name, "node_modules/@bufbuild/protobuf"), name).toBe(false);
       expect(has(name, "node_modules/snappyjs"), name).toBe(false);
     }
@@ -237,6 +247,18 @@ describe("the function bundle Netlify builds", () => {
     expect(out.natsFrom.startsWith(join(dir, "health", "node_modules", "nats"))).toBe(true);
     expect(out.results[0]?.status).toBe(200);
     expect(out.results[0]?.body).toMatchObject({ status: "ok", stream: { name: "METRICS" } });
+  });
+
+  it("asks the query service from its own zip, and says so when no worker answers", async () => {
+    const out = await callBundled("query-range", [
+      {
+        url: "https://metrics.example/api/v1/query_range?name=cpu",
+        init: { method: "GET", headers: { authorization: `Bearer ${API_KEY}` } },
+      },
+    ]);
+    expect(out.natsFrom.startsWith(join(dir, "query-range", "node_modules", "nats"))).toBe(true);
+    expect(out.results[0]?.status).toBe(503);
+    expect(out.results[0]?.body).toMatchObject({ error: { code: "query_unavailable" } });
   });
 
   it("answers an agent's write from each agent function's own zip", async () => {

@@ -260,6 +260,24 @@ describe.each(["sqlite", "postgres"] as const)("read back from %s", (kind) => {
     ]);
   });
 
+  it("shows the pipeline in the health answer: one worker answering, every metric stored, nothing waiting", async () => {
+    const expected = {
+      acceptedMessages: Object.keys(PROTOCOLS).length,
+      consumer: { pending: 0, ackPending: 0 },
+      deadLetters: 0,
+      workers: { answering: 1, metricsStored: SAMPLES.length * Object.keys(PROTOCOLS).length },
+    };
+    // The last ack may follow the commit that made the samples readable by a moment.
+    let last: unknown;
+    await waitFor("the health answer's pipeline", async () => {
+      const res = await fetch(`${serve.base}/api/v1/health`);
+      expect(res.status).toBe(200);
+      last = ((await res.json()) as { pipeline: unknown }).pipeline;
+      return JSON.stringify(last) === JSON.stringify(expected) ? true : undefined;
+    }).catch(() => undefined);
+    expect(last).toEqual(expected);
+  });
+
   it("asks for a key with the read scope, and refuses a query over its bounds naming the bound", async () => {
     expect((await read(serve, `/api/v1/series`, "not-a-key-at-all-0123")).status).toBe(401);
     const writeOnly = await read(serve, `/api/v1/series`, WRITE_KEY);
