@@ -5,7 +5,18 @@ import tseslint from "typescript-eslint";
 export default tseslint.config(
   // shared/gen/ holds generated code only: `npm run generate` writes it, `npm run check:generated`
   // proves it current.
-  { ignores: ["node_modules/", ".data/", ".netlify/", ".tools/", "dist/", "shared/gen/"] },
+  // public/vendor/ holds third-party builds copied as they are (npm run vendor).
+  {
+    ignores: [
+      "node_modules/",
+      ".data/",
+      ".netlify/",
+      ".tools/",
+      "dist/",
+      "shared/gen/",
+      "public/vendor/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -21,5 +32,24 @@ export default tseslint.config(
   {
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The live page's script runs in the browser, with uPlot loaded before it.
+    files: ["public/**/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: Object.fromEntries(
+        [
+          "window",
+          "document",
+          "fetch",
+          "sessionStorage",
+          "performance",
+          "setInterval",
+          "URLSearchParams",
+          "uPlot",
+        ].map((name) => [name, "readonly"]),
+      ),
+    },
   },
 );

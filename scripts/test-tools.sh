@@ -34,6 +34,7 @@ scripts/get-debian-binary.sh bookworm prometheus usr/bin/prometheus >/dev/null \
 
 need_package docker-compose docker-compose "it validates docker-compose.yml without a Docker engine"
 need_package openssl openssl "the TLS tests make their certificates with it"
+need_package chromium chromium "the live page's end-to-end test drives it headless (playwright-core)"
 
 # PostgreSQL: the tests make and drop databases of their own there.
 if [ -z "${TEST_PG_URL:-}" ]; then

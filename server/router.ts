@@ -3,6 +3,7 @@ import { ApiError } from "../edge/http/errors.ts";
 import { errorResponse } from "../edge/http/http-response.ts";
 import type { Handler } from "../edge/http/answer-requests.ts";
 import { requestIdOf } from "../edge/http/request-id.ts";
+import { createStaticFiles } from "./static-files.ts";
 
 /** The paths the Netlify functions serve (their `config.path`), each to the same handler. */
 const ROUTES: ReadonlyMap<string, keyof Handlers> = new Map([
@@ -17,12 +18,15 @@ const ROUTES: ReadonlyMap<string, keyof Handlers> = new Map([
 
 /**
  * The self-hosted server's routing: each path to its handler, which answers every method itself
- * (405 for the ones it does not take), and a 404 in the API's error shape for any other path.
+ * (405 for the ones it does not take); else a file of the live page (public/, as Netlify
+ * publishes it); else a 404 in the API's error shape.
  */
 export function createRouter(handlers: Handlers): Handler {
-  return (req) => {
+  const staticFiles = createStaticFiles();
+  return async (req) => {
     const route = ROUTES.get(new URL(req.url).pathname);
-    return route === undefined ? Promise.resolve(notFound(req)) : handlers[route](req);
+    if (route !== undefined) return handlers[route](req);
+    return (await staticFiles(req)) ?? notFound(req);
   };
 }
 
