@@ -13,8 +13,6 @@ import { createLogger } from "../../shared/logger.ts";
 import { requestIdOf } from "./request-id.ts";
 import { createServiceContext, type ServiceContext } from "./service-context.ts";
 
-let context: ServiceContext | ConfigError | undefined;
-
 function setup(env: NodeJS.ProcessEnv): ServiceContext | ConfigError {
   let config;
   try {
@@ -38,14 +36,18 @@ function setup(env: NodeJS.ProcessEnv): ServiceContext | ConfigError {
 
 /**
  * A function's entry point: its handler, made on the first request from the function's
- * context. A configuration error answers 500 on every request.
+ * context, which `env` (the process's environment on Netlify) configures. The context and its
+ * NATS connection are kept while the instance stays warm; a configuration error answers 500 on
+ * every request.
  */
 export function netlifyFunction(
   make: (context: ServiceContext) => Handler,
+  env: NodeJS.ProcessEnv = process.env,
 ): (req: Request) => Promise<Response> {
+  let context: ServiceContext | ConfigError | undefined;
   let handler: Handler | undefined;
   return async (req) => {
-    context ??= setup(process.env);
+    context ??= setup(env);
     if (context instanceof ConfigError) {
       return errorResponse(
         new ApiError(
