@@ -6,11 +6,12 @@ import { describe, expect, it } from "vitest";
 import { replayMsgId } from "../../scripts/dlq-format.ts";
 import type { Config } from "../../shared/config.ts";
 import { jsonSubject } from "../../shared/stream-setup.ts";
-import { post, realIngestHandler } from "../helpers/ingest.ts";
+import { realIngestHandler } from "../helpers/ingest.ts";
 import { freePort, PROJECT_ROOT } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { workerBed } from "../helpers/worker-bed.ts";
+import { post } from "../helpers/requests.ts";
 
 const bed = workerBed("dlq-test-");
 

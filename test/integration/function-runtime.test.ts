@@ -7,11 +7,11 @@ import { netlifyFunction } from "../../edge/http/function-runtime.ts";
 import type { ServiceContext } from "../../edge/http/service-context.ts";
 import { ingestHandlerOf } from "../../edge/json/ingest-handler.ts";
 import { ensureStreams } from "../../shared/stream-setup.ts";
-import { post } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort } from "../helpers/processes.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { post } from "../helpers/requests.ts";
 
 /**
  * The Netlify function's wrapper over a real nats-server: a warm instance keeps its context and

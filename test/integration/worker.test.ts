@@ -5,11 +5,12 @@ import { ensureStreams, jsonSubject } from "../../shared/stream-setup.ts";
 import { rowsOfEnvelope } from "../../worker/metric-rows.ts";
 import { openSqliteStore } from "../../worker/sqlite-store.ts";
 import { DLQ_HEADERS } from "../../worker/dead-letters.ts";
-import { post, realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { realIngestHandler, testConfig } from "../helpers/ingest.ts";
 import { startWorker } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { workerBed } from "../helpers/worker-bed.ts";
+import { post } from "../helpers/requests.ts";
 
 const bed = workerBed("worker-test-");
 

@@ -2,12 +2,11 @@ import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../edge/http/errors.ts";
 import { readBodyText } from "../../edge/http/read-body.ts";
+import { postTo } from "../helpers/requests.ts";
 
 const MIB = 1024 * 1024;
 
-function post(body: string | Uint8Array | null, headers: Record<string, string> = {}): Request {
-  return new Request("http://localhost/api/v1/metrics", { method: "POST", body, headers });
-}
+const post = postTo("/api/v1/metrics");
 
 const gzipped = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
   post(gzipSync(body), { "content-encoding": "gzip", ...headers });
