@@ -26,6 +26,12 @@ const ZONES = [
     from: ["./functions", "./server"],
     message: "The edge never imports a host.",
   },
+  {
+    target: ["./edge", "./server", "./worker", "./shared"],
+    from: "./edge/http/function-runtime.ts",
+    message:
+      "Only functions/ use the Netlify entry point; a handler is made from the service context (edge/http/service-context.ts).",
+  },
   ...PROTOCOLS.map((protocol) => ({
     target: `./edge/${protocol}`,
     from: PROTOCOLS.filter((other) => other !== protocol).map((other) => `./edge/${other}`),

@@ -95,6 +95,12 @@ describe("npm run lint keeps the boundaries", () => {
       "../../server/router.ts",
       "never imports a host",
     ],
+    [
+      "a handler importing the Netlify entry point",
+      "edge/json",
+      "../http/function-runtime.ts",
+      "Only functions/ use the Netlify entry point",
+    ],
   ])("refuses %s, type imports included", async (_, folder, target, message) => {
     const file = await plant(
       `${folder}/${TAG}.ts`,
