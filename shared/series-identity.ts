@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { runToEnd, type Steps } from "./cooperative.ts";
 import type { Metric } from "./metric-schema.ts";
-import { measurementTimeNs } from "./timestamp.ts";
+import { measurementTimeNsText } from "./timestamp.ts";
 
 /**
  * The identity of an agent protocol's metric: its series (name and tags, in any order) and its
@@ -24,9 +24,9 @@ export function* seriesRowKeys(metrics: readonly Metric[], receivedAtMs: number)
   const series = new SeriesHashes();
   const keys: string[] = [];
   for (const metric of metrics) {
-    const time = measurementTimeNs(metric.timestamp, receivedAtMs);
+    const time = measurementTimeNsText(metric.timestamp, receivedAtMs);
     const hash = series.of(metric).copy();
-    keys.push(`s:${hash.update(`${JSON.stringify(String(time))}]`, "utf8").digest("base64url")}`);
+    keys.push(`s:${hash.update(`"${time}"]`, "latin1").digest("base64url")}`);
     yield;
   }
   return keys;
