@@ -19,7 +19,7 @@ import {
 } from "../helpers/receivers.ts";
 import { startServe, type ServeProcess } from "../helpers/serve.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { holdsLabel, samplesIn, startWriteProxy, type WriteProxy } from "../helpers/write-proxy.ts";
+import { holdsLabel, startWriteProxy, type WriteProxy } from "../helpers/write-proxy.ts";
 
 /**
  * The worker writing to a real VictoriaMetrics (Debian's 1.79, deduplicating within 1 ms)
@@ -83,7 +83,7 @@ async function storedOnce(test: string, count: number): Promise<StoredSample[]> 
   return waitFor(
     `${count} samples of test ${test} in VictoriaMetrics`,
     async () => {
-      const samples = await exportedSamples(vm, `{test="${test}"}`);
+      const samples = await exported(`{test="${test}"}`);
       if (samples.length > count) throw new Error(`${samples.length} samples, ${count} expected`);
       return samples.length === count ? samples : undefined;
     },
@@ -96,6 +96,23 @@ const sample = (labels: Record<string, string>, timeMs: number, value: number): 
   timeMs,
   value,
 });
+
+/**
+ * `actual` holds exactly the series and timestamps of `expected`, with the same values as far
+ * as VictoriaMetrics keeps them: 12 significant decimal digits (documented).
+ */
+function expectSamples(actual: readonly StoredSample[], expected: readonly StoredSample[]): void {
+  const withoutValue = (s: StoredSample) => [s.labels, s.timeMs];
+  expect(actual.map(withoutValue)).toEqual(expected.map(withoutValue));
+  actual.forEach((s, i) => {
+    const want = expected[i]?.value ?? NaN;
+    expect(Math.abs(s.value - want), `${s.labels} at ${s.timeMs}`).toBeLessThanOrEqual(
+      Math.abs(want) * 1e-11,
+    );
+  });
+}
+
+const exported = (match: string) => exportedSamples(vm, match);
 
 describe("every ingest protocol, read back from VictoriaMetrics", () => {
   it("stores the JSON API's metrics with valid names and labels", async () => {
@@ -136,7 +153,132 @@ describe("every ingest protocol, read back from VictoriaMetrics", () => {
       `weather,city=paris,test=influx temperature=21.5,humidity=40i ${ns}\nweather,city=oslo,test=influx temperature=-3 ${ns + 1_000_000_000n}\n`,
       { "Content-Type": "text/plain" },
     );
-    const stored = await storedOnce("influx", 3);
-    console.log(stored);
+    expect(await storedOnce("influx", 3)).toEqual([
+      sample({ __name__: "weather_humidity", city: "paris", test: "influx" }, T0, 40),
+      sample({ __name__: "weather_temperature", city: "oslo", test: "influx" }, T0 + 1000, -3),
+      sample({ __name__: "weather_temperature", city: "paris", test: "influx" }, T0, 21.5),
+    ]);
   });
+
+  it("stores OTLP gauges", async () => {
+    const timeUnixNano = String(BigInt(T0) * 1_000_000n);
+    const point = (queue: string, asDouble: number) => ({
+      timeUnixNano,
+      asDouble,
+      attributes: [
+        { key: "queue", value: { stringValue: queue } },
+        { key: "test", value: { stringValue: "otlp" } },
+      ],
+    });
+    await post(
+      PATHS.otlp,
+      JSON.stringify({
+        resourceMetrics: [
+          {
+            scopeMetrics: [
+              {
+                metrics: [
+                  {
+                    name: "queue.depth",
+                    gauge: { dataPoints: [point("orders", 5), point("mails", 7.25)] },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+      { "Content-Type": "application/json" },
+    );
+    const stored = await storedOnce("otlp", 2);
+    expect(stored.map((s) => [s.timeMs, s.value])).toEqual([
+      [T0, 7.25],
+      [T0, 5],
+    ]);
+    expect(stored.map((s) => s.labels)).toEqual([
+      expect.stringMatching(/^__name__=queue_depth,.*queue=mails,test=otlp/),
+      expect.stringMatching(/^__name__=queue_depth,.*queue=orders,test=otlp/),
+    ]);
+  });
+
+  it("stores a Prometheus remote write batch with the same series, and sent again adds nothing", async () => {
+    const payload = prometheusBatch(200, 3);
+    const sent = decodeWriteRequest(payload.body, REQUEST_LIMITS.bodyBytes);
+    // The batch's own labels, with the test's label to find them by.
+    const expected = sent.timeseries
+      .flatMap((series) => {
+        const labels = Object.fromEntries(series.labels.map((l) => [l.name, l.value]));
+        return series.samples.map((p) => sample(labels, Number(p.timestamp), p.value));
+      })
+      .sort((a, b) => (a.labels < b.labels ? -1 : a.labels > b.labels ? 1 : a.timeMs - b.timeMs));
+    await post(PATHS.prometheus, payload.body, { ...payload.headers });
+    const cluster = 'cluster="prod-eu-west-1"';
+    const stored = await waitFor(
+      "the remote write batch in VictoriaMetrics",
+      async () => {
+        const samples = await exported(`{${cluster}}`);
+        return samples.length >= expected.length ? samples : undefined;
+      },
+      30_000,
+    );
+    expectSamples(stored, expected);
+
+    // The agent retrying the batch (the edge knows it already), and the same samples once more
+    // through the JSON API, which the worker does send again.
+    await post(PATHS.prometheus, payload.body, { ...payload.headers });
+    const again = sent.timeseries.slice(0, 20).flatMap((series) => {
+      const tags = Object.fromEntries(
+        series.labels.filter((l) => l.name !== "__name__").map((l) => [l.name, l.value]),
+      );
+      const name = series.labels.find((l) => l.name === "__name__")?.value;
+      return series.samples.map((p) => ({
+        name,
+        tags,
+        value: p.value,
+        timestamp: Number(p.timestamp),
+      }));
+    });
+    const sentBefore = await workerMetric(workerPort, "worker_remote_write_samples_sent_total");
+    await postJson(again);
+    await waitFor("the same samples to be sent again", async () =>
+      (await workerMetric(workerPort, "worker_remote_write_samples_sent_total")) >=
+      sentBefore + again.length
+        ? true
+        : undefined,
+    );
+    await sleep(1500);
+    expectSamples(await exported(`{${cluster}}`), expected);
+  });
+});
+
+describe("exactly once at the receiver", () => {
+  it("adds nothing when a message whose samples are stored is delivered again", async () => {
+    // Stored by VictoriaMetrics, yet answered 500 on every attempt of the worker's first
+    // delivery: the message is nak'd and JetStream delivers it again.
+    let failures = 0;
+    proxy.decide = (request) => {
+      if (!holdsLabel(request, "test", "redelivery")) return "forward";
+      return failures++ < 5 ? "forward-then-fail" : "forward";
+    };
+    const redeliveredBefore = await workerMetric(workerPort, "worker_messages_redelivered_total");
+    await postJson([
+      { name: "orders", value: 1, timestamp: T0, tags: { test: "redelivery" } },
+      { name: "orders", value: 2, timestamp: T0 + 1, tags: { test: "redelivery" } },
+    ]);
+    await waitFor(
+      "the message's second delivery to be stored",
+      async () =>
+        failures > 5 &&
+        (await workerMetric(workerPort, "worker_messages_redelivered_total")) > redeliveredBefore
+          ? true
+          : undefined,
+      60_000,
+    );
+    proxy.decide = () => "forward";
+    await sleep(1500);
+    expect(await exported('{test="redelivery"}')).toEqual([
+      sample({ __name__: "orders", test: "redelivery" }, T0, 1),
+      sample({ __name__: "orders", test: "redelivery" }, T0 + 1, 2),
+    ]);
+  }, 90_000);
 });
