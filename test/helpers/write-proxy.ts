@@ -30,7 +30,13 @@ export async function startWriteProxy(target: string): Promise<WriteProxy> {
     url: "",
     decide: () => "forward",
     seen: [],
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        server.closeAllConnections();
+      }),
   };
   const server: Server = createServer((req, res) => {
     void (async () => {
