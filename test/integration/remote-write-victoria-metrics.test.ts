@@ -19,7 +19,7 @@ import {
 } from "../helpers/receivers.ts";
 import { startServe, type ServeProcess } from "../helpers/serve.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { holdsLabel, startWriteProxy, type WriteProxy } from "../helpers/write-proxy.ts";
+import { holdsLabel, samplesIn, startWriteProxy, type WriteProxy } from "../helpers/write-proxy.ts";
 
 /**
  * The worker writing to a real VictoriaMetrics (Debian's 1.79, deduplicating within 1 ms)
@@ -281,4 +281,112 @@ describe("exactly once at the receiver", () => {
       sample({ __name__: "orders", test: "redelivery" }, T0 + 1, 2),
     ]);
   }, 90_000);
+});
+
+/** The dead letters of the test's stream whose reason is `rejected`: their ids and details. */
+async function rejectedLetters(): Promise<{ detail: string; body: string }[]> {
+  const jsm = await nc.jetstreamManager();
+  const dlq = env["NATS_DLQ_STREAM"] ?? "";
+  const { state } = await jsm.streams.info(dlq);
+  const letters: { detail: string; body: string }[] = [];
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const letter = await jsm.streams.getMessage(dlq, { seq });
+    if (letter.header.get("Dlq-Reason") !== "rejected") continue;
+    letters.push({
+      detail: letter.header.get("Dlq-Detail"),
+      body: new TextDecoder().decode(letter.data),
+    });
+  }
+  return letters;
+}
+
+describe("faults", () => {
+  it("dead-letters only the message the receiver refuses with a 4xx, and stores its neighbours", async () => {
+    // The worker stopped while the messages arrive, so that they make one batch.
+    await worker.stop();
+    proxy.decide = (request) =>
+      holdsLabel(request, "poison", "yes")
+        ? { status: 400, text: "bad sample: poisoned on purpose" }
+        : "forward";
+    for (let i = 0; i < 6; i++) {
+      await postJson([
+        {
+          name: "bisect",
+          value: i,
+          timestamp: T0 + i,
+          tags: i === 3 ? { test: "bisect", poison: "yes" } : { test: "bisect" },
+        },
+      ]);
+    }
+    await startTheWorker();
+    const stored = await storedOnce("bisect", 5);
+    expect(stored.map((s) => s.value)).toEqual([0, 1, 2, 4, 5]);
+    const letters = await waitFor("the refused message in the dead-letter stream", async () => {
+      const found = (await rejectedLetters()).filter((l) => l.body.includes('"poison"'));
+      return found.length > 0 ? found : undefined;
+    });
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.detail).toBe("400 bad sample: poisoned on purpose");
+    // The receiver was asked for more than the one message at first: the batch was split.
+    const refused = proxy.seen.filter(
+      (s) => typeof s.action === "object" && holdsLabel(s.request, "test", "bisect"),
+    );
+    expect(Math.max(...refused.map((s) => samplesIn(s.request)))).toBeGreaterThan(1);
+    expect(
+      await workerMetric(workerPort, 'worker_messages_dead_lettered_total{reason="rejected"}'),
+    ).toBe(1);
+    proxy.decide = () => "forward";
+  }, 60_000);
+
+  it("retries a receiver answering 500 until it recovers, keeping the messages in progress", async () => {
+    let failures = 0;
+    proxy.decide = (request) =>
+      holdsLabel(request, "test", "flaky") && failures++ < 3
+        ? { status: 500, text: "try later" }
+        : "forward";
+    const retriesBefore = await workerMetric(workerPort, "worker_remote_write_retries_total");
+    const redeliveredBefore = await workerMetric(workerPort, "worker_messages_redelivered_total");
+    await postJson([
+      { name: "flaky", value: 1, timestamp: T0, tags: { test: "flaky" } },
+      { name: "flaky", value: 2, timestamp: T0 + 1, tags: { test: "flaky" } },
+    ]);
+    expect((await storedOnce("flaky", 2)).map((s) => s.value)).toEqual([1, 2]);
+    expect(await workerMetric(workerPort, "worker_remote_write_retries_total")).toBe(
+      retriesBefore + 3,
+    );
+    expect(await workerMetric(workerPort, "worker_messages_redelivered_total")).toBe(
+      redeliveredBefore,
+    );
+    proxy.decide = () => "forward";
+  }, 60_000);
+
+  it("loses nothing and acks nothing early while the receiver is down for 10 s under load", async () => {
+    const ackedBefore = await workerMetric(workerPort, "worker_messages_stored_total");
+    await vm.stop();
+    let sent = 0;
+    const started = Date.now();
+    while (Date.now() - started < 10_000) {
+      await postJson(
+        Array.from({ length: 20 }, (_, i) => ({
+          name: "outage",
+          value: sent + i,
+          timestamp: T0 + sent + i,
+          tags: { test: "outage" },
+        })),
+      );
+      sent += 20;
+      expect(await workerMetric(workerPort, "worker_messages_stored_total")).toBe(ackedBefore);
+      await sleep(50);
+    }
+    await waitFor("the worker to find the receiver down", async () =>
+      (await fetch(`http://127.0.0.1:${workerPort}/readyz`)).status === 503 ? true : undefined,
+    );
+    expect(await workerMetric(workerPort, "worker_messages_stored_total")).toBe(ackedBefore);
+    await vm.start();
+    const stored = await storedOnce("outage", sent);
+    expect(stored.map((s) => s.value)).toEqual(Array.from({ length: sent }, (_, i) => i));
+    await waitFor("the worker to be ready again", async () =>
+      (await fetch(`http://127.0.0.1:${workerPort}/readyz`)).status === 200 ? true : undefined,
+    );
+  }, 120_000);
 });
