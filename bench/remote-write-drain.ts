@@ -112,22 +112,20 @@ async function postDirect(vm: Receiver, requests: readonly Uint8Array[]): Promis
   return (performance.now() - start) / 1000;
 }
 
-/** Samples VictoriaMetrics holds for `run`, once its count stops changing. */
+/** Samples VictoriaMetrics holds for `run`: all of them, or what it held after a minute. */
 async function storedSamples(vm: Receiver, run: string): Promise<number> {
-  let last = -1;
-  for (let tries = 0; tries < 60; tries++) {
+  let n = 0;
+  for (let tries = 0; tries < 60 && n < SAMPLES; tries++) {
     const url = new URL("/api/v1/query", vm.base);
     url.searchParams.set("query", `sum(count_over_time(bench_cpu{run="${run}"}[30d]))`);
     url.searchParams.set("time", String((BASE_MS + 20 * 86_400_000) / 1000));
     const body = (await (await fetch(url)).json()) as {
       data: { result: { value: [number, string] }[] };
     };
-    const n = Number(body.data.result[0]?.value[1] ?? 0);
-    if (n === last && n > 0) return n;
-    last = n;
-    await sleep(1000);
+    n = Number(body.data.result[0]?.value[1] ?? 0);
+    if (n < SAMPLES) await sleep(1000);
   }
-  return last;
+  return n;
 }
 
 const nats = await startBenchNats("default");

@@ -121,13 +121,39 @@ export function seriesOfRows(rows: readonly MetricRow[]): MappedRows {
   return { series, samples, sameTimestamp, droppedFields };
 }
 
-/** How many fields of a stored metric's JSON a sample has no place for. */
-function extraFieldsOf(metricJson: string): number {
-  const metric = JSON.parse(metricJson) as Record<string, unknown>;
+/**
+ * How many fields of a stored metric's JSON a sample has no place for. The metric's top-level
+ * keys are read off the text without parsing it: parsing every metric of a batch cost a drain
+ * into VictoriaMetrics a tenth of its time, mostly in garbage collection. A key written with
+ * escapes is never one of the sample's fields, so its raw text is compared as it stands.
+ */
+export function extraFieldsOf(json: string): number {
+  let depth = 0;
   let extra = 0;
-  for (const key of Object.keys(metric)) if (!SAMPLE_FIELDS.has(key)) extra++;
+  let atKey = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c === QUOTE) {
+      const start = i + 1;
+      for (i = start; i < json.length && json.charCodeAt(i) !== QUOTE; i++) {
+        if (json.charCodeAt(i) === BACKSLASH) i++;
+      }
+      if (depth === 1 && atKey && !SAMPLE_FIELDS.has(json.slice(start, i))) extra++;
+      atKey = false;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      depth++;
+      atKey = depth === 1;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--;
+    } else if (c === COMMA && depth === 1) {
+      atKey = true;
+    }
+  }
   return extra;
 }
+
+const [QUOTE, BACKSLASH, COMMA] = [0x22, 0x5c, 0x2c];
+const [OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET] = [0x7b, 0x7d, 0x5b, 0x5d];
 
 /** Orders strings by UTF-16 code units, as Prometheus orders label names (bytes, for ASCII). */
 function byCodeUnits(a: string, b: string): number {

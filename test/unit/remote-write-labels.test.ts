@@ -6,6 +6,7 @@ import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
 import {
   DEFAULT_METRIC_NAME,
+  extraFieldsOf,
   labelNameOf,
   labelsOf,
   metricNameOf,
@@ -105,6 +106,21 @@ describe("seriesOfRows", () => {
       row({ timeMs: 2, metric: '{"value":1,"tags":{"a":"b"},"timestamp":2}' }),
     ]);
     expect(mapped.droppedFields).toBe(2);
+  });
+
+  it("reads a metric's top-level keys whatever its strings and nested values hold", () => {
+    const metrics: Record<string, unknown>[] = [
+      { value: 1 },
+      { name: 'a,"b":{', value: 1, tags: { 'x,"y': "}", unit: "z" }, timestamp: "2026" },
+      { value: 1, extra: { name: 1, deep: [{ value: 2 }, "]"] }, 'odd"key': null, "na\u006de": 1 },
+      { value: 1, list: [1, [2, { tags: 3 }]], text: "\\", after: true },
+    ];
+    for (const metric of metrics) {
+      const expected = Object.keys(metric).filter(
+        (k) => !["name", "value", "timestamp", "tags"].includes(k),
+      ).length;
+      expect(extraFieldsOf(JSON.stringify(metric)), JSON.stringify(metric)).toBe(expected);
+    }
   });
 
   it("names a metric without a name", () => {
