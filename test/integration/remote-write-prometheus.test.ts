@@ -243,4 +243,31 @@ describe("Prometheus as the receiver", () => {
     expect(letter.header.get("Dlq-Detail")).toBe("400 out of order sample");
     expect(new TextDecoder().decode(letter.data)).toContain('"value":3');
   }, 60_000);
+
+  it("keeps the first value of a sample sent again with another, and stores the rest of its message", async () => {
+    await postJson([
+      { name: "dup", value: 1, timestamp: T0 + 90_000, tags: { test: "dup", s: "d" } },
+    ]);
+    await storedOnce("dup", 1);
+    const jsm = await nc.jetstreamManager();
+    const dlq = env["NATS_DLQ_STREAM"] ?? "";
+    const lettersBefore = (await jsm.streams.info(dlq)).state.messages;
+    const ackedBefore = await workerMetric(workerPort, "worker_messages_stored_total");
+    // One message: the first sample conflicts with the stored one ("duplicate sample for
+    // timestamp", which makes Prometheus refuse the whole request), the second is new.
+    await postJson([
+      { name: "dup", value: 2, timestamp: T0 + 90_000, tags: { test: "dup", s: "d" } },
+      { name: "dup", value: 5, timestamp: T0 + 90_000, tags: { test: "dup", s: "e" } },
+    ]);
+    expect(await storedOnce("dup", 2)).toEqual([
+      sample({ __name__: "dup", s: "d", test: "dup" }, T0 + 90_000, 1),
+      sample({ __name__: "dup", s: "e", test: "dup" }, T0 + 90_000, 5),
+    ]);
+    await waitFor("the message to be acked", async () =>
+      (await workerMetric(workerPort, "worker_messages_stored_total")) > ackedBefore
+        ? true
+        : undefined,
+    );
+    expect((await jsm.streams.info(dlq)).state.messages).toBe(lettersBefore);
+  }, 60_000);
 });
