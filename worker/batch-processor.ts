@@ -67,12 +67,43 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     }
   }
 
-  const settleRejected = (
+  /**
+   * Acks the messages none of whose rows the store refused, and dead-letters the others with
+   * the reason given for their first refused row.
+   */
+  async function settleRejected(
     storable: readonly { msg: JsMsg; rows: MetricRow[] }[],
     refusal: RejectedRows,
     deadLettered: DeadLetterReason[],
     storeSeconds: number,
-  ) => settleRejectedWith(toDeadLetters, storable, refusal, deadLettered, storeSeconds);
+  ): Promise<BatchOutcome> {
+    let offset = 0;
+    let stored = 0;
+    let rows = 0;
+    for (const { msg, rows: own } of storable) {
+      let reason: string | undefined;
+      for (let i = offset; i < offset + own.length && reason === undefined; i++) {
+        reason = refusal.rejected.get(i);
+      }
+      offset += own.length;
+      if (reason === undefined) {
+        msg.ack();
+        stored++;
+        rows += own.length;
+      } else {
+        await toDeadLetters(msg, "rejected", reason, deadLettered);
+      }
+    }
+    return {
+      stored,
+      rows,
+      rowsAdded: refusal.rowsAdded,
+      deadLettered,
+      retried: 0,
+      storeError: undefined,
+      storeSeconds,
+    };
+  }
 
   return async function processBatch(messages: readonly JsMsg[]): Promise<BatchOutcome> {
     const deadLettered: DeadLetterReason[] = [];
@@ -128,50 +159,6 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       rowsAdded,
       storeSeconds,
     };
-  };
-}
-
-/**
- * Acks the messages none of whose rows the store refused, and dead-letters the others with
- * the reason given for their first refused row.
- */
-async function settleRejectedWith(
-  toDeadLetters: (
-    msg: JsMsg,
-    reason: DeadLetterReason,
-    detail: string,
-    done: DeadLetterReason[],
-  ) => Promise<void>,
-  storable: readonly { msg: JsMsg; rows: MetricRow[] }[],
-  refusal: RejectedRows,
-  deadLettered: DeadLetterReason[],
-  storeSeconds: number,
-): Promise<BatchOutcome> {
-  let offset = 0;
-  let stored = 0;
-  let rows = 0;
-  for (const { msg, rows: own } of storable) {
-    let reason: string | undefined;
-    for (let i = offset; i < offset + own.length && reason === undefined; i++) {
-      reason = refusal.rejected.get(i);
-    }
-    offset += own.length;
-    if (reason === undefined) {
-      msg.ack();
-      stored++;
-      rows += own.length;
-    } else {
-      await toDeadLetters(msg, "rejected", reason, deadLettered);
-    }
-  }
-  return {
-    stored,
-    rows,
-    rowsAdded: refusal.rowsAdded,
-    deadLettered,
-    retried: 0,
-    storeError: undefined,
-    storeSeconds,
   };
 }
 
