@@ -1,6 +1,6 @@
 /**
  * The baseline of the HTTP measurements: a bare node:http server that reads the body, parses
- * it as JSON (nothing more: no schema) and publishes the bytes as they came to JetStream,
+ * it as JSON, or each line of it for `application/x-ndjson` (nothing more: no schema), and publishes the bytes as they came to JetStream,
  * answering 202 once the PubAck arrived. Run: `NATS_URL=… PORT=… node bench/raw-http-server.ts`.
  */
 import { randomUUID } from "node:crypto";
@@ -19,7 +19,12 @@ const server = createServer((req, res) => {
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
     };
     try {
-      JSON.parse(body.toString("utf8"));
+      const text = body.toString("utf8");
+      if (req.headers["content-type"] === "application/x-ndjson") {
+        for (const line of text.split("\n")) if (line !== "") JSON.parse(line);
+      } else {
+        JSON.parse(text);
+      }
     } catch {
       answer(400, { status: "error" });
       return;

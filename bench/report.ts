@@ -12,6 +12,7 @@ import type { ColdStartRow } from "./cold-start.ts";
 import type { EndToEndRow } from "./end-to-end.ts";
 import type { HeapRow } from "./function-heap.ts";
 import type { HttpRow } from "./http-server.ts";
+import type { ProtocolRow } from "./protocols.ts";
 import type { IngestRow } from "./ingest-in-process.ts";
 import type { DrainRow } from "./worker-drain.ts";
 
@@ -20,6 +21,7 @@ export interface Run {
   readonly natsSettings: string;
   readonly ingest: IngestRow[] | null;
   readonly http: HttpRow[] | null;
+  readonly protocols?: ProtocolRow[] | null;
   readonly drain: DrainRow[] | null;
   readonly endToEnd: EndToEndRow | null;
   readonly coldStart: ColdStartRow | null;
@@ -122,7 +124,18 @@ function goals(results: Results): Goal[] {
     const b = http(def, 1000);
     return a && b ? ratio(a.ours.metricsPerSecond, b.ours.metricsPerSecond) : undefined;
   };
+  const protocol = (name: string) => def?.protocols?.find((r) => r.protocol === name);
+  const protocolGoals = PROTOCOL_GOALS.flatMap(({ protocol: name, label, target }) => [
+    atLeast(
+      `${label} ≥ ${target} × ${protocol(name)?.peer ?? "its peer"}'s samples/s`,
+      protocol(name)?.ratio,
+      target,
+      "×",
+    ),
+    atMost(`${label}: p99 ≤ 2 × the peer's`, protocol(name)?.p99Ratio, 2, "×"),
+  ]);
   return [
+    ...protocolGoals,
     atLeast(
       "single-metric requests ≥ 0.8 × raw publish, in-process, 64 concurrent",
       single && ratio(single.ours.requestsPerSecond, single.baseline.requestsPerSecond),
@@ -183,6 +196,15 @@ function goals(results: Results): Goal[] {
   ];
 }
 
+/** The protocols' goals: our samples/s over the peer's, from the same run. */
+const PROTOCOL_GOALS = [
+  { protocol: "influx", label: "InfluxDB line protocol", target: 0.5 },
+  { protocol: "influx-gzip", label: "InfluxDB line protocol, gzip", target: 0.5 },
+  { protocol: "remote-write", label: "Prometheus remote write", target: 0.5 },
+  { protocol: "otlp", label: "OTLP/HTTP protobuf", target: 0.5 },
+  { protocol: "json", label: "JSON batches of 2,000", target: 0.8 },
+] as const;
+
 const mark = (g: Goal) => (g.met === undefined ? "–" : g.met ? "**met**" : "**missed**");
 
 function table(head: string[], rows: string[][]): string {
@@ -223,6 +245,37 @@ function runSections(run: Run): string {
           fmt(r.baseline.metricsPerSecond),
           `${fmt(r.ours.p50Ms, 2)} / ${fmt(r.ours.p99Ms, 2)}`,
           `${fmt(r.baseline.p50Ms, 2)} / ${fmt(r.baseline.p99Ms, 2)}`,
+        ]),
+      ),
+      "",
+    );
+  }
+  if (run.protocols && run.protocols.length > 0) {
+    out.push(
+      "### Every protocol beside its peer",
+      "",
+      "Each request a distinct body of 2,000 samples (its own timestamps), the same bodies to both sides, autocannon with 16 connections on the same two cores; each row alternates ours and the peer's and keeps each side's best (bench/protocols.ts). The peer of line protocol and remote write is VictoriaMetrics 1.79 (Debian bookworm), of OTLP VictoriaMetrics 1.112 (trixie), of JSON and NDJSON the bare `node:http` server that parses the body and publishes it raw.",
+      "",
+      table(
+        [
+          "Protocol",
+          "Peer",
+          "ours samples/s",
+          "ours p99 ms",
+          "peer samples/s",
+          "peer p99 ms",
+          "ratio",
+          "p99 ratio",
+        ],
+        run.protocols.map((r) => [
+          r.protocol,
+          r.peer,
+          fmt(r.ours.samplesPerSecond),
+          fmt(r.ours.p99Ms),
+          fmt(r.peerFigures.samplesPerSecond),
+          fmt(r.peerFigures.p99Ms),
+          `${fmt(r.ratio, 3)}×`,
+          `${fmt(r.p99Ratio, 2)}×`,
         ]),
       ),
       "",
@@ -392,6 +445,13 @@ export function chart(results: Results): string {
         label: `${run.setting}: HTTP server, ${fmt(r.metricsPerRequest)}/req`,
         value: ratio(r.ours.metricsPerSecond, r.baseline.metricsPerSecond),
         detail: `${fmt(r.ours.metricsPerSecond)} vs ${fmt(r.baseline.metricsPerSecond)} metrics/s`,
+      });
+    }
+    for (const r of run.protocols ?? []) {
+      bars.push({
+        label: `${run.setting}: ${r.protocol} vs ${r.peer}`,
+        value: r.ratio,
+        detail: `${fmt(r.ours.samplesPerSecond)} vs ${fmt(r.peerFigures.samplesPerSecond)} samples/s`,
       });
     }
     for (const r of run.drain ?? []) {

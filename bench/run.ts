@@ -19,13 +19,22 @@ import { measureEndToEnd } from "./end-to-end.ts";
 import { measureFunctionHeap } from "./function-heap.ts";
 import { measureHttpServer } from "./http-server.ts";
 import { measureIngestInProcess } from "./ingest-in-process.ts";
+import { measureProtocols, PROTOCOLS } from "./protocols.ts";
 import { writeFormatted, writeReport } from "./report.ts";
 import { log, NATS_SETTINGS, QUICK, round, startBenchNats, type NatsSetting } from "./support.ts";
 import { measureWorkerDrain } from "./worker-drain.ts";
 
 const RESULTS = join(PROJECT_ROOT, "bench", "results.json");
 /** The parts of a run, by the names `--only` takes; the first three run under both settings. */
-const PARTS = ["ingest", "http", "drain", "end-to-end", "cold-start", "function-heap"] as const;
+const PARTS = [
+  "ingest",
+  "http",
+  "protocols",
+  "drain",
+  "end-to-end",
+  "cold-start",
+  "function-heap",
+] as const;
 type Part = (typeof PARTS)[number];
 const IN_BOTH_SETTINGS: readonly Part[] = ["ingest", "http", "drain"];
 
@@ -36,6 +45,12 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const wanted = (name: Part) => only === undefined || only.includes(name);
+
+/** `BENCH_PROTOCOLS=influx,otlp` measures only those protocols in the protocols part. */
+function protocolsWanted() {
+  const names = process.env["BENCH_PROTOCOLS"]?.split(",");
+  return names === undefined ? PROTOCOLS : PROTOCOLS.filter((p) => names.includes(p));
+}
 
 /**
  * Wait at most this long (BENCH_QUIET_WAIT_MIN, 15 min) for the machine to be quiet (1-minute
@@ -98,6 +113,11 @@ async function measure(setting: NatsSetting, errors: string[]) {
     const http = await part("http", `${setting}: self-hosted server`, errors, () =>
       measureHttpServer(nats, [1, 1000]),
     );
+    const protocols = full
+      ? await part("protocols", "every protocol beside its peer", errors, () =>
+          measureProtocols(nats, protocolsWanted()),
+        )
+      : null;
     const drain = await part("drain", `${setting}: worker drain`, errors, () =>
       measureWorkerDrain(
         nats,
@@ -130,6 +150,7 @@ async function measure(setting: NatsSetting, errors: string[]) {
       natsSettings: NATS_SETTINGS[setting],
       ingest,
       http,
+      protocols,
       drain,
       endToEnd,
       coldStart,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Usage: scripts/get-debian-binary.sh SUITE PACKAGE PATH-IN-PACKAGE
+# Usage: scripts/get-debian-binary.sh SUITE PACKAGE PATH-IN-PACKAGE [FOLDER]
 #
-# Puts one binary of a Debian package at .tools/PACKAGE/<its file name> and prints that path,
+# Puts one binary of a Debian package at .tools/FOLDER/<its file name> (FOLDER defaults to
+# PACKAGE; give another to keep two suites' versions apart) and prints that path,
 # without installing the package or touching the system's apt state: the package is downloaded
 # from the Debian mirror this machine's apt already uses, with a private package list, and
 # unpacked into a temporary folder. Go programs (nats-server, prometheus, victoria-metrics) run
@@ -10,14 +11,15 @@
 #
 #   scripts/get-debian-binary.sh trixie nats-server usr/sbin/nats-server   # 2.10, for durability
 #   scripts/get-debian-binary.sh bookworm prometheus usr/bin/prometheus
+#   scripts/get-debian-binary.sh trixie victoria-metrics usr/bin/victoria-metrics victoria-metrics-1.112
 set -euo pipefail
-if [ $# -ne 3 ]; then
-  echo "usage: $0 SUITE PACKAGE PATH-IN-PACKAGE" >&2
+if [ $# -ne 3 ] && [ $# -ne 4 ]; then
+  echo "usage: $0 SUITE PACKAGE PATH-IN-PACKAGE [FOLDER]" >&2
   exit 2
 fi
-suite=$1 package=$2 inner=$3
+suite=$1 package=$2 inner=$3 folder=${4:-$2}
 cd "$(dirname "$0")/.."
-dest=.tools/$package
+dest=.tools/$folder
 bin="$dest/$(basename "$inner")"
 if [ -x "$bin" ]; then
   echo "$PWD/$bin"

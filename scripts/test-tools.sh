@@ -26,11 +26,14 @@ need_package() {
 
 # Go binaries from Debian's packages, unpacked into .tools/ (no root, the system untouched):
 # nats-server 2.10+ (the cluster tests and the fault suite; it can fsync every write) and
-# Prometheus (a real remote-write client and scraper in the integration tests).
+# Prometheus (a real remote-write client and scraper in the integration tests), and
+# VictoriaMetrics and Prometheus again as remote-write receivers of the worker.
 scripts/get-debian-binary.sh trixie nats-server usr/sbin/nats-server >/dev/null \
   || fail "could not fetch nats-server 2.10 from Debian's mirror (scripts/get-nats-server.sh)"
 scripts/get-debian-binary.sh bookworm prometheus usr/bin/prometheus >/dev/null \
   || fail "could not fetch prometheus from Debian's mirror (scripts/get-debian-binary.sh)"
+scripts/get-debian-binary.sh bookworm victoria-metrics usr/bin/victoria-metrics >/dev/null \
+  || fail "could not fetch victoria-metrics from Debian's mirror (scripts/get-debian-binary.sh)"
 
 need_package docker-compose docker-compose "it validates docker-compose.yml without a Docker engine"
 need_package openssl openssl "the TLS tests make their certificates with it"

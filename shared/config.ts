@@ -56,6 +56,10 @@ export interface Config {
     readonly pgSsl: "disable" | "require" | "verify-full";
     /** PEM of the CA that signed the server's certificate, for `verify-full`. */
     readonly pgSslCa: string | undefined;
+    /** For `remote-write+…`: sent as `Authorization: Bearer`. */
+    readonly remoteWriteBearerToken?: string | undefined;
+    /** For `remote-write+https://…`: PEM of the CA that signed the receiver's certificate. */
+    readonly remoteWriteCa?: string | undefined;
   };
   readonly ingest: {
     /** `INGEST_API_KEYS` entries, each with its `@scopes` (see api-keys.ts). */
@@ -120,7 +124,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (apiKeys.length > 0 && (authMode === "none" || authMode === "local")) {
     problems.push(`INGEST_AUTH: is ${authMode} while INGEST_API_KEYS is set; unset one of them`);
   }
-  for (const name of ["NATS_CA", "PG_SSL_CA"]) {
+  for (const name of ["NATS_CA", "PG_SSL_CA", "REMOTE_WRITE_CA"]) {
     const pem = given[name];
     // Node ignores a CA it cannot read and then reports the server's certificate as untrusted.
     if (pem !== undefined && !isCertificate(pem)) {
@@ -179,6 +183,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       pgStatementTimeoutMs: e.PG_STATEMENT_TIMEOUT_MS,
       pgSsl: e.PG_SSL,
       pgSslCa: e.PG_SSL_CA,
+      remoteWriteBearerToken: e.REMOTE_WRITE_BEARER_TOKEN,
+      remoteWriteCa: e.REMOTE_WRITE_CA,
     },
     ingest: {
       apiKeys,
@@ -229,7 +235,8 @@ function listOf(text: string): string[] {
 /** One line per variable the schema refused, naming the allowed values where there is a list. */
 /** What a variable refused by its pattern must look like, said in words rather than a regex. */
 const PATTERN_HINTS: Readonly<Record<string, string>> = {
-  DATABASE_URL: "must be sqlite:<path of a file> or postgres://user:password@host:port/database",
+  DATABASE_URL:
+    "must be sqlite:<path of a file>, postgres://user:password@host:port/database or remote-write+http(s)://host:port/path",
 };
 
 function envProblems(errors: readonly ErrorObject[]): string[] {

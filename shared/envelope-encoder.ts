@@ -10,7 +10,7 @@ import type { Envelope, RowKey } from "./envelope-schema.ts";
 import { ENVELOPE_VERSION } from "./envelope-version.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
-import { seriesMessageId, seriesRowKeys } from "./series-identity.ts";
+import { seriesMessageId, seriesPointIds } from "./series-identity.ts";
 
 /** A message as published: its id (`Nats-Msg-Id`) and its bytes. */
 export interface EncodedMessage {
@@ -39,7 +39,7 @@ export function* encodeSeriesMessages(
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
   const groups = yield* encodeGroups(metrics);
-  const rowKeys = yield* seriesRowKeys(metrics, receivedAt);
+  const pointIds = yield* seriesPointIds(metrics, receivedAt);
   // Every series id has one length: the header's size does not depend on which it is.
   const header = headerText({ id: seriesMessageId([]), receivedAt, key: "series" });
   const parts = cut(groups, maxBytes - Buffer.byteLength(header) - CLOSING.length);
@@ -50,7 +50,7 @@ export function* encodeSeriesMessages(
     if (first === undefined || last === undefined) continue;
     const start = first.group.first + first.from;
     const end = last.group.first + last.to;
-    const id = seriesMessageId(rowKeys.slice(start, end));
+    const id = seriesMessageId(pointIds.slice(start, end));
     const text = messageText({ id, receivedAt, key: "series" }, part);
     messages.push({ id, data: Buffer.from(text), metrics: end - start });
     yield;

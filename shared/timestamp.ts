@@ -64,7 +64,9 @@ export function measurementTimeMs(
 }
 
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  // 31 for January, March, May, July, August, October and December; 30 for the others.
+  return 30 + ((month + (month >> 3)) & 1);
 }
 
 const NANOS_PER_MS = 1_000_000n;
@@ -96,4 +98,75 @@ export function rfc3339FromNanos(ns: bigint): string | undefined {
   const subMillisecond = String(ns % NANOS_PER_MS).padStart(6, "0");
   // toISOString gives exactly "YYYY-MM-DDTHH:MM:SS.mmmZ" for years 1970–9999.
   return `${new Date(ms).toISOString().slice(0, -1)}${subMillisecond}Z`;
+}
+
+/** "YYYY-MM-DDTHH:MM:SS.fffffffffZ": what `rfc3339FromNanos` writes. */
+const CANONICAL_LENGTH = 30;
+const ZERO = 48;
+
+/**
+ * Milliseconds since the epoch of a time exactly as `rfc3339FromNanos` writes it, read digit by
+ * digit without a regular expression; undefined for any other text, even a valid date-time
+ * (then `parseRfc3339` decides). The agent protocols' metrics carry such times, so their checks
+ * and series keys need not parse them in general.
+ */
+export function canonicalTimeMs(text: string): number | undefined {
+  if (text.length !== CANONICAL_LENGTH) return undefined;
+  if (
+    text.charCodeAt(4) !== 45 || // -
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 || // T
+    text.charCodeAt(13) !== 58 || // :
+    text.charCodeAt(16) !== 58 ||
+    text.charCodeAt(19) !== 46 || // .
+    text.charCodeAt(29) !== 90 // Z
+  ) {
+    return undefined;
+  }
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2);
+  const minute = digits(text, 14, 2);
+  const second = digits(text, 17, 2);
+  const millis = digits(text, 20, 3);
+  if (digits(text, 23, 6) < 0 || millis < 0 || year < 1970) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) {
+    return undefined;
+  }
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  return isInRange(ms) ? ms : undefined;
+}
+
+/** The decimal number of `length` digits at `start`, or -1 when any is not a digit. */
+function digits(text: string, start: number, length: number): number {
+  let n = 0;
+  for (let i = start; i < start + length; i++) {
+    const d = text.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * `measurementTimeNs` as decimal text, as series keys write it, without BigInt arithmetic or a
+ * general parse for integer milliseconds and for times as `rfc3339FromNanos` writes them.
+ */
+export function measurementTimeNsText(
+  timestamp: string | number | undefined,
+  receivedAtMs: number,
+): string {
+  const ms =
+    timestamp === undefined
+      ? receivedAtMs
+      : typeof timestamp === "number"
+        ? timestamp
+        : canonicalTimeMs(timestamp);
+  // Past 0 ms, the time in ns is the milliseconds followed by six more digits.
+  if (ms === undefined || ms <= 0 || !Number.isInteger(ms)) {
+    return String(measurementTimeNs(timestamp, receivedAtMs));
+  }
+  return typeof timestamp === "string" ? `${ms}${timestamp.slice(23, 29)}` : `${ms}000000`;
 }

@@ -4,6 +4,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { DeadLetterReason, DeadLetterSender } from "./dead-letters.ts";
 import { rowsOfEnvelope, type MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
+import { RejectedRows } from "./store-errors.ts";
 
 export interface BatchOutcome {
   /** Messages whose metrics are committed (or were already) and that were acked. */
@@ -35,7 +36,9 @@ export interface BatchProcessorOptions {
  *   then terminated;
  * - its metrics committed: acked, only after the commit;
  * - the database failed: nak'd with a delay growing with its deliveries, or dead-lettered when
- *   this was its last allowed delivery, so that nothing is dropped in silence.
+ *   this was its last allowed delivery, so that nothing is dropped in silence;
+ * - the store refused some of its rows for good (`RejectedRows`): dead-lettered (`rejected`,
+ *   the store's reason the detail), while the messages of the batch without such rows are acked.
  * A message whose dead-lettering fails is nak'd, to be tried again.
  */
 export function createBatchProcessor(options: BatchProcessorOptions) {
@@ -64,6 +67,44 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     }
   }
 
+  /**
+   * Acks the messages none of whose rows the store refused, and dead-letters the others with
+   * the reason given for their first refused row.
+   */
+  async function settleRejected(
+    storable: readonly { msg: JsMsg; rows: MetricRow[] }[],
+    refusal: RejectedRows,
+    deadLettered: DeadLetterReason[],
+    storeSeconds: number,
+  ): Promise<BatchOutcome> {
+    let offset = 0;
+    let stored = 0;
+    let rows = 0;
+    for (const { msg, rows: own } of storable) {
+      let reason: string | undefined;
+      for (let i = offset; i < offset + own.length && reason === undefined; i++) {
+        reason = refusal.rejected.get(i);
+      }
+      offset += own.length;
+      if (reason === undefined) {
+        msg.ack();
+        stored++;
+        rows += own.length;
+      } else {
+        await toDeadLetters(msg, "rejected", reason, deadLettered);
+      }
+    }
+    return {
+      stored,
+      rows,
+      rowsAdded: refusal.rowsAdded,
+      deadLettered,
+      retried: 0,
+      storeError: undefined,
+      storeSeconds,
+    };
+  }
+
   return async function processBatch(messages: readonly JsMsg[]): Promise<BatchOutcome> {
     const deadLettered: DeadLetterReason[] = [];
     const nothingStored = {
@@ -90,6 +131,9 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     try {
       rowsAdded = await store.insert(rows);
     } catch (err) {
+      if (err instanceof RejectedRows) {
+        return settleRejected(storable, err, deadLettered, elapsed());
+      }
       const storeError = err instanceof Error ? err : new Error(String(err));
       let retried = 0;
       for (const { msg } of storable) {

@@ -2,9 +2,13 @@ import { headers as natsHeaders, type JetStreamClient, type JsMsg, type MsgHdrs 
 import type { Config } from "../shared/config.ts";
 import { deadLetterSubject } from "../shared/stream-setup.ts";
 
-/** Why a message went to the dead-letter stream: it can never be stored, or ran out of tries. */
+/**
+ * Why a message went to the dead-letter stream: it can never be stored, ran out of tries, or
+ * (`rejected`) the store refused it for good — a remote-write receiver's 4xx, its answer the
+ * detail.
+ */
 export type DeadLetterReason =
-  "undecodable" | "unknown_version" | "invalid_envelope" | "max_deliver";
+  "undecodable" | "unknown_version" | "invalid_envelope" | "max_deliver" | "rejected";
 
 /** Headers a dead-lettered message carries besides the original ones. */
 export const DLQ_HEADERS = {

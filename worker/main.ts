@@ -57,9 +57,26 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit("worker");
   const logger = createLogger("worker", config.logLevel);
 
+  // Asked only at a scrape, once the worker listens: by then `jsm` is set.
+  const metrics = createWorkerMetrics(async () => {
+    const info = await jsm.consumers.info(config.stream.name, config.consumer.name);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  });
   const store = await openStore(config.database, {
     onPoolError: (err) => {
       logger.warn({ err }, "PostgreSQL connection lost; it is replaced when next needed");
+    },
+    sendTelemetry: {
+      sent: (samples, seconds) => {
+        metrics.remoteWriteSamplesSent.inc(samples);
+        metrics.remoteWriteSendSeconds.observe(seconds);
+      },
+      retried: () => {
+        metrics.remoteWriteRetries.inc();
+      },
+      droppedFields: (count) => {
+        metrics.remoteWriteDroppedFields.inc(count);
+      },
     },
   });
   logger.info({ database: config.database.url.split(":")[0] }, "database ready");
@@ -70,11 +87,6 @@ async function main(): Promise<void> {
     for (const change of await ensureStreams(jsm, config)) logger.info(change);
   };
   await ensure();
-
-  const metrics = createWorkerMetrics(async () => {
-    const info = await jsm.consumers.info(config.stream.name, config.consumer.name);
-    return { pending: info.num_pending, ackPending: info.num_ack_pending };
-  });
   void watchConnection(nc, metrics, logger);
 
   // Reads are answered from this worker's store, over NATS: the edge holds no database access.
@@ -154,7 +166,11 @@ async function main(): Promise<void> {
           await jsm.consumers.info(config.stream.name, config.consumer.name);
         },
       },
-      { name: "database", check: () => store.ping() },
+      {
+        // A remote-write receiver answering an empty request, or the database a trivial query.
+        name: config.database.url.startsWith("remote-write+") ? "receiver" : "database",
+        check: () => store.ping(),
+      },
     ],
     logger,
   }).catch((err: unknown) => {

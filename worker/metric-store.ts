@@ -24,4 +24,16 @@ export interface MetricStoreOptions {
    * SQLite has no pool.
    */
   readonly onPoolError?: (err: Error) => void;
+  /** Told of the requests a remote-write store sends. Remote write only. */
+  readonly sendTelemetry?: SendTelemetry;
+}
+
+/** What a remote-write store tells the worker's `/metrics`. */
+export interface SendTelemetry {
+  /** A request answered 2xx, holding `samples`, after `seconds` (its retries included). */
+  sent(samples: number, seconds: number): void;
+  /** A request is about to be sent again (the receiver answered 5xx or 429, or not at all). */
+  retried(): void;
+  /** Fields of JSON metrics that a sample has no place for, left out. */
+  droppedFields(count: number): void;
 }

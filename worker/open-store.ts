@@ -17,5 +17,11 @@ export async function openStore(
     const { openPostgresStore } = await import("./postgres-store.ts");
     return openPostgresStore(database, options);
   }
-  throw new Error("DATABASE_URL: must start with sqlite:, postgres:// or postgresql://");
+  if (/^remote-write\+https?:\/\//.test(database.url)) {
+    const { openRemoteWriteStore } = await import("./remote-write-store.ts");
+    return openRemoteWriteStore(database, options);
+  }
+  throw new Error(
+    "DATABASE_URL: must start with sqlite:, postgres://, postgresql:// or remote-write+http(s)://",
+  );
 }

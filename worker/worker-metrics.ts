@@ -20,6 +20,14 @@ export interface WorkerMetrics {
   readonly events: Counter<"event">;
   readonly consumerPending: Gauge;
   readonly consumerAckPending: Gauge;
+  /** Remote write only: samples the receiver answered 2xx for. */
+  readonly remoteWriteSamplesSent: Counter;
+  /** Remote write only: requests sent again after a 5xx, a 429 or no answer. */
+  readonly remoteWriteRetries: Counter;
+  /** Remote write only: from the first attempt of a request to its 2xx. */
+  readonly remoteWriteSendSeconds: Histogram;
+  /** Remote write only: fields of JSON metrics a sample has no place for. */
+  readonly remoteWriteDroppedFields: Counter;
 }
 
 /**
@@ -94,6 +102,27 @@ export function createWorkerMetrics(
       name: "worker_events_total",
       help: "NATS connection and consumer events (disconnect, reconnect, heartbeats_missed, …).",
       labelNames: ["event"] as const,
+      registers,
+    }),
+    remoteWriteSamplesSent: new Counter({
+      name: "worker_remote_write_samples_sent_total",
+      help: "Samples a remote-write receiver answered 2xx for.",
+      registers,
+    }),
+    remoteWriteRetries: new Counter({
+      name: "worker_remote_write_retries_total",
+      help: "Remote-write requests sent again after a 5xx, a 429 or no answer.",
+      registers,
+    }),
+    remoteWriteSendSeconds: new Histogram({
+      name: "worker_remote_write_send_duration_seconds",
+      help: "Time from a remote-write request's first attempt to its 2xx, retries included.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    remoteWriteDroppedFields: new Counter({
+      name: "worker_remote_write_dropped_fields_total",
+      help: "Fields of JSON metrics beyond name, value, timestamp and tags, not sent by remote write.",
       registers,
     }),
     consumerPending: new Gauge({

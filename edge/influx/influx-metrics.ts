@@ -90,6 +90,7 @@ export function* metricsOfText(
   const receivedNs = ((BigInt(receivedAt) * 1_000_000n) / unit) * unit;
   const bound = maxFutureMs === undefined ? undefined : { receivedAt, maxFutureMs };
   const metrics: Metric[] = [];
+  const shared = new SharedParts(target);
   let count = 0;
   try {
     for (const point of parseLineProtocol(text)) {
@@ -97,7 +98,7 @@ export function* metricsOfText(
       count += point.fields.length;
       if (count > REQUEST_LIMITS.metricsPerRequest) continue;
       // Field by field: one line may hold thousands of fields, all with the line's tags.
-      const metricOf = fieldMetrics(point, target, receivedNs);
+      const metricOf = fieldMetrics(point, target, receivedNs, shared);
       const candidates: CandidateMetric[] = [];
       const valid: Metric[] = [];
       const refused: RefusedMetric[] = [];
@@ -137,6 +138,7 @@ function fieldMetrics(
   point: LinePoint,
   target: WriteTarget,
   receivedNs: bigint,
+  shared: SharedParts,
 ): (field: string, value: FieldValue) => CandidateMetric {
   const ns =
     point.timestamp === undefined ? receivedNs : point.timestamp * PRECISIONS[target.precision];
@@ -148,21 +150,62 @@ function fieldMetrics(
       `the timestamp ${String(point.timestamp)} (precision ${target.precision}) is not between 1970 and 9999`,
     );
   }
-  const tags = Object.fromEntries(point.tags);
+  const tags = shared.tagsOf(point);
   return (field, value) => ({
     name: `${point.measurement}_${field}`,
     value: numberOf(value),
     timestamp,
     tags,
-    influx: {
-      ...(target.org === undefined ? {} : { org: target.org }),
-      bucket: target.bucket,
-      measurement: point.measurement,
-      field,
-      type: value.type,
-      ...(value.type === "string" ? { text: value.value } : {}),
-    },
+    influx:
+      value.type === "string"
+        ? { ...shared.fieldOf(point.measurement, field, value.type), text: value.value }
+        : shared.fieldOf(point.measurement, field, value.type),
   });
+}
+
+/** Where a metric came from: kept beside it as `influx`. */
+interface FieldPart {
+  readonly org?: string;
+  readonly bucket: string;
+  readonly measurement: string;
+  readonly field: string;
+  readonly type: string;
+}
+
+/**
+ * What many metrics of a request share, made once: the tags of each series (lines of a series
+ * repeat its tag set; one object lets its check, size, series digest and grouping be done once
+ * per series) and the `influx` part of each measurement's field. Nothing changes them once made.
+ */
+class SharedParts {
+  readonly #target: WriteTarget;
+  readonly #tags = new Map<string, Readonly<Record<string, string>>>();
+  readonly #fields = new Map<string, FieldPart>();
+
+  constructor(target: WriteTarget) {
+    this.#target = target;
+  }
+
+  tagsOf(point: LinePoint): Readonly<Record<string, string>> {
+    const key = JSON.stringify(point.tags);
+    let tags = this.#tags.get(key);
+    if (tags === undefined) {
+      tags = Object.fromEntries(point.tags);
+      this.#tags.set(key, tags);
+    }
+    return tags;
+  }
+
+  fieldOf(measurement: string, field: string, type: string): FieldPart {
+    const key = JSON.stringify([measurement, field, type]);
+    let part = this.#fields.get(key);
+    if (part === undefined) {
+      const { org, bucket } = this.#target;
+      part = { ...(org === undefined ? {} : { org }), bucket, measurement, field, type };
+      this.#fields.set(key, part);
+    }
+    return part;
+  }
 }
 
 /** A field's value as a metric's: booleans 1 and 0, a string 1 (its text is kept beside it). */

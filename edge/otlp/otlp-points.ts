@@ -104,7 +104,11 @@ function common(
   return converted;
 }
 
-/** The scope's tags and the point's attributes; the scope's own object when it adds none. */
+/**
+ * The scope's tags and the point's attributes; the scope's own object when it adds none, and
+ * one object for all the points of a scope with the same tags (the points of a series), so
+ * that a series' tags are checked, measured, digested and grouped once per request.
+ */
 function pointTags(
   scopeTags: ScopeTags,
   attributes: readonly KeyValue[],
@@ -112,8 +116,22 @@ function pointTags(
   if (attributes.length === 0) return scopeTags.record;
   const tags = new Map(scopeTags.map);
   addAttributes(tags, attributes);
-  return Object.fromEntries(tags);
+  let bySeries = seriesTags.get(scopeTags);
+  if (bySeries === undefined) {
+    bySeries = new Map();
+    seriesTags.set(scopeTags, bySeries);
+  }
+  const key = JSON.stringify([...tags]);
+  let record = bySeries.get(key);
+  if (record === undefined) {
+    record = Object.fromEntries(tags);
+    bySeries.set(key, record);
+  }
+  return record;
 }
+
+/** Each scope's tag sets, by their entries as JSON; nothing changes them once made. */
+const seriesTags = new WeakMap<ScopeTags, Map<string, Readonly<Record<string, string>>>>();
 
 function numberPoint(
   kind: string,

@@ -9,7 +9,8 @@ import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
 import { ApiError, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "./expansion-budget.ts";
-import { futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
+import { futureTimeDetail, futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
+import { withinBounds } from "./metric-bounds.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
@@ -28,7 +29,9 @@ export interface RefusedMetric {
  * JSON API checks one: against the Metric schema and the per-metric size limit. Its size as
  * stored is spent from the request's `budget` first, so a request over its expansion bound is
  * refused (413) at the first metric past it, before the rest are made or checked. With a
- * `bound`, a timestamp past it refuses the metric too.
+ * `bound`, a timestamp past it refuses the metric too. A metric as our converters make it is
+ * checked by its bounds alone (`withinBounds`); the schema sees only the rest, and names the
+ * problems of any it refuses.
  */
 export function checkMetric(
   candidate: unknown,
@@ -37,16 +40,29 @@ export function checkMetric(
   bound?: FutureBound,
 ): { readonly metric: Metric } | { readonly refused: RefusedMetric } {
   const size = budget.spend(candidate);
+  const bounded = withinBounds(candidate);
+  if (bounded !== undefined) {
+    if (size > REQUEST_LIMITS.metricBytes) return { refused: tooLarge(index, size) };
+    const { timeMs } = bounded;
+    const future =
+      bound === undefined || timeMs === undefined
+        ? undefined
+        : futureTimeDetail(timeMs, index, bound);
+    if (future !== undefined) return { refused: { index, details: [future] } };
+    return { metric: candidate as Metric };
+  }
   if (!validateMetric(candidate)) {
     return { refused: { index, details: toDetails(index, validateMetric.errors ?? []) } };
   }
-  if (size > REQUEST_LIMITS.metricBytes) {
-    const message = `is ${size} bytes as JSON; the limit is ${REQUEST_LIMITS.metricBytes}`;
-    return { refused: { index, details: [{ index, path: "", message }] } };
-  }
+  if (size > REQUEST_LIMITS.metricBytes) return { refused: tooLarge(index, size) };
   const future = bound === undefined ? undefined : futureTimestampDetail(candidate, index, bound);
   if (future !== undefined) return { refused: { index, details: [future] } };
   return { metric: candidate };
+}
+
+function tooLarge(index: number, size: number): RefusedMetric {
+  const message = `is ${size} bytes as JSON; the limit is ${REQUEST_LIMITS.metricBytes}`;
+  return { index, details: [{ index, path: "", message }] };
 }
 
 export interface SeriesReceipt {

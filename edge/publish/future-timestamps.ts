@@ -33,7 +33,16 @@ export function futureTimestampDetail(
   bound: FutureBound,
 ): ErrorDetail | undefined {
   if (metric.timestamp === undefined) return undefined;
-  const ahead = measurementTimeMs(metric.timestamp, bound.receivedAt) - bound.receivedAt;
+  return futureTimeDetail(measurementTimeMs(metric.timestamp, bound.receivedAt), index, bound);
+}
+
+/** The same problem for a metric measured at `timeMs`. */
+export function futureTimeDetail(
+  timeMs: number,
+  index: number,
+  bound: FutureBound,
+): ErrorDetail | undefined {
+  const ahead = timeMs - bound.receivedAt;
   if (ahead <= bound.maxFutureMs) return undefined;
   return {
     index,

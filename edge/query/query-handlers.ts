@@ -2,7 +2,7 @@ import { answerRequests, type Handler } from "../http/answer-requests.ts";
 import type { Authenticator } from "../http/auth.ts";
 import { createCors, NO_CORS, type Cors } from "../http/cors.ts";
 import { ApiError } from "../http/errors.ts";
-import type { ServiceContext } from "../http/function-runtime.ts";
+import type { ServiceContext } from "../http/service-context.ts";
 import { jsonResponse } from "../http/http-response.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { createQueryClient, type QueryClient } from "./query-client.ts";

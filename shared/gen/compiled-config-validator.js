@@ -80,13 +80,15 @@ const schema11 = {
     WORKER_HTTP_HOST: { default: "127.0.0.1", minLength: 1, type: "string" },
     DATABASE_URL: {
       default: "sqlite:.data/metrics.db",
-      pattern: "^(sqlite:|postgres(ql)?://)",
+      pattern: "^(sqlite:|postgres(ql)?://|remote-write\\+https?://)",
       type: "string",
     },
     PG_POOL_MAX: { default: 4, minimum: 1, maximum: 100, type: "integer" },
     PG_STATEMENT_TIMEOUT_MS: { default: 30000, minimum: 100, type: "integer" },
     PG_SSL: { type: "string", enum: ["disable", "require", "verify-full"], default: "disable" },
     PG_SSL_CA: { minLength: 1, type: "string" },
+    REMOTE_WRITE_BEARER_TOKEN: { minLength: 1, type: "string" },
+    REMOTE_WRITE_CA: { minLength: 1, type: "string" },
     INGEST_API_KEYS: { type: "string" },
     CORS_ALLOWED_ORIGINS: { type: "string" },
     INGEST_AUTH: { type: "string", enum: ["none", "local", "required"] },
@@ -104,7 +106,7 @@ const schema11 = {
 const func2 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]{1,64}$", "u");
 const pattern4 = new RegExp("^\\d+(,\\d+)*$", "u");
-const pattern5 = new RegExp("^(sqlite:|postgres(ql)?://)", "u");
+const pattern5 = new RegExp("^(sqlite:|postgres(ql)?://|remote-write\\+https?://)", "u");
 function validate10(
   data,
   { instancePath = "", parentData, parentDataProperty, rootData = data } = {},
@@ -1937,8 +1939,9 @@ function validate10(
           instancePath: instancePath + "/DATABASE_URL",
           schemaPath: "#/properties/DATABASE_URL/pattern",
           keyword: "pattern",
-          params: { pattern: "^(sqlite:|postgres(ql)?://)" },
-          message: 'must match pattern "' + "^(sqlite:|postgres(ql)?://)" + '"',
+          params: { pattern: "^(sqlite:|postgres(ql)?://|remote-write\\+https?://)" },
+          message:
+            'must match pattern "' + "^(sqlite:|postgres(ql)?://|remote-write\\+https?://)" + '"',
         };
         if (vErrors === null) {
           vErrors = [err82];
@@ -2163,8 +2166,8 @@ function validate10(
         }
       }
     }
-    if (data.INGEST_API_KEYS !== undefined) {
-      let data29 = data.INGEST_API_KEYS;
+    if (data.REMOTE_WRITE_BEARER_TOKEN !== undefined) {
+      let data29 = data.REMOTE_WRITE_BEARER_TOKEN;
       if (typeof data29 !== "string") {
         let dataType29 = typeof data29;
         let coerced29 = undefined;
@@ -2175,8 +2178,8 @@ function validate10(
             coerced29 = "";
           } else {
             const err92 = {
-              instancePath: instancePath + "/INGEST_API_KEYS",
-              schemaPath: "#/properties/INGEST_API_KEYS/type",
+              instancePath: instancePath + "/REMOTE_WRITE_BEARER_TOKEN",
+              schemaPath: "#/properties/REMOTE_WRITE_BEARER_TOKEN/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2192,13 +2195,30 @@ function validate10(
         if (coerced29 !== undefined) {
           data29 = coerced29;
           if (data !== undefined) {
-            data["INGEST_API_KEYS"] = coerced29;
+            data["REMOTE_WRITE_BEARER_TOKEN"] = coerced29;
           }
         }
       }
+      if (typeof data29 === "string") {
+        if (func2(data29) < 1) {
+          const err93 = {
+            instancePath: instancePath + "/REMOTE_WRITE_BEARER_TOKEN",
+            schemaPath: "#/properties/REMOTE_WRITE_BEARER_TOKEN/minLength",
+            keyword: "minLength",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 characters",
+          };
+          if (vErrors === null) {
+            vErrors = [err93];
+          } else {
+            vErrors.push(err93);
+          }
+          errors++;
+        }
+      }
     }
-    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
-      let data30 = data.CORS_ALLOWED_ORIGINS;
+    if (data.REMOTE_WRITE_CA !== undefined) {
+      let data30 = data.REMOTE_WRITE_CA;
       if (typeof data30 !== "string") {
         let dataType30 = typeof data30;
         let coerced30 = undefined;
@@ -2208,43 +2228,9 @@ function validate10(
           } else if (data30 === null) {
             coerced30 = "";
           } else {
-            const err93 = {
-              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
-              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err93];
-            } else {
-              vErrors.push(err93);
-            }
-            errors++;
-          }
-        }
-        if (coerced30 !== undefined) {
-          data30 = coerced30;
-          if (data !== undefined) {
-            data["CORS_ALLOWED_ORIGINS"] = coerced30;
-          }
-        }
-      }
-    }
-    if (data.INGEST_AUTH !== undefined) {
-      let data31 = data.INGEST_AUTH;
-      if (typeof data31 !== "string") {
-        let dataType31 = typeof data31;
-        let coerced31 = undefined;
-        if (!(coerced31 !== undefined)) {
-          if (dataType31 == "number" || dataType31 == "boolean") {
-            coerced31 = "" + data31;
-          } else if (data31 === null) {
-            coerced31 = "";
-          } else {
             const err94 = {
-              instancePath: instancePath + "/INGEST_AUTH",
-              schemaPath: "#/properties/INGEST_AUTH/type",
+              instancePath: instancePath + "/REMOTE_WRITE_CA",
+              schemaPath: "#/properties/REMOTE_WRITE_CA/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2257,15 +2243,134 @@ function validate10(
             errors++;
           }
         }
-        if (coerced31 !== undefined) {
-          data31 = coerced31;
+        if (coerced30 !== undefined) {
+          data30 = coerced30;
           if (data !== undefined) {
-            data["INGEST_AUTH"] = coerced31;
+            data["REMOTE_WRITE_CA"] = coerced30;
           }
         }
       }
-      if (!(data31 === "none" || data31 === "local" || data31 === "required")) {
-        const err95 = {
+      if (typeof data30 === "string") {
+        if (func2(data30) < 1) {
+          const err95 = {
+            instancePath: instancePath + "/REMOTE_WRITE_CA",
+            schemaPath: "#/properties/REMOTE_WRITE_CA/minLength",
+            keyword: "minLength",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 characters",
+          };
+          if (vErrors === null) {
+            vErrors = [err95];
+          } else {
+            vErrors.push(err95);
+          }
+          errors++;
+        }
+      }
+    }
+    if (data.INGEST_API_KEYS !== undefined) {
+      let data31 = data.INGEST_API_KEYS;
+      if (typeof data31 !== "string") {
+        let dataType31 = typeof data31;
+        let coerced31 = undefined;
+        if (!(coerced31 !== undefined)) {
+          if (dataType31 == "number" || dataType31 == "boolean") {
+            coerced31 = "" + data31;
+          } else if (data31 === null) {
+            coerced31 = "";
+          } else {
+            const err96 = {
+              instancePath: instancePath + "/INGEST_API_KEYS",
+              schemaPath: "#/properties/INGEST_API_KEYS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err96];
+            } else {
+              vErrors.push(err96);
+            }
+            errors++;
+          }
+        }
+        if (coerced31 !== undefined) {
+          data31 = coerced31;
+          if (data !== undefined) {
+            data["INGEST_API_KEYS"] = coerced31;
+          }
+        }
+      }
+    }
+    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
+      let data32 = data.CORS_ALLOWED_ORIGINS;
+      if (typeof data32 !== "string") {
+        let dataType32 = typeof data32;
+        let coerced32 = undefined;
+        if (!(coerced32 !== undefined)) {
+          if (dataType32 == "number" || dataType32 == "boolean") {
+            coerced32 = "" + data32;
+          } else if (data32 === null) {
+            coerced32 = "";
+          } else {
+            const err97 = {
+              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
+              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err97];
+            } else {
+              vErrors.push(err97);
+            }
+            errors++;
+          }
+        }
+        if (coerced32 !== undefined) {
+          data32 = coerced32;
+          if (data !== undefined) {
+            data["CORS_ALLOWED_ORIGINS"] = coerced32;
+          }
+        }
+      }
+    }
+    if (data.INGEST_AUTH !== undefined) {
+      let data33 = data.INGEST_AUTH;
+      if (typeof data33 !== "string") {
+        let dataType33 = typeof data33;
+        let coerced33 = undefined;
+        if (!(coerced33 !== undefined)) {
+          if (dataType33 == "number" || dataType33 == "boolean") {
+            coerced33 = "" + data33;
+          } else if (data33 === null) {
+            coerced33 = "";
+          } else {
+            const err98 = {
+              instancePath: instancePath + "/INGEST_AUTH",
+              schemaPath: "#/properties/INGEST_AUTH/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err98];
+            } else {
+              vErrors.push(err98);
+            }
+            errors++;
+          }
+        }
+        if (coerced33 !== undefined) {
+          data33 = coerced33;
+          if (data !== undefined) {
+            data["INGEST_AUTH"] = coerced33;
+          }
+        }
+      }
+      if (!(data33 === "none" || data33 === "local" || data33 === "required")) {
+        const err99 = {
           instancePath: instancePath + "/INGEST_AUTH",
           schemaPath: "#/properties/INGEST_AUTH/enum",
           keyword: "enum",
@@ -2273,129 +2378,14 @@ function validate10(
           message: "must be equal to one of the allowed values",
         };
         if (vErrors === null) {
-          vErrors = [err95];
+          vErrors = [err99];
         } else {
-          vErrors.push(err95);
+          vErrors.push(err99);
         }
         errors++;
       }
     }
-    let data32 = data.PORT;
-    if (!(typeof data32 == "number" && !(data32 % 1) && !isNaN(data32) && isFinite(data32))) {
-      let dataType32 = typeof data32;
-      let coerced32 = undefined;
-      if (!(coerced32 !== undefined)) {
-        if (
-          dataType32 === "boolean" ||
-          data32 === null ||
-          (dataType32 === "string" && data32 && data32 == +data32 && !(data32 % 1))
-        ) {
-          coerced32 = +data32;
-        } else {
-          const err96 = {
-            instancePath: instancePath + "/PORT",
-            schemaPath: "#/properties/PORT/type",
-            keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
-          };
-          if (vErrors === null) {
-            vErrors = [err96];
-          } else {
-            vErrors.push(err96);
-          }
-          errors++;
-        }
-      }
-      if (coerced32 !== undefined) {
-        data32 = coerced32;
-        if (data !== undefined) {
-          data["PORT"] = coerced32;
-        }
-      }
-    }
-    if (typeof data32 == "number" && isFinite(data32)) {
-      if (data32 > 65535 || isNaN(data32)) {
-        const err97 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 65535 },
-          message: "must be <= 65535",
-        };
-        if (vErrors === null) {
-          vErrors = [err97];
-        } else {
-          vErrors.push(err97);
-        }
-        errors++;
-      }
-      if (data32 < 0 || isNaN(data32)) {
-        const err98 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 0 },
-          message: "must be >= 0",
-        };
-        if (vErrors === null) {
-          vErrors = [err98];
-        } else {
-          vErrors.push(err98);
-        }
-        errors++;
-      }
-    }
-    let data33 = data.HOST;
-    if (typeof data33 !== "string") {
-      let dataType33 = typeof data33;
-      let coerced33 = undefined;
-      if (!(coerced33 !== undefined)) {
-        if (dataType33 == "number" || dataType33 == "boolean") {
-          coerced33 = "" + data33;
-        } else if (data33 === null) {
-          coerced33 = "";
-        } else {
-          const err99 = {
-            instancePath: instancePath + "/HOST",
-            schemaPath: "#/properties/HOST/type",
-            keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
-          };
-          if (vErrors === null) {
-            vErrors = [err99];
-          } else {
-            vErrors.push(err99);
-          }
-          errors++;
-        }
-      }
-      if (coerced33 !== undefined) {
-        data33 = coerced33;
-        if (data !== undefined) {
-          data["HOST"] = coerced33;
-        }
-      }
-    }
-    if (typeof data33 === "string") {
-      if (func2(data33) < 1) {
-        const err100 = {
-          instancePath: instancePath + "/HOST",
-          schemaPath: "#/properties/HOST/minLength",
-          keyword: "minLength",
-          params: { limit: 1 },
-          message: "must NOT have fewer than 1 characters",
-        };
-        if (vErrors === null) {
-          vErrors = [err100];
-        } else {
-          vErrors.push(err100);
-        }
-        errors++;
-      }
-    }
-    let data34 = data.REQUEST_TIMEOUT_MS;
+    let data34 = data.PORT;
     if (!(typeof data34 == "number" && !(data34 % 1) && !isNaN(data34) && isFinite(data34))) {
       let dataType34 = typeof data34;
       let coerced34 = undefined;
@@ -2407,17 +2397,17 @@ function validate10(
         ) {
           coerced34 = +data34;
         } else {
-          const err101 = {
-            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
+          const err100 = {
+            instancePath: instancePath + "/PORT",
+            schemaPath: "#/properties/PORT/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err101];
+            vErrors = [err100];
           } else {
-            vErrors.push(err101);
+            vErrors.push(err100);
           }
           errors++;
         }
@@ -2425,18 +2415,33 @@ function validate10(
       if (coerced34 !== undefined) {
         data34 = coerced34;
         if (data !== undefined) {
-          data["REQUEST_TIMEOUT_MS"] = coerced34;
+          data["PORT"] = coerced34;
         }
       }
     }
     if (typeof data34 == "number" && isFinite(data34)) {
-      if (data34 < 1000 || isNaN(data34)) {
+      if (data34 > 65535 || isNaN(data34)) {
+        const err101 = {
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 65535 },
+          message: "must be <= 65535",
+        };
+        if (vErrors === null) {
+          vErrors = [err101];
+        } else {
+          vErrors.push(err101);
+        }
+        errors++;
+      }
+      if (data34 < 0 || isNaN(data34)) {
         const err102 = {
-          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/minimum",
           keyword: "minimum",
-          params: { comparison: ">=", limit: 1000 },
-          message: "must be >= 1000",
+          params: { comparison: ">=", limit: 0 },
+          message: "must be >= 0",
         };
         if (vErrors === null) {
           vErrors = [err102];
@@ -2446,24 +2451,22 @@ function validate10(
         errors++;
       }
     }
-    let data35 = data.MAX_FUTURE_SECONDS;
-    if (!(typeof data35 == "number" && !(data35 % 1) && !isNaN(data35) && isFinite(data35))) {
+    let data35 = data.HOST;
+    if (typeof data35 !== "string") {
       let dataType35 = typeof data35;
       let coerced35 = undefined;
       if (!(coerced35 !== undefined)) {
-        if (
-          dataType35 === "boolean" ||
-          data35 === null ||
-          (dataType35 === "string" && data35 && data35 == +data35 && !(data35 % 1))
-        ) {
-          coerced35 = +data35;
+        if (dataType35 == "number" || dataType35 == "boolean") {
+          coerced35 = "" + data35;
+        } else if (data35 === null) {
+          coerced35 = "";
         } else {
           const err103 = {
-            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
+            instancePath: instancePath + "/HOST",
+            schemaPath: "#/properties/HOST/type",
             keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
+            params: { type: "string" },
+            message: "must be string",
           };
           if (vErrors === null) {
             vErrors = [err103];
@@ -2476,18 +2479,18 @@ function validate10(
       if (coerced35 !== undefined) {
         data35 = coerced35;
         if (data !== undefined) {
-          data["MAX_FUTURE_SECONDS"] = coerced35;
+          data["HOST"] = coerced35;
         }
       }
     }
-    if (typeof data35 == "number" && isFinite(data35)) {
-      if (data35 < 1 || isNaN(data35)) {
+    if (typeof data35 === "string") {
+      if (func2(data35) < 1) {
         const err104 = {
-          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 1 },
-          message: "must be >= 1",
+          instancePath: instancePath + "/HOST",
+          schemaPath: "#/properties/HOST/minLength",
+          keyword: "minLength",
+          params: { limit: 1 },
+          message: "must NOT have fewer than 1 characters",
         };
         if (vErrors === null) {
           vErrors = [err104];
@@ -2497,22 +2500,24 @@ function validate10(
         errors++;
       }
     }
-    let data36 = data.LOG_LEVEL;
-    if (typeof data36 !== "string") {
+    let data36 = data.REQUEST_TIMEOUT_MS;
+    if (!(typeof data36 == "number" && !(data36 % 1) && !isNaN(data36) && isFinite(data36))) {
       let dataType36 = typeof data36;
       let coerced36 = undefined;
       if (!(coerced36 !== undefined)) {
-        if (dataType36 == "number" || dataType36 == "boolean") {
-          coerced36 = "" + data36;
-        } else if (data36 === null) {
-          coerced36 = "";
+        if (
+          dataType36 === "boolean" ||
+          data36 === null ||
+          (dataType36 === "string" && data36 && data36 == +data36 && !(data36 % 1))
+        ) {
+          coerced36 = +data36;
         } else {
           const err105 = {
-            instancePath: instancePath + "/LOG_LEVEL",
-            schemaPath: "#/properties/LOG_LEVEL/type",
+            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
             vErrors = [err105];
@@ -2525,20 +2530,120 @@ function validate10(
       if (coerced36 !== undefined) {
         data36 = coerced36;
         if (data !== undefined) {
-          data["LOG_LEVEL"] = coerced36;
+          data["REQUEST_TIMEOUT_MS"] = coerced36;
+        }
+      }
+    }
+    if (typeof data36 == "number" && isFinite(data36)) {
+      if (data36 < 1000 || isNaN(data36)) {
+        const err106 = {
+          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1000 },
+          message: "must be >= 1000",
+        };
+        if (vErrors === null) {
+          vErrors = [err106];
+        } else {
+          vErrors.push(err106);
+        }
+        errors++;
+      }
+    }
+    let data37 = data.MAX_FUTURE_SECONDS;
+    if (!(typeof data37 == "number" && !(data37 % 1) && !isNaN(data37) && isFinite(data37))) {
+      let dataType37 = typeof data37;
+      let coerced37 = undefined;
+      if (!(coerced37 !== undefined)) {
+        if (
+          dataType37 === "boolean" ||
+          data37 === null ||
+          (dataType37 === "string" && data37 && data37 == +data37 && !(data37 % 1))
+        ) {
+          coerced37 = +data37;
+        } else {
+          const err107 = {
+            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
+            keyword: "type",
+            params: { type: "integer" },
+            message: "must be integer",
+          };
+          if (vErrors === null) {
+            vErrors = [err107];
+          } else {
+            vErrors.push(err107);
+          }
+          errors++;
+        }
+      }
+      if (coerced37 !== undefined) {
+        data37 = coerced37;
+        if (data !== undefined) {
+          data["MAX_FUTURE_SECONDS"] = coerced37;
+        }
+      }
+    }
+    if (typeof data37 == "number" && isFinite(data37)) {
+      if (data37 < 1 || isNaN(data37)) {
+        const err108 = {
+          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err108];
+        } else {
+          vErrors.push(err108);
+        }
+        errors++;
+      }
+    }
+    let data38 = data.LOG_LEVEL;
+    if (typeof data38 !== "string") {
+      let dataType38 = typeof data38;
+      let coerced38 = undefined;
+      if (!(coerced38 !== undefined)) {
+        if (dataType38 == "number" || dataType38 == "boolean") {
+          coerced38 = "" + data38;
+        } else if (data38 === null) {
+          coerced38 = "";
+        } else {
+          const err109 = {
+            instancePath: instancePath + "/LOG_LEVEL",
+            schemaPath: "#/properties/LOG_LEVEL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err109];
+          } else {
+            vErrors.push(err109);
+          }
+          errors++;
+        }
+      }
+      if (coerced38 !== undefined) {
+        data38 = coerced38;
+        if (data !== undefined) {
+          data["LOG_LEVEL"] = coerced38;
         }
       }
     }
     if (!(
-      data36 === "trace" ||
-      data36 === "debug" ||
-      data36 === "info" ||
-      data36 === "warn" ||
-      data36 === "error" ||
-      data36 === "fatal" ||
-      data36 === "silent"
+      data38 === "trace" ||
+      data38 === "debug" ||
+      data38 === "info" ||
+      data38 === "warn" ||
+      data38 === "error" ||
+      data38 === "fatal" ||
+      data38 === "silent"
     )) {
-      const err106 = {
+      const err110 = {
         instancePath: instancePath + "/LOG_LEVEL",
         schemaPath: "#/properties/LOG_LEVEL/enum",
         keyword: "enum",
@@ -2546,14 +2651,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err106];
+        vErrors = [err110];
       } else {
-        vErrors.push(err106);
+        vErrors.push(err110);
       }
       errors++;
     }
   } else {
-    const err107 = {
+    const err111 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -2561,9 +2666,9 @@ function validate10(
       message: "must be object",
     };
     if (vErrors === null) {
-      vErrors = [err107];
+      vErrors = [err111];
     } else {
-      vErrors.push(err107);
+      vErrors.push(err111);
     }
     errors++;
   }
@@ -2601,6 +2706,8 @@ export const configVariables = [
   "PG_STATEMENT_TIMEOUT_MS",
   "PG_SSL",
   "PG_SSL_CA",
+  "REMOTE_WRITE_BEARER_TOKEN",
+  "REMOTE_WRITE_CA",
   "INGEST_API_KEYS",
   "CORS_ALLOWED_ORIGINS",
   "INGEST_AUTH",

@@ -5,7 +5,8 @@ import { ApiError } from "../../edge/http/errors.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import { seriesMessageId, seriesRowKey } from "../../shared/series-identity.ts";
+import { runToEnd } from "../../shared/cooperative.ts";
+import { seriesMessageId, seriesPointIds } from "../../shared/series-identity.ts";
 import type { OutgoingMessage } from "../../edge/publish/publisher.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 import { refusal } from "../helpers/refusal.ts";
@@ -136,7 +137,7 @@ describe("publishSeries", () => {
     expect(message?.subject).toBe("metrics.influx");
     expect(message?.msgId).toBe(envelope.id);
     expect(envelope.id).toBe(
-      seriesMessageId([point(1), point(2)].map((m) => seriesRowKey(m, RECEIVED_AT))),
+      seriesMessageId(runToEnd(seriesPointIds([point(1), point(2)], RECEIVED_AT))),
     );
     expect(envelope.id).toMatch(/^s:[A-Za-z0-9_-]{43}$/);
   });
@@ -209,8 +210,8 @@ describe("publishSeries", () => {
     let start = 0;
     for (const m of parts) {
       const held = envelopeOf(m).metrics.length;
-      const keys = metrics.slice(start, start + held).map((x) => seriesRowKey(x, 0));
-      expect(m.msgId).toBe(seriesMessageId(keys));
+      const ids = runToEnd(seriesPointIds(metrics.slice(start, start + held), 0));
+      expect(m.msgId).toBe(seriesMessageId(ids));
       start += held;
     }
     // A retry of the batch is cut into the same messages, with the same ids.

@@ -1,12 +1,13 @@
 import type { JsMsg } from "nats";
 import { describe, expect, it } from "vitest";
 import { encodeEnvelope } from "../../shared/envelope.ts";
-import { createLogger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { createBatchProcessor, retryDelayMs } from "../../worker/batch-processor.ts";
 import type { DeadLetterReason, DeadLetterSender } from "../../worker/dead-letters.ts";
 import type { MetricRow } from "../../worker/metric-rows.ts";
 import type { MetricStore } from "../../worker/metric-store.ts";
+import { RejectedRows } from "../../worker/store-errors.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 const MAX_DELIVER = 5;
 const RECEIVED_AT = 1_714_566_896_789;
@@ -77,7 +78,7 @@ function processorWith(fakes: Fakes = {}) {
     store,
     deadLetter,
     maxDeliver: MAX_DELIVER,
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   return { process, events, inserted, deadLetters };
 }
@@ -357,6 +358,48 @@ describe("a store failure", () => {
     const outcome = await process(msgs(message(events, envelope("a"))));
     expect(outcome.storeError).toBeInstanceOf(Error);
     expect(outcome.storeError?.message).toBe("disk full");
+  });
+});
+
+describe("rows the store refuses for good", () => {
+  it("dead-letters the messages holding them, with the store's reason, and acks the others", async () => {
+    const { process, events, deadLetters } = processorWith({
+      // Rows 1 and 2 are message b's: the receiver refused that message.
+      insert: () =>
+        Promise.reject(
+          new RejectedRows(
+            new Map([
+              [1, "400 out of order sample"],
+              [2, "400 out of order sample"],
+            ]),
+            2,
+          ),
+        ),
+    });
+    const a = message(events, envelope("a"));
+    const b = message(events, envelope("b", [{ value: 1 }, { value: 2 }]));
+    const c = message(events, envelope("c"));
+
+    const outcome = await process(msgs(a, b, c));
+
+    expect(events).toEqual([
+      "insert",
+      `ack ${a.seq}`,
+      `dlq ${b.seq} rejected`,
+      `term ${b.seq}`,
+      `ack ${c.seq}`,
+    ]);
+    expect(deadLetters).toEqual([
+      { seq: b.seq, reason: "rejected", detail: "400 out of order sample" },
+    ]);
+    expect(outcome).toMatchObject({
+      stored: 2,
+      rows: 2,
+      rowsAdded: 2,
+      deadLettered: ["rejected"],
+      retried: 0,
+      storeError: undefined,
+    });
   });
 });
 

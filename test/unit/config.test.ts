@@ -287,7 +287,7 @@ describe("loadConfig problems", () => {
   it("says a single problem on one line, in words rather than a pattern", () => {
     const err = problemsOf({ DATABASE_URL: "mysql://db/metrics" });
     expect(err.message).toBe(
-      "invalid configuration: DATABASE_URL: must be sqlite:<path of a file> or postgres://user:password@host:port/database",
+      "invalid configuration: DATABASE_URL: must be sqlite:<path of a file>, postgres://user:password@host:port/database or remote-write+http(s)://host:port/path",
     );
   });
 });

@@ -5,7 +5,12 @@ import { runToEnd } from "../../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import { seriesMessageId, seriesRowKey, seriesRowKeys } from "../../shared/series-identity.ts";
+import {
+  seriesMessageId,
+  seriesPointIds,
+  seriesRowKey,
+  seriesRowKeys,
+} from "../../shared/series-identity.ts";
 import { measurementTimeNs } from "../../shared/timestamp.ts";
 import { validateMetric } from "../../shared/validators.ts";
 import { rowsOfEnvelope } from "../../worker/metric-rows.ts";
@@ -161,7 +166,7 @@ describe("envelope version 3", () => {
           expect(envelope.metrics.map((m) => JSON.stringify(m))).toEqual(
             held.map((m) => JSON.stringify(m)),
           );
-          expect(message.id).toBe(seriesMessageId(held.map((m) => rowKeyAsBefore(m, RECEIVED_AT))));
+          expect(message.id).toBe(seriesMessageId(runToEnd(seriesPointIds(held, RECEIVED_AT))));
           expect(envelope.id).toBe(message.id);
           start += message.metrics;
         }
@@ -179,6 +184,21 @@ describe("series row keys", () => {
         const expected = metrics.map((m) => rowKeyAsBefore(m, RECEIVED_AT));
         expect(runToEnd(seriesRowKeys(metrics, RECEIVED_AT))).toEqual(expected);
         expect(metrics.map((m) => seriesRowKey(m, RECEIVED_AT))).toEqual(expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("are the same for two points exactly when their point ids (what message ids digest) are", () => {
+    fc.assert(
+      fc.property(metricLists, (metrics) => {
+        const keys = runToEnd(seriesRowKeys(metrics, RECEIVED_AT));
+        const ids = runToEnd(seriesPointIds(metrics, RECEIVED_AT));
+        for (let i = 0; i < metrics.length; i++) {
+          for (let j = 0; j < metrics.length; j++) {
+            expect(ids[i] === ids[j]).toBe(keys[i] === keys[j]);
+          }
+        }
       }),
       { numRuns: 300 },
     );

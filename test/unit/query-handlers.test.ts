@@ -6,7 +6,7 @@ import { createQueryRangeHandler, createSeriesHandler } from "../../edge/query/q
 import { rangeQueryOf } from "../../edge/query/query-params.ts";
 import { QUERY_LIMITS } from "../../shared/query-limits.ts";
 import type { RangeQuery, SeriesQuery } from "../../shared/query-protocol.ts";
-import { silentLogger } from "../helpers/ingest.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /** The read endpoints over a fake query client: parameters, bounds, keys and refusals. */
 const NOW = Date.UTC(2026, 10, 27, 10);

@@ -7,11 +7,11 @@ import { parse } from "yaml";
 import { accessModeOf } from "../../edge/http/auth.ts";
 import { loadConfig } from "../../shared/config.ts";
 import { createHandlers } from "../../edge/http/handlers.ts";
-import { createLogger } from "../../shared/logger.ts";
 import { isLoopbackHost } from "../../edge/http/loopback.ts";
 import { ConfigEnv } from "../../shared/config-schema.ts";
 import { WORKER_NODE_ARGS } from "../../worker/command.ts";
 import { PROJECT_ROOT } from "../helpers/processes.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * There is no Docker engine where this project is built, so docker-compose.yml and the
@@ -32,6 +32,7 @@ interface Service {
   healthcheck?: { test?: string | string[] };
   depends_on?: Record<string, { condition?: string }>;
   restart?: string;
+  profiles?: string[];
 }
 
 const compose = parse(read("docker-compose.yml")) as {
@@ -109,7 +110,26 @@ describe("docker-compose.yml", () => {
   });
 
   it("runs nats, postgres, the worker and the ingest server", () => {
-    expect(Object.keys(services).sort()).toEqual(["ingest", "nats", "postgres", "worker"]);
+    const always = Object.entries(services).filter(([, s]) => s.profiles === undefined);
+    expect(always.map(([name]) => name).sort()).toEqual(["ingest", "nats", "postgres", "worker"]);
+  });
+
+  it("has a victoriametrics profile: VictoriaMetrics, deduplicating, with a worker writing to it", () => {
+    expect(service("victoriametrics").profiles).toEqual(["victoriametrics"]);
+    expect(service("worker-victoriametrics").profiles).toEqual(["victoriametrics"]);
+    expect([service("victoriametrics").command ?? []].flat()).toContain(
+      "-dedup.minScrapeInterval=1ms",
+    );
+    // vmui on the host's loopback only.
+    expect(published("victoriametrics")).toEqual([["127.0.0.1", 8428, 8428]]);
+    const vars = env("worker-victoriametrics");
+    expect(loadConfig(vars).database.url).toBe(
+      "remote-write+http://victoriametrics:8428/api/v1/write",
+    );
+    expect(Object.keys(service("worker-victoriametrics").depends_on ?? {}).sort()).toEqual([
+      "nats",
+      "victoriametrics",
+    ]);
   });
 
   it("runs NATS from nats/nats-server.conf: JetStream on a named volume, monitoring on 8222", () => {
@@ -226,7 +246,7 @@ describe("docker-compose.yml", () => {
     expect(accessModeOf({ ...config.ingest, isLocal })).toBe("local");
     const handlers = createHandlers(config, {
       isLocal,
-      logger: createLogger("test", "silent"),
+      logger: silentLogger,
       connectionName: "compose-test",
     });
     const post = (host: string, headers: Record<string, string> = {}) =>
@@ -264,9 +284,9 @@ describe("docker-compose.yml", () => {
     expect(published("worker")).toEqual([]);
   });
 
-  it("publishes 4222, 8222 and 8080, on the host's loopback only", () => {
+  it("publishes 4222, 8222 and 8080 (and 8428 with the victoriametrics profile), on the host's loopback only", () => {
     const all = Object.keys(services).flatMap((name) => published(name));
-    expect(all.map(([, host]) => host).sort()).toEqual([4222, 8080, 8222]);
+    expect(all.map(([, host]) => host).sort()).toEqual([4222, 8080, 8222, 8428]);
     for (const [address] of all) expect(address).toBe("127.0.0.1");
     const ingest = loadConfig(env("ingest"));
     expect(published("ingest").map(([, , container]) => container)).toEqual([ingest.ingest.port]);

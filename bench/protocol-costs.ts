@@ -1,0 +1,78 @@
+/**
+ * What one 2,000-sample request of each protocol costs the edge's handler, in-process and one
+ * at a time, with a publisher that keeps nothing: decoding, converting, checking, encoding the
+ * envelope — no HTTP, no broker. Medians of CPU time, so a busy machine moves them less than
+ * the load figures. Run: `node bench/protocol-costs.ts [protocol…]`; prints µs per request and
+ * per sample. With `--cpu-prof`, the profile covers these requests alone.
+ */
+import { createAuthenticator } from "../edge/http/auth.ts";
+import type { Handler } from "../edge/http/answer-requests.ts";
+import { createInfluxWriteHandler } from "../edge/influx/influx-write-handler.ts";
+import { createIngestHandler } from "../edge/json/ingest-handler.ts";
+import { createOtlpMetricsHandler } from "../edge/otlp/otlp-metrics-handler.ts";
+import type { Publisher } from "../edge/publish/publisher.ts";
+import { createRemoteWriteHandler } from "../edge/remote-write/remote-write-handler.ts";
+import { createLogger } from "../shared/logger.ts";
+import { bodyPool, type Protocol } from "./protocol-bodies.ts";
+import { median } from "./support.ts";
+
+const REQUESTS = 300;
+const publisher: Publisher = {
+  maxMessageBytes: () => Promise.resolve(1024 * 1024),
+  publish: () => Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false }),
+};
+const base = {
+  publisher,
+  authenticate: createAuthenticator({
+    apiKeys: [],
+    authMode: undefined,
+    isLocal: true,
+    scope: "influx",
+  }),
+  logger: createLogger("bench", "silent"),
+};
+const HANDLERS: Readonly<Record<Protocol, [Handler, string]>> = {
+  json: [createIngestHandler({ ...base, subject: "metrics.json" }), "/api/v1/metrics"],
+  ndjson: [createIngestHandler({ ...base, subject: "metrics.json" }), "/api/v1/metrics"],
+  influx: [
+    createInfluxWriteHandler({ ...base, subject: "metrics.influx" }),
+    "/api/v2/write?bucket=bench&org=acme&precision=ns",
+  ],
+  "influx-gzip": [
+    createInfluxWriteHandler({ ...base, subject: "metrics.influx" }),
+    "/api/v2/write?bucket=bench&org=acme&precision=ns",
+  ],
+  otlp: [createOtlpMetricsHandler({ ...base, subject: "metrics.otlp" }), "/v1/metrics"],
+  "remote-write": [
+    createRemoteWriteHandler({ ...base, subject: "metrics.prometheus" }),
+    "/api/v1/write",
+  ],
+};
+
+const wanted = process.argv.slice(2);
+for (const protocol of Object.keys(HANDLERS) as Protocol[]) {
+  if (wanted.length > 0 && !wanted.includes(protocol)) continue;
+  const [handler, path] = HANDLERS[protocol];
+  const pool = bodyPool(protocol, REQUESTS);
+  const send = async (i: number) => {
+    const req = new Request(`http://127.0.0.1${path}`, {
+      method: "POST",
+      headers: pool.headers,
+      body: pool.bodies[i % REQUESTS] ?? null,
+    });
+    const res = await handler(req);
+    if (res.status >= 300) throw new Error(`${protocol}: ${res.status} ${await res.text()}`);
+  };
+  for (let i = 0; i < 30; i++) await send(i);
+  const times: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) {
+    const start = process.cpuUsage();
+    await send(i);
+    const used = process.cpuUsage(start);
+    times.push(used.user + used.system);
+  }
+  const us = median(times);
+  console.log(
+    `${protocol.padEnd(13)} ${us.toFixed(0).padStart(7)} µs/request  ${(us / pool.samples).toFixed(2).padStart(6)} µs/sample`,
+  );
+}

@@ -1,0 +1,176 @@
+/**
+ * `node bench/remote-write-drain.ts`: the worker draining a backlog of a million samples into
+ * VictoriaMetrics (`DATABASE_URL=remote-write+http://…`), beside VictoriaMetrics ingesting the
+ * same samples posted directly by a bare remote-write client (pre-encoded requests, 4 at once),
+ * in the same run, against the same VictoriaMetrics; and the worker's peak RSS. The worker's
+ * clock runs from starting its process to the consumer having nothing pending or unacked.
+ * `BENCH_QUICK=1` drains a tenth. Goals: worker ≥ 0.5 × direct, peak RSS ≤ 200 MB.
+ */
+import { cpus, totalmem } from "node:os";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { compress } from "snappyjs";
+import { encodeEnvelope } from "../shared/envelope.ts";
+import { WriteRequestSchema } from "../shared/gen/proto/prometheus/remote_pb.js";
+import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
+import { WORKER_NODE_ARGS } from "../worker/command.ts";
+import { remoteWriteHeaders } from "../worker/remote-write-request.ts";
+import { startProcess } from "./processes.ts";
+import { QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
+
+const PER_MESSAGE = 100;
+const MESSAGES = QUICK ? 1000 : 10_000;
+const SAMPLES = MESSAGES * PER_MESSAGE;
+const HOSTS = 8;
+const BASE_MS = Date.parse("2026-11-01T00:00:00Z");
+
+/** Sample `i` of message `m`: its series (by host) and a timestamp unique in that series. */
+const pointOf = (m: number, i: number) => ({
+  host: `web-${i % HOSTS}`,
+  timestamp: BASE_MS + m * PER_MESSAGE + i,
+  value: (m * PER_MESSAGE + i) % 997,
+});
+
+async function fill(nats: BenchNats): Promise<void> {
+  const js = nats.nc.jetstream();
+  let next = 0;
+  async function lane() {
+    while (next < MESSAGES) {
+      const m = next++;
+      const metrics = Array.from({ length: PER_MESSAGE }, (_, i) => {
+        const p = pointOf(m, i);
+        return {
+          name: "bench_cpu",
+          value: p.value,
+          timestamp: p.timestamp,
+          tags: { host: p.host, run: "worker" },
+        };
+      });
+      const id = `rw-${m}`;
+      await js.publish(
+        "metrics.json",
+        encodeEnvelope({ id, receivedAt: Date.now(), key: "message", metrics }),
+        { msgID: id },
+      );
+    }
+  }
+  await Promise.all(Array.from({ length: 256 }, lane));
+}
+
+async function drained(nats: BenchNats): Promise<void> {
+  const jsm = await nats.nc.jetstreamManager();
+  for (;;) {
+    const info = await jsm.consumers.info("METRICS", "metrics-worker");
+    if (info.num_pending === 0 && info.num_ack_pending === 0) return;
+    await sleep(50);
+  }
+}
+
+/** The same samples as remote-write requests of 10,000 samples, encoded before the clock starts. */
+function directRequests(): Uint8Array[] {
+  const requests: Uint8Array[] = [];
+  const messagesPerRequest = 100;
+  for (let first = 0; first < MESSAGES; first += messagesPerRequest) {
+    const series = new Map<string, { value: number; timestamp: bigint }[]>();
+    for (let m = first; m < Math.min(MESSAGES, first + messagesPerRequest); m++) {
+      for (let i = 0; i < PER_MESSAGE; i++) {
+        const p = pointOf(m, i);
+        let samples = series.get(p.host);
+        if (samples === undefined) series.set(p.host, (samples = []));
+        samples.push({ value: p.value, timestamp: BigInt(p.timestamp) });
+      }
+    }
+    const timeseries = [...series].map(([host, samples]) => ({
+      labels: [
+        { name: "__name__", value: "bench_cpu" },
+        { name: "host", value: host },
+        { name: "run", value: "direct" },
+      ],
+      samples,
+    }));
+    requests.push(
+      compress(toBinary(WriteRequestSchema, create(WriteRequestSchema, { timeseries }))),
+    );
+  }
+  return requests;
+}
+
+async function postDirect(vm: Receiver, requests: readonly Uint8Array[]): Promise<number> {
+  const headers = remoteWriteHeaders("bench-direct");
+  let next = 0;
+  const start = performance.now();
+  async function lane() {
+    while (next < requests.length) {
+      const body = requests[next++] ?? new Uint8Array();
+      const res = await fetch(vm.writeUrl, { method: "POST", headers, body });
+      if (res.status >= 300)
+        throw new Error(`VictoriaMetrics answered ${res.status}: ${await res.text()}`);
+    }
+  }
+  await Promise.all(Array.from({ length: 4 }, lane));
+  return (performance.now() - start) / 1000;
+}
+
+/** Samples VictoriaMetrics holds for `run`: all of them, or what it held after a minute. */
+async function storedSamples(vm: Receiver, run: string): Promise<number> {
+  let n = 0;
+  for (let tries = 0; tries < 60 && n < SAMPLES; tries++) {
+    const url = new URL("/api/v1/query", vm.base);
+    url.searchParams.set("query", `sum(count_over_time(bench_cpu{run="${run}"}[30d]))`);
+    url.searchParams.set("time", String((BASE_MS + 20 * 86_400_000) / 1000));
+    const body = (await (await fetch(url)).json()) as {
+      data: { result: { value: [number, string] }[] };
+    };
+    n = Number(body.data.result[0]?.value[1] ?? 0);
+    if (n < SAMPLES) await sleep(1000);
+  }
+  return n;
+}
+
+const nats = await startBenchNats("default");
+const vm = await startVictoriaMetrics();
+try {
+  await fill(nats);
+  const start = performance.now();
+  const worker = startProcess(WORKER_NODE_ARGS.at(-1) ?? "worker/main.ts", {
+    NATS_URL: nats.url,
+    DATABASE_URL: `remote-write+${vm.writeUrl}`,
+    WORKER_HTTP_PORT: "0",
+  });
+  let peakRssMb: number;
+  try {
+    await drained(nats);
+    peakRssMb = worker.peakRssMb();
+  } finally {
+    await worker.stop();
+  }
+  const workerSeconds = (performance.now() - start) / 1000;
+  const requests = directRequests();
+  const directSeconds = await postDirect(vm, requests);
+  const [workerStored, directStored] = [
+    await storedSamples(vm, "worker"),
+    await storedSamples(vm, "direct"),
+  ];
+  const result = {
+    date: new Date().toISOString(),
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${round(totalmem() / 2 ** 30, 1)} GiB`,
+    samples: SAMPLES,
+    worker: {
+      seconds: round(workerSeconds, 2),
+      samplesPerSecond: round(SAMPLES / workerSeconds),
+      peakRssMb,
+      stored: workerStored,
+    },
+    direct: {
+      seconds: round(directSeconds, 2),
+      samplesPerSecond: round(SAMPLES / directSeconds),
+      stored: directStored,
+    },
+    ratio: round(directSeconds / workerSeconds, 2),
+  };
+  console.log(JSON.stringify(result, null, 2));
+} finally {
+  await vm.close();
+  await nats.stop();
+}

@@ -1,0 +1,160 @@
+import { describe, expect, it } from "vitest";
+import { decodeWriteRequest, metricsOfWriteRequest } from "../../edge/remote-write/remote-write.ts";
+import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
+import { runToEnd } from "../../shared/cooperative.ts";
+import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
+import {
+  DEFAULT_METRIC_NAME,
+  extraFieldsOf,
+  labelNameOf,
+  labelsOf,
+  metricNameOf,
+  seriesOfRows,
+} from "../../worker/remote-write-labels.ts";
+import { encodeWriteRequest } from "../../worker/remote-write-request.ts";
+import { prometheusBatch } from "../helpers/payloads.ts";
+
+function row(fields: Partial<MetricRow> & { timeMs: number }): MetricRow {
+  return {
+    dedupKey: `k${fields.timeMs}`,
+    name: "cpu",
+    value: 1,
+    receivedMs: 0,
+    tags: "{}",
+    metric: '{"value":1}',
+    msgId: "m1",
+    ...fields,
+  };
+}
+
+const labelText = (labels: readonly { name: string; value: string }[]) =>
+  labels.map((l) => `${l.name}=${l.value}`).join(",");
+
+describe("metric and label names", () => {
+  it("keeps valid names and makes others valid", () => {
+    expect(metricNameOf("http_requests_total:rate5m")).toBe("http_requests_total:rate5m");
+    expect(metricNameOf("cpu.usage-percent")).toBe("cpu_usage_percent");
+    expect(metricNameOf("5xx")).toBe("_5xx");
+    expect(metricNameOf("température")).toBe("temp_rature");
+    expect(metricNameOf(null)).toBe(DEFAULT_METRIC_NAME);
+    expect(metricNameOf("")).toBe(DEFAULT_METRIC_NAME);
+  });
+
+  it("makes label names valid and never one of Prometheus's reserved names", () => {
+    expect(labelNameOf("host")).toBe("host");
+    expect(labelNameOf("k8s.pod:name")).toBe("k8s_pod_name");
+    expect(labelNameOf("1st")).toBe("_1st");
+    expect(labelNameOf("")).toBe("_");
+    expect(labelNameOf("__name__")).toBe("tag__name__");
+    expect(labelNameOf("__tmp")).toBe("tag__tmp");
+    expect(labelNameOf("_x")).toBe("_x");
+  });
+
+  it("sorts labels, drops empty values, and keeps the first of two tags that collide", () => {
+    const labels = labelsOf("cpu", JSON.stringify({ zone: "a", "b.c": "1", b_c: "2", e: "" }));
+    expect(labelText(labels)).toBe("__name__=cpu,b_c=1,zone=a");
+  });
+
+  it("keeps a tag named __proto__ as data", () => {
+    const labels = labelsOf("cpu", '{"__proto__":"x"}');
+    expect(labelText(labels)).toBe("__name__=cpu,tag__proto__=x");
+  });
+});
+
+describe("seriesOfRows", () => {
+  it("puts the samples of a series in one TimeSeries, sorted by time, the first of a timestamp kept", () => {
+    const mapped = seriesOfRows([
+      row({ timeMs: 30, value: 3, tags: '{"host":"a"}' }),
+      row({ timeMs: 10, value: 1, tags: '{"host":"a"}' }),
+      row({ timeMs: 5, value: 9, tags: '{"host":"b"}' }),
+      row({ timeMs: 10, value: 2, tags: '{"host":"a"}' }),
+      row({ timeMs: 20, value: 7, tags: '{"host":"a"}' }),
+    ]);
+    expect(mapped.samples).toBe(4);
+    expect(mapped.sameTimestamp).toBe(1);
+    expect(
+      mapped.series.map((s) => [
+        labelText(s.labels),
+        s.samples.map((p) => [Number(p.timestamp), p.value]),
+      ]),
+    ).toEqual([
+      [
+        "__name__=cpu,host=a",
+        [
+          [10, 1],
+          [20, 7],
+          [30, 3],
+        ],
+      ],
+      ["__name__=cpu,host=b", [[5, 9]]],
+    ]);
+  });
+
+  it("treats tags in another order as the same series", () => {
+    const mapped = seriesOfRows([
+      row({ timeMs: 1, tags: '{"a":"1","b":"2"}' }),
+      row({ timeMs: 2, tags: '{"b":"2","a":"1"}' }),
+    ]);
+    expect(mapped.series).toHaveLength(1);
+    expect(mapped.series[0]?.samples).toHaveLength(2);
+  });
+
+  it("counts the fields of JSON metrics a sample has no place for", () => {
+    const mapped = seriesOfRows([
+      row({ timeMs: 1, metric: '{"value":1,"name":"cpu","unit":"%","source":{"a":1}}' }),
+      row({ timeMs: 2, metric: '{"value":1,"tags":{"a":"b"},"timestamp":2}' }),
+    ]);
+    expect(mapped.droppedFields).toBe(2);
+  });
+
+  it("reads a metric's top-level keys whatever its strings and nested values hold", () => {
+    const metrics: Record<string, unknown>[] = [
+      { value: 1 },
+      { name: 'a,"b":{', value: 1, tags: { 'x,"y': "}", unit: "z" }, timestamp: "2026" },
+      { value: 1, extra: { name: 1, deep: [{ value: 2 }, "]"] }, 'odd"key': null, "na\u006de": 1 },
+      { value: 1, list: [1, [2, { tags: 3 }]], text: "\\", after: true },
+    ];
+    for (const metric of metrics) {
+      const expected = Object.keys(metric).filter(
+        (k) => !["name", "value", "timestamp", "tags"].includes(k),
+      ).length;
+      expect(extraFieldsOf(JSON.stringify(metric)), JSON.stringify(metric)).toBe(expected);
+    }
+  });
+
+  it("names a metric without a name", () => {
+    const mapped = seriesOfRows([row({ timeMs: 1, name: null })]);
+    expect(labelText(mapped.series[0]?.labels ?? [])).toBe(`__name__=${DEFAULT_METRIC_NAME}`);
+  });
+});
+
+describe("the inverse of the edge's remote-write decoding", () => {
+  it("sends a batch that came in by remote write out with the same series and samples", () => {
+    const payload = prometheusBatch(500, 3);
+    const incoming = decodeWriteRequest(payload.body, REQUEST_LIMITS.bodyBytes);
+    const { metrics } = runToEnd(
+      metricsOfWriteRequest(incoming, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)),
+    );
+    const rows = rowsOfEnvelope({ id: "msg-1", receivedAt: 0, key: "series", metrics });
+    const outgoing = decodeWriteRequest(
+      encodeWriteRequest(seriesOfRows(rows).series),
+      REQUEST_LIMITS.bodyBytes,
+    );
+    const canonical = (request: typeof incoming) =>
+      request.timeseries
+        .map((s) => ({
+          labels: labelText(
+            [...s.labels].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+          ),
+          samples: s.samples.map((p) => [p.timestamp, p.value]),
+        }))
+        .sort((a, b) => (a.labels < b.labels ? -1 : a.labels > b.labels ? 1 : 0));
+    expect(canonical(outgoing)).toEqual(canonical(incoming));
+    // Sent with its labels sorted, as remote write asks.
+    for (const series of outgoing.timeseries) {
+      const names = series.labels.map((l) => l.name);
+      expect(names).toEqual([...names].sort());
+    }
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * The store for `DATABASE_URL=remote-write+http(s)://…`: every batch is sent to a Prometheus
+ * remote-write receiver (VictoriaMetrics, Prometheus, Mimir, Thanos Receive, Cortex), and
+ * `insert` resolves only once the receiver answered 2xx for every sample of it.
+ *
+ * A request the receiver refuses for good (a 4xx other than 429) is split in halves by message,
+ * and each half sent again, until the messages it refuses are found: those are rejected
+ * (`RejectedRows`, with the receiver's answer), their neighbours stored. A message refused for a
+ * duplicate timestamp is split further by sample: the receiver keeps the value it has, as the
+ * other stores keep the first, and the message's other samples are stored.
+ */
+import { readFileSync } from "node:fs";
+import type { Config } from "../shared/config.ts";
+import type { MetricRow } from "./metric-rows.ts";
+import type { MetricStore, MetricStoreOptions } from "./metric-store.ts";
+import { createReceiverClient } from "./receiver-client.ts";
+import { deliver, type RetryPolicy } from "./remote-write-delivery.ts";
+import { seriesOfRows } from "./remote-write-labels.ts";
+import { encodeWriteRequest, remoteWriteHeaders } from "./remote-write-request.ts";
+import { RejectedRows } from "./store-errors.ts";
+
+/** The scheme prefix that selects this store. */
+export const REMOTE_WRITE_PREFIX = "remote-write+";
+
+/** How long one request may take, answer included. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Five attempts, 0.5 s to 4 s apart (~8 s in all), or as long as `Retry-After` asks, up to 30 s:
+ * a receiver restarting is waited for with the messages kept in progress; one down for longer
+ * gets them nak'd, and the worker's own backoff takes over.
+ */
+const RETRY: Omit<RetryPolicy, "onRetry"> = { attempts: 5, maxDelayMs: 30_000 };
+
+const USER_AGENT = `metrics-ingest-worker/${packageVersion()}`;
+
+/** Where to send, and how to authenticate, from `DATABASE_URL` and the bearer token. */
+export function receiverTarget(
+  databaseUrl: string,
+  bearerToken: string | undefined,
+): { url: URL; authorization: string | undefined } {
+  const url = new URL(databaseUrl.slice(REMOTE_WRITE_PREFIX.length));
+  let authorization = bearerToken === undefined ? undefined : `Bearer ${bearerToken}`;
+  if (url.username !== "" || url.password !== "") {
+    const user = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    authorization ??= `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+    url.username = "";
+    url.password = "";
+  }
+  return { url, authorization };
+}
+
+export function openRemoteWriteStore(
+  database: Config["database"],
+  options: MetricStoreOptions = {},
+): MetricStore {
+  const telemetry = options.sendTelemetry;
+  const { url, authorization } = receiverTarget(database.url, database.remoteWriteBearerToken);
+  const client = createReceiverClient({
+    url,
+    authorization,
+    ca: database.remoteWriteCa,
+    headers: remoteWriteHeaders(USER_AGENT),
+    timeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  const policy: RetryPolicy = {
+    ...RETRY,
+    onRetry: () => telemetry?.retried(),
+  };
+
+  async function insert(rows: readonly MetricRow[]): Promise<number> {
+    // The messages, as runs of rows with one message id (the batch processor's order).
+    const messageOf: number[] = [];
+    const rowsOfMessage: number[][] = [];
+    rows.forEach((row, i) => {
+      if (i === 0 || rows[i - 1]?.msgId !== row.msgId) rowsOfMessage.push([]);
+      messageOf.push(rowsOfMessage.length - 1);
+      rowsOfMessage.at(-1)?.push(i);
+    });
+    const rejected = new Map<number, string>();
+    let added = 0;
+
+    async function send(indices: readonly number[], top: boolean): Promise<void> {
+      const mapped = seriesOfRows(indices.map((i) => rows[i] as MetricRow));
+      if (top && mapped.droppedFields > 0) telemetry?.droppedFields(mapped.droppedFields);
+      if (mapped.samples === 0) return;
+      const started = performance.now();
+      const delivery = await deliver(
+        (body) => client.post(body),
+        encodeWriteRequest(mapped.series),
+        policy,
+      );
+      if (delivery.ok) {
+        telemetry?.sent(mapped.samples, (performance.now() - started) / 1000);
+        added += mapped.samples;
+        return;
+      }
+      const halves = splitInHalves(indices, messageOf, delivery.kind === "duplicate");
+      if (halves !== undefined) {
+        for (const half of halves) await send(half, false);
+        return;
+      }
+      // One sample: a duplicate of a timestamp stored already adds nothing, as in the other
+      // stores. Else its message can never be stored.
+      if (delivery.kind === "duplicate") return;
+      const message = messageOf[indices[0] ?? 0] ?? 0;
+      for (const i of rowsOfMessage[message] ?? []) rejected.set(i, delivery.answer);
+    }
+
+    await send(
+      rows.map((_, i) => i),
+      true,
+    );
+    if (rejected.size > 0) throw new RejectedRows(rejected, added);
+    return added;
+  }
+
+  return {
+    insert,
+    // An empty request: every receiver answers it 2xx when it takes writes (and checks the
+    // credentials), whatever other endpoints it has.
+    async ping() {
+      const answer = await client.post(encodeWriteRequest([]));
+      if (answer.status < 200 || answer.status >= 300) {
+        throw new Error(`the receiver answered ${answer.status} ${answer.text}`.trim());
+      }
+    },
+    close() {
+      client.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * Two halves of a refused request: by message when it holds more than one, else by sample
+ * when `bySample`; undefined when it cannot be split that way.
+ */
+function splitInHalves(
+  indices: readonly number[],
+  messageOf: readonly number[],
+  bySample: boolean,
+): [number[], number[]] | undefined {
+  const first = messageOf[indices[0] ?? 0];
+  const last = messageOf[indices.at(-1) ?? 0];
+  if (first !== undefined && last !== undefined && first !== last) {
+    // The message boundary nearest the middle, so that each half holds whole messages.
+    const middle = first + Math.ceil((last - first) / 2);
+    const at = indices.findIndex((i) => (messageOf[i] ?? 0) >= middle);
+    return [indices.slice(0, at), indices.slice(at)];
+  }
+  if (!bySample || indices.length < 2) return undefined;
+  const at = Math.ceil(indices.length / 2);
+  return [indices.slice(0, at), indices.slice(at)];
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
