@@ -30,8 +30,9 @@ const MAX_ROWS_PER_VALUES = Math.floor(65_535 / 8);
 
 type Method = (client: pg.PoolClient, table: string, rows: readonly MetricRow[]) => Promise<number>;
 
+// The methods are compared on schema version 1's wide rows, as they were measured then.
 const paramsOf = (r: MetricRow) => [
-  r.dedupKey,
+  `${r.series}/${r.timeMs}`,
   r.name,
   r.value,
   // As ISO text, which PostgreSQL reads exactly: to_timestamp(ms / 1000) is off by microseconds
@@ -39,7 +40,7 @@ const paramsOf = (r: MetricRow) => [
   new Date(r.timeMs).toISOString(),
   new Date(r.receivedMs).toISOString(),
   r.tags,
-  r.metric,
+  JSON.stringify({ name: r.name, value: r.value, tags: JSON.parse(r.tags) as unknown }),
   r.msgId,
 ];
 const columnsOf = (rows: readonly MetricRow[]) =>

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ensureStreams } from "../../shared/stream-setup.ts";
 import { realIngestHandler } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
-import { sendLoad } from "../helpers/load.ts";
+import { loadKey, sendLoad } from "../helpers/load.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { workerMetric } from "../helpers/processes.ts";
 import { workerFleet } from "../helpers/worker-fleet.ts";
@@ -46,11 +46,11 @@ async function expectExactlyStored(dbPath: string, ids: readonly string[], perRe
     60_000,
   );
   const rows = readRows(dbPath);
-  const keys = new Set(rows.map((r) => r.dedup_key));
+  const keys = new Set(rows.map(loadKey));
   expect(rows).toHaveLength(expected);
   expect(keys.size).toBe(expected);
   for (const id of ids) {
-    for (let i = 0; i < perRequest; i++) expect(keys.has(`${id}/${i}`)).toBe(true);
+    for (let i = 0; i < perRequest; i++) expect(keys.has(`load.${id}/${i}`)).toBe(true);
   }
 }
 

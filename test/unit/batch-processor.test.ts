@@ -93,7 +93,11 @@ describe("a batch of good messages", () => {
     const outcome = await process(msgs(a, b));
 
     expect(inserted).toHaveLength(1);
-    expect(inserted[0]?.map((r) => r.dedupKey)).toEqual(["a/0", "a/1", "b/0"]);
+    expect(inserted[0]?.map((r) => [r.msgId, r.value])).toEqual([
+      ["a", 1],
+      ["a", 2],
+      ["b", 1],
+    ]);
     expect(events).toEqual(["insert", "inserted", `ack ${a.seq}`, `ack ${b.seq}`]);
     expect(outcome).toEqual({
       stored: 2,
