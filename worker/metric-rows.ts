@@ -19,8 +19,9 @@ export interface MetricRow {
   /** The tags as a JSON object (`{}` when there were none). */
   readonly tags: string;
   /**
-   * What an agent protocol says of the whole series, as JSON (the `influx` object's org, bucket,
-   * measurement, field and type; OTLP's kind, unit, temporality and monotonic), or null.
+   * What an agent protocol says of the whole series, as JSON with its keys sorted
+   * (`canonicalJson`: the `influx` object's org, bucket, measurement, field and type; OTLP's
+   * kind, unit, temporality and monotonic), or null.
    */
   readonly attributes: string | null;
   /** The metric's other fields, as JSON, or null when it has none (most metrics). */
@@ -105,7 +106,7 @@ export function fieldsOf(
     }
   }
   return {
-    attributes: attributes === undefined ? null : JSON.stringify(attributes),
+    attributes: attributes === undefined ? null : canonicalJson(attributes),
     extra: extra === undefined ? null : JSON.stringify(extra),
   };
 }
@@ -123,4 +124,16 @@ export function extraBeside(row: MetricRow, seriesAttributes: string | null): st
   if (row.attributes === seriesAttributes) return row.extra;
   const own = row.extra === null ? {} : (JSON.parse(row.extra) as Record<string, unknown>);
   return JSON.stringify({ ...own, attributes: JSON.parse(row.attributes ?? "null") as unknown });
+}
+
+/**
+ * JSON with every object's keys sorted, so that the same attributes compare equal as text
+ * whoever wrote them (PostgreSQL's jsonb gives keys back in an order of its own).
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === "object" && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Config } from "../shared/config.ts";
-import { extraBeside, type MetricRow } from "./metric-rows.ts";
+import { canonicalJson, extraBeside, type MetricRow } from "./metric-rows.ts";
 import type { MetricStore, MetricStoreOptions, Migrated } from "./metric-store.ts";
 import { SeriesCache, type KnownSeries } from "./series-cache.ts";
 import { storedRowOfV1, type V1Row } from "./v1-rows.ts";
@@ -191,11 +191,16 @@ async function storeSeries(
   type Found = { id: number; key: string; attributes: string | null };
   const made = await db.query<Found>(INSERT_SERIES, [json]);
   const byKey = new Map<string, KnownSeries>();
-  for (const r of made.rows) byKey.set(r.key, { id: r.id, attributes: r.attributes });
+  // Compared with each sample's attributes as text, so in the same canonical form.
+  const known = (r: Found) => ({
+    id: r.id,
+    attributes: r.attributes === null ? null : canonicalJson(JSON.parse(r.attributes)),
+  });
+  for (const r of made.rows) byKey.set(r.key, known(r));
   const rest = rows.filter((r) => !byKey.has(r.series)).map((r) => r.series);
   if (rest.length > 0) {
     const existing = await db.query<Found>(SELECT_SERIES, [rest]);
-    for (const r of existing.rows) byKey.set(r.key, { id: r.id, attributes: r.attributes });
+    for (const r of existing.rows) byKey.set(r.key, known(r));
   }
   for (const row of rows) {
     if (!byKey.has(row.series)) throw new Error(`series ${row.series} neither made nor found`);
@@ -297,9 +302,15 @@ async function inTransaction<T>(
  * Undefined when there was nothing to move.
  */
 async function moveV1Rows(pool: pg.Pool, partitions: Set<number>): Promise<Migrated | undefined> {
+  // Read from pg_tables, not with to_regclass: after waiting for the lock, a name lookup may
+  // still see the table another worker has just dropped.
   const hasV1 = async (client: pg.Pool | pg.PoolClient) =>
-    (await client.query<{ v1: boolean }>("SELECT to_regclass('metrics_v1') IS NOT NULL AS v1"))
-      .rows[0]?.v1 === true;
+    (
+      await client.query<{ v1: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_tables
+                        WHERE schemaname = current_schema() AND tablename = 'metrics_v1') AS v1`,
+      )
+    ).rows[0]?.v1 === true;
   if (!(await hasV1(pool))) return undefined;
   let rows = 0;
   let added = 0;

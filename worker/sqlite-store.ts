@@ -64,6 +64,10 @@ const MIGRATION_BATCH = 5000;
  */
 export function openSqliteStore(path: string): MetricStore {
   const db = openFile(path);
+  // Before anything writes the file's header (switching to WAL does): only a file without
+  // tables takes it, so a new file gives space back as retention deletes; an older one keeps
+  // its free pages for new samples.
+  db.exec("PRAGMA auto_vacuum = INCREMENTAL");
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   migrate(db);
@@ -156,8 +160,6 @@ function inTransaction<T>(db: DatabaseSync, work: () => T): T {
 function migrate(db: DatabaseSync): void {
   const version = () =>
     (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
-  // Only a file without tables can be switched, so only a new one gives space back as it goes.
-  if (version() === 0) db.exec("PRAGMA auto_vacuum = INCREMENTAL");
   inTransaction(db, () => {
     const from = version();
     if (from > MIGRATIONS.length) {

@@ -146,7 +146,7 @@ export function v1Envelopes(messages: number): Envelope[] {
         timestamp: base + m * 1000 + i,
         tags: { host: `h${i % 4}` },
         ...(i === 0 ? { note: "first", nested: { a: [1, 2] } } : {}),
-      })) as Envelope["metrics"],
+      })),
     });
     envelopes.push({
       id: `s:agent-${m}`,

@@ -10,6 +10,7 @@ import { openStore } from "../../worker/open-store.ts";
 import { openPostgresStore } from "../../worker/postgres-store.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { startTcpProxy } from "../helpers/tcp-proxy.ts";
+import { fillV1Postgres, v1Envelopes } from "../helpers/v1-schema.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const RECEIVED_AT = 1_714_566_896_789;
@@ -331,6 +332,121 @@ describe("the PostgreSQL store", () => {
         await query("SELECT version FROM schema_migrations ORDER BY version", [], other),
       ).toEqual([{ version: 1 }, { version: 2 }]);
       expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([{ n: 2 }]);
+    } finally {
+      await endPool(other);
+    }
+  });
+
+  it("migrates a version 1 database once, keeping every row, when several workers start on it", async () => {
+    const fresh = await freshDatabase();
+    const envelopes = v1Envelopes(1500);
+    const v1Count = await fillV1Postgres(fresh.url, envelopes);
+    expect(v1Count).toBe(1500 * 12 + 2);
+
+    const stores = await Promise.all([1, 2, 3].map(() => open(settings(fresh.url))));
+    const moved = stores.reduce((sum, s) => sum + (s.migrated?.rows ?? 0), 0);
+    const collapsed = stores.reduce((sum, s) => sum + (s.migrated?.collapsed ?? 0), 0);
+    expect(moved).toBe(v1Count);
+    // The two metrics without timestamp of one series in one message are one sample now.
+    expect(collapsed).toBe(1);
+    const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([
+        { n: v1Count - 1 },
+      ]);
+      expect(await query("SELECT to_regclass('metrics_v1') AS v1", [], other)).toEqual([
+        { v1: null },
+      ]);
+      const [note] = await query<{ attributes: unknown; extra: unknown }>(
+        "SELECT attributes, extra FROM metrics WHERE name = 'weather_note' ORDER BY time LIMIT 1",
+        [],
+        other,
+      );
+      expect(note).toEqual({
+        attributes: {
+          influx: { bucket: "home", measurement: "weather", field: "note", type: "string" },
+        },
+        extra: { influx: { text: "n0" } },
+      });
+      // Every sample of the old rows, with its series, time and value.
+      const stored = await query<{ k: string | null }>(
+        `SELECT name || '|' || tags::text || '|' || (extract(epoch FROM time) * 1000)::bigint
+                || '|' || value AS k FROM metrics`,
+        [],
+        other,
+      );
+      const expected = new Set(
+        envelopes
+          .flatMap(rowsOfEnvelope)
+          .filter((r) => r.name !== null)
+          .map((r) => `${r.name}|${JSON.stringify(JSON.parse(r.tags))}|${r.timeMs}|${r.value}`),
+      );
+      const named = stored.map((r) => r.k).filter((k): k is string => k !== null);
+      expect(named).toHaveLength(expected.size);
+      expect(new Set(named.map((k) => k.replaceAll(": ", ":").replaceAll(", ", ",")))).toEqual(
+        expected,
+      );
+    } finally {
+      await endPool(other);
+    }
+    // Stored again, the old samples add nothing.
+    expect(await stores[0]?.insert(envelopes.flatMap(rowsOfEnvelope))).toBe(0);
+  });
+
+  it("writes old and future samples into day partitions it makes, and drops whole expired days", async () => {
+    const fresh = await freshDatabase();
+    const [a, b] = await Promise.all([open(settings(fresh.url)), open(settings(fresh.url))]);
+    const day = 86_400_000;
+    const start = Date.UTC(2026, 10, 1);
+    const at = (d: number) =>
+      rowsOfEnvelope({
+        key: "series",
+        id: `d${d}`,
+        receivedAt: start,
+        metrics: Array.from({ length: 100 }, (_, i) => ({
+          name: "daily",
+          value: i,
+          timestamp: start + d * day + i * 1000,
+          tags: { d: String(d % 2) },
+        })),
+      });
+    // Two workers meeting the same new days at once.
+    const days = [-400, -2, -1, 0, 1, 30];
+    const rows = days.flatMap(at);
+    const [byA, byB] = await Promise.all([a.insert(rows), b.insert(rows.toReversed())]);
+    expect(byA + byB).toBe(600);
+    const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      const partitions = async () =>
+        (
+          await query<{ name: string }>(
+            `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'samples'::regclass ORDER BY 1`,
+            [],
+            other,
+          )
+        ).map((p) => p.name);
+      expect(await partitions()).toEqual([
+        "samples_20250927",
+        "samples_20261030",
+        "samples_20261031",
+        "samples_20261101",
+        "samples_20261102",
+        "samples_20261201",
+      ]);
+      await other.query("ANALYZE samples");
+      // Mid-day: the day that holds the cutoff stays whole, the days before it go.
+      expect(await a.enforceRetention?.(start + day / 2)).toBe(300);
+      expect(await partitions()).toEqual([
+        "samples_20261101",
+        "samples_20261102",
+        "samples_20261201",
+      ]);
+      expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([
+        { n: 300 },
+      ]);
+      // The other worker still writes into the days that remain, and makes a dropped one again.
+      expect(await b.insert([...at(1), ...at(2)])).toBe(100);
     } finally {
       await endPool(other);
     }

@@ -11,6 +11,7 @@ import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
 import type { MetricStore } from "../../worker/metric-store.ts";
 import { openSqliteStore } from "../../worker/sqlite-store.ts";
 import type { StoredRow } from "../helpers/sqlite.ts";
+import { fillV1Sqlite, v1Envelopes } from "../helpers/v1-schema.ts";
 
 const RECEIVED_AT = 1_714_566_896_789;
 
@@ -161,11 +162,12 @@ describe("rowsOfEnvelope with series keys (the agent protocols)", () => {
         startTime: at,
       },
     ] as unknown as Envelope["metrics"]);
+    // Keys sorted, so that the same attributes are the same text whoever stored them.
     expect(text?.attributes).toBe(
-      '{"influx":{"bucket":"b","measurement":"log","field":"msg","type":"string"}}',
+      '{"influx":{"bucket":"b","field":"msg","measurement":"log","type":"string"}}',
     );
     expect(text?.extra).toBe('{"influx":{"text":"hi"}}');
-    expect(otlp?.attributes).toBe('{"kind":"histogram","unit":"ms","temporality":"cumulative"}');
+    expect(otlp?.attributes).toBe('{"kind":"histogram","temporality":"cumulative","unit":"ms"}');
     expect(otlp?.extra).toBe(`{"startTime":"${at}"}`);
   });
 });
@@ -330,3 +332,151 @@ describe("the SQLite store", () => {
     expect(await store.insert(rowsOf("m", 2))).toBe(0);
   });
 });
+
+describe("the SQLite store on a version 1 file", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "sqlite-v1-"));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("moves every stored row into series and samples, once, collapsing only equal identities", async () => {
+    const path = join(dir, "v1.db");
+    const envelopes = v1Envelopes(1200);
+    const v1Count = fillV1Sqlite(path, envelopes);
+    expect(v1Count).toBe(1200 * 12 + 2);
+
+    const store = openSqliteStore(path);
+    // The two metrics without timestamp of one series in one message are one sample now.
+    expect(store.migrated).toEqual({ rows: v1Count, collapsed: 1 });
+    expect(query<{ n: number }>(path, "SELECT count(*) AS n FROM metrics")).toEqual([
+      { n: v1Count - 1 },
+    ]);
+    expect(query(path, "SELECT name FROM sqlite_master WHERE name = 'metrics_v1'")).toEqual([]);
+    // Every sample is there with its value, time, tags and fields.
+    // The first of two samples with one identity stays.
+    const byIdentity = new Map<string, MetricRow>();
+    for (const r of rowsOfEnvelopeAll(envelopes)) {
+      if (!byIdentity.has(`${r.series}@${r.timeMs}`)) byIdentity.set(`${r.series}@${r.timeMs}`, r);
+    }
+    const expected = [...byIdentity.values()];
+    const stored = storedRows(path);
+    expect(new Set(stored.map((r) => `${r.name}|${r.tags}|${r.time_ms}|${r.value}`))).toEqual(
+      new Set(expected.map((r) => `${r.name}|${r.tags}|${r.timeMs}|${r.value}`)),
+    );
+    const note = stored.find((r) => r.name === "weather_note");
+    expect(note?.attributes).toBe(
+      '{"influx":{"bucket":"home","field":"note","measurement":"weather","type":"string"}}',
+    );
+    expect(note?.extra).toMatch(/^\{"influx":\{"text":"n\d+"\}\}$/);
+    expect(stored.find((r) => r.extra?.includes("first"))?.extra).toBe(
+      '{"note":"first","nested":{"a":[1,2]}}',
+    );
+    // What was stored before is stored again as nothing new; a new sample is added.
+    expect(await store.insert(expected)).toBe(0);
+    await store.close();
+
+    const again = openSqliteStore(path);
+    expect(again.migrated).toBeUndefined();
+    expect(query<{ n: number }>(path, "SELECT count(*) AS n FROM metrics")).toEqual([
+      { n: v1Count - 1 },
+    ]);
+    await again.close();
+  });
+
+  it("is migrated once when two workers start on it at once", async () => {
+    const path = join(dir, "v1-twice.db");
+    const v1Count = fillV1Sqlite(path, v1Envelopes(3000));
+    const code = `
+      import { openSqliteStore } from ${JSON.stringify(join(process.cwd(), "worker/sqlite-store.ts"))};
+      const store = openSqliteStore(${JSON.stringify(path)});
+      console.log(JSON.stringify(store.migrated ?? null));
+      await store.close();`;
+    const workers = [1, 2].map(() =>
+      spawn(process.execPath, ["--input-type=module", "-e", code], {
+        stdio: ["ignore", "pipe", "inherit"],
+      }),
+    );
+    const outputs = await Promise.all(
+      workers.map(async (child) => {
+        let out = "";
+        child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+        await once(child, "exit");
+        return JSON.parse(out) as { rows: number; collapsed: number } | null;
+      }),
+    );
+    // Each moved some batches (or none); together every row, once.
+    const moved = outputs.reduce((sum, o) => sum + (o?.rows ?? 0), 0);
+    expect(moved).toBe(v1Count);
+    expect(query<{ n: number }>(path, "SELECT count(*) AS n FROM metrics")).toEqual([
+      { n: v1Count - 1 },
+    ]);
+  });
+});
+
+describe("the SQLite store shared by two writers", () => {
+  it("gives a series met by both at once one id, and each sample one row", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sqlite-two-"));
+    const path = join(dir, "two.db");
+    const [a, b] = [openSqliteStore(path), openSqliteStore(path)];
+    try {
+      const rows = Array.from({ length: 50 }, (_, s) => rowsOf(`two-${s}`, 20)).flat();
+      const [byA, byB] = await Promise.all([a.insert(rows), b.insert(rows.toReversed())]);
+      expect(byA + byB).toBe(1000);
+      expect(query<{ n: number }>(path, "SELECT count(*) AS n FROM series")).toEqual([{ n: 50 }]);
+      // Each store's cache holds the ids the other made: new samples of every series go in.
+      const later = Array.from({ length: 50 }, (_, s) => rowsOf(`two-${s}`, 21).slice(20)).flat();
+      expect(await a.insert(later)).toBe(50);
+      expect(await b.insert(later)).toBe(0);
+      expect(query<{ n: number }>(path, "SELECT count(*) AS n FROM series")).toEqual([{ n: 50 }]);
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("retention in SQLite", () => {
+  it("deletes the samples before the cutoff, keeps the rest, and gives the space back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sqlite-retention-"));
+    const path = join(dir, "retention.db");
+    const store = openSqliteStore(path);
+    try {
+      const day = 86_400_000;
+      const start = Date.UTC(2026, 10, 1);
+      const rows = Array.from({ length: 30 }, (_, s) =>
+        rowsOfEnvelope({
+          key: "series",
+          id: `r-${s}`,
+          receivedAt: start,
+          metrics: Array.from({ length: 3000 }, (_, i) => ({
+            name: "retained",
+            value: i,
+            timestamp: start + Math.floor((i * 3 * day) / 3000),
+            tags: { s: String(s) },
+          })),
+        }),
+      ).flat();
+      expect(await store.insert(rows)).toBe(90_000);
+      const pages = () =>
+        query<{ page_count: number }>(path, "PRAGMA page_count")[0]?.page_count ?? 0;
+      const before = pages();
+      const deleted = await store.enforceRetention?.(start + 2 * day);
+      expect(deleted).toBe(60_000);
+      const left = query<{ n: number; oldest: number }>(
+        path,
+        "SELECT count(*) AS n, min(time_ms) AS oldest FROM samples",
+      );
+      expect(left).toEqual([{ n: 30_000, oldest: start + 2 * day }]);
+      expect(pages()).toBeLessThan(before / 2);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const rowsOfEnvelopeAll = (envelopes: readonly Envelope[]) => envelopes.flatMap(rowsOfEnvelope);
