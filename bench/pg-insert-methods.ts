@@ -17,7 +17,7 @@ import type { Envelope } from "../shared/envelope.ts";
 import { endPool } from "../worker/end-pool.ts";
 import { createTestDatabase } from "../test/helpers/postgres.ts";
 import { rowsOfEnvelope, type MetricRow } from "../worker/metric-rows.ts";
-import { openPostgresStore } from "../worker/postgres-store.ts";
+import { V1_POSTGRES_DDL } from "../test/helpers/v1-schema.ts";
 
 const SIZES = [
   { rows: 500, repetitions: 40 },
@@ -207,15 +207,9 @@ async function main(): Promise<void> {
   }
   const pool = new pg.Pool({ connectionString: database.url, max: 1 });
   try {
-    // The store creates the real table; each method gets a copy with the same indexes.
-    const store = await openPostgresStore({
-      url: database.url,
-      pgPoolMax: 1,
-      pgStatementTimeoutMs: 60_000,
-      pgSsl: "disable",
-      pgSslCa: undefined,
-    });
-    await store.close();
+    // Schema version 1's wide table, as these methods were measured on; each method gets a copy
+    // with the same indexes.
+    await pool.query(V1_POSTGRES_DDL);
     for (const m of methods) {
       await pool.query(`CREATE TABLE ${m.table} (LIKE metrics INCLUDING ALL)`);
     }

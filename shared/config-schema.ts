@@ -51,6 +51,7 @@ export const ConfigEnv = Type.Object({
   PG_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
   PG_SSL: oneOf(["disable", "require", "verify-full"] as const, "disable"),
   PG_SSL_CA: Type.Optional(Type.String({ minLength: 1 })),
+  RETENTION: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,5}[hdwy]$" })),
   INGEST_API_KEYS: Type.Optional(Type.String()),
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   INGEST_AUTH: Type.Optional(oneOf(["none", "local", "required"] as const)),

@@ -56,6 +56,8 @@ export interface Config {
     readonly pgSsl: "disable" | "require" | "verify-full";
     /** PEM of the CA that signed the server's certificate, for `verify-full`. */
     readonly pgSslCa: string | undefined;
+    /** How long samples are kept (`RETENTION`), in milliseconds; undefined: for ever. */
+    readonly retentionMs: number | undefined;
   };
   readonly ingest: {
     /** `INGEST_API_KEYS` entries, each with its `@scopes` (see api-keys.ts). */
@@ -179,6 +181,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       pgStatementTimeoutMs: e.PG_STATEMENT_TIMEOUT_MS,
       pgSsl: e.PG_SSL,
       pgSslCa: e.PG_SSL_CA,
+      retentionMs: e.RETENTION === undefined ? undefined : durationMs(e.RETENTION),
     },
     ingest: {
       apiKeys,
@@ -219,6 +222,12 @@ function isCertificate(pem: string): boolean {
   }
 }
 
+/** Milliseconds of a `RETENTION` value: a number and a unit, h, d, w or y (365 days). */
+function durationMs(text: string): number {
+  const units = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000, y: 365 * 86_400_000 };
+  return Number(text.slice(0, -1)) * units[text.slice(-1) as keyof typeof units];
+}
+
 function listOf(text: string): string[] {
   return text
     .split(",")
@@ -230,6 +239,7 @@ function listOf(text: string): string[] {
 /** What a variable refused by its pattern must look like, said in words rather than a regex. */
 const PATTERN_HINTS: Readonly<Record<string, string>> = {
   DATABASE_URL: "must be sqlite:<path of a file> or postgres://user:password@host:port/database",
+  RETENTION: "must be a number and a unit, h, d, w or y (e.g. 30d)",
 };
 
 function envProblems(errors: readonly ErrorObject[]): string[] {

@@ -12,6 +12,8 @@ export interface BatchOutcome {
   readonly rows: number;
   /** Rows the commit added; fewer than `rows` when some were stored before (a redelivery). */
   readonly rowsAdded: number;
+  /** Metrics of the stored messages measured before the retention window: not stored. */
+  readonly expired: number;
   /** The reason of each message dead-lettered. */
   readonly deadLettered: readonly DeadLetterReason[];
   /** Messages handed back for a later delivery because the database failed. */
@@ -27,6 +29,10 @@ export interface BatchProcessorOptions {
   readonly deadLetter: DeadLetterSender;
   readonly maxDeliver: number;
   readonly logger: Logger;
+  /** `RETENTION` in milliseconds: metrics measured longer ago are not stored. */
+  readonly retentionMs?: number | undefined;
+  /** The clock the retention window is measured by. */
+  readonly now?: () => number;
 }
 
 /**
@@ -70,6 +76,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       stored: 0,
       rows: 0,
       rowsAdded: 0,
+      expired: 0,
       deadLettered,
       retried: 0,
       storeError: undefined,
@@ -83,12 +90,20 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     }
     if (storable.length === 0) return nothingStored;
 
-    const rows = storable.flatMap((s) => s.rows);
+    let rows = storable.flatMap((s) => s.rows);
+    let expired = 0;
+    if (options.retentionMs !== undefined) {
+      // Retention would delete them at its next run: they are acked without being stored.
+      const cutoff = (options.now ?? Date.now)() - options.retentionMs;
+      const kept = rows.filter((r) => r.timeMs >= cutoff);
+      expired = rows.length - kept.length;
+      rows = kept;
+    }
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
     let rowsAdded: number;
     try {
-      rowsAdded = await store.insert(rows);
+      rowsAdded = rows.length === 0 ? 0 : await store.insert(rows);
     } catch (err) {
       const storeError = err instanceof Error ? err : new Error(String(err));
       let retried = 0;
@@ -113,6 +128,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       stored: storable.length,
       rows: rows.length,
       rowsAdded,
+      expired,
       storeSeconds,
     };
   };

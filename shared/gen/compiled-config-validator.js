@@ -87,6 +87,7 @@ const schema11 = {
     PG_STATEMENT_TIMEOUT_MS: { default: 30000, minimum: 100, type: "integer" },
     PG_SSL: { type: "string", enum: ["disable", "require", "verify-full"], default: "disable" },
     PG_SSL_CA: { minLength: 1, type: "string" },
+    RETENTION: { pattern: "^[1-9][0-9]{0,5}[hdwy]$", type: "string" },
     INGEST_API_KEYS: { type: "string" },
     CORS_ALLOWED_ORIGINS: { type: "string" },
     INGEST_AUTH: { type: "string", enum: ["none", "local", "required"] },
@@ -105,6 +106,7 @@ const func2 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]{1,64}$", "u");
 const pattern4 = new RegExp("^\\d+(,\\d+)*$", "u");
 const pattern5 = new RegExp("^(sqlite:|postgres(ql)?://)", "u");
+const pattern6 = new RegExp("^[1-9][0-9]{0,5}[hdwy]$", "u");
 function validate10(
   data,
   { instancePath = "", parentData, parentDataProperty, rootData = data } = {},
@@ -2163,8 +2165,8 @@ function validate10(
         }
       }
     }
-    if (data.INGEST_API_KEYS !== undefined) {
-      let data29 = data.INGEST_API_KEYS;
+    if (data.RETENTION !== undefined) {
+      let data29 = data.RETENTION;
       if (typeof data29 !== "string") {
         let dataType29 = typeof data29;
         let coerced29 = undefined;
@@ -2175,8 +2177,8 @@ function validate10(
             coerced29 = "";
           } else {
             const err92 = {
-              instancePath: instancePath + "/INGEST_API_KEYS",
-              schemaPath: "#/properties/INGEST_API_KEYS/type",
+              instancePath: instancePath + "/RETENTION",
+              schemaPath: "#/properties/RETENTION/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2192,13 +2194,30 @@ function validate10(
         if (coerced29 !== undefined) {
           data29 = coerced29;
           if (data !== undefined) {
-            data["INGEST_API_KEYS"] = coerced29;
+            data["RETENTION"] = coerced29;
           }
         }
       }
+      if (typeof data29 === "string") {
+        if (!pattern6.test(data29)) {
+          const err93 = {
+            instancePath: instancePath + "/RETENTION",
+            schemaPath: "#/properties/RETENTION/pattern",
+            keyword: "pattern",
+            params: { pattern: "^[1-9][0-9]{0,5}[hdwy]$" },
+            message: 'must match pattern "' + "^[1-9][0-9]{0,5}[hdwy]$" + '"',
+          };
+          if (vErrors === null) {
+            vErrors = [err93];
+          } else {
+            vErrors.push(err93);
+          }
+          errors++;
+        }
+      }
     }
-    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
-      let data30 = data.CORS_ALLOWED_ORIGINS;
+    if (data.INGEST_API_KEYS !== undefined) {
+      let data30 = data.INGEST_API_KEYS;
       if (typeof data30 !== "string") {
         let dataType30 = typeof data30;
         let coerced30 = undefined;
@@ -2208,43 +2227,9 @@ function validate10(
           } else if (data30 === null) {
             coerced30 = "";
           } else {
-            const err93 = {
-              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
-              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err93];
-            } else {
-              vErrors.push(err93);
-            }
-            errors++;
-          }
-        }
-        if (coerced30 !== undefined) {
-          data30 = coerced30;
-          if (data !== undefined) {
-            data["CORS_ALLOWED_ORIGINS"] = coerced30;
-          }
-        }
-      }
-    }
-    if (data.INGEST_AUTH !== undefined) {
-      let data31 = data.INGEST_AUTH;
-      if (typeof data31 !== "string") {
-        let dataType31 = typeof data31;
-        let coerced31 = undefined;
-        if (!(coerced31 !== undefined)) {
-          if (dataType31 == "number" || dataType31 == "boolean") {
-            coerced31 = "" + data31;
-          } else if (data31 === null) {
-            coerced31 = "";
-          } else {
             const err94 = {
-              instancePath: instancePath + "/INGEST_AUTH",
-              schemaPath: "#/properties/INGEST_AUTH/type",
+              instancePath: instancePath + "/INGEST_API_KEYS",
+              schemaPath: "#/properties/INGEST_API_KEYS/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2257,71 +2242,88 @@ function validate10(
             errors++;
           }
         }
-        if (coerced31 !== undefined) {
-          data31 = coerced31;
+        if (coerced30 !== undefined) {
+          data30 = coerced30;
           if (data !== undefined) {
-            data["INGEST_AUTH"] = coerced31;
+            data["INGEST_API_KEYS"] = coerced30;
           }
         }
       }
-      if (!(data31 === "none" || data31 === "local" || data31 === "required")) {
-        const err95 = {
+    }
+    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
+      let data31 = data.CORS_ALLOWED_ORIGINS;
+      if (typeof data31 !== "string") {
+        let dataType31 = typeof data31;
+        let coerced31 = undefined;
+        if (!(coerced31 !== undefined)) {
+          if (dataType31 == "number" || dataType31 == "boolean") {
+            coerced31 = "" + data31;
+          } else if (data31 === null) {
+            coerced31 = "";
+          } else {
+            const err95 = {
+              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
+              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err95];
+            } else {
+              vErrors.push(err95);
+            }
+            errors++;
+          }
+        }
+        if (coerced31 !== undefined) {
+          data31 = coerced31;
+          if (data !== undefined) {
+            data["CORS_ALLOWED_ORIGINS"] = coerced31;
+          }
+        }
+      }
+    }
+    if (data.INGEST_AUTH !== undefined) {
+      let data32 = data.INGEST_AUTH;
+      if (typeof data32 !== "string") {
+        let dataType32 = typeof data32;
+        let coerced32 = undefined;
+        if (!(coerced32 !== undefined)) {
+          if (dataType32 == "number" || dataType32 == "boolean") {
+            coerced32 = "" + data32;
+          } else if (data32 === null) {
+            coerced32 = "";
+          } else {
+            const err96 = {
+              instancePath: instancePath + "/INGEST_AUTH",
+              schemaPath: "#/properties/INGEST_AUTH/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err96];
+            } else {
+              vErrors.push(err96);
+            }
+            errors++;
+          }
+        }
+        if (coerced32 !== undefined) {
+          data32 = coerced32;
+          if (data !== undefined) {
+            data["INGEST_AUTH"] = coerced32;
+          }
+        }
+      }
+      if (!(data32 === "none" || data32 === "local" || data32 === "required")) {
+        const err97 = {
           instancePath: instancePath + "/INGEST_AUTH",
           schemaPath: "#/properties/INGEST_AUTH/enum",
           keyword: "enum",
           params: { allowedValues: schema11.properties.INGEST_AUTH.enum },
           message: "must be equal to one of the allowed values",
-        };
-        if (vErrors === null) {
-          vErrors = [err95];
-        } else {
-          vErrors.push(err95);
-        }
-        errors++;
-      }
-    }
-    let data32 = data.PORT;
-    if (!(typeof data32 == "number" && !(data32 % 1) && !isNaN(data32) && isFinite(data32))) {
-      let dataType32 = typeof data32;
-      let coerced32 = undefined;
-      if (!(coerced32 !== undefined)) {
-        if (
-          dataType32 === "boolean" ||
-          data32 === null ||
-          (dataType32 === "string" && data32 && data32 == +data32 && !(data32 % 1))
-        ) {
-          coerced32 = +data32;
-        } else {
-          const err96 = {
-            instancePath: instancePath + "/PORT",
-            schemaPath: "#/properties/PORT/type",
-            keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
-          };
-          if (vErrors === null) {
-            vErrors = [err96];
-          } else {
-            vErrors.push(err96);
-          }
-          errors++;
-        }
-      }
-      if (coerced32 !== undefined) {
-        data32 = coerced32;
-        if (data !== undefined) {
-          data["PORT"] = coerced32;
-        }
-      }
-    }
-    if (typeof data32 == "number" && isFinite(data32)) {
-      if (data32 > 65535 || isNaN(data32)) {
-        const err97 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 65535 },
-          message: "must be <= 65535",
         };
         if (vErrors === null) {
           vErrors = [err97];
@@ -2330,43 +2332,30 @@ function validate10(
         }
         errors++;
       }
-      if (data32 < 0 || isNaN(data32)) {
-        const err98 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 0 },
-          message: "must be >= 0",
-        };
-        if (vErrors === null) {
-          vErrors = [err98];
-        } else {
-          vErrors.push(err98);
-        }
-        errors++;
-      }
     }
-    let data33 = data.HOST;
-    if (typeof data33 !== "string") {
+    let data33 = data.PORT;
+    if (!(typeof data33 == "number" && !(data33 % 1) && !isNaN(data33) && isFinite(data33))) {
       let dataType33 = typeof data33;
       let coerced33 = undefined;
       if (!(coerced33 !== undefined)) {
-        if (dataType33 == "number" || dataType33 == "boolean") {
-          coerced33 = "" + data33;
-        } else if (data33 === null) {
-          coerced33 = "";
+        if (
+          dataType33 === "boolean" ||
+          data33 === null ||
+          (dataType33 === "string" && data33 && data33 == +data33 && !(data33 % 1))
+        ) {
+          coerced33 = +data33;
         } else {
-          const err99 = {
-            instancePath: instancePath + "/HOST",
-            schemaPath: "#/properties/HOST/type",
+          const err98 = {
+            instancePath: instancePath + "/PORT",
+            schemaPath: "#/properties/PORT/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err99];
+            vErrors = [err98];
           } else {
-            vErrors.push(err99);
+            vErrors.push(err98);
           }
           errors++;
         }
@@ -2374,18 +2363,33 @@ function validate10(
       if (coerced33 !== undefined) {
         data33 = coerced33;
         if (data !== undefined) {
-          data["HOST"] = coerced33;
+          data["PORT"] = coerced33;
         }
       }
     }
-    if (typeof data33 === "string") {
-      if (func2(data33) < 1) {
+    if (typeof data33 == "number" && isFinite(data33)) {
+      if (data33 > 65535 || isNaN(data33)) {
+        const err99 = {
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 65535 },
+          message: "must be <= 65535",
+        };
+        if (vErrors === null) {
+          vErrors = [err99];
+        } else {
+          vErrors.push(err99);
+        }
+        errors++;
+      }
+      if (data33 < 0 || isNaN(data33)) {
         const err100 = {
-          instancePath: instancePath + "/HOST",
-          schemaPath: "#/properties/HOST/minLength",
-          keyword: "minLength",
-          params: { limit: 1 },
-          message: "must NOT have fewer than 1 characters",
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 0 },
+          message: "must be >= 0",
         };
         if (vErrors === null) {
           vErrors = [err100];
@@ -2395,24 +2399,22 @@ function validate10(
         errors++;
       }
     }
-    let data34 = data.REQUEST_TIMEOUT_MS;
-    if (!(typeof data34 == "number" && !(data34 % 1) && !isNaN(data34) && isFinite(data34))) {
+    let data34 = data.HOST;
+    if (typeof data34 !== "string") {
       let dataType34 = typeof data34;
       let coerced34 = undefined;
       if (!(coerced34 !== undefined)) {
-        if (
-          dataType34 === "boolean" ||
-          data34 === null ||
-          (dataType34 === "string" && data34 && data34 == +data34 && !(data34 % 1))
-        ) {
-          coerced34 = +data34;
+        if (dataType34 == "number" || dataType34 == "boolean") {
+          coerced34 = "" + data34;
+        } else if (data34 === null) {
+          coerced34 = "";
         } else {
           const err101 = {
-            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
+            instancePath: instancePath + "/HOST",
+            schemaPath: "#/properties/HOST/type",
             keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
+            params: { type: "string" },
+            message: "must be string",
           };
           if (vErrors === null) {
             vErrors = [err101];
@@ -2425,18 +2427,18 @@ function validate10(
       if (coerced34 !== undefined) {
         data34 = coerced34;
         if (data !== undefined) {
-          data["REQUEST_TIMEOUT_MS"] = coerced34;
+          data["HOST"] = coerced34;
         }
       }
     }
-    if (typeof data34 == "number" && isFinite(data34)) {
-      if (data34 < 1000 || isNaN(data34)) {
+    if (typeof data34 === "string") {
+      if (func2(data34) < 1) {
         const err102 = {
-          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 1000 },
-          message: "must be >= 1000",
+          instancePath: instancePath + "/HOST",
+          schemaPath: "#/properties/HOST/minLength",
+          keyword: "minLength",
+          params: { limit: 1 },
+          message: "must NOT have fewer than 1 characters",
         };
         if (vErrors === null) {
           vErrors = [err102];
@@ -2446,7 +2448,7 @@ function validate10(
         errors++;
       }
     }
-    let data35 = data.MAX_FUTURE_SECONDS;
+    let data35 = data.REQUEST_TIMEOUT_MS;
     if (!(typeof data35 == "number" && !(data35 % 1) && !isNaN(data35) && isFinite(data35))) {
       let dataType35 = typeof data35;
       let coerced35 = undefined;
@@ -2459,8 +2461,8 @@ function validate10(
           coerced35 = +data35;
         } else {
           const err103 = {
-            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
+            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
@@ -2476,18 +2478,18 @@ function validate10(
       if (coerced35 !== undefined) {
         data35 = coerced35;
         if (data !== undefined) {
-          data["MAX_FUTURE_SECONDS"] = coerced35;
+          data["REQUEST_TIMEOUT_MS"] = coerced35;
         }
       }
     }
     if (typeof data35 == "number" && isFinite(data35)) {
-      if (data35 < 1 || isNaN(data35)) {
+      if (data35 < 1000 || isNaN(data35)) {
         const err104 = {
-          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
           keyword: "minimum",
-          params: { comparison: ">=", limit: 1 },
-          message: "must be >= 1",
+          params: { comparison: ">=", limit: 1000 },
+          message: "must be >= 1000",
         };
         if (vErrors === null) {
           vErrors = [err104];
@@ -2497,22 +2499,24 @@ function validate10(
         errors++;
       }
     }
-    let data36 = data.LOG_LEVEL;
-    if (typeof data36 !== "string") {
+    let data36 = data.MAX_FUTURE_SECONDS;
+    if (!(typeof data36 == "number" && !(data36 % 1) && !isNaN(data36) && isFinite(data36))) {
       let dataType36 = typeof data36;
       let coerced36 = undefined;
       if (!(coerced36 !== undefined)) {
-        if (dataType36 == "number" || dataType36 == "boolean") {
-          coerced36 = "" + data36;
-        } else if (data36 === null) {
-          coerced36 = "";
+        if (
+          dataType36 === "boolean" ||
+          data36 === null ||
+          (dataType36 === "string" && data36 && data36 == +data36 && !(data36 % 1))
+        ) {
+          coerced36 = +data36;
         } else {
           const err105 = {
-            instancePath: instancePath + "/LOG_LEVEL",
-            schemaPath: "#/properties/LOG_LEVEL/type",
+            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
             vErrors = [err105];
@@ -2525,20 +2529,69 @@ function validate10(
       if (coerced36 !== undefined) {
         data36 = coerced36;
         if (data !== undefined) {
-          data["LOG_LEVEL"] = coerced36;
+          data["MAX_FUTURE_SECONDS"] = coerced36;
+        }
+      }
+    }
+    if (typeof data36 == "number" && isFinite(data36)) {
+      if (data36 < 1 || isNaN(data36)) {
+        const err106 = {
+          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err106];
+        } else {
+          vErrors.push(err106);
+        }
+        errors++;
+      }
+    }
+    let data37 = data.LOG_LEVEL;
+    if (typeof data37 !== "string") {
+      let dataType37 = typeof data37;
+      let coerced37 = undefined;
+      if (!(coerced37 !== undefined)) {
+        if (dataType37 == "number" || dataType37 == "boolean") {
+          coerced37 = "" + data37;
+        } else if (data37 === null) {
+          coerced37 = "";
+        } else {
+          const err107 = {
+            instancePath: instancePath + "/LOG_LEVEL",
+            schemaPath: "#/properties/LOG_LEVEL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err107];
+          } else {
+            vErrors.push(err107);
+          }
+          errors++;
+        }
+      }
+      if (coerced37 !== undefined) {
+        data37 = coerced37;
+        if (data !== undefined) {
+          data["LOG_LEVEL"] = coerced37;
         }
       }
     }
     if (!(
-      data36 === "trace" ||
-      data36 === "debug" ||
-      data36 === "info" ||
-      data36 === "warn" ||
-      data36 === "error" ||
-      data36 === "fatal" ||
-      data36 === "silent"
+      data37 === "trace" ||
+      data37 === "debug" ||
+      data37 === "info" ||
+      data37 === "warn" ||
+      data37 === "error" ||
+      data37 === "fatal" ||
+      data37 === "silent"
     )) {
-      const err106 = {
+      const err108 = {
         instancePath: instancePath + "/LOG_LEVEL",
         schemaPath: "#/properties/LOG_LEVEL/enum",
         keyword: "enum",
@@ -2546,14 +2599,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err106];
+        vErrors = [err108];
       } else {
-        vErrors.push(err106);
+        vErrors.push(err108);
       }
       errors++;
     }
   } else {
-    const err107 = {
+    const err109 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -2561,9 +2614,9 @@ function validate10(
       message: "must be object",
     };
     if (vErrors === null) {
-      vErrors = [err107];
+      vErrors = [err109];
     } else {
-      vErrors.push(err107);
+      vErrors.push(err109);
     }
     errors++;
   }
@@ -2601,6 +2654,7 @@ export const configVariables = [
   "PG_STATEMENT_TIMEOUT_MS",
   "PG_SSL",
   "PG_SSL_CA",
+  "RETENTION",
   "INGEST_API_KEYS",
   "CORS_ALLOWED_ORIGINS",
   "INGEST_AUTH",

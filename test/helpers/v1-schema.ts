@@ -25,7 +25,7 @@ const SQLITE_DDL = `CREATE TABLE metrics (
    CREATE INDEX metrics_name_time ON metrics (name, time_ms);
    CREATE INDEX metrics_time ON metrics (time_ms);`;
 
-const POSTGRES_DDL = `CREATE TABLE schema_migrations (
+export const V1_POSTGRES_DDL = `CREATE TABLE schema_migrations (
      version    integer     PRIMARY KEY,
      applied_at timestamptz NOT NULL DEFAULT now()
    );
@@ -101,7 +101,7 @@ export function fillV1Sqlite(path: string, envelopes: readonly Envelope[]): numb
 export async function fillV1Postgres(url: string, envelopes: readonly Envelope[]): Promise<number> {
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   try {
-    await pool.query(POSTGRES_DDL);
+    await pool.query(V1_POSTGRES_DDL);
     const rows = envelopes.flatMap(v1Rows).map((r) => ({
       dedup_key: r.dedupKey,
       name: r.name,

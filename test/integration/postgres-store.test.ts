@@ -46,6 +46,7 @@ function settings(url: string, more: Partial<Config["database"]> = {}): Config["
     pgStatementTimeoutMs: 10_000,
     pgSsl: "disable",
     pgSslCa: undefined,
+    retentionMs: undefined,
     ...more,
   };
 }
