@@ -11,7 +11,7 @@ import { seriesRowKeys } from "../../shared/series-identity.ts";
 import { measurementTimeMs } from "../../shared/timestamp.ts";
 import { endPool } from "../../worker/end-pool.ts";
 
-const SQLITE_DDL = `CREATE TABLE metrics (
+const SQLITE_DDL = `CREATE TABLE IF NOT EXISTS metrics (
      id          INTEGER PRIMARY KEY,
      dedup_key   TEXT    NOT NULL UNIQUE,
      name        TEXT,
@@ -22,15 +22,15 @@ const SQLITE_DDL = `CREATE TABLE metrics (
      metric      TEXT    NOT NULL,
      msg_id      TEXT    NOT NULL
    );
-   CREATE INDEX metrics_name_time ON metrics (name, time_ms);
-   CREATE INDEX metrics_time ON metrics (time_ms);`;
+   CREATE INDEX IF NOT EXISTS metrics_name_time ON metrics (name, time_ms);
+   CREATE INDEX IF NOT EXISTS metrics_time ON metrics (time_ms);`;
 
 export const V1_POSTGRES_DDL = `CREATE TABLE schema_migrations (
      version    integer     PRIMARY KEY,
      applied_at timestamptz NOT NULL DEFAULT now()
    );
    INSERT INTO schema_migrations (version) VALUES (1);
-   CREATE TABLE metrics (
+   CREATE TABLE IF NOT EXISTS metrics (
      id          bigserial        PRIMARY KEY,
      dedup_key   text             NOT NULL UNIQUE,
      name        text,
@@ -98,10 +98,14 @@ export function fillV1Sqlite(path: string, envelopes: readonly Envelope[]): numb
 }
 
 /** Stores the envelopes in a version 1 PostgreSQL database at `url`; resolves to the rows added. */
-export async function fillV1Postgres(url: string, envelopes: readonly Envelope[]): Promise<number> {
+export async function fillV1Postgres(
+  url: string,
+  envelopes: readonly Envelope[],
+  createSchema = true,
+): Promise<number> {
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   try {
-    await pool.query(V1_POSTGRES_DDL);
+    if (createSchema) await pool.query(V1_POSTGRES_DDL);
     const rows = envelopes.flatMap(v1Rows).map((r) => ({
       dedup_key: r.dedupKey,
       name: r.name,
