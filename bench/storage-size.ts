@@ -119,7 +119,7 @@ async function sqliteNew(dir: string): Promise<{ bytes: number; seconds: number;
   };
 }
 
-async function sqliteOld(dir: string): Promise<number> {
+function sqliteOld(dir: string): number {
   const path = join(dir, "old.db");
   let chunk: Envelope[] = [];
   for (const envelope of envelopes()) {
@@ -267,7 +267,7 @@ async function victoriaMetrics(dir: string): Promise<number | undefined> {
     await sleep(2000);
     await fetch(`${base}/internal/force_merge`);
     await sleep(5000);
-    return dirBytes(data);
+    return await dirBytes(data);
   } finally {
     child.kill("SIGINT");
     await new Promise((resolve) => child.once("exit", resolve));
@@ -280,7 +280,7 @@ try {
     `${total.toLocaleString("en")} samples: ${SERIES} series × ${PER_SERIES} samples, every ${STEP_MS / 1000} s\n`,
   );
   const sqlite = await sqliteNew(dir);
-  const sqliteV1 = await sqliteOld(dir);
+  const sqliteV1 = sqliteOld(dir);
   const postgres = await postgresNew();
   const postgresV1 = await postgresOld();
   const vm = await victoriaMetrics(dir);
