@@ -7,6 +7,7 @@ import {
 } from "nats";
 import { maxPayloadOf, type ConnectionProvider } from "../../shared/nats-connection.ts";
 import { ApiError } from "../http/errors.ts";
+import { natsErrorKind } from "../../shared/nats-errors.ts";
 
 /** What JetStream said about a stored message. */
 export interface PublishReceipt {
@@ -108,31 +109,27 @@ export function receiptOf(ack: Pick<PubAck, "stream" | "seq" | "duplicate">): Pu
 
 /** Maps what a failed publish threw to the API's errors; every one of them is retryable. */
 export function publishError(err: unknown): ApiError {
-  if (!(err instanceof NatsError)) {
-    return new ApiError("nats_unavailable", "The message broker did not take the message.", {
-      cause: err,
-    });
+  const kind = err instanceof NatsError ? natsErrorKind(err) : "other";
+  switch (kind) {
+    // JetStream refuses a message when the stream is at a limit and its discard policy is "new".
+    case "stream_full":
+      return new ApiError("stream_full", "The stream is full; retry after the backlog drains.", {
+        cause: err,
+      });
+    case "timeout":
+      return new ApiError(
+        "publish_timeout",
+        "The broker did not acknowledge the message in time.",
+        { cause: err },
+      );
+    // No stream listens on the subject.
+    case "no_responders":
+      return new ApiError("stream_unavailable", "No stream takes these metrics yet.", {
+        cause: err,
+      });
+    default:
+      return new ApiError("nats_unavailable", "The message broker did not take the message.", {
+        cause: err,
+      });
   }
-  const e = err;
-  const apiCode = e.api_error?.err_code;
-  // JetStream refuses a message when the stream is at a limit and its discard policy is "new".
-  if (
-    apiCode === 10077 ||
-    /maximum (messages|bytes) exceeded|resource limits exceeded/i.test(e.message)
-  ) {
-    return new ApiError("stream_full", "The stream is full; retry after the backlog drains.", {
-      cause: err,
-    });
-  }
-  if (e.code === "TIMEOUT") {
-    return new ApiError("publish_timeout", "The broker did not acknowledge the message in time.", {
-      cause: err,
-    });
-  }
-  if (e.code === "503") {
-    return new ApiError("stream_unavailable", "No stream takes these metrics yet.", { cause: err });
-  }
-  return new ApiError("nats_unavailable", "The message broker did not take the message.", {
-    cause: err,
-  });
 }

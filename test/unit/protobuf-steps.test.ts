@@ -1,5 +1,6 @@
 import { gunzipSync } from "node:zlib";
-import { fromBinary, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { runToEnd } from "../../shared/cooperative.ts";
@@ -20,6 +21,51 @@ function outcome(decode: () => unknown): unknown {
     return { value: decode() };
   } catch {
     return "refused";
+  }
+}
+
+/**
+ * Whether an element of a list that fromBinaryInSteps takes apart (repeated message fields, to
+ * `depth` levels) holds bytes that do not end on a field's boundary.
+ */
+function overrunsNestedLength(
+  bytes: Uint8Array,
+  schema: DescMessage = ExportMetricsServiceRequestSchema,
+  depth = OTLP.depth,
+): boolean {
+  const reader = new BinaryReader(bytes);
+  try {
+    while (reader.pos < reader.len) {
+      const [number, wireType] = reader.tag();
+      const field = schema.fields.find((f) => f.number === number);
+      const list =
+        depth > 0 && field?.fieldKind === "list" && field.listKind === "message"
+          ? field
+          : undefined;
+      if (list === undefined || wireType !== WireType.LengthDelimited) {
+        reader.skip(wireType, number);
+        continue;
+      }
+      const inner = reader.bytes();
+      if (fieldsOverrun(inner) || overrunsNestedLength(inner, list.message, depth - 1)) return true;
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+/** Whether the bytes do not end on a field's boundary. */
+function fieldsOverrun(bytes: Uint8Array): boolean {
+  const reader = new BinaryReader(bytes);
+  try {
+    while (reader.pos < reader.len) {
+      const [number, wireType] = reader.tag();
+      reader.skip(wireType, number);
+    }
+    return false;
+  } catch {
+    return true;
   }
 }
 
@@ -52,7 +98,10 @@ describe("fromBinaryInSteps", () => {
     expect(pauses).toBe(8);
   });
 
-  it("decodes or refuses anything as fromBinary does", () => {
+  // protobuf-es reads a nested message's fields on past the length that message declared
+  // (its reader has no bound per message); taken apart element by element, each element is read
+  // within its own bytes, so such a body is refused. Anything else decodes or fails alike.
+  it("decodes anything as fromBinary does, refusing what it refuses and more only when a nested message overruns its length", () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat({ max: otlp.length - 1 }), fc.integer({ min: 0, max: 255 })), {
@@ -63,22 +112,37 @@ describe("fromBinaryInSteps", () => {
         (changes, cut) => {
           const bytes = otlp.slice(0, Math.max(cut, 1));
           for (const [at, value] of changes) if (at < bytes.length) bytes[at] = value;
-          expect(
-            outcome(() =>
-              runToEnd(fromBinaryInSteps(ExportMetricsServiceRequestSchema, bytes, OTLP)),
-            ),
-          ).toEqual(
-            outcome(() =>
-              fromBinary(ExportMetricsServiceRequestSchema, bytes, {
-                readUnknownFields: false,
-                recursionLimit: 100,
-              }),
-            ),
+          const stepwise = outcome(() =>
+            runToEnd(fromBinaryInSteps(ExportMetricsServiceRequestSchema, bytes, OTLP)),
           );
+          const whole = outcome(() =>
+            fromBinary(ExportMetricsServiceRequestSchema, bytes, {
+              readUnknownFields: false,
+              recursionLimit: 100,
+            }),
+          );
+          if (stepwise === "refused" && whole !== "refused") {
+            expect(overrunsNestedLength(bytes)).toBe(true);
+          } else {
+            expect(stepwise).toEqual(whole);
+          }
         },
       ),
       { numRuns: 500 },
     );
+  });
+
+  it("refuses a resource whose field runs past the resource's own length", () => {
+    // resourceMetrics (field 1) of 1 byte holding only the tag of its resource (field 1, bytes):
+    // the resource's length byte lies outside the element.
+    const bytes = new Uint8Array([0x0a, 0x01, 0x0a, 0x00]);
+    expect(() =>
+      fromBinary(ExportMetricsServiceRequestSchema, bytes, { readUnknownFields: false }),
+    ).not.toThrow();
+    expect(overrunsNestedLength(bytes)).toBe(true);
+    expect(() =>
+      runToEnd(fromBinaryInSteps(ExportMetricsServiceRequestSchema, bytes, OTLP)),
+    ).toThrow();
   });
 });
 
