@@ -17,7 +17,7 @@ import type { Envelope } from "../shared/envelope.ts";
 import { endPool } from "../worker/end-pool.ts";
 import { createTestDatabase } from "../test/helpers/postgres.ts";
 import { rowsOfEnvelope, type MetricRow } from "../worker/metric-rows.ts";
-import { openPostgresStore } from "../worker/postgres-store.ts";
+import { V1_POSTGRES_DDL } from "../test/helpers/v1-schema.ts";
 
 const SIZES = [
   { rows: 500, repetitions: 40 },
@@ -30,8 +30,9 @@ const MAX_ROWS_PER_VALUES = Math.floor(65_535 / 8);
 
 type Method = (client: pg.PoolClient, table: string, rows: readonly MetricRow[]) => Promise<number>;
 
+// The methods are compared on schema version 1's wide rows, as they were measured then.
 const paramsOf = (r: MetricRow) => [
-  r.dedupKey,
+  `${r.series}/${r.timeMs}`,
   r.name,
   r.value,
   // As ISO text, which PostgreSQL reads exactly: to_timestamp(ms / 1000) is off by microseconds
@@ -39,7 +40,7 @@ const paramsOf = (r: MetricRow) => [
   new Date(r.timeMs).toISOString(),
   new Date(r.receivedMs).toISOString(),
   r.tags,
-  r.metric,
+  JSON.stringify({ name: r.name, value: r.value, tags: JSON.parse(r.tags) as unknown }),
   r.msgId,
 ];
 const columnsOf = (rows: readonly MetricRow[]) =>
@@ -206,15 +207,9 @@ async function main(): Promise<void> {
   }
   const pool = new pg.Pool({ connectionString: database.url, max: 1 });
   try {
-    // The store creates the real table; each method gets a copy with the same indexes.
-    const store = await openPostgresStore({
-      url: database.url,
-      pgPoolMax: 1,
-      pgStatementTimeoutMs: 60_000,
-      pgSsl: "disable",
-      pgSslCa: undefined,
-    });
-    await store.close();
+    // Schema version 1's wide table, as these methods were measured on; each method gets a copy
+    // with the same indexes.
+    await pool.query(V1_POSTGRES_DDL);
     for (const m of methods) {
       await pool.query(`CREATE TABLE ${m.table} (LIKE metrics INCLUDING ALL)`);
     }

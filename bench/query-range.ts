@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { connect } from "nats";
+import { seriesKey } from "../shared/series-identity.ts";
 import { ensureStreams } from "../shared/stream-setup.ts";
 import { isolated } from "../test/helpers/isolated.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
@@ -37,17 +38,20 @@ function* rows(): Generator<MetricRow[]> {
   let batch: MetricRow[] = [];
   for (let s = 0; s < SERIES; s++) {
     const name = `bench.metric_${s % NAMES}`;
-    const tags = JSON.stringify({ host: `host-${s}`, region: "eu-west-1" });
+    const tagObject = { host: `host-${s}`, region: "eu-west-1" };
+    const tags = JSON.stringify(tagObject);
+    const series = seriesKey(name, tagObject);
     for (let j = 0; j < SAMPLES; j++) {
       const timeMs = now - (SAMPLES - j) * INTERVAL_MS;
       batch.push({
-        dedupKey: `${s}/${j}`,
+        series,
         name,
         value: (s * 31 + j) % 1000,
         timeMs,
         receivedMs: timeMs,
         tags,
-        metric: "{}",
+        attributes: null,
+        extra: null,
         msgId: "bench",
       });
       if (batch.length === BATCH) {

@@ -27,8 +27,19 @@ const messages = await consumer.consume({
 
 /** The bench's own envelopes, or a raw request body `{"data": …}` as the raw server sent it. */
 function envelopeOf(msg: JsMsg): Envelope {
-  const parsed = JSON.parse(new TextDecoder().decode(msg.data)) as Envelope | { data: unknown };
+  const parsed = JSON.parse(new TextDecoder().decode(msg.data)) as
+    | Envelope
+    | (Omit<Envelope, "metrics"> & { groups: { tags?: object; metrics: Envelope["metrics"] }[] })
+    | { data: unknown };
   if ("metrics" in parsed) return parsed;
+  // Version 3: metrics in groups sharing their tags.
+  if ("groups" in parsed) {
+    const { groups, ...rest } = parsed;
+    const metrics = groups.flatMap((g) =>
+      g.metrics.map((m) => (g.tags === undefined ? m : { ...m, tags: { ...g.tags, ...m.tags } })),
+    );
+    return { ...rest, metrics };
+  }
   return {
     key: "message",
     id: msg.headers?.get("Nats-Msg-Id") ?? String(msg.seq),

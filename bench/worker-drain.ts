@@ -40,21 +40,29 @@ export interface DrainRow {
 /** Publishes `messages` envelopes of `perMessage` metrics, 256 awaited acks in flight. */
 async function fill(nats: BenchNats, messages: number, perMessage: number): Promise<void> {
   const js = nats.nc.jetstream();
-  const metrics = Array.from({ length: perMessage }, (_, i) => ({
-    name: "bench.cpu",
-    value: i + 0.5,
-    tags: { host: `web-${i % 8}` },
+  // Each message one sample of `perMessage` series, a millisecond after the previous message's:
+  // a sample's identity is its series and time, so every metric is a sample of its own.
+  const tags = Array.from({ length: perMessage }, (_, i) => ({
+    host: `web-${i % 8}`,
+    core: String(i),
   }));
+  const start = Date.now() - messages;
   const run = `${Date.now()}`;
   let next = 0;
   async function lane() {
     while (next < messages) {
-      const id = `${run}-${next++}`;
+      const n = next++;
+      const id = `${run}-${n}`;
       const data = encodeEnvelope({
         id,
         receivedAt: Date.now(),
         key: "message",
-        metrics,
+        metrics: tags.map((t, i) => ({
+          name: "bench.cpu",
+          value: i + 0.5,
+          timestamp: start + n,
+          tags: t,
+        })),
       });
       await js.publish("metrics.json", data, { msgID: id });
     }

@@ -53,6 +53,7 @@ export const ConfigEnv = Type.Object({
   PG_SSL_CA: Type.Optional(Type.String({ minLength: 1 })),
   REMOTE_WRITE_BEARER_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   REMOTE_WRITE_CA: Type.Optional(Type.String({ minLength: 1 })),
+  RETENTION: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,5}[hdwy]$" })),
   INGEST_API_KEYS: Type.Optional(Type.String()),
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   INGEST_AUTH: Type.Optional(oneOf(["none", "local", "required"] as const)),

@@ -60,6 +60,8 @@ export interface Config {
     readonly remoteWriteBearerToken?: string | undefined;
     /** For `remote-write+https://…`: PEM of the CA that signed the receiver's certificate. */
     readonly remoteWriteCa?: string | undefined;
+    /** How long samples are kept (`RETENTION`), in milliseconds; undefined: for ever. */
+    readonly retentionMs: number | undefined;
   };
   readonly ingest: {
     /** `INGEST_API_KEYS` entries, each with its `@scopes` (see api-keys.ts). */
@@ -185,6 +187,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       pgSslCa: e.PG_SSL_CA,
       remoteWriteBearerToken: e.REMOTE_WRITE_BEARER_TOKEN,
       remoteWriteCa: e.REMOTE_WRITE_CA,
+      retentionMs: e.RETENTION === undefined ? undefined : durationMs(e.RETENTION),
     },
     ingest: {
       apiKeys,
@@ -225,6 +228,12 @@ function isCertificate(pem: string): boolean {
   }
 }
 
+/** Milliseconds of a `RETENTION` value: a number and a unit, h, d, w or y (365 days). */
+function durationMs(text: string): number {
+  const units = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000, y: 365 * 86_400_000 };
+  return Number(text.slice(0, -1)) * units[text.slice(-1) as keyof typeof units];
+}
+
 function listOf(text: string): string[] {
   return text
     .split(",")
@@ -237,6 +246,7 @@ function listOf(text: string): string[] {
 const PATTERN_HINTS: Readonly<Record<string, string>> = {
   DATABASE_URL:
     "must be sqlite:<path of a file>, postgres://user:password@host:port/database or remote-write+http(s)://host:port/path",
+  RETENTION: "must be a number and a unit, h, d, w or y (e.g. 30d)",
 };
 
 function envProblems(errors: readonly ErrorObject[]): string[] {

@@ -102,3 +102,16 @@ class SeriesHashes {
 export function seriesMessageId(pointIds: readonly string[]): string {
   return `s:${createHash("sha256").update(pointIds.join("\n"), "utf8").digest("base64url")}`;
 }
+
+/**
+ * The key of a metric's series in the stores' `series` table: a digest of the same canonical
+ * form as `seriesRowKey` uses up to the time, `[name, sorted tag entries]`, so that tags in any
+ * order, or spread over a version 3 group and its metric, name one series.
+ */
+export function seriesKey(name: string | null, tags: Readonly<Record<string, string>>): string {
+  const sorted = Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash("sha256")
+    .update(`[${JSON.stringify(name)},${JSON.stringify(sorted)}]`, "utf8")
+    .digest("base64url")
+    .slice(0, 22);
+}

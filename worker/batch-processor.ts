@@ -13,6 +13,8 @@ export interface BatchOutcome {
   readonly rows: number;
   /** Rows the commit added; fewer than `rows` when some were stored before (a redelivery). */
   readonly rowsAdded: number;
+  /** Metrics of the stored messages measured before the retention window: not stored. */
+  readonly expired: number;
   /** The reason of each message dead-lettered. */
   readonly deadLettered: readonly DeadLetterReason[];
   /** Messages handed back for a later delivery because the database failed. */
@@ -28,6 +30,10 @@ export interface BatchProcessorOptions {
   readonly deadLetter: DeadLetterSender;
   readonly maxDeliver: number;
   readonly logger: Logger;
+  /** `RETENTION` in milliseconds: metrics measured longer ago are not stored. */
+  readonly retentionMs?: number | undefined;
+  /** The clock the retention window is measured by. */
+  readonly now?: () => number;
 }
 
 /**
@@ -98,6 +104,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       stored,
       rows,
       rowsAdded: refusal.rowsAdded,
+      expired: 0,
       deadLettered,
       retried: 0,
       storeError: undefined,
@@ -111,6 +118,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       stored: 0,
       rows: 0,
       rowsAdded: 0,
+      expired: 0,
       deadLettered,
       retried: 0,
       storeError: undefined,
@@ -124,15 +132,26 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     }
     if (storable.length === 0) return nothingStored;
 
+    let expired = 0;
+    if (options.retentionMs !== undefined) {
+      // Retention would delete them at its next run: they are acked without being stored. Each
+      // message keeps its own rows, so that a store's refusal by row index finds its message.
+      const cutoff = (options.now ?? Date.now)() - options.retentionMs;
+      for (const item of storable) {
+        const kept = item.rows.filter((r) => r.timeMs >= cutoff);
+        expired += item.rows.length - kept.length;
+        item.rows = kept;
+      }
+    }
     const rows = storable.flatMap((s) => s.rows);
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
     let rowsAdded: number;
     try {
-      rowsAdded = await store.insert(rows);
+      rowsAdded = rows.length === 0 ? 0 : await store.insert(rows);
     } catch (err) {
       if (err instanceof RejectedRows) {
-        return settleRejected(storable, err, deadLettered, elapsed());
+        return { ...(await settleRejected(storable, err, deadLettered, elapsed())), expired };
       }
       const storeError = err instanceof Error ? err : new Error(String(err));
       let retried = 0;
@@ -157,6 +176,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       stored: storable.length,
       rows: rows.length,
       rowsAdded,
+      expired,
       storeSeconds,
     };
   };

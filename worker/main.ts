@@ -21,6 +21,7 @@ import { watchExhaustedMessages } from "./exhausted-messages.ts";
 import { openQueryStore } from "./open-query-store.ts";
 import { openStore } from "./open-store.ts";
 import { startQueryService } from "./query-service.ts";
+import { startRetention } from "./retention.ts";
 import { startWorkerHttp } from "./worker-http.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./worker-metrics.ts";
 
@@ -80,6 +81,12 @@ async function main(): Promise<void> {
     },
   });
   logger.info({ database: config.database.url.split(":")[0] }, "database ready");
+  if (store.migrated !== undefined) {
+    logger.info(
+      store.migrated,
+      "moved the rows of schema version 1 into series and samples (collapsed: rows of an identity stored before)",
+    );
+  }
 
   const nc = await connectNats(config);
   const jsm = await jetStreamManagerOf(nc, config.nats.servers.join(","));
@@ -110,6 +117,7 @@ async function main(): Promise<void> {
     deadLetter: createDeadLetterSender(js, config.stream),
     maxDeliver: config.consumer.maxDeliver,
     logger,
+    retentionMs: config.database.retentionMs,
   });
   const advisories = watchExhaustedMessages({
     nc,
@@ -138,6 +146,7 @@ async function main(): Promise<void> {
       if (outcome.storeSeconds !== undefined) metrics.storeSeconds.observe(outcome.storeSeconds);
       metrics.metricsStored.inc(outcome.rowsAdded);
       metrics.metricsDuplicate.inc(outcome.rows - outcome.rowsAdded);
+      metrics.metricsExpired.inc(outcome.expired);
       metrics.messagesStored.inc(outcome.stored);
       metrics.messagesFailed.inc(outcome.retried);
       for (const reason of outcome.deadLettered) metrics.messagesDeadLettered.inc({ reason });
@@ -176,6 +185,18 @@ async function main(): Promise<void> {
   }).catch((err: unknown) => {
     throw listenStartupError(err, { port, portVariable: "WORKER_HTTP_PORT" }) ?? err;
   });
+  const retentionMs = config.database.retentionMs;
+  const retention =
+    retentionMs === undefined
+      ? undefined
+      : startRetention({
+          store,
+          retentionMs,
+          logger,
+          onDeleted: (samples) => {
+            metrics.samplesDeleted.inc(samples);
+          },
+        });
   logger.info({ stream: config.stream.name, consumer: config.consumer.name }, "worker started");
 
   onStopSignals(logger, async (signal) => {
@@ -189,6 +210,7 @@ async function main(): Promise<void> {
     await queryService?.stop();
     await nc.drain();
     await http.close();
+    await retention?.stop();
     await queries?.close();
     await store.close();
     logger.info("stopped");

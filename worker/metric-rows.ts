@@ -1,18 +1,16 @@
-import { runToEnd } from "../shared/cooperative.ts";
 import type { Envelope } from "../shared/envelope.ts";
 import type { Metric } from "../shared/metric-schema.ts";
-import { seriesRowKeys } from "../shared/series-identity.ts";
+import { seriesKey } from "../shared/series-identity.ts";
 import { measurementTimeMs } from "../shared/timestamp.ts";
 
-/** One row of the `metrics` table. */
+/** One sample to store, with what its series is made of. */
 export interface MetricRow {
   /**
-   * The row's identity, unique in the table: `<message id>/<index in the message>` for the JSON
-   * API, a digest of the series and timestamp for the agent protocols (`shared/series-identity.ts`).
-   * A redelivered message, or an agent's retried batch, yields the same keys, so storing it again
-   * adds nothing.
+   * The key of its series (`shared/series-identity.ts`): a digest of its name and tags. The
+   * sample's identity is this key and `timeMs`, for every protocol: a redelivered message, an
+   * agent's retried batch, the same sample sent again in any message, adds nothing.
    */
-  readonly dedupKey: string;
+  readonly series: string;
   readonly name: string | null;
   readonly value: number;
   /** When the metric was measured: its own timestamp, else when its request was received. */
@@ -20,37 +18,122 @@ export interface MetricRow {
   readonly receivedMs: number;
   /** The tags as a JSON object (`{}` when there were none). */
   readonly tags: string;
-  /** The metric exactly as sent, as JSON. */
-  readonly metric: string;
+  /**
+   * What an agent protocol says of the whole series, as JSON with its keys sorted
+   * (`canonicalJson`: the `influx` object's org, bucket, measurement, field and type; OTLP's
+   * kind, unit, temporality and monotonic), or null.
+   */
+  readonly attributes: string | null;
+  /** The metric's other fields, as JSON, or null when it has none (most metrics). */
+  readonly extra: string | null;
   readonly msgId: string;
 }
 
+/** The fields an agent protocol gives every point of a series alike. */
+const SERIES_FIELDS = new Set(["kind", "unit", "temporality", "monotonic"]);
+/** The fields of every metric that have columns of their own. */
+const COLUMNS = new Set(["name", "value", "timestamp", "tags"]);
+
 /**
  * The rows of a message's metrics. The work that depends only on a series is done once for all
- * its points: its part of the row key's digest, and its tags' JSON (the points of a series, or
- * of a version 3 group, share one tags object).
+ * its points: its key and its tags' JSON (the points of a series, or of a version 3 group,
+ * share one tags object).
  */
 export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
   const { id, receivedAt, key, metrics } = envelope;
-  const seriesKeys = key === "series" ? runToEnd(seriesRowKeys(metrics, receivedAt)) : undefined;
-  const tagsJson = new WeakMap<object, string>();
-  const tagsOf = (metric: Metric) => {
-    if (metric.tags === undefined) return "{}";
-    let json = tagsJson.get(metric.tags);
-    if (json === undefined) {
-      json = JSON.stringify(metric.tags);
-      tagsJson.set(metric.tags, json);
+  type Series = { key: string; tags: string };
+  const bySeries = new WeakMap<object, Map<string | null, Series>>();
+  const untagged = new Map<string | null, Series>();
+  const seriesOf = (metric: Metric) => {
+    const name = metric.name ?? null;
+    let byName = untagged;
+    if (metric.tags !== undefined) {
+      byName = bySeries.get(metric.tags) ?? new Map<string | null, Series>();
+      bySeries.set(metric.tags, byName);
     }
-    return json;
+    let series = byName.get(name);
+    if (series === undefined) {
+      const tags = metric.tags ?? {};
+      series = { key: seriesKey(name, tags), tags: JSON.stringify(tags) };
+      byName.set(name, series);
+    }
+    return series;
   };
-  return metrics.map((metric, index) => ({
-    dedupKey: seriesKeys?.[index] ?? `${id}/${index}`,
-    name: metric.name ?? null,
-    value: metric.value,
-    timeMs: measurementTimeMs(metric.timestamp, receivedAt),
-    receivedMs: receivedAt,
-    tags: tagsOf(metric),
-    metric: JSON.stringify(metric),
-    msgId: id,
-  }));
+  return metrics.map((metric) => {
+    const series = seriesOf(metric);
+    const { attributes, extra } = fieldsOf(metric, key === "series");
+    return {
+      series: series.key,
+      name: metric.name ?? null,
+      value: metric.value,
+      timeMs: measurementTimeMs(metric.timestamp, receivedAt),
+      receivedMs: receivedAt,
+      tags: series.tags,
+      attributes,
+      extra,
+      msgId: id,
+    };
+  });
+}
+
+/**
+ * A metric's fields beyond its columns: those an agent protocol gives a whole series, and the
+ * rest, each as JSON or null. A JSON API metric's fields are all its own (its sender decides
+ * what they mean); an `influx` object's `text` (a string field's value) is the sample's.
+ */
+export function fieldsOf(
+  metric: Metric,
+  agent: boolean,
+): { attributes: string | null; extra: string | null } {
+  let attributes: Record<string, unknown> | undefined;
+  let extra: Record<string, unknown> | undefined;
+  for (const [field, value] of Object.entries(metric)) {
+    if (COLUMNS.has(field)) continue;
+    if (agent && field === "influx" && isObject(value)) {
+      const { text, ...series } = value;
+      (attributes ??= {})[field] = series;
+      if (text !== undefined) (extra ??= {})[field] = { text };
+    } else if (agent && SERIES_FIELDS.has(field)) {
+      (attributes ??= {})[field] = value;
+    } else {
+      // defineProperty: a field named __proto__ is data like any other.
+      Object.defineProperty((extra ??= {}), field, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  return {
+    attributes: attributes === undefined ? null : canonicalJson(attributes),
+    extra: extra === undefined ? null : JSON.stringify(extra),
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A sample's `extra` as stored: its own fields, plus its attributes under `attributes` when they
+ * differ from those its series was stored with (an agent that changed a series' unit, say), so
+ * that nothing it was sent with is lost.
+ */
+export function extraBeside(row: MetricRow, seriesAttributes: string | null): string | null {
+  if (row.attributes === seriesAttributes) return row.extra;
+  const own = row.extra === null ? {} : (JSON.parse(row.extra) as Record<string, unknown>);
+  return JSON.stringify({ ...own, attributes: JSON.parse(row.attributes ?? "null") as unknown });
+}
+
+/**
+ * JSON with every object's keys sorted, so that the same attributes compare equal as text
+ * whoever wrote them (PostgreSQL's jsonb gives keys back in an order of its own).
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === "object" && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }

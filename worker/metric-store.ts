@@ -6,13 +6,29 @@ import type { MetricRow } from "./metric-rows.ts";
  */
 export interface MetricStore {
   /**
-   * Stores the rows in one transaction, skipping any whose `dedupKey` is already stored, and
-   * resolves only once that transaction committed. Resolves to the number of rows added.
+   * Stores the rows in one transaction, skipping any whose identity (series and time) is already
+   * stored, and resolves only once that transaction committed. Resolves to the number of rows
+   * added.
    */
   insert(rows: readonly MetricRow[]): Promise<number>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Deletes the samples measured before `cutoffMs`, without holding up inserts for long;
+   * resolves to how many were deleted (PostgreSQL: of the partitions dropped). Stores that keep
+   * no samples of their own leave it out.
+   */
+  enforceRetention?(cutoffMs: number): Promise<number>;
+  /** What opening the store migrated from an older schema, when it did. */
+  readonly migrated?: Migrated | undefined;
+}
+
+/** Rows of an older schema moved into the current one when the store was opened. */
+export interface Migrated {
+  readonly rows: number;
+  /** Rows that had the same identity (series and time) as one moved before them. */
+  readonly collapsed: number;
 }
 
 /** What a store may be told when opened; a store without the thing named ignores it. */

@@ -7,6 +7,10 @@ export interface WorkerMetrics {
   readonly metricsStored: Counter;
   /** Metrics found stored already (a redelivered message): idempotent no-ops. */
   readonly metricsDuplicate: Counter;
+  /** Metrics measured before the retention window when they arrived: not stored. */
+  readonly metricsExpired: Counter;
+  /** Samples deleted by retention. */
+  readonly samplesDeleted: Counter;
   /** Messages whose metrics are committed and that were acked. */
   readonly messagesStored: Counter;
   /** Messages handed back for a later delivery because the database failed. */
@@ -63,6 +67,16 @@ export function createWorkerMetrics(
     metricsDuplicate: new Counter({
       name: "worker_metrics_duplicate_total",
       help: "Metrics of redelivered messages that were stored already, and so added no row.",
+      registers,
+    }),
+    metricsExpired: new Counter({
+      name: "worker_metrics_expired_total",
+      help: "Metrics older than RETENTION when they arrived, and so not stored.",
+      registers,
+    }),
+    samplesDeleted: new Counter({
+      name: "worker_samples_deleted_total",
+      help: "Samples deleted by retention (PostgreSQL: as estimated for the partitions dropped).",
       registers,
     }),
     messagesStored: new Counter({

@@ -89,6 +89,7 @@ const schema11 = {
     PG_SSL_CA: { minLength: 1, type: "string" },
     REMOTE_WRITE_BEARER_TOKEN: { minLength: 1, type: "string" },
     REMOTE_WRITE_CA: { minLength: 1, type: "string" },
+    RETENTION: { pattern: "^[1-9][0-9]{0,5}[hdwy]$", type: "string" },
     INGEST_API_KEYS: { type: "string" },
     CORS_ALLOWED_ORIGINS: { type: "string" },
     INGEST_AUTH: { type: "string", enum: ["none", "local", "required"] },
@@ -107,6 +108,7 @@ const func2 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]{1,64}$", "u");
 const pattern4 = new RegExp("^\\d+(,\\d+)*$", "u");
 const pattern5 = new RegExp("^(sqlite:|postgres(ql)?://|remote-write\\+https?://)", "u");
+const pattern6 = new RegExp("^[1-9][0-9]{0,5}[hdwy]$", "u");
 function validate10(
   data,
   { instancePath = "", parentData, parentDataProperty, rootData = data } = {},
@@ -2268,8 +2270,8 @@ function validate10(
         }
       }
     }
-    if (data.INGEST_API_KEYS !== undefined) {
-      let data31 = data.INGEST_API_KEYS;
+    if (data.RETENTION !== undefined) {
+      let data31 = data.RETENTION;
       if (typeof data31 !== "string") {
         let dataType31 = typeof data31;
         let coerced31 = undefined;
@@ -2280,8 +2282,8 @@ function validate10(
             coerced31 = "";
           } else {
             const err96 = {
-              instancePath: instancePath + "/INGEST_API_KEYS",
-              schemaPath: "#/properties/INGEST_API_KEYS/type",
+              instancePath: instancePath + "/RETENTION",
+              schemaPath: "#/properties/RETENTION/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2297,13 +2299,30 @@ function validate10(
         if (coerced31 !== undefined) {
           data31 = coerced31;
           if (data !== undefined) {
-            data["INGEST_API_KEYS"] = coerced31;
+            data["RETENTION"] = coerced31;
           }
         }
       }
+      if (typeof data31 === "string") {
+        if (!pattern6.test(data31)) {
+          const err97 = {
+            instancePath: instancePath + "/RETENTION",
+            schemaPath: "#/properties/RETENTION/pattern",
+            keyword: "pattern",
+            params: { pattern: "^[1-9][0-9]{0,5}[hdwy]$" },
+            message: 'must match pattern "' + "^[1-9][0-9]{0,5}[hdwy]$" + '"',
+          };
+          if (vErrors === null) {
+            vErrors = [err97];
+          } else {
+            vErrors.push(err97);
+          }
+          errors++;
+        }
+      }
     }
-    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
-      let data32 = data.CORS_ALLOWED_ORIGINS;
+    if (data.INGEST_API_KEYS !== undefined) {
+      let data32 = data.INGEST_API_KEYS;
       if (typeof data32 !== "string") {
         let dataType32 = typeof data32;
         let coerced32 = undefined;
@@ -2313,43 +2332,9 @@ function validate10(
           } else if (data32 === null) {
             coerced32 = "";
           } else {
-            const err97 = {
-              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
-              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
-              keyword: "type",
-              params: { type: "string" },
-              message: "must be string",
-            };
-            if (vErrors === null) {
-              vErrors = [err97];
-            } else {
-              vErrors.push(err97);
-            }
-            errors++;
-          }
-        }
-        if (coerced32 !== undefined) {
-          data32 = coerced32;
-          if (data !== undefined) {
-            data["CORS_ALLOWED_ORIGINS"] = coerced32;
-          }
-        }
-      }
-    }
-    if (data.INGEST_AUTH !== undefined) {
-      let data33 = data.INGEST_AUTH;
-      if (typeof data33 !== "string") {
-        let dataType33 = typeof data33;
-        let coerced33 = undefined;
-        if (!(coerced33 !== undefined)) {
-          if (dataType33 == "number" || dataType33 == "boolean") {
-            coerced33 = "" + data33;
-          } else if (data33 === null) {
-            coerced33 = "";
-          } else {
             const err98 = {
-              instancePath: instancePath + "/INGEST_AUTH",
-              schemaPath: "#/properties/INGEST_AUTH/type",
+              instancePath: instancePath + "/INGEST_API_KEYS",
+              schemaPath: "#/properties/INGEST_API_KEYS/type",
               keyword: "type",
               params: { type: "string" },
               message: "must be string",
@@ -2362,71 +2347,88 @@ function validate10(
             errors++;
           }
         }
-        if (coerced33 !== undefined) {
-          data33 = coerced33;
+        if (coerced32 !== undefined) {
+          data32 = coerced32;
           if (data !== undefined) {
-            data["INGEST_AUTH"] = coerced33;
+            data["INGEST_API_KEYS"] = coerced32;
           }
         }
       }
-      if (!(data33 === "none" || data33 === "local" || data33 === "required")) {
-        const err99 = {
+    }
+    if (data.CORS_ALLOWED_ORIGINS !== undefined) {
+      let data33 = data.CORS_ALLOWED_ORIGINS;
+      if (typeof data33 !== "string") {
+        let dataType33 = typeof data33;
+        let coerced33 = undefined;
+        if (!(coerced33 !== undefined)) {
+          if (dataType33 == "number" || dataType33 == "boolean") {
+            coerced33 = "" + data33;
+          } else if (data33 === null) {
+            coerced33 = "";
+          } else {
+            const err99 = {
+              instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
+              schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err99];
+            } else {
+              vErrors.push(err99);
+            }
+            errors++;
+          }
+        }
+        if (coerced33 !== undefined) {
+          data33 = coerced33;
+          if (data !== undefined) {
+            data["CORS_ALLOWED_ORIGINS"] = coerced33;
+          }
+        }
+      }
+    }
+    if (data.INGEST_AUTH !== undefined) {
+      let data34 = data.INGEST_AUTH;
+      if (typeof data34 !== "string") {
+        let dataType34 = typeof data34;
+        let coerced34 = undefined;
+        if (!(coerced34 !== undefined)) {
+          if (dataType34 == "number" || dataType34 == "boolean") {
+            coerced34 = "" + data34;
+          } else if (data34 === null) {
+            coerced34 = "";
+          } else {
+            const err100 = {
+              instancePath: instancePath + "/INGEST_AUTH",
+              schemaPath: "#/properties/INGEST_AUTH/type",
+              keyword: "type",
+              params: { type: "string" },
+              message: "must be string",
+            };
+            if (vErrors === null) {
+              vErrors = [err100];
+            } else {
+              vErrors.push(err100);
+            }
+            errors++;
+          }
+        }
+        if (coerced34 !== undefined) {
+          data34 = coerced34;
+          if (data !== undefined) {
+            data["INGEST_AUTH"] = coerced34;
+          }
+        }
+      }
+      if (!(data34 === "none" || data34 === "local" || data34 === "required")) {
+        const err101 = {
           instancePath: instancePath + "/INGEST_AUTH",
           schemaPath: "#/properties/INGEST_AUTH/enum",
           keyword: "enum",
           params: { allowedValues: schema11.properties.INGEST_AUTH.enum },
           message: "must be equal to one of the allowed values",
-        };
-        if (vErrors === null) {
-          vErrors = [err99];
-        } else {
-          vErrors.push(err99);
-        }
-        errors++;
-      }
-    }
-    let data34 = data.PORT;
-    if (!(typeof data34 == "number" && !(data34 % 1) && !isNaN(data34) && isFinite(data34))) {
-      let dataType34 = typeof data34;
-      let coerced34 = undefined;
-      if (!(coerced34 !== undefined)) {
-        if (
-          dataType34 === "boolean" ||
-          data34 === null ||
-          (dataType34 === "string" && data34 && data34 == +data34 && !(data34 % 1))
-        ) {
-          coerced34 = +data34;
-        } else {
-          const err100 = {
-            instancePath: instancePath + "/PORT",
-            schemaPath: "#/properties/PORT/type",
-            keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
-          };
-          if (vErrors === null) {
-            vErrors = [err100];
-          } else {
-            vErrors.push(err100);
-          }
-          errors++;
-        }
-      }
-      if (coerced34 !== undefined) {
-        data34 = coerced34;
-        if (data !== undefined) {
-          data["PORT"] = coerced34;
-        }
-      }
-    }
-    if (typeof data34 == "number" && isFinite(data34)) {
-      if (data34 > 65535 || isNaN(data34)) {
-        const err101 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/maximum",
-          keyword: "maximum",
-          params: { comparison: "<=", limit: 65535 },
-          message: "must be <= 65535",
         };
         if (vErrors === null) {
           vErrors = [err101];
@@ -2435,43 +2437,30 @@ function validate10(
         }
         errors++;
       }
-      if (data34 < 0 || isNaN(data34)) {
-        const err102 = {
-          instancePath: instancePath + "/PORT",
-          schemaPath: "#/properties/PORT/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 0 },
-          message: "must be >= 0",
-        };
-        if (vErrors === null) {
-          vErrors = [err102];
-        } else {
-          vErrors.push(err102);
-        }
-        errors++;
-      }
     }
-    let data35 = data.HOST;
-    if (typeof data35 !== "string") {
+    let data35 = data.PORT;
+    if (!(typeof data35 == "number" && !(data35 % 1) && !isNaN(data35) && isFinite(data35))) {
       let dataType35 = typeof data35;
       let coerced35 = undefined;
       if (!(coerced35 !== undefined)) {
-        if (dataType35 == "number" || dataType35 == "boolean") {
-          coerced35 = "" + data35;
-        } else if (data35 === null) {
-          coerced35 = "";
+        if (
+          dataType35 === "boolean" ||
+          data35 === null ||
+          (dataType35 === "string" && data35 && data35 == +data35 && !(data35 % 1))
+        ) {
+          coerced35 = +data35;
         } else {
-          const err103 = {
-            instancePath: instancePath + "/HOST",
-            schemaPath: "#/properties/HOST/type",
+          const err102 = {
+            instancePath: instancePath + "/PORT",
+            schemaPath: "#/properties/PORT/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err103];
+            vErrors = [err102];
           } else {
-            vErrors.push(err103);
+            vErrors.push(err102);
           }
           errors++;
         }
@@ -2479,18 +2468,33 @@ function validate10(
       if (coerced35 !== undefined) {
         data35 = coerced35;
         if (data !== undefined) {
-          data["HOST"] = coerced35;
+          data["PORT"] = coerced35;
         }
       }
     }
-    if (typeof data35 === "string") {
-      if (func2(data35) < 1) {
+    if (typeof data35 == "number" && isFinite(data35)) {
+      if (data35 > 65535 || isNaN(data35)) {
+        const err103 = {
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 65535 },
+          message: "must be <= 65535",
+        };
+        if (vErrors === null) {
+          vErrors = [err103];
+        } else {
+          vErrors.push(err103);
+        }
+        errors++;
+      }
+      if (data35 < 0 || isNaN(data35)) {
         const err104 = {
-          instancePath: instancePath + "/HOST",
-          schemaPath: "#/properties/HOST/minLength",
-          keyword: "minLength",
-          params: { limit: 1 },
-          message: "must NOT have fewer than 1 characters",
+          instancePath: instancePath + "/PORT",
+          schemaPath: "#/properties/PORT/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 0 },
+          message: "must be >= 0",
         };
         if (vErrors === null) {
           vErrors = [err104];
@@ -2500,24 +2504,22 @@ function validate10(
         errors++;
       }
     }
-    let data36 = data.REQUEST_TIMEOUT_MS;
-    if (!(typeof data36 == "number" && !(data36 % 1) && !isNaN(data36) && isFinite(data36))) {
+    let data36 = data.HOST;
+    if (typeof data36 !== "string") {
       let dataType36 = typeof data36;
       let coerced36 = undefined;
       if (!(coerced36 !== undefined)) {
-        if (
-          dataType36 === "boolean" ||
-          data36 === null ||
-          (dataType36 === "string" && data36 && data36 == +data36 && !(data36 % 1))
-        ) {
-          coerced36 = +data36;
+        if (dataType36 == "number" || dataType36 == "boolean") {
+          coerced36 = "" + data36;
+        } else if (data36 === null) {
+          coerced36 = "";
         } else {
           const err105 = {
-            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
+            instancePath: instancePath + "/HOST",
+            schemaPath: "#/properties/HOST/type",
             keyword: "type",
-            params: { type: "integer" },
-            message: "must be integer",
+            params: { type: "string" },
+            message: "must be string",
           };
           if (vErrors === null) {
             vErrors = [err105];
@@ -2530,18 +2532,18 @@ function validate10(
       if (coerced36 !== undefined) {
         data36 = coerced36;
         if (data !== undefined) {
-          data["REQUEST_TIMEOUT_MS"] = coerced36;
+          data["HOST"] = coerced36;
         }
       }
     }
-    if (typeof data36 == "number" && isFinite(data36)) {
-      if (data36 < 1000 || isNaN(data36)) {
+    if (typeof data36 === "string") {
+      if (func2(data36) < 1) {
         const err106 = {
-          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
-          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
-          keyword: "minimum",
-          params: { comparison: ">=", limit: 1000 },
-          message: "must be >= 1000",
+          instancePath: instancePath + "/HOST",
+          schemaPath: "#/properties/HOST/minLength",
+          keyword: "minLength",
+          params: { limit: 1 },
+          message: "must NOT have fewer than 1 characters",
         };
         if (vErrors === null) {
           vErrors = [err106];
@@ -2551,7 +2553,7 @@ function validate10(
         errors++;
       }
     }
-    let data37 = data.MAX_FUTURE_SECONDS;
+    let data37 = data.REQUEST_TIMEOUT_MS;
     if (!(typeof data37 == "number" && !(data37 % 1) && !isNaN(data37) && isFinite(data37))) {
       let dataType37 = typeof data37;
       let coerced37 = undefined;
@@ -2564,8 +2566,8 @@ function validate10(
           coerced37 = +data37;
         } else {
           const err107 = {
-            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
+            instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+            schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
@@ -2581,18 +2583,18 @@ function validate10(
       if (coerced37 !== undefined) {
         data37 = coerced37;
         if (data !== undefined) {
-          data["MAX_FUTURE_SECONDS"] = coerced37;
+          data["REQUEST_TIMEOUT_MS"] = coerced37;
         }
       }
     }
     if (typeof data37 == "number" && isFinite(data37)) {
-      if (data37 < 1 || isNaN(data37)) {
+      if (data37 < 1000 || isNaN(data37)) {
         const err108 = {
-          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
+          schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
           keyword: "minimum",
-          params: { comparison: ">=", limit: 1 },
-          message: "must be >= 1",
+          params: { comparison: ">=", limit: 1000 },
+          message: "must be >= 1000",
         };
         if (vErrors === null) {
           vErrors = [err108];
@@ -2602,22 +2604,24 @@ function validate10(
         errors++;
       }
     }
-    let data38 = data.LOG_LEVEL;
-    if (typeof data38 !== "string") {
+    let data38 = data.MAX_FUTURE_SECONDS;
+    if (!(typeof data38 == "number" && !(data38 % 1) && !isNaN(data38) && isFinite(data38))) {
       let dataType38 = typeof data38;
       let coerced38 = undefined;
       if (!(coerced38 !== undefined)) {
-        if (dataType38 == "number" || dataType38 == "boolean") {
-          coerced38 = "" + data38;
-        } else if (data38 === null) {
-          coerced38 = "";
+        if (
+          dataType38 === "boolean" ||
+          data38 === null ||
+          (dataType38 === "string" && data38 && data38 == +data38 && !(data38 % 1))
+        ) {
+          coerced38 = +data38;
         } else {
           const err109 = {
-            instancePath: instancePath + "/LOG_LEVEL",
-            schemaPath: "#/properties/LOG_LEVEL/type",
+            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
             vErrors = [err109];
@@ -2630,20 +2634,69 @@ function validate10(
       if (coerced38 !== undefined) {
         data38 = coerced38;
         if (data !== undefined) {
-          data["LOG_LEVEL"] = coerced38;
+          data["MAX_FUTURE_SECONDS"] = coerced38;
+        }
+      }
+    }
+    if (typeof data38 == "number" && isFinite(data38)) {
+      if (data38 < 1 || isNaN(data38)) {
+        const err110 = {
+          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err110];
+        } else {
+          vErrors.push(err110);
+        }
+        errors++;
+      }
+    }
+    let data39 = data.LOG_LEVEL;
+    if (typeof data39 !== "string") {
+      let dataType39 = typeof data39;
+      let coerced39 = undefined;
+      if (!(coerced39 !== undefined)) {
+        if (dataType39 == "number" || dataType39 == "boolean") {
+          coerced39 = "" + data39;
+        } else if (data39 === null) {
+          coerced39 = "";
+        } else {
+          const err111 = {
+            instancePath: instancePath + "/LOG_LEVEL",
+            schemaPath: "#/properties/LOG_LEVEL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err111];
+          } else {
+            vErrors.push(err111);
+          }
+          errors++;
+        }
+      }
+      if (coerced39 !== undefined) {
+        data39 = coerced39;
+        if (data !== undefined) {
+          data["LOG_LEVEL"] = coerced39;
         }
       }
     }
     if (!(
-      data38 === "trace" ||
-      data38 === "debug" ||
-      data38 === "info" ||
-      data38 === "warn" ||
-      data38 === "error" ||
-      data38 === "fatal" ||
-      data38 === "silent"
+      data39 === "trace" ||
+      data39 === "debug" ||
+      data39 === "info" ||
+      data39 === "warn" ||
+      data39 === "error" ||
+      data39 === "fatal" ||
+      data39 === "silent"
     )) {
-      const err110 = {
+      const err112 = {
         instancePath: instancePath + "/LOG_LEVEL",
         schemaPath: "#/properties/LOG_LEVEL/enum",
         keyword: "enum",
@@ -2651,14 +2704,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err110];
+        vErrors = [err112];
       } else {
-        vErrors.push(err110);
+        vErrors.push(err112);
       }
       errors++;
     }
   } else {
-    const err111 = {
+    const err113 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -2666,9 +2719,9 @@ function validate10(
       message: "must be object",
     };
     if (vErrors === null) {
-      vErrors = [err111];
+      vErrors = [err113];
     } else {
-      vErrors.push(err111);
+      vErrors.push(err113);
     }
     errors++;
   }
@@ -2708,6 +2761,7 @@ export const configVariables = [
   "PG_SSL_CA",
   "REMOTE_WRITE_BEARER_TOKEN",
   "REMOTE_WRITE_CA",
+  "RETENTION",
   "INGEST_API_KEYS",
   "CORS_ALLOWED_ORIGINS",
   "INGEST_AUTH",

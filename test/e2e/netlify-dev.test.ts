@@ -11,7 +11,7 @@ import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort, startNetlifyDev, startWorker, type Child } from "../helpers/processes.ts";
 import { postRaw as postTo } from "../helpers/raw-post.ts";
-import { readRows } from "../helpers/sqlite.ts";
+import { metricOf, readRows, type StoredRow } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /**
@@ -69,9 +69,10 @@ function send(body: string | Uint8Array, headers: Record<string, string>): Promi
   return fetch(`${base}/api/v1/metrics`, { method: "POST", headers, body });
 }
 
-async function rowsOf(id: string, count: number) {
-  return waitFor(`${count} row(s) of message ${id}`, () => {
-    const rows = readRows(dbPath).filter((r) => r.msg_id === id);
+/** The rows named `name` (null: unnamed), once there are `count` of them. */
+async function rowsOf(name: string | null, count: number) {
+  return waitFor(`${count} row(s) named ${name}`, () => {
+    const rows = readRows(dbPath).filter((r) => r.name === name);
     return rows.length >= count ? rows : undefined;
   });
 }
@@ -83,10 +84,8 @@ describe("end to end through netlify dev", () => {
     const body = (await res.json()) as { status: string; id: string; accepted: number };
     expect(body).toMatchObject({ status: "ok", accepted: 1 });
 
-    const rows = await rowsOf(body.id, 1);
-    expect(rows.map((r) => [r.name, r.value, JSON.parse(r.metric) as unknown])).toEqual([
-      [null, 123.45, { value: 123.45 }],
-    ]);
+    const rows = await rowsOf(null, 1);
+    expect(rows.map(metricOf)).toEqual([{ value: 123.45 }]);
   });
 
   it("stores a JSON batch with names, timestamps and tags", async () => {
@@ -96,12 +95,12 @@ describe("end to end through netlify dev", () => {
     ];
     const res = await send(JSON.stringify({ data }), { "Content-Type": "application/json" });
     expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
 
-    const rows = await rowsOf(id, 2);
+    // By time: web-2's timestamp is the earlier.
+    const rows = await rowsOf("cpu.load", 2);
     expect(rows.map((r) => [r.name, r.value, r.time_ms, JSON.parse(r.tags) as unknown])).toEqual([
-      ["cpu.load", 0.75, Date.parse("2026-11-27T10:00:00Z"), { host: "web-1" }],
       ["cpu.load", 0.5, 1_795_000_000_000, { host: "web-2" }],
+      ["cpu.load", 0.75, Date.parse("2026-11-27T10:00:00Z"), { host: "web-1" }],
     ]);
   });
 
@@ -109,8 +108,8 @@ describe("end to end through netlify dev", () => {
     const body = gzipSync(
       JSON.stringify({
         data: [
-          { name: "gz", value: 1 },
-          { name: "gz", value: 2 },
+          { name: "gz", value: 1, tags: { i: "1" } },
+          { name: "gz", value: 2, tags: { i: "2" } },
         ],
       }),
     );
@@ -119,9 +118,8 @@ describe("end to end through netlify dev", () => {
       "Content-Encoding": "gzip",
     });
     expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
 
-    const rows = await rowsOf(id, 2);
+    const rows = await rowsOf("gz", 2);
     expect(rows.map((r) => [r.name, r.value])).toEqual([
       ["gz", 1],
       ["gz", 2],
@@ -132,9 +130,8 @@ describe("end to end through netlify dev", () => {
     const ndjson = '{"name":"nd","value":1,"tags":{"a":"b"}}\n\n{"name":"nd","value":2}\n';
     const res = await send(ndjson, { "Content-Type": "application/x-ndjson" });
     expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
 
-    const rows = await rowsOf(id, 2);
+    const rows = await rowsOf("nd", 2);
     expect(rows.map((r) => [r.name, r.value, JSON.parse(r.tags) as unknown])).toEqual([
       ["nd", 1, { a: "b" }],
       ["nd", 2, {}],
@@ -159,8 +156,8 @@ describe("end to end through netlify dev", () => {
     const ok = await send('{"data": {"name":"after","value":3}}', {
       "Content-Type": "application/json",
     });
-    const { id } = (await ok.json()) as { id: string };
-    await rowsOf(id, 1);
+    expect(ok.status).toBe(202);
+    await rowsOf("after", 1);
     expect(readRows(dbPath).length).toBe(before + 1);
     expect(readRows(dbPath).some((r) => r.name === "bad" || r.name === "ok")).toBe(false);
   });
@@ -198,8 +195,8 @@ describe("the agent protocols through netlify dev", () => {
     expect(temp?.value).toBe(21.5);
     expect(ok?.value).toBe(1);
     expect(JSON.parse(temp?.tags ?? "")).toEqual({ site: "roof" });
-    expect(JSON.parse(temp?.metric ?? "")).toMatchObject({
-      timestamp: "2023-11-14T22:13:20.123456789Z",
+    expect(temp?.time_ms).toBe(1_700_000_000_123);
+    expect(metricOf(temp as StoredRow)).toMatchObject({
       influx: { org: "acme", bucket: "home", measurement: "e2e_weather", field: "temp" },
     });
   });
@@ -246,10 +243,8 @@ describe("the agent protocols through netlify dev", () => {
     const [row] = await rowsNamed("e2e_otlp_gauge", 1);
     expect(row?.value).toBe(7.25);
     expect(JSON.parse(row?.tags ?? "")).toEqual({ "service.name": "e2e" });
-    expect(JSON.parse(row?.metric ?? "")).toMatchObject({
-      kind: "gauge",
-      timestamp: "2023-11-14T22:13:20.123456789Z",
-    });
+    expect(row?.time_ms).toBe(1_700_000_000_123);
+    expect(metricOf(row as StoredRow)).toMatchObject({ kind: "gauge" });
   });
 
   // netlify dev's local function server decodes Content-Encoding itself (body-parser) and refuses

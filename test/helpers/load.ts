@@ -21,9 +21,16 @@ export async function sendLoad(
   const accepted: string[] = [];
   let next = 0;
   async function send(r: number): Promise<string> {
-    const data = Array.from({ length: perRequest }, (_, i) => ({ name: `load.${r}`, value: i }));
+    // Each metric a series of its own, `load.<message id>` tagged with its index: metrics
+    // without a timestamp take the receive time, and two of one series would be one sample.
+    const id = `${batch}-${r}`;
+    const data = Array.from({ length: perRequest }, (_, i) => ({
+      name: `load.${id}`,
+      value: i,
+      tags: { i: String(i) },
+    }));
     const body = JSON.stringify({ data });
-    const headers = { "content-type": "application/json", "idempotency-key": `${batch}-${r}` };
+    const headers = { "content-type": "application/json", "idempotency-key": id };
     for (let attempt = 1; ; attempt++) {
       const res = await handler(post(body, headers));
       if (res.status === 202) return ((await res.json()) as { id: string }).id;
@@ -38,4 +45,9 @@ export async function sendLoad(
   }
   await Promise.all(Array.from({ length: concurrency }, lane));
   return accepted;
+}
+
+/** A stored sample of `sendLoad`'s as `<name>/<index>`: one key per metric sent. */
+export function loadKey(row: { name: string | null; tags: string }): string {
+  return `${row.name ?? "?"}/${(JSON.parse(row.tags) as { i?: string }).i ?? "?"}`;
 }

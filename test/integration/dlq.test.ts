@@ -67,6 +67,8 @@ function messageLines(stdout: string): string[] {
 
 const encode = (text: string) => new TextEncoder().encode(text);
 const NOT_JSON = "not json";
+/** When the poison messages below say their request was received. */
+const RECEIVED_AT = 1_795_000_000_000;
 const VERSION_4 = '{"v":4,"id":"v4-1","receivedAt":1795000000000,"metrics":[{"value":1}]}';
 const INVALID = '{"v":1,"id":"fixme-1","receivedAt":1795000000000,"metrics":[{"value":"oops"}]}';
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -100,7 +102,8 @@ describe("dlq list", () => {
     const { config, env, dbPath } = bed.isolated("list");
     await bed.startedWorker(config, env);
     const { handler, close } = realIngestHandler(config);
-    expect((await handler(post('{"data": [{"value": 1}, {"value": 2}]}'))).status).toBe(202);
+    const two = '{"data": [{"value": 1, "tags": {"i": "1"}}, {"value": 2, "tags": {"i": "2"}}]}';
+    expect((await handler(post(two))).status).toBe(202);
     await publishPoison(config, [NOT_JSON]);
     expect((await handler(post('{"data": {"name": "b", "value": 3}}'))).status).toBe(202);
     await publishPoison(config, [VERSION_4, INVALID]);
@@ -172,9 +175,8 @@ describe("dlq show and replay", () => {
       const r = readRows(dbPath);
       return r.length > 0 ? r : undefined;
     });
-    expect(rows.map((r) => [r.dedup_key, r.value, r.msg_id])).toEqual([
-      ["fixme-1/0", 42, "fixme-1"],
-    ]);
+    // The fixed message's metric, at the receive time its envelope carries.
+    expect(rows.map((r) => [r.name, r.value, r.time_ms])).toEqual([[null, 42, RECEIVED_AT]]);
     expect(await dlqCount(config)).toBe(0);
     expect(await listed(env)).toEqual([]);
 
@@ -182,7 +184,7 @@ describe("dlq show and replay", () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`no dead letter with seq ${letter.seq} in S_fix_DLQ`);
     expect(again.stdout).toBe("");
-    expect(readRows(dbPath).filter((r) => r.dedup_key === "fixme-1/0")).toHaveLength(1);
+    expect(readRows(dbPath).filter((r) => r.time_ms === RECEIVED_AT)).toHaveLength(1);
     expect((await bed.jsm.streams.info(config.stream.name)).state.last_seq).toBe(2);
   });
 
@@ -209,7 +211,7 @@ describe("dlq show and replay", () => {
     expect(run.stdout).toContain(`replayed seq 1 → already in S_crash at seq ${lastSeq}`);
     expect((await bed.jsm.streams.info(config.stream.name)).state.last_seq).toBe(lastSeq);
     expect(await dlqCount(config)).toBe(0);
-    expect(readRows(dbPath).map((r) => [r.dedup_key, r.value])).toEqual([["fixme-1/0", 42]]);
+    expect(readRows(dbPath).map((r) => [r.time_ms, r.value])).toEqual([[RECEIVED_AT, 42]]);
   });
 
   it("replays --all of messages still poison: the worker dead-letters them again", async () => {

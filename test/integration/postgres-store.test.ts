@@ -10,6 +10,7 @@ import { openStore } from "../../worker/open-store.ts";
 import { openPostgresStore } from "../../worker/postgres-store.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { startTcpProxy } from "../helpers/tcp-proxy.ts";
+import { fillV1Postgres, v1Envelopes } from "../helpers/v1-schema.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const RECEIVED_AT = 1_714_566_896_789;
@@ -45,6 +46,7 @@ function settings(url: string, more: Partial<Config["database"]> = {}): Config["
     pgStatementTimeoutMs: 10_000,
     pgSsl: "disable",
     pgSslCa: undefined,
+    retentionMs: undefined,
     ...more,
   };
 }
@@ -77,10 +79,11 @@ function rowsOf(id: string, metrics: unknown[]): MetricRow[] {
   return rowsOfEnvelope(decoded.envelope);
 }
 
+/** `count` metrics named `id`, each a series of its own (tag `i`), at the receive time. */
 const plainRows = (id: string, count: number) =>
   rowsOf(
     id,
-    Array.from({ length: count }, (_, i) => ({ value: i, name: "n", tags: { i: String(i) } })),
+    Array.from({ length: count }, (_, i) => ({ value: i, name: id, tags: { i: String(i) } })),
   );
 
 async function query<T extends pg.QueryResultRow>(
@@ -91,11 +94,11 @@ async function query<T extends pg.QueryResultRow>(
   return (await pool.query<T>(sql, params)).rows;
 }
 
-/** How many rows, and how many distinct keys, the messages whose id starts with `prefix` have. */
+/** How many rows, and how many distinct identities, the metrics named `prefix…` have. */
 async function counts(prefix: string): Promise<{ rows: number; keys: number }> {
   const [row] = await query<{ rows: number; keys: number }>(
-    `SELECT count(*)::int AS rows, count(DISTINCT dedup_key)::int AS keys
-     FROM metrics WHERE msg_id LIKE $1`,
+    `SELECT count(*)::int AS rows, count(DISTINCT (series_id, time))::int AS keys
+     FROM metrics WHERE name LIKE $1`,
     [`${prefix}%`],
   );
   return row ?? { rows: -1, keys: -1 };
@@ -154,85 +157,105 @@ describe("the PostgreSQL store", () => {
     expect(await counts("open-")).toEqual({ rows: 4, keys: 4 });
   });
 
-  it("creates the metrics table, its indexes and the schema's version", async () => {
+  it("creates series, samples partitioned by time, the metrics view and the schema's version", async () => {
     await open();
-    const columns = await query<{ column_name: string; data_type: string; is_nullable: string }>(
-      `SELECT column_name, data_type, is_nullable FROM information_schema.columns
-       WHERE table_name = 'metrics' ORDER BY ordinal_position`,
-    );
-    expect(columns.map((c) => [c.column_name, c.data_type, c.is_nullable])).toEqual([
-      ["id", "bigint", "NO"],
-      ["dedup_key", "text", "NO"],
+    const columnsOf = async (table: string) =>
+      (
+        await query<{ column_name: string; data_type: string; is_nullable: string }>(
+          `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+           WHERE table_name = $1 ORDER BY ordinal_position`,
+          [table],
+        )
+      ).map((c) => [c.column_name, c.data_type, c.is_nullable]);
+    expect(await columnsOf("series")).toEqual([
+      ["id", "integer", "NO"],
+      ["key", "text", "NO"],
       ["name", "text", "YES"],
-      ["value", "double precision", "NO"],
-      ["time", "timestamp with time zone", "NO"],
-      ["received_at", "timestamp with time zone", "NO"],
       ["tags", "jsonb", "NO"],
-      ["metric", "jsonb", "NO"],
-      ["msg_id", "text", "NO"],
+      ["attributes", "jsonb", "YES"],
     ]);
+    expect(await columnsOf("samples")).toEqual([
+      ["series_id", "integer", "NO"],
+      ["time", "timestamp with time zone", "NO"],
+      ["value", "double precision", "NO"],
+      ["extra", "jsonb", "YES"],
+    ]);
+    expect((await columnsOf("metrics")).map(([name]) => name)).toEqual([
+      "name",
+      "value",
+      "tags",
+      "time",
+      "series_id",
+      "attributes",
+      "extra",
+    ]);
+    const [partitioned] = await query<{ strategy: string }>(
+      "SELECT partstrat AS strategy FROM pg_partitioned_table WHERE partrelid = 'samples'::regclass",
+    );
+    expect(partitioned).toEqual({ strategy: "r" });
     const indexes = await query<{ indexdef: string }>(
-      "SELECT indexdef FROM pg_indexes WHERE tablename = 'metrics' ORDER BY indexname",
+      "SELECT indexdef FROM pg_indexes WHERE tablename IN ('series', 'samples') ORDER BY indexname",
     );
     expect(indexes.map((i) => i.indexdef)).toEqual([
-      "CREATE UNIQUE INDEX metrics_dedup_key_key ON public.metrics USING btree (dedup_key)",
-      'CREATE INDEX metrics_name_time ON public.metrics USING btree (name, "time")',
-      "CREATE UNIQUE INDEX metrics_pkey ON public.metrics USING btree (id)",
-      'CREATE INDEX metrics_time ON public.metrics USING btree ("time")',
+      'CREATE UNIQUE INDEX samples_pkey ON ONLY public.samples USING btree (series_id, "time")',
+      "CREATE UNIQUE INDEX series_key_key ON public.series USING btree (key)",
+      "CREATE INDEX series_name ON public.series USING btree (name)",
+      "CREATE UNIQUE INDEX series_pkey ON public.series USING btree (id)",
     ]);
-    expect(await query("SELECT version FROM schema_migrations")).toEqual([{ version: 1 }]);
+    expect(await query("SELECT version FROM schema_migrations ORDER BY version")).toEqual([
+      { version: 1 },
+      { version: 2 },
+    ]);
   });
 
-  it("stores every field of each metric, and the metric exactly as sent", async () => {
+  it("stores each metric's series once, its time, value and other fields", async () => {
     const store = await open();
     // As JSON text, so that "__proto__" is a key like any other, as it is in a request.
     const sent = String.raw`[
-      {"value": 1.5, "name": "cpu", "tags": {"host": "a", "dc": "eu"},
+      {"value": 1.5, "name": "fields", "tags": {"host": "a", "dc": "eu"},
        "timestamp": "2024-05-01T12:34:56.789+02:00", "unit": "%"},
-      {"value": -2, "timestamp": 1700000000001},
-      {"value": 0.30000000000000004, "text": "a \"quote\", a \\ backslash, a tab\t, a newline\n, ünïcödé, 😀",
+      {"value": -2, "name": "fields", "tags": {"dc": "eu", "host": "a"}, "timestamp": 1700000000001},
+      {"value": 0.30000000000000004, "name": "fields", "text": "a \"quote\", a \\ backslash, a tab\t, a newline\n, ünïcödé, 😀",
        "extra": {"__proto__": {"x": 1}, "list": [1, null, 2.5e-300, true], "empty": {}}}
     ]`;
-    const metrics = JSON.parse(sent) as unknown[];
+    const metrics = JSON.parse(sent) as Record<string, unknown>[];
     expect(await store.insert(rowsOf("fields", metrics))).toBe(3);
 
     const stored = await query<Record<string, unknown>>(
-      `SELECT dedup_key, name, value, tags, metric, msg_id,
-              (extract(epoch FROM time) * 1000000)::bigint::text AS time_us,
-              (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us
-       FROM metrics WHERE msg_id = 'fields' ORDER BY id`,
+      `SELECT name, value, tags, extra, series_id,
+              (extract(epoch FROM time) * 1000000)::bigint::text AS time_us
+       FROM metrics WHERE name = 'fields' ORDER BY time`,
     );
+    const { text, extra } = metrics[2] ?? {};
     expect(stored).toEqual([
       {
-        dedup_key: "fields/0",
-        name: "cpu",
+        name: "fields",
+        value: -2,
+        tags: { host: "a", dc: "eu" },
+        extra: null,
+        series_id: stored[1]?.["series_id"],
+        time_us: "1700000000001000",
+      },
+      {
+        name: "fields",
         value: 1.5,
         tags: { host: "a", dc: "eu" },
-        metric: metrics[0],
-        msg_id: "fields",
+        extra: { unit: "%" },
+        series_id: stored[0]?.["series_id"],
         time_us: "1714559696789000",
-        received_us: `${RECEIVED_AT}000`,
       },
       {
-        dedup_key: "fields/1",
-        name: null,
-        value: -2,
-        tags: {},
-        metric: metrics[1],
-        msg_id: "fields",
-        time_us: "1700000000001000",
-        received_us: `${RECEIVED_AT}000`,
-      },
-      {
-        dedup_key: "fields/2",
-        name: null,
+        name: "fields",
         value: 0.30000000000000004,
         tags: {},
-        metric: metrics[2],
-        msg_id: "fields",
+        extra: { text, extra },
+        series_id: expect.any(Number) as number,
         time_us: `${RECEIVED_AT}000`,
-        received_us: `${RECEIVED_AT}000`,
       },
+    ]);
+    // Tags in another order are the same series.
+    expect(await query("SELECT count(*)::int AS n FROM series WHERE name = 'fields'")).toEqual([
+      { n: 2 },
     ]);
   });
 
@@ -257,7 +280,7 @@ describe("the PostgreSQL store", () => {
     const points = Array.from({ length: 6 }, (_, i) => ({
       name: "agent_cpu",
       value: i,
-      timestamp: `2026-11-27T10:00:00.00000000${i}Z`,
+      timestamp: `2026-11-27T10:00:00.00${i}Z`,
       tags: { host: "a", core: String(i % 2) },
     }));
     const seriesRows = (id: string, metrics: typeof points) =>
@@ -306,10 +329,125 @@ describe("the PostgreSQL store", () => {
     expect(await again.insert(plainRows("kept", 2))).toBe(0);
     const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
     try {
-      expect(await query("SELECT version FROM schema_migrations", [], other)).toEqual([
-        { version: 1 },
-      ]);
+      expect(
+        await query("SELECT version FROM schema_migrations ORDER BY version", [], other),
+      ).toEqual([{ version: 1 }, { version: 2 }]);
       expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([{ n: 2 }]);
+    } finally {
+      await endPool(other);
+    }
+  });
+
+  it("migrates a version 1 database once, keeping every row, when several workers start on it", async () => {
+    const fresh = await freshDatabase();
+    const envelopes = v1Envelopes(1500);
+    const v1Count = await fillV1Postgres(fresh.url, envelopes);
+    expect(v1Count).toBe(1500 * 12 + 2);
+
+    const stores = await Promise.all([1, 2, 3].map(() => open(settings(fresh.url))));
+    const moved = stores.reduce((sum, s) => sum + (s.migrated?.rows ?? 0), 0);
+    const collapsed = stores.reduce((sum, s) => sum + (s.migrated?.collapsed ?? 0), 0);
+    expect(moved).toBe(v1Count);
+    // The two metrics without timestamp of one series in one message are one sample now.
+    expect(collapsed).toBe(1);
+    const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([
+        { n: v1Count - 1 },
+      ]);
+      expect(await query("SELECT to_regclass('metrics_v1') AS v1", [], other)).toEqual([
+        { v1: null },
+      ]);
+      const [note] = await query<{ attributes: unknown; extra: unknown }>(
+        "SELECT attributes, extra FROM metrics WHERE name = 'weather_note' ORDER BY time LIMIT 1",
+        [],
+        other,
+      );
+      expect(note).toEqual({
+        attributes: {
+          influx: { bucket: "home", measurement: "weather", field: "note", type: "string" },
+        },
+        extra: { influx: { text: "n0" } },
+      });
+      // Every sample of the old rows, with its series, time and value.
+      const stored = await query<{ k: string | null }>(
+        `SELECT name || '|' || tags::text || '|' || (extract(epoch FROM time) * 1000)::bigint
+                || '|' || value AS k FROM metrics`,
+        [],
+        other,
+      );
+      const expected = new Set(
+        envelopes
+          .flatMap(rowsOfEnvelope)
+          .filter((r) => r.name !== null)
+          .map((r) => `${r.name}|${JSON.stringify(JSON.parse(r.tags))}|${r.timeMs}|${r.value}`),
+      );
+      const named = stored.map((r) => r.k).filter((k): k is string => k !== null);
+      expect(named).toHaveLength(expected.size);
+      expect(new Set(named.map((k) => k.replaceAll(": ", ":").replaceAll(", ", ",")))).toEqual(
+        expected,
+      );
+    } finally {
+      await endPool(other);
+    }
+    // Stored again, the old samples add nothing.
+    expect(await stores[0]?.insert(envelopes.flatMap(rowsOfEnvelope))).toBe(0);
+  });
+
+  it("writes old and future samples into day partitions it makes, and drops whole expired days", async () => {
+    const fresh = await freshDatabase();
+    const [a, b] = await Promise.all([open(settings(fresh.url)), open(settings(fresh.url))]);
+    const day = 86_400_000;
+    const start = Date.UTC(2026, 10, 1);
+    const at = (d: number) =>
+      rowsOfEnvelope({
+        key: "series",
+        id: `d${d}`,
+        receivedAt: start,
+        metrics: Array.from({ length: 100 }, (_, i) => ({
+          name: "daily",
+          value: i,
+          timestamp: start + d * day + i * 1000,
+          tags: { d: String(d % 2) },
+        })),
+      });
+    // Two workers meeting the same new days at once.
+    const days = [-400, -2, -1, 0, 1, 30];
+    const rows = days.flatMap(at);
+    const [byA, byB] = await Promise.all([a.insert(rows), b.insert(rows.toReversed())]);
+    expect(byA + byB).toBe(600);
+    const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      const partitions = async () =>
+        (
+          await query<{ name: string }>(
+            `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'samples'::regclass ORDER BY 1`,
+            [],
+            other,
+          )
+        ).map((p) => p.name);
+      expect(await partitions()).toEqual([
+        "samples_20250927",
+        "samples_20261030",
+        "samples_20261031",
+        "samples_20261101",
+        "samples_20261102",
+        "samples_20261201",
+      ]);
+      await other.query("ANALYZE samples");
+      // Mid-day: the day that holds the cutoff stays whole, the days before it go.
+      expect(await a.enforceRetention?.(start + day / 2)).toBe(300);
+      expect(await partitions()).toEqual([
+        "samples_20261101",
+        "samples_20261102",
+        "samples_20261201",
+      ]);
+      expect(await query("SELECT count(*)::int AS n FROM metrics", [], other)).toEqual([
+        { n: 300 },
+      ]);
+      // The other worker still writes into the days that remain, and makes a dropped one again.
+      expect(await b.insert([...at(1), ...at(2)])).toBe(100);
     } finally {
       await endPool(other);
     }
@@ -320,12 +458,12 @@ describe("the PostgreSQL store", () => {
     await (await open(settings(fresh.url))).close();
     const other = new pg.Pool({ connectionString: fresh.url, max: 1 });
     try {
-      await other.query("INSERT INTO schema_migrations (version) VALUES (2)");
+      await other.query("INSERT INTO schema_migrations (version) VALUES (3)");
     } finally {
       await endPool(other);
     }
     await expect(open(settings(fresh.url))).rejects.toThrow(
-      "the database's schema (version 2) is newer than this worker's",
+      "the database's schema (version 3) is newer than this worker's",
     );
   });
 
@@ -335,7 +473,7 @@ describe("the PostgreSQL store", () => {
     // A lock that makes every insert wait, as a long-running migration or a stuck writer would;
     // let go after 5 s, so that a store without the timeout fails this test instead of hanging.
     await blocker.query("BEGIN");
-    await blocker.query("LOCK TABLE metrics IN SHARE MODE");
+    await blocker.query("LOCK TABLE samples IN SHARE MODE");
     const unlock = setTimeout(() => void blocker.query("ROLLBACK"), 5000);
     try {
       const started = Date.now();

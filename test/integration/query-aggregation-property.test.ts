@@ -7,6 +7,7 @@ import { testConfig } from "../helpers/ingest.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { canonical, referenceRange, type Sample } from "../helpers/reference-aggregate.ts";
 import { AGGREGATIONS, type RangeQuery, type RangeSeries } from "../../shared/query-protocol.ts";
+import { seriesKey } from "../../shared/series-identity.ts";
 import type { MetricRow } from "../../worker/metric-rows.ts";
 import type { MetricStore } from "../../worker/metric-store.ts";
 import { openPostgresQueries } from "../../worker/postgres-queries.ts";
@@ -66,14 +67,15 @@ const query = fc
   }));
 
 function rowsOf(list: readonly Sample[]): MetricRow[] {
-  return list.map((s, i) => ({
-    dedupKey: `prop/${i}`,
+  return list.map((s) => ({
+    series: seriesKey("prop", s.tags),
     name: "prop",
     value: s.value,
     timeMs: s.timeMs,
     receivedMs: s.timeMs,
     tags: JSON.stringify(s.tags),
-    metric: JSON.stringify({ name: "prop", value: s.value, tags: s.tags }),
+    attributes: null,
+    extra: null,
     msgId: "prop",
   }));
 }
@@ -136,7 +138,8 @@ describe("on SQLite", () => {
       store,
       queries,
       clear: () => {
-        admin.exec("DELETE FROM metrics");
+        // Samples only: the store keeps the ids of the series it made.
+        admin.exec("DELETE FROM samples");
         return Promise.resolve();
       },
       close: async () => {
@@ -173,7 +176,8 @@ describe("on PostgreSQL", () => {
       store,
       queries,
       clear: async () => {
-        await admin.query("TRUNCATE metrics");
+        // Samples only: the store keeps the ids of the series it made.
+        await admin.query("TRUNCATE samples");
       },
       close: async () => {
         await admin.end();

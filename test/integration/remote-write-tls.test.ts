@@ -57,13 +57,14 @@ const databaseOf = (ca: string | undefined) =>
   }).database;
 
 const row: MetricRow = {
-  dedupKey: "m/0",
+  series: "s",
   name: "cpu",
   value: 1.5,
   timeMs: 1_764_750_000_000,
   receivedMs: 1_764_750_000_000,
   tags: '{"host":"a"}',
-  metric: '{"name":"cpu","value":1.5}',
+  attributes: null,
+  extra: null,
   msgId: "m",
 };
 

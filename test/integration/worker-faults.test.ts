@@ -4,9 +4,12 @@ import { join } from "node:path";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ensureStreams } from "../../shared/stream-setup.ts";
+import { rowsOfEnvelope } from "../../worker/metric-rows.ts";
+import { openSqliteStore } from "../../worker/sqlite-store.ts";
 import { realIngestHandler } from "../helpers/ingest.ts";
+import { post } from "../helpers/requests.ts";
 import { isolated } from "../helpers/isolated.ts";
-import { sendLoad } from "../helpers/load.ts";
+import { loadKey, sendLoad } from "../helpers/load.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { workerMetric } from "../helpers/processes.ts";
 import { workerFleet } from "../helpers/worker-fleet.ts";
@@ -46,11 +49,11 @@ async function expectExactlyStored(dbPath: string, ids: readonly string[], perRe
     60_000,
   );
   const rows = readRows(dbPath);
-  const keys = new Set(rows.map((r) => r.dedup_key));
+  const keys = new Set(rows.map(loadKey));
   expect(rows).toHaveLength(expected);
   expect(keys.size).toBe(expected);
   for (const id of ids) {
-    for (let i = 0; i < perRequest; i++) expect(keys.has(`${id}/${i}`)).toBe(true);
+    for (let i = 0; i < perRequest; i++) expect(keys.has(`load.${id}/${i}`)).toBe(true);
   }
 }
 
@@ -180,5 +183,46 @@ describe("worker faults on SQLite", () => {
     await expectExactlyStored(dbPath, [...before, ...after], 10);
     expect(await workerMetric(port, "worker_metrics_stored_total")).toBe(1000);
     expect(await workerMetric(port, 'worker_events_total{event="reconnect"}')).toBeGreaterThan(0);
+  });
+});
+
+describe("retention on SQLite", () => {
+  it("stores no metric older than RETENTION, counts it, and deletes what expired at start", async () => {
+    const { config, env, dbPath } = isolated(server.url, "retention", dir, { RETENTION: "1d" });
+    const day = 86_400_000;
+    // Samples stored before, without retention: one three days old, one of the last hour.
+    const before = openSqliteStore(dbPath);
+    const old = rowsOfEnvelope({
+      key: "series",
+      id: "before",
+      receivedAt: Date.now(),
+      metrics: [
+        { name: "kept.before", value: 1, timestamp: Date.now() - 3 * day },
+        { name: "kept.before", value: 2, timestamp: Date.now() - 3_600_000 },
+      ],
+    });
+    expect(await before.insert(old)).toBe(2);
+    await before.close();
+
+    const port = await fleet.ready(fleet.start(env), config);
+    await waitFor("retention at start", () => (readRows(dbPath).length === 1 ? true : undefined));
+    expect(readRows(dbPath).map((r) => r.value)).toEqual([2]);
+    expect(await workerMetric(port, "worker_samples_deleted_total")).toBe(1);
+
+    const { handler, close } = realIngestHandler(config);
+    const body = JSON.stringify({
+      data: [
+        { name: "late", value: 1, timestamp: Date.now() - 2 * day },
+        { name: "fresh", value: 2 },
+      ],
+    });
+    expect((await handler(post(body))).status).toBe(202);
+    await close();
+    await waitFor("the fresh metric", () =>
+      readRows(dbPath).some((r) => r.name === "fresh") ? true : undefined,
+    );
+    expect(readRows(dbPath).map((r) => r.name)).toEqual(["kept.before", "fresh"]);
+    expect(await workerMetric(port, "worker_metrics_expired_total")).toBe(1);
+    expect(await workerMetric(port, "worker_metrics_stored_total")).toBe(1);
   });
 });

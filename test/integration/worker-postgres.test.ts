@@ -5,7 +5,7 @@ import { ensureStreams } from "../../shared/stream-setup.ts";
 import { endPool } from "../../worker/end-pool.ts";
 import { realIngestHandler } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
-import { sendLoad } from "../helpers/load.ts";
+import { loadKey, sendLoad } from "../helpers/load.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { workerMetric } from "../helpers/processes.ts";
@@ -32,7 +32,7 @@ beforeAll(async () => {
 afterEach(async () => {
   await fleet.killAll();
   // Each test stores into its own table's worth of rows: start from an empty one.
-  await pool.query("TRUNCATE metrics").catch(() => undefined);
+  await pool.query("TRUNCATE samples, series").catch(() => undefined);
 });
 
 afterAll(async () => {
@@ -42,9 +42,12 @@ afterAll(async () => {
   await server.stop();
 });
 
+/** `<name>/<tag i>` of every stored sample: what `sendLoad` sent. */
 async function storedKeys(): Promise<string[]> {
-  const { rows } = await pool.query<{ dedup_key: string }>("SELECT dedup_key FROM metrics");
-  return rows.map((r) => r.dedup_key);
+  const { rows } = await pool.query<{ name: string; tags: string }>(
+    "SELECT name, tags::text AS tags FROM metrics",
+  );
+  return rows.map(loadKey);
 }
 
 async function expectExactlyStored(ids: readonly string[], perRequest: number) {
@@ -59,7 +62,7 @@ async function expectExactlyStored(ids: readonly string[], perRequest: number) {
   const unique = new Set(keys);
   expect(unique.size).toBe(expected);
   for (const id of ids)
-    for (let i = 0; i < perRequest; i++) expect(unique.has(`${id}/${i}`)).toBe(true);
+    for (let i = 0; i < perRequest; i++) expect(unique.has(`load.${id}/${i}`)).toBe(true);
 }
 
 describe("worker faults on PostgreSQL", () => {

@@ -48,11 +48,11 @@ const ACK_WAIT_SECONDS = 2;
 /** Each insert takes three ack waits before it commits. */
 const INSERT_DELAY_MS = 3 * ACK_WAIT_SECONDS * 1000;
 
-/** The store, each insert waiting `INSERT_DELAY_MS` first; every insert's dedup keys are noted. */
+/** The store, each insert waiting `INSERT_DELAY_MS` first; every insert's sample identities are noted. */
 function slowStore(store: MetricStore, inserts: string[][]): MetricStore {
   return {
     async insert(rows) {
-      inserts.push(rows.map((row) => row.dedupKey));
+      inserts.push(rows.map((row) => `${row.series}@${row.timeMs}`));
       await sleep(INSERT_DELAY_MS);
       return store.insert(rows);
     },
@@ -128,6 +128,6 @@ describe("a store slower than the ack wait", () => {
     expect(new Set(offered).size).toBe(10);
     const rows = readRows(dbPath);
     expect(rows).toHaveLength(10);
-    expect(rows.map((r) => r.msg_id).sort()).toEqual([...ids].sort());
+    expect(rows.map((r) => r.name).sort()).toEqual(ids.map((id) => `load.${id}`).sort());
   }, 90_000);
 });

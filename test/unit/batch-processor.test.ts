@@ -52,6 +52,8 @@ interface Fakes {
   readonly insert?: (rows: readonly MetricRow[]) => Promise<number>;
   /** What sending to the dead-letter stream does; by default it succeeds. */
   readonly deadLetter?: () => Promise<void>;
+  /** `RETENTION` in milliseconds, measured from RECEIVED_AT. */
+  readonly retentionMs?: number;
 }
 
 function processorWith(fakes: Fakes = {}) {
@@ -79,11 +81,41 @@ function processorWith(fakes: Fakes = {}) {
     deadLetter,
     maxDeliver: MAX_DELIVER,
     logger: silentLogger,
+    retentionMs: fakes.retentionMs,
+    now: () => RECEIVED_AT,
   });
   return { process, events, inserted, deadLetters };
 }
 
 const msgs = (...fakes: FakeMessage[]) => fakes.map((f) => f.msg);
+
+describe("a batch with metrics older than the retention window", () => {
+  it("stores the others, counts the old ones as expired, and acks every message", async () => {
+    const { process, events, inserted } = processorWith({ retentionMs: 60_000 });
+    const a = message(
+      events,
+      envelope("a", [
+        { value: 1, timestamp: RECEIVED_AT - 60_001 },
+        { value: 2, timestamp: RECEIVED_AT - 60_000 },
+      ]),
+    );
+    const b = message(events, envelope("b", [{ value: 3, timestamp: RECEIVED_AT - 86_400_000 }]));
+
+    const outcome = await process(msgs(a, b));
+
+    expect(inserted.map((rows) => rows.map((r) => r.value))).toEqual([[2]]);
+    expect(events).toEqual(["insert", "inserted", `ack ${a.seq}`, `ack ${b.seq}`]);
+    expect(outcome).toMatchObject({ stored: 2, rows: 1, rowsAdded: 1, expired: 2 });
+  });
+
+  it("acks a batch of expired metrics only without asking the store", async () => {
+    const { process, events, inserted } = processorWith({ retentionMs: 1000 });
+    const a = message(events, envelope("a", [{ value: 1, timestamp: RECEIVED_AT - 5000 }]));
+    expect(await process(msgs(a))).toMatchObject({ stored: 1, rows: 0, expired: 1 });
+    expect(inserted).toEqual([]);
+    expect(events).toEqual([`ack ${a.seq}`]);
+  });
+});
 
 describe("a batch of good messages", () => {
   it("stores every metric in one insert and acks each message after it", async () => {
@@ -94,12 +126,17 @@ describe("a batch of good messages", () => {
     const outcome = await process(msgs(a, b));
 
     expect(inserted).toHaveLength(1);
-    expect(inserted[0]?.map((r) => r.dedupKey)).toEqual(["a/0", "a/1", "b/0"]);
+    expect(inserted[0]?.map((r) => [r.msgId, r.value])).toEqual([
+      ["a", 1],
+      ["a", 2],
+      ["b", 1],
+    ]);
     expect(events).toEqual(["insert", "inserted", `ack ${a.seq}`, `ack ${b.seq}`]);
     expect(outcome).toEqual({
       stored: 2,
       rows: 3,
       rowsAdded: 3,
+      expired: 0,
       deadLettered: [],
       retried: 0,
       storeError: undefined,
@@ -276,6 +313,7 @@ describe("poison messages", () => {
       stored: 0,
       rows: 0,
       rowsAdded: 0,
+      expired: 0,
       deadLettered: ["undecodable", "unknown_version"],
       retried: 0,
       storeError: undefined,

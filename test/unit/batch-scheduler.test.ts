@@ -20,6 +20,7 @@ interface Started {
 const stored = (n: number): BatchOutcome => ({
   stored: n,
   rows: n,
+  expired: 0,
   rowsAdded: n,
   deadLettered: [],
   retried: 0,

@@ -141,6 +141,28 @@ describe("loadConfig values", () => {
   });
 });
 
+describe("RETENTION", () => {
+  it("is unset by default: samples are kept for ever", () => {
+    expect(loadConfig({}).database.retentionMs).toBeUndefined();
+  });
+
+  it("reads a number and a unit: hours, days, weeks, years of 365 days", () => {
+    const ms = (RETENTION: string) => loadConfig({ RETENTION }).database.retentionMs;
+    expect(ms("36h")).toBe(36 * 3_600_000);
+    expect(ms("30d")).toBe(30 * 86_400_000);
+    expect(ms("2w")).toBe(14 * 86_400_000);
+    expect(ms("1y")).toBe(365 * 86_400_000);
+  });
+
+  it("refuses anything else, saying what it must look like", () => {
+    for (const RETENTION of ["30", "0d", "1.5d", "30 d", "30m", "d"]) {
+      expect(problemsOf({ RETENTION }).problems).toEqual([
+        "RETENTION: must be a number and a unit, h, d, w or y (e.g. 30d)",
+      ]);
+    }
+  });
+});
+
 describe("loadConfig problems", () => {
   it("reports every bad variable together, one problem each", () => {
     const err = problemsOf({ PORT: "abc", STREAM_REPLICAS: "9", WORKER_HTTP_PORT: "-1" });

@@ -17,6 +17,7 @@ import { silentLogger } from "../helpers/logger.ts";
 const outcome = (n: number, storeError?: Error): BatchOutcome => ({
   stored: storeError ? 0 : n,
   rows: storeError ? 0 : n,
+  expired: 0,
   rowsAdded: storeError ? 0 : n,
   deadLettered: [],
   retried: storeError ? n : 0,
