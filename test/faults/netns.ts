@@ -14,7 +14,7 @@ export interface PrivateNetwork {
   /** The host's address on the private link. */
   readonly hostAddress: string;
   /** The command prefix that runs a program inside node `i`'s namespace. */
-  exec(i: number): string[];
+  readonly exec: (i: number) => string[];
   /** Makes the namespaces and links (first removing any a crashed run left). */
   create(): void;
   /** Drops every packet between node `i` and each of `peers` (addresses), both ways. */
