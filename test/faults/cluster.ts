@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { waitFor } from "../helpers/wait.ts";
 import type { RequestRecord } from "./load.ts";
 import type { NatsNode, NatsSetup } from "./nats-nodes.ts";
@@ -38,4 +39,41 @@ export function answersBetween(
     }
   }
   return { ok, unavailable };
+}
+
+/**
+ * The stream leader as `asked` (nodes' monitoring endpoints) see it, once they agree on one that
+ * is not `not`: unlike `streamLeader`, this needs no client connection, which may be stuck on a
+ * frozen or cut-off node. Undefined if none within `timeoutMs`.
+ */
+export async function leaderSeenBy(
+  asked: readonly NatsNode[],
+  stream: string,
+  not: NatsNode,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const seen = await Promise.all(
+      asked.map(async (n) => {
+        const res = await fetch(`http://${n.host}:${n.monitorPort}/jsz?streams=true`, {
+          signal: AbortSignal.timeout(1000),
+        }).catch(() => undefined);
+        const jsz = (await res?.json().catch(() => undefined)) as
+          | {
+              account_details?: {
+                stream_detail?: { name: string; cluster?: { leader?: string } }[];
+              }[];
+            }
+          | undefined;
+        return jsz?.account_details
+          ?.flatMap((a) => a.stream_detail ?? [])
+          .find((s) => s.name === stream)?.cluster?.leader;
+      }),
+    );
+    const first = seen[0];
+    if (first !== undefined && first !== not.name && seen.every((l) => l === first)) return first;
+    await sleep(100);
+  }
+  return undefined;
 }
