@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { MetricRow } from "./metric-rows.ts";
@@ -29,6 +29,14 @@ const MIGRATIONS = [
  */
 export function openSqliteStore(path: string): MetricStore {
   const db = openFile(path);
+  /**
+   * Free bytes the file's disk must have before the store answers a ping again, after an insert
+   * failed because the disk is full (0: no such failure since the last insert that worked). A
+   * `SELECT 1` still answers on a full disk: without this the worker would resume at once, fail
+   * again, and spend a delivery of every message it holds each time, until `max_deliver`
+   * dead-letters acknowledged metrics; and /readyz would say ready while nothing can be stored.
+   */
+  let neededBytes = 0;
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   migrate(db);
@@ -42,10 +50,27 @@ export function openSqliteStore(path: string): MetricStore {
   return {
     // node:sqlite is synchronous; running it in a promise's callback makes every failure a
     // rejection, as the interface promises.
-    insert: (rows) => Promise.resolve().then(() => insertAll(rows)),
+    insert: (rows) =>
+      Promise.resolve().then(() => {
+        try {
+          const added = insertAll(rows);
+          neededBytes = 0;
+          return added;
+        } catch (err) {
+          if (isDiskFull(err)) neededBytes = spaceFor(rows);
+          throw err;
+        }
+      }),
     ping: () =>
       Promise.resolve().then(() => {
         db.prepare("SELECT 1").get();
+        if (neededBytes === 0 || path === ":memory:") return;
+        const free = freeBytes(dirname(path));
+        if (free < neededBytes) {
+          throw new Error(
+            `the disk holding ${path} is full: ${free} bytes free, waiting for ${neededBytes}`,
+          );
+        }
       }),
     close() {
       if (db.isOpen) db.close();
@@ -77,6 +102,27 @@ export function openSqliteStore(path: string): MetricStore {
     }
     return added;
   }
+}
+
+/** SQLITE_FULL: "database or disk is full". */
+function isDiskFull(err: unknown): boolean {
+  const e = err as { errcode?: number; message?: string } | null;
+  return e?.errcode === 13 || /database or disk is full/i.test(e?.message ?? "");
+}
+
+/**
+ * Room enough to retry a batch: every byte of its rows written to the WAL, then to the file,
+ * twice over for the indexes, and never less than 1 MiB (a checkpoint's worth of pages).
+ */
+function spaceFor(rows: readonly MetricRow[]): number {
+  let bytes = 0;
+  for (const r of rows) bytes += r.dedupKey.length + r.tags.length + r.metric.length + 64;
+  return Math.max(1024 * 1024, 4 * bytes);
+}
+
+function freeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
 }
 
 function migrate(db: DatabaseSync): void {
