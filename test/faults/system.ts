@@ -49,6 +49,8 @@ export interface SystemOptions {
   readonly database: "sqlite" | "postgres";
   readonly dbProxy?: boolean;
   readonly workers?: number;
+  /** The folder of the SQLite file (default: a temporary folder of the system's own). */
+  readonly sqliteDir?: string;
   /** Variables for the server and the workers. */
   readonly env?: Record<string, string>;
 }
@@ -60,7 +62,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   };
   try {
-    let databaseUrl = `sqlite:${join(dir, "metrics.db")}`;
+    let databaseUrl = `sqlite:${join(options.sqliteDir ?? dir, "metrics.db")}`;
     let pgDb: TestDatabase | undefined;
     let dbProxy: TcpProxy | undefined;
     if (options.database === "postgres") {
