@@ -115,6 +115,18 @@ export function publishError(err: unknown): ApiError {
   }
   const e = err;
   const apiCode = e.api_error?.err_code;
+  const description = e.api_error?.description ?? e.message;
+  // The server's store cannot take it: its disk is full (a failed write, 10077 with the OS's
+  // error) or JetStream's own storage limit is reached (10023). Not stored, like stream_full,
+  // but what frees room is the operator, not the worker draining the backlog.
+  if (
+    apiCode === 10023 ||
+    (apiCode === 10077 && /no space left|insufficient (storage )?resources/i.test(description))
+  ) {
+    return new ApiError("storage_full", "The broker's storage is full; retry later.", {
+      cause: err,
+    });
+  }
   // JetStream refuses a message when the stream is at a limit and its discard policy is "new".
   if (
     apiCode === 10077 ||
