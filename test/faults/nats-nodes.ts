@@ -69,6 +69,10 @@ export interface StartOptions {
   sync: SyncSetting;
   /** The nats-server to run (default: `faultsNatsBinary()`); `always` needs 2.10+. */
   binary?: string;
+  /** More lines of each node's `jetstream {}` block (`max_file_store: 4G`…). */
+  jetstream?: string;
+  /** The folder under which each node keeps its store (`<storeDir>/n1`…), a small disk, say. */
+  storeDir?: string;
   /** Node i listens on `hosts[i]` (default 127.0.0.1) and runs under `exec(i)` (a command prefix). */
   network?: { hosts: readonly string[]; exec: (i: number) => string[] };
 }
@@ -109,11 +113,19 @@ async function startOnce(options: StartOptions): Promise<NatsSetup> {
     options.nodes > 1
       ? Array.from({ length: options.nodes }, (_, i) => `nats-route://${host(i)}:${port(2, i)}`)
       : [];
-  const jetstreamExtra = options.sync === "always" ? "  sync_interval: always\n" : "";
+  const jetstreamExtra =
+    (options.sync === "always" ? "  sync_interval: always\n" : "") +
+    (options.jetstream === undefined ? "" : `  ${options.jetstream}\n`);
   const nodes: Node[] = [];
+  const stores: string[] = [];
+  const removeStores = async () => {
+    for (const store of stores) await rm(store, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  };
   for (let i = 0; i < options.nodes; i++) {
     const name = `n${i + 1}`;
-    const store = join(dir, name);
+    const store = join(options.storeDir ?? dir, name);
+    stores.push(store);
     await mkdir(store, { recursive: true });
     const cluster =
       routes.length === 0
@@ -135,7 +147,7 @@ async function startOnce(options: StartOptions): Promise<NatsSetup> {
     if (nodes.length > 1) await waitForMetaGroup(nodes);
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
-    await rm(dir, { recursive: true, force: true });
+    await removeStores();
     throw err;
   }
   return {
@@ -145,12 +157,13 @@ async function startOnce(options: StartOptions): Promise<NatsSetup> {
     version: natsVersion(binary),
     sync: options.sync,
     settings:
-      options.sync === "always"
+      (options.sync === "always"
         ? "jetstream { sync_interval: always }"
-        : "jetstream {} (sync_interval: default, 2 min)",
+        : "jetstream {} (sync_interval: default, 2 min)") +
+      (options.jetstream === undefined ? "" : `, ${options.jetstream}`),
     async stop() {
       await Promise.all(nodes.map((n) => n.terminate()));
-      await rm(dir, { recursive: true, force: true });
+      await removeStores();
     },
   };
 }

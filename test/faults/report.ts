@@ -150,7 +150,7 @@ also found writes lost when data files were truncated or corrupted on a minority
 in 2.10.23. Debian 12's nats-server 2.9.10 cannot set \`sync_interval\` at all and predates that
 fix: it is fine for development and the regular tests, not for these guarantees.
 
-Not a guarantee: a \`503\` other than \`stream_full\` and \`stream_unavailable\`, or a request that
+Not a guarantee: a \`503\` other than \`stream_full\`, \`storage_full\` and \`stream_unavailable\`, or a request that
 timed out at the client, may or may not have been stored (\`publish_timeout\` means JetStream did
 not answer in time, not that it did not store). Retrying with the same \`Idempotency-Key\` is
 always safe; retrying such a request without a key can store its metrics twice.`;
@@ -169,8 +169,8 @@ export function renderReport(figures: readonly Figures[]): string {
     [
       `- machine: ${machine()}`,
       `- nats-server: ${versions} (Debian trixie's, from \`scripts/get-nats-server.sh\`), each node from a config file with \`jetstream { store_dir: …, sync_interval: always }\` unless the scenario says \`default sync\`; PostgreSQL 15; the stream and consumer as the worker creates them (file storage, work queue, \`discard: new\`, duplicate window 2 min, ack wait 30 s) unless the scenario says otherwise`,
-      "- clients: single metrics and batches, with and without `Idempotency-Key`. A client with a key retries every 503, timeout and broken connection with the same key (backoff 0.1 s doubling to 2 s); one without a key retries only `stream_full` and `stream_unavailable` (nothing was published) and otherwise stops, its outcome unknown; some requests are sent once and never retried, so refusals stay refusals",
-      "- **lost**: metrics of a request that got a 2xx with no row; **duplicated**: rows beyond a metric's first (every metric carries its request's id and its index in its tags, so copies are found whatever their message id); **refused but stored**: rows of a request whose every answer said nothing was published (4xx, `503 stream_full`, `503 stream_unavailable`); **unknown**: no 2xx, and at least one timeout or `503 publish_timeout` — stored at most once is right. The suite fails if lost, duplicated, refused-but-stored or rows from no request is not 0",
+      "- clients: single metrics and batches, with and without `Idempotency-Key`. A client with a key retries every 503, timeout and broken connection with the same key (backoff 0.1 s doubling to 2 s); one without a key retries only `stream_full`, `storage_full` and `stream_unavailable` (nothing was published) and otherwise stops, its outcome unknown; some requests are sent once and never retried, so refusals stay refusals",
+      "- **lost**: metrics of a request that got a 2xx with no row; **duplicated**: rows beyond a metric's first (every metric carries its request's id and its index in its tags, so copies are found whatever their message id); **refused but stored**: rows of a request whose every answer said nothing was published (4xx, `503 stream_full`, `503 storage_full`, `503 stream_unavailable`); **unknown**: no 2xx, and at least one timeout or `503 publish_timeout` — stored at most once is right. The suite fails if lost, duplicated, refused-but-stored or rows from no request is not 0",
     ].join("\n"),
     "## Summary",
     summaryTable(scenarios),
