@@ -45,7 +45,7 @@ it("slow and lossy links to NATS: 503 or retries, never a 2xx unstored, never a 
   await at(load, 5000);
   proxies.serve.setDelay(100, 50);
   proxies.worker.setDelay(100, 50);
-  undoLoss = dropRandomly(node.port, 0.05);
+  undoLoss = dropRandomly([node.port], 0.05);
   const slowAt = load.now();
   const rowsAtSlow = await system.count();
   await at(load, slowAt + hold);

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 
 /**
- * Random packet loss on loopback for one TCP port, both ways, with iptables' `statistic` match
+ * Random packet loss on loopback for some TCP ports, both ways, with iptables' `statistic` match
  * (this kernel has no `netem`). Each rule carries the comment `faults-loss`, so that rules a
  * crashed run left are found and removed before new ones are added. Needs root and iptables.
  */
@@ -32,10 +32,13 @@ export function removeLossRules(): void {
   }
 }
 
-/** Drops `probability` of the packets to and from `port` on loopback until the returned undo. */
-export function dropRandomly(port: number, probability: number): () => void {
+/** Drops `probability` of the packets to and from each of `ports` on loopback until the undo. */
+export function dropRandomly(ports: readonly number[], probability: number): () => void {
   removeLossRules();
-  for (const direction of ["--dport", "--sport"]) {
+  for (const [port, direction] of ports.flatMap((p) => [
+    [p, "--dport"] as const,
+    [p, "--sport"] as const,
+  ])) {
     iptables([
       "-A",
       "INPUT",
