@@ -50,6 +50,8 @@ export interface SystemOptions {
   readonly nats: NatsSetup;
   readonly database: "sqlite" | "postgres";
   readonly dbProxy?: boolean;
+  /** A command that execs each worker (into a memory cgroup, say). */
+  readonly workerPrefix?: readonly string[];
   /** The ingest server and the workers reach the (first) NATS node through proxies of their own. */
   readonly natsProxies?: boolean;
   readonly workers?: number;
@@ -128,7 +130,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       await Promise.all(workers.map((w) => w.stop("SIGKILL", 0)));
     });
     const addWorker = async (extra: Record<string, string> = {}) => {
-      const w = startWorker({ ...workerEnv, ...extra });
+      const w = startWorker({ ...workerEnv, ...extra }, options.workerPrefix);
       workers.push(w);
       await waitFor(
         "the worker's start",
