@@ -150,6 +150,27 @@ also found writes lost when data files were truncated or corrupted on a minority
 in 2.10.23. Debian 12's nats-server 2.9.10 cannot set \`sync_interval\` at all and predates that
 fix: it is fine for development and the regular tests, not for these guarantees.
 
+By fault of the network, the disk and the processes (R3 rows with \`sync_interval: always\`):
+
+| fault | a 2xx survives… | what it does not survive, or what the client sees | shown by |
+| - | - | - | - |
+| network partition: the stream leader cut off from the other two nodes | yes: the other two elect a leader and acknowledge; the old leader cannot reach a quorum, so nothing is acknowledged by it alone | requests through the cut-off node answer \`503 publish_timeout\` until the client retries | scenario 8 |
+| network partition: the ingest server on the minority side | yes: nothing is acknowledged without a quorum | every request answers \`503\` (\`publish_timeout\`) while it lasts; the worker stores nothing until it heals | scenario 8 |
+| slow (100 ms ± 50 ms) and lossy (5 %) links between the edge, the worker and NATS | yes | publishes slower than \`PUBLISH_TIMEOUT_MS\` answer \`503 publish_timeout\`: retried with the same key they store once; without a key the outcome is unknown | scenario 9 |
+| the stream leader paused (SIGSTOP) past the election timeout, then resumed | yes: a paused leader acknowledges nothing, and on waking it follows the new leader | requests through the paused node time out until the client retries | scenario 10 |
+| the SQLite file's disk full | yes: the worker acks only after a commit; it pauses, answers \`/readyz\` 503 and stores the backlog once space is back | the backlog grows in the stream meanwhile (up to \`STREAM_MAX_BYTES\`, then \`503 stream_full\`) | scenario 11 |
+| JetStream's store directory full | yes: what was acknowledged is on disk | new requests answer \`503 storage_full\` (nothing stored) until space is freed; publishing then resumes by itself | scenario 12 |
+| the worker past its memory limit (cgroup), large messages | yes: a killed worker acked nothing it had not committed, so its messages come again | under a limit below the worker's bound (see docs/worker.md) every replacement dies on the same messages: nothing is stored until the limit is raised | scenario 13 |
+| all of these, one every 3 minutes, for 30 minutes | yes, and memory stays flat | — | scenario 14 (full suite only) |
+
+nats-server 2.10.27 answers a publish whose block write hit \`ENOSPC\` with JetStream error 10077,
+the code of a stream at its \`max_bytes\`, with the OS's error as its description ("write
+…/msgs/146.blk: no space left on device"), and keeps JetStream enabled; the edge tells the two
+apart by that description and answers \`storage_full\` (scenario 12). The store directory needs
+\`max_file_store\` set above what its disk holds for this to happen at all: by default JetStream
+reserves a stream's \`max_bytes\` out of 75 % of the disk and refuses a stream that does not fit
+("insufficient storage resources available").
+
 Not a guarantee: a \`503\` other than \`stream_full\`, \`storage_full\` and \`stream_unavailable\`, or a request that
 timed out at the client, may or may not have been stored (\`publish_timeout\` means JetStream did
 not answer in time, not that it did not store). Retrying with the same \`Idempotency-Key\` is
