@@ -167,9 +167,10 @@ nats-server 2.10.27 answers a publish whose block write hit \`ENOSPC\` with JetS
 the code of a stream at its \`max_bytes\`, with the OS's error as its description ("write
 …/msgs/146.blk: no space left on device"), and keeps JetStream enabled; the edge tells the two
 apart by that description and answers \`storage_full\` (scenario 12). The store directory needs
-\`max_file_store\` set above what its disk holds for this to happen at all: by default JetStream
-reserves a stream's \`max_bytes\` out of 75 % of the disk and refuses a stream that does not fit
-("insufficient storage resources available").
+\`max_file_store\` set above what its disk holds for this to happen at all (as on a disk shared
+with other files): by default JetStream's limit is sized from the disk's free space at start, and
+a stream whose \`max_bytes\` does not fit is refused ("insufficient storage resources available",
+seen with the 1 GiB default \`STREAM_MAX_BYTES\` on a 64 MiB disk).
 
 Not a guarantee: a \`503\` other than \`stream_full\`, \`storage_full\` and \`stream_unavailable\`, or a request that
 timed out at the client, may or may not have been stored (\`publish_timeout\` means JetStream did
