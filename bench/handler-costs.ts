@@ -9,14 +9,14 @@ import { randomUUID } from "node:crypto";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeEnvelope } from "../shared/envelope.ts";
 import { jsonResponse } from "../edge/http/http-response.ts";
-import { bodyFormat, parseMetrics } from "../edge/json/parse-metrics.ts";
+import { jsonEncodingOf, parseMetrics } from "../edge/json/parse-metrics.ts";
 import { readBodyText } from "../edge/http/read-body.ts";
 import { ingestRequest } from "./ingest-in-process.ts";
 import { jsonBody, median } from "./support.ts";
 
 const CALLS = 100_000;
 const body = jsonBody(1);
-const metrics = runToEnd(parseMetrics(body, bodyFormat("application/json")));
+const metrics = runToEnd(parseMetrics(body, jsonEncodingOf("application/json")));
 
 async function microseconds(fn: () => unknown): Promise<number> {
   for (let i = 0; i < 10_000; i++) await fn();
@@ -45,7 +45,7 @@ const pieces: [string, () => unknown][] = [
   ],
   [
     "parse and validate one metric",
-    () => runToEnd(parseMetrics(body, bodyFormat("application/json"))),
+    () => runToEnd(parseMetrics(body, jsonEncodingOf("application/json"))),
   ],
   [
     "the envelope",

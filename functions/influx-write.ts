@@ -1,11 +1,9 @@
 import type { Config } from "@netlify/functions";
-import { agentOptions, netlifyFunction } from "../edge/http/function-runtime.ts";
-import { createInfluxWriteHandler } from "../edge/influx/influx-write-handler.ts";
+import { netlifyFunction } from "../edge/http/function-runtime.ts";
+import { influxWriteHandlerOf } from "../edge/influx/influx-write-handler.ts";
 
 /** POST /api/v2/write — InfluxDB v2 line protocol, answered as InfluxDB answers. */
-export default netlifyFunction((context) =>
-  createInfluxWriteHandler(agentOptions(context, "influx")),
-);
+export default netlifyFunction(influxWriteHandlerOf);
 
 export const config: Config = {
   path: "/api/v2/write",

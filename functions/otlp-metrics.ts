@@ -1,11 +1,9 @@
 import type { Config } from "@netlify/functions";
-import { agentOptions, netlifyFunction } from "../edge/http/function-runtime.ts";
-import { createOtlpMetricsHandler } from "../edge/otlp/otlp-metrics-handler.ts";
+import { netlifyFunction } from "../edge/http/function-runtime.ts";
+import { otlpMetricsHandlerOf } from "../edge/otlp/otlp-metrics-handler.ts";
 
 /** POST /v1/metrics — OTLP/HTTP metrics, protobuf or JSON. */
-export default netlifyFunction((context) =>
-  createOtlpMetricsHandler(agentOptions(context, "otlp")),
-);
+export default netlifyFunction(otlpMetricsHandlerOf);
 
 export const config: Config = {
   path: "/v1/metrics",

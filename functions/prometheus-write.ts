@@ -1,11 +1,9 @@
 import type { Config } from "@netlify/functions";
-import { agentOptions, netlifyFunction } from "../edge/http/function-runtime.ts";
-import { createRemoteWriteHandler } from "../edge/remote-write/remote-write-handler.ts";
+import { netlifyFunction } from "../edge/http/function-runtime.ts";
+import { remoteWriteHandlerOf } from "../edge/remote-write/remote-write-handler.ts";
 
 /** POST /api/v1/write — Prometheus remote write 1.0. */
-export default netlifyFunction((context) =>
-  createRemoteWriteHandler(agentOptions(context, "prometheus")),
-);
+export default netlifyFunction(remoteWriteHandlerOf);
 
 export const config: Config = {
   path: "/api/v1/write",

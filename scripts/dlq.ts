@@ -13,13 +13,13 @@ import { parseArgs } from "node:util";
 import {
   connect,
   headers as natsHeaders,
-  NatsError,
   type JetStreamClient,
   type JetStreamManager,
   type StoredMsg,
 } from "nats";
 import { ConfigError, loadConfig, type Config } from "../shared/config.ts";
 import { natsOptions } from "../shared/nats-connection.ts";
+import { natsErrorKind } from "../shared/nats-errors.ts";
 import { DLQ_HEADERS } from "../worker/dead-letters.ts";
 import {
   formatCount,
@@ -129,8 +129,8 @@ async function fetchOne(ctx: Context, seq: number): Promise<StoredMsg | undefine
   try {
     return await ctx.jsm.streams.getMessage(ctx.dlq, { seq });
   } catch (err) {
-    // JetStream's "no message found" (10037): never stored, or already replayed or deleted.
-    if (err instanceof NatsError && err.api_error?.err_code === 10037) {
+    // Never stored, or already replayed or deleted.
+    if (natsErrorKind(err) === "message_not_found") {
       console.error(`dlq: no dead letter with seq ${seq} in ${ctx.dlq}`);
       return undefined;
     }
@@ -284,7 +284,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const missing = await jsm.streams.info(dlq).then(
       () => false,
       (err: unknown) => {
-        if (err instanceof NatsError && err.api_error?.err_code === 10059) return true;
+        if (natsErrorKind(err) === "stream_not_found") return true;
         throw err;
       },
     );

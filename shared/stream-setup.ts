@@ -10,6 +10,7 @@ import {
   type StreamConfig,
 } from "nats";
 import type { Config } from "./config.ts";
+import { isNotFound } from "./nats-errors.ts";
 
 /** The subject the JSON API publishes to. */
 export function jsonSubject(stream: Config["stream"]): string {
@@ -142,8 +143,4 @@ function differences(current: object, wanted: object): string[] {
   return Object.entries(wanted)
     .filter(([key, value]) => JSON.stringify(have[key]) !== JSON.stringify(value))
     .map(([key, value]) => `${key} ${JSON.stringify(have[key])} → ${JSON.stringify(value)}`);
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof Error && /not found/i.test(err.message);
 }

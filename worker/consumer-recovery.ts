@@ -1,4 +1,5 @@
-import type { Consumer, NatsError } from "nats";
+import type { Consumer } from "nats";
+import { isNotFound } from "../shared/nats-errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { backoffMs, pauseUnlessStopped, retryUntilStopped } from "./retry-backoff.ts";
 import type { WakeSignal } from "./wake-signal.ts";
@@ -79,11 +80,6 @@ export async function consumerGone(consumer: Consumer): Promise<boolean> {
     await consumer.info();
     return false;
   } catch (err) {
-    const code = (err as Partial<NatsError>).api_error?.err_code;
-    return code === CONSUMER_NOT_FOUND || code === STREAM_NOT_FOUND;
+    return isNotFound(err);
   }
 }
-
-/** JetStream's error codes for a consumer, or a stream, that does not exist. */
-const CONSUMER_NOT_FOUND = 10014;
-const STREAM_NOT_FOUND = 10059;

@@ -1,14 +1,14 @@
 /**
  * Every endpoint's handler over one context, for the self-hosted server (and the benchmarks):
- * each is made here exactly as its Netlify function makes it.
+ * each is made by the same `…HandlerOf(context)` its Netlify function calls.
  */
 import type { Handler } from "./answer-requests.ts";
 import type { Config } from "../../shared/config.ts";
-import { createInfluxWriteHandler } from "../influx/influx-write-handler.ts";
+import { influxWriteHandlerOf } from "../influx/influx-write-handler.ts";
 import { ingestHandlerOf } from "../json/ingest-handler.ts";
-import { createOtlpMetricsHandler } from "../otlp/otlp-metrics-handler.ts";
-import { createRemoteWriteHandler } from "../remote-write/remote-write-handler.ts";
-import { agentOptions, createServiceContext, type ContextOptions } from "./function-runtime.ts";
+import { otlpMetricsHandlerOf } from "../otlp/otlp-metrics-handler.ts";
+import { remoteWriteHandlerOf } from "../remote-write/remote-write-handler.ts";
+import { createServiceContext, type ContextOptions } from "./service-context.ts";
 import { healthHandlerOf } from "./health-handler.ts";
 
 export interface Handlers {
@@ -29,9 +29,9 @@ export function createHandlers(config: Config, options: ContextOptions): Handler
   return {
     ingest: ingestHandlerOf(context),
     health: healthHandlerOf(context),
-    influxWrite: createInfluxWriteHandler(agentOptions(context, "influx")),
-    otlpMetrics: createOtlpMetricsHandler(agentOptions(context, "otlp")),
-    remoteWrite: createRemoteWriteHandler(agentOptions(context, "prometheus")),
+    influxWrite: influxWriteHandlerOf(context),
+    otlpMetrics: otlpMetricsHandlerOf(context),
+    remoteWrite: remoteWriteHandlerOf(context),
     close: () => context.close(),
   };
 }

@@ -2,7 +2,7 @@ import { ApiError } from "./errors.ts";
 import { errorResponse, internalErrorResponse, jsonResponse } from "./http-response.ts";
 import type { Handler } from "./answer-requests.ts";
 import type { SourceCheck } from "./auth.ts";
-import type { ServiceContext } from "./function-runtime.ts";
+import type { ServiceContext } from "./service-context.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { ConnectionProvider } from "../../shared/nats-connection.ts";
 import { requestIdOf } from "./request-id.ts";

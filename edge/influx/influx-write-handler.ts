@@ -23,6 +23,7 @@ import { answerRequests, requirePost, type Handler } from "../http/answer-reques
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { traceHeaders } from "../http/trace-context.ts";
 import { readBodyBytes } from "../http/read-body.ts";
+import { agentOptions, type ServiceContext } from "../http/service-context.ts";
 
 /** InfluxDB's clients send `Authorization: Token <key>`; Bearer works here as everywhere. */
 const KEY_SCHEMES: readonly KeyScheme[] = ["Token", "Bearer"];
@@ -133,4 +134,9 @@ function influxErrorResponse(err: ApiError, requestId: string): Response {
     },
     headers,
   );
+}
+
+/** The InfluxDB write handler as every host makes it, from the service's context. */
+export function influxWriteHandlerOf(context: ServiceContext): Handler {
+  return createInfluxWriteHandler(agentOptions(context, "influx"));
 }

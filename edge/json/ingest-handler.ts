@@ -9,9 +9,9 @@ import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/fu
 import { jsonResponse } from "../http/http-response.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { bodyFormat, parseMetrics } from "./parse-metrics.ts";
+import { jsonEncodingOf, parseMetrics } from "./parse-metrics.ts";
 import type { Publisher } from "../publish/publisher.ts";
-import type { ServiceContext } from "../http/function-runtime.ts";
+import type { ServiceContext } from "../http/service-context.ts";
 import { readBodyText } from "../http/read-body.ts";
 import { jsonSubject } from "../../shared/stream-setup.ts";
 import { traceHeaders } from "../http/trace-context.ts";
@@ -49,7 +49,7 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     requirePost(req);
     const refusal = options.authenticate(req);
     if (refusal) throw refusal;
-    const format = bodyFormat(req.headers.get("content-type"));
+    const format = jsonEncodingOf(req.headers.get("content-type"));
     const msgId = idempotencyKey(req) ?? newMessageId();
     const receivedAt = now();
     // The body may be as large as the broker's message, less the envelope around the metrics

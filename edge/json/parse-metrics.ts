@@ -6,13 +6,14 @@ import type { Metric } from "../../shared/metric-schema.ts";
 import { toDetails } from "../publish/validation-details.ts";
 import { validateJsonBody, validateMetric } from "../../shared/validators.ts";
 
-export type BodyFormat = "json" | "ndjson";
+export type JsonEncoding = "json" | "ndjson";
 
 /**
- * The body format named by a Content-Type header: `application/json` or `application/x-ndjson`,
- * in any letter case, with at most a `charset=utf-8` parameter. Anything else is a 415.
+ * The encoding of a JSON API body, as its Content-Type header names it: `application/json` or
+ * `application/x-ndjson`, in any letter case, with at most a `charset=utf-8` parameter.
+ * Anything else is a 415.
  */
-export function bodyFormat(contentType: string | null): BodyFormat {
+export function jsonEncodingOf(contentType: string | null): JsonEncoding {
   const [essence = "", ...params] = (contentType ?? "")
     .split(";")
     .map((p) => p.trim().toLowerCase());
@@ -38,7 +39,7 @@ export function bodyFormat(contentType: string | null): BodyFormat {
  */
 export function* parseMetrics(
   text: string,
-  format: BodyFormat,
+  format: JsonEncoding,
   bound?: FutureBound,
 ): Steps<Metric[]> {
   const items = format === "json" ? itemsOfJson(text) : itemsOfNdjson(text);

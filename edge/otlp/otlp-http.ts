@@ -30,7 +30,7 @@ const CONTENT_TYPES: Readonly<Record<OtlpEncoding, string>> = {
 };
 
 /** The encoding a Content-Type names (parameters such as charset aside), if OTLP has it. */
-export function encodingOf(contentType: string | null): OtlpEncoding | undefined {
+export function otlpEncodingOf(contentType: string | null): OtlpEncoding | undefined {
   const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
   if (type === CONTENT_TYPES.protobuf) return "protobuf";
   if (type === CONTENT_TYPES.json) return "json";

@@ -11,7 +11,7 @@ import { answerRequests, requirePost, type Handler } from "../http/answer-reques
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import {
   decodeRequest,
-  encodingOf,
+  otlpEncodingOf,
   exportResponse,
   PointsRefused,
   statusResponse,
@@ -20,6 +20,7 @@ import {
 import { countDataPoints, metricsOfRequest, refusalSummary } from "./otlp-metrics.ts";
 import { traceHeaders } from "../http/trace-context.ts";
 import { readBodyBytes } from "../http/read-body.ts";
+import { agentOptions, type ServiceContext } from "../http/service-context.ts";
 
 /**
  * `POST /v1/metrics` — OTLP/HTTP metrics, in binary protobuf or OTLP/JSON, gzip allowed. Every
@@ -97,10 +98,15 @@ export function createOtlpMetricsHandler(
   }
 
   // Every answer, an error too, is in the request's encoding; JSON when it has none of OTLP's.
-  const encodingOfRequest = (req: Request) => encodingOf(req.headers.get("content-type"));
+  const encodingOfRequest = (req: Request) => otlpEncodingOf(req.headers.get("content-type"));
   return answerRequests(
     log,
     (req, requestId) => exportMetrics(req, requestId, encodingOfRequest(req)),
     (err, requestId, req) => statusResponse(err, encodingOfRequest(req) ?? "json", requestId),
   );
+}
+
+/** The OTLP metrics handler as every host makes it, from the service's context. */
+export function otlpMetricsHandlerOf(context: ServiceContext): Handler {
+  return createOtlpMetricsHandler(agentOptions(context, "otlp"));
 }

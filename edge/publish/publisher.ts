@@ -7,6 +7,7 @@ import {
 } from "nats";
 import { maxPayloadOf, type ConnectionProvider } from "../../shared/nats-connection.ts";
 import { ApiError } from "../http/errors.ts";
+import { natsErrorKind } from "../../shared/nats-errors.ts";
 
 /** What JetStream said about a stored message. */
 export interface PublishReceipt {
@@ -108,43 +109,33 @@ export function receiptOf(ack: Pick<PubAck, "stream" | "seq" | "duplicate">): Pu
 
 /** Maps what a failed publish threw to the API's errors; every one of them is retryable. */
 export function publishError(err: unknown): ApiError {
-  if (!(err instanceof NatsError)) {
-    return new ApiError("nats_unavailable", "The message broker did not take the message.", {
-      cause: err,
-    });
+  const kind = err instanceof NatsError ? natsErrorKind(err) : "other";
+  switch (kind) {
+    // JetStream refuses a message when the stream is at a limit and its discard policy is "new".
+    case "stream_full":
+      return new ApiError("stream_full", "The stream is full; retry after the backlog drains.", {
+        cause: err,
+      });
+    case "timeout":
+      return new ApiError(
+        "publish_timeout",
+        "The broker did not acknowledge the message in time.",
+        { cause: err },
+      );
+    // The server's store cannot take it: its disk is full, or JetStream's storage limit is
+    // reached. Not stored, like stream_full, but what frees room is an operator, not the worker.
+    case "insufficient_resources":
+      return new ApiError("storage_full", "The broker's storage is full; retry later.", {
+        cause: err,
+      });
+    // No stream listens on the subject.
+    case "no_responders":
+      return new ApiError("stream_unavailable", "No stream takes these metrics yet.", {
+        cause: err,
+      });
+    default:
+      return new ApiError("nats_unavailable", "The message broker did not take the message.", {
+        cause: err,
+      });
   }
-  const e = err;
-  const apiCode = e.api_error?.err_code;
-  const description = e.api_error?.description ?? e.message;
-  // The server's store cannot take it: its disk is full (a failed write, 10077 with the OS's
-  // error) or JetStream's own storage limit is reached (10023). Not stored, like stream_full,
-  // but what frees room is the operator, not the worker draining the backlog.
-  if (
-    apiCode === 10023 ||
-    (apiCode === 10077 && /no space left|insufficient (storage )?resources/i.test(description))
-  ) {
-    return new ApiError("storage_full", "The broker's storage is full; retry later.", {
-      cause: err,
-    });
-  }
-  // JetStream refuses a message when the stream is at a limit and its discard policy is "new".
-  if (
-    apiCode === 10077 ||
-    /maximum (messages|bytes) exceeded|resource limits exceeded/i.test(e.message)
-  ) {
-    return new ApiError("stream_full", "The stream is full; retry after the backlog drains.", {
-      cause: err,
-    });
-  }
-  if (e.code === "TIMEOUT") {
-    return new ApiError("publish_timeout", "The broker did not acknowledge the message in time.", {
-      cause: err,
-    });
-  }
-  if (e.code === "503") {
-    return new ApiError("stream_unavailable", "No stream takes these metrics yet.", { cause: err });
-  }
-  return new ApiError("nats_unavailable", "The message broker did not take the message.", {
-    cause: err,
-  });
 }

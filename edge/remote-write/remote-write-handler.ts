@@ -11,8 +11,9 @@ import { answerRequests, requirePost, type Handler } from "../http/answer-reques
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { traceHeaders } from "../http/trace-context.ts";
 import { readRawBody } from "../http/read-body.ts";
-import { metricsOfWriteRequest, pointsOf, writeRequestOf } from "./remote-write.ts";
+import { metricsOfWriteRequest, pointCountOf, writeRequestOf } from "./remote-write.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
+import { agentOptions, type ServiceContext } from "../http/service-context.ts";
 
 /**
  * The largest Snappy block whose contents can fit the decompressed limit: Snappy's worst case
@@ -44,7 +45,7 @@ export function createRemoteWriteHandler(
     const bodyBytes = decoded.byteLength;
     const { points, metrics, skipped } = await computeInTurn(bodyBytes, async () => {
       const request = await runInSlices(writeRequestOf(decoded));
-      const points = pointsOf(request);
+      const points = pointCountOf(request);
       if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
       const budget = new ExpansionBudget(bodyBytes);
       return {
@@ -116,4 +117,9 @@ function checkProtocolHeaders(headers: Headers): void {
       `X-Prometheus-Remote-Write-Version '${version.slice(0, 32)}' is not supported; this endpoint speaks remote write 1.0 (0.1.0).`,
     );
   }
+}
+
+/** The Prometheus remote-write handler as every host makes it, from the service's context. */
+export function remoteWriteHandlerOf(context: ServiceContext): Handler {
+  return createRemoteWriteHandler(agentOptions(context, "prometheus"));
 }

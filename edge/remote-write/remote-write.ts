@@ -7,7 +7,10 @@ import type { FutureBound } from "../publish/future-timestamps.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "../publish/expansion-budget.ts";
-import { WriteRequestSchema, type WriteRequest } from "../../shared/gen/proto/prometheus/remote_pb.js";
+import {
+  WriteRequestSchema,
+  type WriteRequest,
+} from "../../shared/gen/proto/prometheus/remote_pb.js";
 import type { TimeSeries } from "../../shared/gen/proto/prometheus/types_pb.js";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
@@ -68,7 +71,7 @@ export function* writeRequestOf(bytes: Uint8Array): Steps<WriteRequest> {
 }
 
 /** The points of a request, as the per-request limit counts them: samples and histograms. */
-export function pointsOf(request: WriteRequest): number {
+export function pointCountOf(request: WriteRequest): number {
   let points = 0;
   for (const series of request.timeseries)
     points += series.samples.length + series.histograms.length;

@@ -6,7 +6,7 @@ import type { Logger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import type { OutgoingMessage, PublishReceipt } from "../../edge/publish/publisher.ts";
 import { fakePublisher } from "./fake-publisher.ts";
-import { silentLogger } from "./ingest.ts";
+import { silentLogger } from "./logger.ts";
 
 export interface AgentSetup {
   readonly publish?: (message: OutgoingMessage) => Promise<PublishReceipt>;

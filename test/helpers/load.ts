@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Handler } from "../../edge/http/answer-requests.ts";
-import { post } from "./ingest.ts";
+import { post } from "./requests.ts";
 
 /**
  * Sends `requests` JSON requests of `perRequest` metrics each through a real ingest handler,

@@ -1,55 +1,19 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect, headers, type JetStreamManager, type NatsConnection } from "nats";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { headers } from "nats";
+import { describe, expect, it } from "vitest";
 import { replayMsgId } from "../../scripts/dlq-format.ts";
 import type { Config } from "../../shared/config.ts";
 import { jsonSubject } from "../../shared/stream-setup.ts";
-import { post, realIngestHandler } from "../helpers/ingest.ts";
-import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
-import { freePort, PROJECT_ROOT, startWorker, type Child } from "../helpers/processes.ts";
+import { realIngestHandler } from "../helpers/ingest.ts";
+import { freePort, PROJECT_ROOT } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { isolated as isolatedConfig } from "../helpers/isolated.ts";
+import { workerBed } from "../helpers/worker-bed.ts";
+import { post } from "../helpers/requests.ts";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-let dir: string;
-let worker: Child | undefined;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await nc.jetstreamManager();
-  dir = await mkdtemp(join(tmpdir(), "dlq-test-"));
-});
-
-afterEach(async () => {
-  const code = await worker?.stop();
-  worker = undefined;
-  // A worker that does not stop cleanly on SIGTERM is a failure of its own.
-  if (code !== undefined) expect(code).toBe(0);
-});
-
-afterAll(async () => {
-  await nc.close();
-  await server.stop();
-  await rm(dir, { recursive: true, force: true });
-});
-
-function isolated(name: string) {
-  return isolatedConfig(server.url, name, dir, { CONSUMER_ACK_WAIT_SECONDS: "2" });
-}
-
-async function startedWorker(config: Config, env: Record<string, string>): Promise<void> {
-  worker = startWorker(env);
-  await waitFor("the worker's consumer", () =>
-    jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
-  );
-}
+const bed = workerBed("dlq-test-");
 
 interface Run {
   readonly code: number | string;
@@ -109,7 +73,7 @@ const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /** The three kinds of message that can never be stored, straight to the main stream. */
 async function publishPoison(config: Config, which = [NOT_JSON, VERSION_4, INVALID]) {
-  const js = nc.jetstream();
+  const js = bed.nc.jetstream();
   for (const body of which) {
     const h = headers();
     h.set("traceparent", TRACEPARENT);
@@ -122,7 +86,7 @@ async function publishPoison(config: Config, which = [NOT_JSON, VERSION_4, INVAL
 }
 
 async function dlqCount(config: Config): Promise<number> {
-  return (await jsm.streams.info(config.stream.dlqName)).state.messages;
+  return (await bed.jsm.streams.info(config.stream.dlqName)).state.messages;
 }
 
 async function waitForDeadLetters(config: Config, count: number): Promise<void> {
@@ -133,8 +97,8 @@ async function waitForDeadLetters(config: Config, count: number): Promise<void> 
 
 describe("dlq list", () => {
   it("lists the poison messages among good ones, with their reasons, and stores the good ones", async () => {
-    const { config, env, dbPath } = isolated("list");
-    await startedWorker(config, env);
+    const { config, env, dbPath } = bed.isolated("list");
+    await bed.startedWorker(config, env);
     const { handler, close } = realIngestHandler(config);
     expect((await handler(post('{"data": [{"value": 1}, {"value": 2}]}'))).status).toBe(202);
     await publishPoison(config, [NOT_JSON]);
@@ -182,8 +146,8 @@ describe("dlq list", () => {
 
 describe("dlq show and replay", () => {
   it("shows a message's body as stored, replays a fixed body, and refuses to replay it twice", async () => {
-    const { config, env, dbPath } = isolated("fix");
-    await startedWorker(config, env);
+    const { config, env, dbPath } = bed.isolated("fix");
+    await bed.startedWorker(config, env);
     await publishPoison(config, [INVALID]);
     await waitForDeadLetters(config, 1);
     const [letter] = await listed(env);
@@ -196,7 +160,7 @@ describe("dlq show and replay", () => {
     expect(shown.stderr).toContain("Dlq-Msg-Id: fixme-1");
     expect(shown.stderr).toContain(`traceparent: ${TRACEPARENT}`);
 
-    const fixedFile = join(dir, "fixed.json");
+    const fixedFile = join(bed.dir, "fixed.json");
     await writeFile(fixedFile, shown.stdout.replace('"value":"oops"', '"value": 42'));
     const replayed = await dlq(env, "replay", String(letter.seq), "--body-file", fixedFile);
     expect(replayed.code, replayed.stderr).toBe(0);
@@ -219,38 +183,38 @@ describe("dlq show and replay", () => {
     expect(again.stderr).toContain(`no dead letter with seq ${letter.seq} in S_fix_DLQ`);
     expect(again.stdout).toBe("");
     expect(readRows(dbPath).filter((r) => r.dedup_key === "fixme-1/0")).toHaveLength(1);
-    expect((await jsm.streams.info(config.stream.name)).state.last_seq).toBe(2);
+    expect((await bed.jsm.streams.info(config.stream.name)).state.last_seq).toBe(2);
   });
 
   it("publishes nothing twice when a replay is run again after a crash between publish and delete", async () => {
-    const { config, env, dbPath } = isolated("crash");
-    await startedWorker(config, env);
+    const { config, env, dbPath } = bed.isolated("crash");
+    await bed.startedWorker(config, env);
     await publishPoison(config, [INVALID]);
     await waitForDeadLetters(config, 1);
     const fixed = INVALID.replace('"oops"', "42");
 
     // Play a replay that published the fixed body and died before deleting the dead letter.
-    await nc.jetstream().publish(jsonSubject(config.stream), encode(fixed), {
+    await bed.nc.jetstream().publish(jsonSubject(config.stream), encode(fixed), {
       msgID: replayMsgId(config.stream.dlqName, 1),
     });
     await waitFor("the fixed metric stored", () =>
       readRows(dbPath).length > 0 ? true : undefined,
     );
-    const lastSeq = (await jsm.streams.info(config.stream.name)).state.last_seq;
+    const lastSeq = (await bed.jsm.streams.info(config.stream.name)).state.last_seq;
 
-    const fixedFile = join(dir, "crash-fixed.json");
+    const fixedFile = join(bed.dir, "crash-fixed.json");
     await writeFile(fixedFile, fixed);
     const run = await dlq(env, "replay", "1", "--body-file", fixedFile);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`replayed seq 1 → already in S_crash at seq ${lastSeq}`);
-    expect((await jsm.streams.info(config.stream.name)).state.last_seq).toBe(lastSeq);
+    expect((await bed.jsm.streams.info(config.stream.name)).state.last_seq).toBe(lastSeq);
     expect(await dlqCount(config)).toBe(0);
     expect(readRows(dbPath).map((r) => [r.dedup_key, r.value])).toEqual([["fixme-1/0", 42]]);
   });
 
   it("replays --all of messages still poison: the worker dead-letters them again", async () => {
-    const { config, env, dbPath } = isolated("again");
-    await startedWorker(config, env);
+    const { config, env, dbPath } = bed.isolated("again");
+    await bed.startedWorker(config, env);
     await publishPoison(config);
     await waitForDeadLetters(config, 3);
     const before = await listed(env);
@@ -264,7 +228,7 @@ describe("dlq show and replay", () => {
     ]);
 
     await waitFor("the replayed messages dead-lettered again", async () => {
-      const { state } = await jsm.streams.info(config.stream.dlqName);
+      const { state } = await bed.jsm.streams.info(config.stream.dlqName);
       return state.messages === 3 && state.first_seq === 4 ? state : undefined;
     });
     const after = await listed(env);
@@ -274,7 +238,7 @@ describe("dlq show and replay", () => {
       [6, before[2]?.reason, 6],
     ]);
     // The replay kept the message's own headers; the new dead letter carries the replay's id.
-    const again = await jsm.streams.getMessage(config.stream.dlqName, { seq: 6 });
+    const again = await bed.jsm.streams.getMessage(config.stream.dlqName, { seq: 6 });
     expect(again.header.get("traceparent")).toBe(TRACEPARENT);
     expect(again.header.get("Dlq-Msg-Id")).toBe(replayMsgId(config.stream.dlqName, 3));
     expect(new TextDecoder().decode(again.data)).toBe(INVALID);
@@ -284,8 +248,8 @@ describe("dlq show and replay", () => {
 
 describe("dlq delete", () => {
   it("removes the dead letters named, then all of them", async () => {
-    const { config, env } = isolated("drop");
-    await startedWorker(config, env);
+    const { config, env } = bed.isolated("drop");
+    await bed.startedWorker(config, env);
     await publishPoison(config);
     await waitForDeadLetters(config, 3);
 
@@ -320,13 +284,13 @@ describe("dlq delete", () => {
     ]);
     expect((await dlq(env, "list")).stdout).toBe("no dead letters in S_drop_DLQ\n");
     // Deleting sent nothing back to the main stream.
-    expect((await jsm.streams.info(config.stream.name)).state.last_seq).toBe(3);
+    expect((await bed.jsm.streams.info(config.stream.name)).state.last_seq).toBe(3);
   });
 });
 
 describe("dlq failures", () => {
   it("exits 1 with the configuration's problems", async () => {
-    const run = await dlq({ NATS_URL: server.url, NATS_DLQ_STREAM: "bad name" }, "list");
+    const run = await dlq({ NATS_URL: bed.server.url, NATS_DLQ_STREAM: "bad name" }, "list");
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("invalid configuration");
     expect(run.stderr).toContain("NATS_DLQ_STREAM");
@@ -340,7 +304,7 @@ describe("dlq failures", () => {
   });
 
   it("exits 1 when the dead-letter stream does not exist", async () => {
-    const run = await dlq({ NATS_URL: server.url, NATS_DLQ_STREAM: "NONE_SUCH" }, "list");
+    const run = await dlq({ NATS_URL: bed.server.url, NATS_DLQ_STREAM: "NONE_SUCH" }, "list");
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("no stream NONE_SUCH");
   });

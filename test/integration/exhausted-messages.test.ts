@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureStreams, jsonSubject } from "../../shared/stream-setup.ts";
 import { createDeadLetterPublisher, DLQ_HEADERS } from "../../worker/dead-letters.ts";
 import { watchExhaustedMessages } from "../../worker/exhausted-messages.ts";
-import { silentLogger, testConfig } from "../helpers/ingest.ts";
+import { testConfig } from "../helpers/ingest.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * max_deliver's last resort: a message whose last delivery no worker saw fail (the worker died

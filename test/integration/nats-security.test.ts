@@ -8,7 +8,7 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { natsOptions } from "../../shared/nats-connection.ts";
 import { ensureStreams } from "../../shared/stream-setup.ts";
-import { post, realIngestHandler } from "../helpers/ingest.ts";
+import { realIngestHandler } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
 import {
   makeOperatorMode,
@@ -20,6 +20,7 @@ import {
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { startWorker, type Child } from "../helpers/processes.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { post } from "../helpers/requests.ts";
 
 /**
  * Each way of securing the NATS connection, against a private nats-server that demands it: the

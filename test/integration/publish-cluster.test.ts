@@ -2,8 +2,9 @@ import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureStreams } from "../../shared/stream-setup.ts";
 import { startNats, type NatsNode, type NatsSetup } from "../faults/nats-nodes.ts";
-import { post, realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { realIngestHandler, testConfig } from "../helpers/ingest.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { post } from "../helpers/requests.ts";
 
 /**
  * A 3-node cluster (nats-server 2.10, as the fault suite runs it) with an R3 stream whose leader

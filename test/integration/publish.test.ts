@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ensureStreams } from "../../shared/stream-setup.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
-import { post, realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { post } from "../helpers/requests.ts";
 
 let server: NatsServer;
 let nc: NatsConnection;

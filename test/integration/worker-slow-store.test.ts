@@ -11,12 +11,13 @@ import { startConsumeLoop } from "../../worker/consume-loop.ts";
 import { createDeadLetterSender } from "../../worker/dead-letters.ts";
 import type { MetricStore } from "../../worker/metric-store.ts";
 import { openSqliteStore } from "../../worker/sqlite-store.ts";
-import { realIngestHandler, silentLogger } from "../helpers/ingest.ts";
+import { realIngestHandler } from "../helpers/ingest.ts";
 import { isolated } from "../helpers/isolated.ts";
 import { sendLoad } from "../helpers/load.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * A database slower than the consumer's ack wait. The worker holds each message for longer than

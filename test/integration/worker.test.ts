@@ -1,56 +1,25 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { AckPolicy, connect, headers, type JetStreamManager, type NatsConnection } from "nats";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AckPolicy, headers } from "nats";
+import { describe, expect, it } from "vitest";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ensureStreams, jsonSubject } from "../../shared/stream-setup.ts";
 import { rowsOfEnvelope } from "../../worker/metric-rows.ts";
 import { openSqliteStore } from "../../worker/sqlite-store.ts";
 import { DLQ_HEADERS } from "../../worker/dead-letters.ts";
-import { post, realIngestHandler, testConfig } from "../helpers/ingest.ts";
-import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
-import { startWorker, type Child } from "../helpers/processes.ts";
+import { realIngestHandler, testConfig } from "../helpers/ingest.ts";
+import { startWorker } from "../helpers/processes.ts";
 import { readRows } from "../helpers/sqlite.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { isolated as isolatedConfig } from "../helpers/isolated.ts";
+import { workerBed } from "../helpers/worker-bed.ts";
+import { post } from "../helpers/requests.ts";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-let dir: string;
-let worker: Child | undefined;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await nc.jetstreamManager();
-  dir = await mkdtemp(join(tmpdir(), "worker-test-"));
-});
-
-afterEach(async () => {
-  const code = await worker?.stop();
-  worker = undefined;
-  // A worker that does not stop cleanly on SIGTERM is a failure of its own.
-  if (code !== undefined) expect(code).toBe(0);
-});
-
-afterAll(async () => {
-  await nc.close();
-  await server.stop();
-  await rm(dir, { recursive: true, force: true });
-});
-
-function isolated(name: string) {
-  return isolatedConfig(server.url, name, dir, { CONSUMER_ACK_WAIT_SECONDS: "2" });
-}
+const bed = workerBed("worker-test-");
 
 describe("worker", () => {
   it("stores every metric of an accepted request as one row, with its fields", async () => {
-    const { config, env, dbPath } = isolated("basic");
-    worker = startWorker(env);
+    const { config, env, dbPath } = bed.isolated("basic");
+    bed.startWorker(env);
     await waitFor("the worker's consumer", () =>
-      jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
+      bed.jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
     );
     const { handler, close } = realIngestHandler(config);
     const res = await handler(
@@ -91,15 +60,17 @@ describe("worker", () => {
   });
 
   it("stores a message once even when it is delivered twice (commit, then a crash before the ack)", async () => {
-    const { config, env, dbPath } = isolated("twice");
-    await ensureStreams(jsm, config);
+    const { config, env, dbPath } = bed.isolated("twice");
+    await ensureStreams(bed.jsm, config);
     const { handler, close } = realIngestHandler(config);
     const res = await handler(post('{"data": [{"value": 1}, {"value": 2}]}'));
     await close();
     expect(res.status).toBe(202);
 
     // Play a worker that committed the message's rows and died before acking it.
-    const consumer = await nc.jetstream().consumers.get(config.stream.name, config.consumer.name);
+    const consumer = await bed.nc
+      .jetstream()
+      .consumers.get(config.stream.name, config.consumer.name);
     const msg = await consumer.next({ expires: 5000 });
     if (!msg) throw new Error("the message was not delivered");
     const decoded = decodeEnvelope(msg.data);
@@ -109,11 +80,11 @@ describe("worker", () => {
     await store.close();
     msg.nak();
 
-    worker = startWorker(env);
+    bed.startWorker(env);
     await waitFor(
       "the redelivered message acked",
       async () => {
-        const info = await jsm.consumers.info(config.stream.name, config.consumer.name);
+        const info = await bed.jsm.consumers.info(config.stream.name, config.consumer.name);
         return info.num_ack_pending === 0 &&
           info.num_pending === 0 &&
           info.delivered.consumer_seq >= 2
@@ -123,16 +94,16 @@ describe("worker", () => {
       15_000,
     );
     expect(readRows(dbPath).map((r) => r.value)).toEqual([1, 2]);
-    expect((await jsm.streams.info(config.stream.name)).state.messages).toBe(0);
+    expect((await bed.jsm.streams.info(config.stream.name)).state.messages).toBe(0);
   });
 
   it("dead-letters a message that can never be stored, and stores the rest", async () => {
-    const { config, env, dbPath } = isolated("poison");
-    worker = startWorker(env);
+    const { config, env, dbPath } = bed.isolated("poison");
+    bed.startWorker(env);
     await waitFor("the worker's consumer", () =>
-      jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
+      bed.jsm.consumers.info(config.stream.name, config.consumer.name).catch(() => undefined),
     );
-    const js = nc.jetstream();
+    const js = bed.nc.jetstream();
     const h = headers();
     h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     await js.publish(jsonSubject(config.stream), new TextEncoder().encode("not json"), {
@@ -144,17 +115,17 @@ describe("worker", () => {
     await close();
 
     await waitFor("two dead letters", async () => {
-      const info = await jsm.streams.info(config.stream.dlqName);
+      const info = await bed.jsm.streams.info(config.stream.dlqName);
       return info.state.messages === 2 ? info : undefined;
     });
-    const first = await jsm.streams.getMessage(config.stream.dlqName, { seq: 1 });
+    const first = await bed.jsm.streams.getMessage(config.stream.dlqName, { seq: 1 });
     expect(new TextDecoder().decode(first.data)).toBe("not json");
     expect(first.header.get(DLQ_HEADERS.reason)).toBe("undecodable");
     expect(first.header.get(DLQ_HEADERS.stream)).toBe(config.stream.name);
     expect(first.header.get(DLQ_HEADERS.streamSeq)).toBe("1");
     expect(first.header.get(DLQ_HEADERS.deliveries)).toBe("1");
     expect(first.header.get("traceparent")).toBe(h.get("traceparent"));
-    const second = await jsm.streams.getMessage(config.stream.dlqName, { seq: 2 });
+    const second = await bed.jsm.streams.getMessage(config.stream.dlqName, { seq: 2 });
     expect(second.header.get(DLQ_HEADERS.reason)).toBe("unknown_version");
 
     const rows = await waitFor("the good metric stored", () => {
@@ -165,7 +136,11 @@ describe("worker", () => {
   });
 
   it("exits 1 with a clear message when the configuration is invalid, before connecting", async () => {
-    const bad = startWorker({ NATS_URL: server.url, WORKER_BATCH_SIZE: "0", STREAM_REPLICAS: "x" });
+    const bad = startWorker({
+      NATS_URL: bed.server.url,
+      WORKER_BATCH_SIZE: "0",
+      STREAM_REPLICAS: "x",
+    });
     expect(await bad.exited).toBe(1);
     expect(bad.output()).toContain("WORKER_BATCH_SIZE");
     expect(bad.output()).toContain("STREAM_REPLICAS");
@@ -174,23 +149,23 @@ describe("worker", () => {
 
 describe("stream setup", () => {
   it("is idempotent: a second run changes nothing", async () => {
-    const { config } = isolated("setup");
-    const first = await ensureStreams(jsm, config);
-    const second = await ensureStreams(jsm, config);
+    const { config } = bed.isolated("setup");
+    const first = await ensureStreams(bed.jsm, config);
+    const second = await ensureStreams(bed.jsm, config);
     expect(first.every((c) => c.startsWith("created"))).toBe(true);
     expect(second.every((c) => c.startsWith("unchanged"))).toBe(true);
-    const consumer = await jsm.consumers.info(config.stream.name, config.consumer.name);
+    const consumer = await bed.jsm.consumers.info(config.stream.name, config.consumer.name);
     expect(consumer.config.ack_policy).toBe(AckPolicy.Explicit);
     expect(consumer.config.max_ack_pending).toBe(config.consumer.maxAckPending);
 
     const changed = await ensureStreams(
-      jsm,
-      testConfig(server.url, { ...isolatedEnv("setup"), STREAM_MAX_BYTES: "4096" }),
+      bed.jsm,
+      testConfig(bed.server.url, { ...isolatedEnv("setup"), STREAM_MAX_BYTES: "4096" }),
     );
     expect(changed[0]).toMatch(/^updated stream S_setup: max_bytes/);
   });
 });
 
 function isolatedEnv(name: string): Record<string, string> {
-  return isolated(name).env;
+  return bed.isolated(name).env;
 }

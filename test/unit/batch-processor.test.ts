@@ -1,12 +1,12 @@
 import type { JsMsg } from "nats";
 import { describe, expect, it } from "vitest";
 import { encodeEnvelope } from "../../shared/envelope.ts";
-import { createLogger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { createBatchProcessor, retryDelayMs } from "../../worker/batch-processor.ts";
 import type { DeadLetterReason, DeadLetterSender } from "../../worker/dead-letters.ts";
 import type { MetricRow } from "../../worker/metric-rows.ts";
 import type { MetricStore } from "../../worker/metric-store.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 const MAX_DELIVER = 5;
 const RECEIVED_AT = 1_714_566_896_789;
@@ -77,7 +77,7 @@ function processorWith(fakes: Fakes = {}) {
     store,
     deadLetter,
     maxDeliver: MAX_DELIVER,
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   return { process, events, inserted, deadLetters };
 }

@@ -1,13 +1,13 @@
 import { setImmediate } from "node:timers/promises";
 import type { JsMsg } from "nats";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../shared/logger.ts";
 import { retryDelayMs, type BatchOutcome } from "../../worker/batch-processor.ts";
 import { createBatchScheduler } from "../../worker/batch-scheduler.ts";
 import { createHeldMessages } from "../../worker/held-messages.ts";
 import type { StoreOutage } from "../../worker/store-outage.ts";
 import { createWakeSignal } from "../../worker/wake-signal.ts";
 import { fakeMessage, type FakeMessage } from "../helpers/fake-jetstream.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /** A batch handed to the processor, which the test ends when it likes. */
 interface Started {
@@ -94,7 +94,7 @@ function schedulerWith(options: Setup = {}) {
     outage,
     changed,
     stopping: stopping.signal,
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   return {
     held,

@@ -1,7 +1,6 @@
 import { setImmediate } from "node:timers/promises";
 import type { JetStreamClient, JsMsg } from "nats";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../shared/logger.ts";
 import { retryDelayMs, type BatchOutcome } from "../../worker/batch-processor.ts";
 import { startConsumeLoop, type ConsumeLoopOptions } from "../../worker/consume-loop.ts";
 import { PULLS_AT_ONCE } from "../../worker/message-puller.ts";
@@ -11,6 +10,7 @@ import {
   fakeMessage,
   type FakeConsumer,
 } from "../helpers/fake-jetstream.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /** How the parts are wired together; each part has its own unit tests. */
 
@@ -51,7 +51,7 @@ async function loopWith(
     pingStore: () => Promise.resolve(),
     recreateConsumer: () => Promise.resolve(),
     onEvent: (event) => events.push(event),
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
     ...more,
   });
   return { loop, consumers, events };

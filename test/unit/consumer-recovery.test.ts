@@ -1,10 +1,10 @@
 import { setImmediate } from "node:timers/promises";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../shared/logger.ts";
 import { createConsumerRecovery } from "../../worker/consumer-recovery.ts";
 import { backoffMs, pauseUnlessStopped } from "../../worker/retry-backoff.ts";
 import { createWakeSignal } from "../../worker/wake-signal.ts";
 import { apiError, fakeConsumer } from "../helpers/fake-jetstream.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 // The pauses after a failed pull are recorded, not waited: what matters is how long each is.
 vi.mock("../../worker/retry-backoff.ts", async (importOriginal) => ({
@@ -34,7 +34,7 @@ function recoveryWith(recreate: () => Promise<void> = () => Promise.resolve()) {
     changed,
     stopping: stopping.signal,
     onEvent: (event) => events.push(event),
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   return { recovery, fake, events, changed, stopping, recreated: () => recreated };
 }

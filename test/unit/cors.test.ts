@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { createAuthenticator } from "../../edge/http/auth.ts";
 import { createCors } from "../../edge/http/cors.ts";
 import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
-import { createLogger } from "../../shared/logger.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 const APP = "https://app.example.com";
 
@@ -19,7 +19,7 @@ function handlerWith(origins: string[]) {
       corsOrigins: origins,
     }),
     subject: "metrics.json",
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
     ...(origins.length > 0 ? { cors: createCors(origins, "POST") } : {}),
   });
   return { handler, publisher };

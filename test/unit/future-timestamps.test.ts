@@ -15,7 +15,8 @@ import { agentOptions, publishedMetrics } from "../helpers/agent.ts";
 import { createAuthenticator } from "../../edge/http/auth.ts";
 import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
-import { post, silentLogger } from "../helpers/ingest.ts";
+import { post, type ErrorBody } from "../helpers/requests.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * The bound on future timestamps, in every protocol: a sample more than MAX_FUTURE_SECONDS past
@@ -45,14 +46,6 @@ function ingestAt(now: number, maxFutureMs?: number) {
     ...(maxFutureMs === undefined ? {} : { maxFutureMs }),
   });
   return { handler, published: publisher.published };
-}
-
-interface ErrorBody {
-  error: {
-    code: string;
-    message: string;
-    details?: { index: number; path: string; message: string }[];
-  };
 }
 
 describe("the bound", () => {

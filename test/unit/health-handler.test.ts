@@ -2,8 +2,9 @@ import type { JetStreamManager, NatsConnection, StreamInfo } from "nats";
 import { describe, expect, it } from "vitest";
 import { createSourceCheck } from "../../edge/http/auth.ts";
 import { createHealthHandler } from "../../edge/http/health-handler.ts";
-import { createLogger } from "../../shared/logger.ts";
 import type { ConnectionProvider } from "../../shared/nats-connection.ts";
+import { silentLogger } from "../helpers/logger.ts";
+import type { ErrorBody } from "../helpers/requests.ts";
 
 const SECRET = "nats://admin:hunter2@10.0.0.7:4222";
 
@@ -67,7 +68,7 @@ function health(provider: ConnectionProvider) {
     connections: provider,
     streamName: "METRICS",
     timeoutMs: 1500,
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
 }
 
@@ -76,12 +77,6 @@ const request = (method = "GET") =>
     method,
     headers: { "x-request-id": "health-1" },
   });
-
-interface ErrorBody {
-  status: string;
-  error: { code: string; message: string };
-  requestId: string;
-}
 
 async function expectUnavailable(res: Response, code: string, retryAfter: string) {
   const text = await res.text();
@@ -155,7 +150,7 @@ describe("health handler in local development", () => {
       connections: provider,
       streamName: "METRICS",
       timeoutMs: 1500,
-      logger: createLogger("test", "silent"),
+      logger: silentLogger,
       checkSource: createSourceCheck({ apiKeys: [], authMode: undefined, isLocal: true }),
     });
   const from = (headers: Record<string, string>) =>

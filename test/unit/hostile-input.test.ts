@@ -4,8 +4,8 @@ import { createAuthenticator } from "../../edge/http/auth.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
-import { createLogger } from "../../shared/logger.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * Input from the internet at its worst. Each case checks the status, the error code, and that
@@ -23,7 +23,7 @@ function ingest() {
       scope: "json",
     }),
     subject: "metrics.json",
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   return { handler, publisher };
 }

@@ -2,12 +2,13 @@ import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { createAuthenticator, type AuthOptions } from "../../edge/http/auth.ts";
 import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
-import { ApiError, ERRORS, type ErrorCode, type ErrorDetail } from "../../edge/http/errors.ts";
+import { ApiError, ERRORS, type ErrorCode } from "../../edge/http/errors.ts";
 import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
-import { createLogger } from "../../shared/logger.ts";
 import type { OutgoingMessage, PublishReceipt, Publisher } from "../../edge/publish/publisher.ts";
 import { validateEnvelopeV3 } from "../../shared/validators.ts";
+import { silentLogger } from "../helpers/logger.ts";
+import { post, type ErrorBody } from "../helpers/requests.ts";
 
 const NOW = 1_714_566_896_789;
 const SUBJECT = "metrics.json";
@@ -46,25 +47,11 @@ function ingest(setup: Setup = {}) {
       ...setup.auth,
     }),
     subject: SUBJECT,
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
     now: () => NOW,
     newMessageId: () => `generated-${++ids}`,
   });
   return { handler, published };
-}
-
-function post(body: string | Uint8Array, headers: Record<string, string> = {}): Request {
-  return new Request("http://localhost/api/v1/metrics", {
-    method: "POST",
-    body,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
-interface ErrorBody {
-  status: string;
-  error: { code: string; message: string; details?: ErrorDetail[] };
-  requestId: string;
 }
 
 interface Receipt {

@@ -5,8 +5,8 @@ import { createAuthenticator } from "../../edge/http/auth.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { ApiError, ERRORS } from "../../edge/http/errors.ts";
 import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
-import { createLogger } from "../../shared/logger.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * Whatever arrives — random JSON, mutated valid bodies, random bytes, odd headers and
@@ -100,7 +100,7 @@ describe("the ingest handler under random input", () => {
               scope: "json",
             }),
             subject: "metrics.json",
-            logger: createLogger("test", "silent"),
+            logger: silentLogger,
           });
           const headers: Record<string, string> = {};
           if (type !== "") headers["content-type"] = type;

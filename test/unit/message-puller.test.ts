@@ -1,7 +1,6 @@
 import { setImmediate } from "node:timers/promises";
 import { ConsumerDebugEvents, ConsumerEvents } from "nats";
 import { describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../shared/logger.ts";
 import { retryDelayMs } from "../../worker/batch-processor.ts";
 import type { ConsumerRecovery } from "../../worker/consumer-recovery.ts";
 import { BATCH_BYTES, createHeldMessages } from "../../worker/held-messages.ts";
@@ -13,6 +12,7 @@ import {
 } from "../../worker/message-puller.ts";
 import { createWakeSignal } from "../../worker/wake-signal.ts";
 import { fakeConsumer, fakeMessage } from "../helpers/fake-jetstream.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /** A recovery that records what it is told; `running` is whatever the test sets. */
 function fakeRecovery() {
@@ -49,7 +49,7 @@ function pullerWith(options: Setup = {}) {
     changed,
     stopping: stopping.signal,
     onEvent: (event) => events.push(event),
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   const running = puller.run();
   return {

@@ -26,6 +26,7 @@ import {
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createOtlpMetricsHandler } from "../../edge/otlp/otlp-metrics-handler.ts";
 import { agentOptions, publishedMetrics, type AgentSetup } from "../helpers/agent.ts";
+import { postTo } from "../helpers/requests.ts";
 
 type RequestInit = MessageInitShape<typeof ExportMetricsServiceRequestSchema>;
 
@@ -46,9 +47,7 @@ function otlp(setup: AgentSetup = {}) {
   return { handler: createOtlpMetricsHandler(options), published, metrics };
 }
 
-function post(body: string | Uint8Array, headers: Record<string, string>): Request {
-  return new Request("http://localhost/v1/metrics", { method: "POST", body, headers });
-}
+const post = postTo("/v1/metrics");
 
 function encode(init: RequestInit): Uint8Array {
   return toBinary(

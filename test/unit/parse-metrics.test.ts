@@ -2,16 +2,16 @@ import { describe, expect, it } from "vitest";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import {
-  bodyFormat,
+  jsonEncodingOf,
   parseMetrics as parse,
-  type BodyFormat,
+  type JsonEncoding,
 } from "../../edge/json/parse-metrics.ts";
 import { refusal } from "../helpers/refusal.ts";
 
 /** The body's metrics, parsed and validated at once. */
-const parseMetrics = (text: string, format: BodyFormat) => runToEnd(parse(text, format));
+const parseMetrics = (text: string, format: JsonEncoding) => runToEnd(parse(text, format));
 
-const refusalOf = (text: string, format: BodyFormat = "json") =>
+const refusalOf = (text: string, format: JsonEncoding = "json") =>
   refusal(() => parseMetrics(text, format));
 
 /** A JSON body holding `data`. */
@@ -20,7 +20,7 @@ const jsonBody = (data: unknown) => JSON.stringify({ data });
 /** An NDJSON body of one line per metric. */
 const ndjson = (metrics: readonly unknown[]) => metrics.map((m) => JSON.stringify(m)).join("\n");
 
-describe("bodyFormat", () => {
+describe("jsonEncodingOf", () => {
   it.each([
     ["application/json", "json"],
     ["Application/JSON", "json"],
@@ -31,7 +31,7 @@ describe("bodyFormat", () => {
     ["application/x-ndjson", "ndjson"],
     ["APPLICATION/X-NDJSON; Charset=UTF-8", "ndjson"],
   ])("reads %j as %s", (contentType, format) => {
-    expect(bodyFormat(contentType)).toBe(format);
+    expect(jsonEncodingOf(contentType)).toBe(format);
   });
 
   it.each([
@@ -48,7 +48,7 @@ describe("bodyFormat", () => {
     "application/json; charset=utf-16",
     "application/x-ndjson; charset=latin1",
   ])("refuses %j with 415 unsupported_media_type", (contentType) => {
-    const err = refusal(() => bodyFormat(contentType));
+    const err = refusal(() => jsonEncodingOf(contentType));
     expect(err.code).toBe("unsupported_media_type");
     expect(err.status).toBe(415);
   });
@@ -231,7 +231,7 @@ describe("request limits", () => {
     );
   });
 
-  it.each<[BodyFormat, (m: unknown[]) => string]>([
+  it.each<[JsonEncoding, (m: unknown[]) => string]>([
     ["json", jsonBody],
     ["ndjson", ndjson],
   ])("refuses 10,001 %s metrics with 413 too_many_metrics", (format, encode) => {
@@ -270,7 +270,7 @@ describe("a deeply nested body", () => {
   const arrays = "[".repeat(depth) + "]".repeat(depth);
   const objects = '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
 
-  it.each<[string, string, BodyFormat]>([
+  it.each<[string, string, JsonEncoding]>([
     ["nested arrays as data", `{"data": ${arrays}}`, "json"],
     ["nested objects as data", `{"data": ${objects}}`, "json"],
     ["nested objects in an extra field", `{"data": {"value": 1, "x": ${objects}}}`, "json"],

@@ -2,7 +2,7 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { compress } from "snappyjs";
 import { describe, expect, it } from "vitest";
-import { ApiError, ERRORS, type ErrorDetail } from "../../edge/http/errors.ts";
+import { ApiError, ERRORS } from "../../edge/http/errors.ts";
 import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createLogger } from "../../shared/logger.ts";
@@ -14,6 +14,7 @@ import {
   publishedMetrics as allPublished,
   type AgentSetup,
 } from "../helpers/agent.ts";
+import { postTo, type ErrorBody } from "../helpers/requests.ts";
 
 type WriteRequestInit = MessageInitShape<typeof WriteRequestSchema>;
 
@@ -45,19 +46,7 @@ function encode(init: WriteRequestInit): Uint8Array {
   return compress(toBinary(WriteRequestSchema, create(WriteRequestSchema, init)));
 }
 
-function post(
-  body: Uint8Array | ReadableStream<Uint8Array>,
-  headers: Record<string, string> = {},
-): Request {
-  // A streamed body needs duplex: "half", which RequestInit's type does not know yet.
-  const init: RequestInit & { duplex?: "half" } = {
-    method: "POST",
-    body,
-    headers: { ...PROMETHEUS_HEADERS, ...headers },
-  };
-  if (body instanceof ReadableStream) init.duplex = "half";
-  return new Request("http://localhost/api/v1/write", init);
-}
+const post = postTo("/api/v1/write", PROMETHEUS_HEADERS);
 
 function series(labels: Record<string, string>, samples: [number, bigint][]) {
   return {
@@ -69,11 +58,6 @@ function series(labels: Record<string, string>, samples: [number, bigint][]) {
 /** Every metric the handler published, in order, from the envelopes it handed the publisher. */
 const publishedMetrics = (published: readonly OutgoingMessage[]) =>
   allPublished(published, SUBJECT);
-
-interface ErrorBody {
-  status: string;
-  error: { code: string; message: string; details?: ErrorDetail[] };
-}
 
 async function refused(res: Response, status: number, code: string): Promise<ErrorBody> {
   const body = (await res.json()) as ErrorBody;

@@ -13,7 +13,7 @@ import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import {
   decodeWriteRequest,
   metricsOfWriteRequest as convert,
-  pointsOf,
+  pointCountOf,
 } from "../../edge/remote-write/remote-write.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
 import { decodeSnappyBlock } from "../../edge/remote-write/snappy-block.ts";
@@ -462,7 +462,7 @@ describe("samples as metrics", () => {
 
   it("counts samples and histograms as points", () => {
     expect(
-      pointsOf(
+      pointCountOf(
         request({
           timeseries: [
             { samples: [{}, {}], histograms: [{}] },

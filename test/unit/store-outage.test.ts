@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../../shared/logger.ts";
 import { createStoreOutage } from "../../worker/store-outage.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 function outageWith(pingStore: () => Promise<void>) {
   const seen: string[] = [];
@@ -11,7 +11,7 @@ function outageWith(pingStore: () => Promise<void>) {
     onUp: () => seen.push("up"),
     stopping: stopping.signal,
     onEvent: (event) => seen.push(`event ${event}`),
-    logger: createLogger("test", "silent"),
+    logger: silentLogger,
   });
   return { outage, seen, stopping };
 }

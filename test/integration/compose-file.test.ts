@@ -7,11 +7,11 @@ import { parse } from "yaml";
 import { accessModeOf } from "../../edge/http/auth.ts";
 import { loadConfig } from "../../shared/config.ts";
 import { createHandlers } from "../../edge/http/handlers.ts";
-import { createLogger } from "../../shared/logger.ts";
 import { isLoopbackHost } from "../../edge/http/loopback.ts";
 import { ConfigEnv } from "../../shared/config-schema.ts";
 import { WORKER_NODE_ARGS } from "../../worker/command.ts";
 import { PROJECT_ROOT } from "../helpers/processes.ts";
+import { silentLogger } from "../helpers/logger.ts";
 
 /**
  * There is no Docker engine where this project is built, so docker-compose.yml and the
@@ -226,7 +226,7 @@ describe("docker-compose.yml", () => {
     expect(accessModeOf({ ...config.ingest, isLocal })).toBe("local");
     const handlers = createHandlers(config, {
       isLocal,
-      logger: createLogger("test", "silent"),
+      logger: silentLogger,
       connectionName: "compose-test",
     });
     const post = (host: string, headers: Record<string, string> = {}) =>
