@@ -43,7 +43,7 @@ startForFile(
 it("worker past its memory limit: killed by the kernel, restarted, nothing lost or twice", async () => {
   const g = group;
   const options = loadOptions(system, "s13", {
-    requests: size(160, 80),
+    requests: size(160, 40),
     ratePerSecond: 4,
     batchFraction: 1,
     maxBatch: 8000,
