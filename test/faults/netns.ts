@@ -6,7 +6,8 @@ import { execFileSync } from "node:child_process";
  * test's host joined to the same bridge by one veth pair (`flt-host`, 10.231.0.1). Addresses
  * exist only on those links (10.231.0.0/24), nothing is routed, and the machine's own interfaces
  * are left alone. A partition is iptables DROP rules inside a node's namespace, so deleting the
- * namespaces removes every rule with them. Needs root, `ip` and `iptables`.
+ * namespaces removes every rule with them. Needs root, `ip` and `iptables` (Debian 12's 1.8.9,
+ * the nf_tables backend, works inside a namespace; the `nft` command is not installed here).
  */
 export interface PrivateNetwork {
   /** Each node's address, in order. */
