@@ -38,6 +38,8 @@ scripts/get-debian-binary.sh bookworm victoria-metrics usr/bin/victoria-metrics 
 need_package docker-compose docker-compose "it validates docker-compose.yml without a Docker engine"
 need_package openssl openssl "the TLS tests make their certificates with it"
 need_package chromium chromium "the live page's end-to-end test drives it headless (playwright-core)"
+need_package iptables iptables "the fault suite's partition and packet-loss scenarios drop packets with it"
+need_package ip iproute2 "the fault suite's partition scenario puts nats-servers in network namespaces"
 
 # PostgreSQL: the tests make and drop databases of their own there.
 if [ -z "${TEST_PG_URL:-}" ]; then

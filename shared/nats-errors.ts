@@ -29,6 +29,8 @@ export type NatsErrorKind =
 /** JetStream's API error codes (`api_error.err_code`) for the kinds above. */
 const API_CODES: ReadonlyMap<number, NatsErrorKind> = new Map([
   [10014, "consumer_not_found"],
+  // JSInsufficientResourcesErr: the server's JetStream storage limit reached.
+  [10023, "insufficient_resources"],
   [10037, "message_not_found"],
   [10047, "insufficient_resources"],
   [10054, "message_too_large"],
@@ -62,9 +64,14 @@ const MESSAGES: readonly (readonly [RegExp, NatsErrorKind])[] = [
 export function natsErrorKind(err: unknown): NatsErrorKind {
   if (typeof err !== "object" || err === null) return "other";
   const { api_error: apiError, code } = err as {
-    api_error?: { err_code?: unknown };
+    api_error?: { err_code?: unknown; description?: string };
     code?: unknown;
   };
+  // nats-server 2.10 answers a block write that hit ENOSPC with JSStreamStoreFailedF (10077),
+  // the code of a stream at its limits; only the description, the OS's error, tells them apart.
+  if (apiError?.err_code === 10077 && /no space left on device/i.test(apiError.description ?? "")) {
+    return "insufficient_resources";
+  }
   const apiKind =
     typeof apiError?.err_code === "number" ? API_CODES.get(apiError.err_code) : undefined;
   if (apiKind !== undefined) return apiKind;

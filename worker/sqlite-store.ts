@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { setImmediate as yieldToWriter } from "node:timers/promises";
@@ -64,6 +64,14 @@ const MIGRATION_BATCH = 5000;
  */
 export function openSqliteStore(path: string): MetricStore {
   const db = openFile(path);
+  /**
+   * Free bytes the file's disk must have before the store answers a ping again, after an insert
+   * failed because the disk is full (0: no such failure since the last insert that worked). A
+   * `SELECT 1` still answers on a full disk: without this the worker would resume at once, fail
+   * again, and spend a delivery of every message it holds each time, until `max_deliver`
+   * dead-letters acknowledged metrics; and /readyz would say ready while nothing can be stored.
+   */
+  let neededBytes = 0;
   // Before anything writes the file's header (switching to WAL does): only a file without
   // tables takes it, so a new file gives space back as retention deletes; an older one keeps
   // its free pages for new samples.
@@ -86,10 +94,27 @@ export function openSqliteStore(path: string): MetricStore {
   return {
     // node:sqlite is synchronous; running it in a promise's callback makes every failure a
     // rejection, as the interface promises.
-    insert: (rows) => Promise.resolve().then(() => insertAll(rows)),
+    insert: (rows) =>
+      Promise.resolve().then(() => {
+        try {
+          const added = insertAll(rows);
+          neededBytes = 0;
+          return added;
+        } catch (err) {
+          if (isDiskFull(err)) neededBytes = spaceFor(rows);
+          throw err;
+        }
+      }),
     ping: () =>
       Promise.resolve().then(() => {
         db.prepare("SELECT 1").get();
+        if (neededBytes === 0 || path === ":memory:") return;
+        const free = freeBytes(dirname(path));
+        if (free < neededBytes) {
+          throw new Error(
+            `the disk holding ${path} is full: ${free} bytes free, waiting for ${neededBytes}`,
+          );
+        }
       }),
     enforceRetention: (cutoffMs) => deleteBefore(db, cutoffMs),
     migrated,
@@ -287,4 +312,25 @@ function openFile(path: string): DatabaseSync {
       `cannot open the SQLite file ${path}: ${reason}; check DATABASE_URL and that its folder can be written`,
     );
   }
+}
+
+/** SQLITE_FULL: "database or disk is full". */
+function isDiskFull(err: unknown): boolean {
+  const e = err as { errcode?: number; message?: string } | null;
+  return e?.errcode === 13 || /database or disk is full/i.test(e?.message ?? "");
+}
+
+/**
+ * Room enough to retry a batch: every byte of its rows written to the WAL, then to the file,
+ * twice over for the indexes, and never less than 1 MiB (a checkpoint's worth of pages).
+ */
+function spaceFor(rows: readonly MetricRow[]): number {
+  let bytes = 0;
+  for (const r of rows) bytes += r.series.length + r.tags.length + (r.extra?.length ?? 0) + 64;
+  return Math.max(1024 * 1024, 4 * bytes);
+}
+
+function freeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
 }

@@ -29,6 +29,7 @@ export const ERRORS = {
   nats_unavailable: { status: 503, retryAfter: 2 },
   publish_timeout: { status: 503, retryAfter: 2 },
   stream_full: { status: 503, retryAfter: 10 },
+  storage_full: { status: 503, retryAfter: 30 },
   stream_unavailable: { status: 503, retryAfter: 5 },
   query_unavailable: { status: 503, retryAfter: 2 },
   auth_not_configured: { status: 503, retryAfter: 60 },

@@ -122,6 +122,12 @@ export function publishError(err: unknown): ApiError {
         "The broker did not acknowledge the message in time.",
         { cause: err },
       );
+    // The server's store cannot take it: its disk is full, or JetStream's storage limit is
+    // reached. Not stored, like stream_full, but what frees room is an operator, not the worker.
+    case "insufficient_resources":
+      return new ApiError("storage_full", "The broker's storage is full; retry later.", {
+        cause: err,
+      });
     // No stream listens on the subject.
     case "no_responders":
       return new ApiError("stream_unavailable", "No stream takes these metrics yet.", {

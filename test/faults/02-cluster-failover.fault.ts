@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, expect, it } from "vitest";
-import { waitFor } from "../helpers/wait.ts";
 import {
   describeReplicas,
   recordEvidence,
   replicaStates,
   type EvidenceRecorder,
 } from "./evidence.ts";
-import { firstSuccessAfter, startLoad, type RequestRecord } from "./load.ts";
+import { answersBetween, streamLeader as leaderOf } from "./cluster.ts";
+import { firstSuccessAfter, startLoad } from "./load.ts";
 import type { NatsNode, NatsSetup } from "./nats-nodes.ts";
 import { at, finish, loadOptions, size, startForFile } from "./scenario.ts";
 import type { System } from "./system.ts";
@@ -30,19 +30,7 @@ startForFile(
 );
 afterAll(() => evidence?.stop());
 
-/** The node leading the metrics stream, once one leads it (and is not `not`). */
-async function streamLeader(not?: NatsNode): Promise<NatsNode> {
-  return waitFor(
-    "a stream leader",
-    async () => {
-      const jsm = await system.nc.jetstreamManager({ timeout: 1000 });
-      const info = await jsm.streams.info(system.config.stream.name);
-      const leader = nats.nodes.find((n) => n.name === info.cluster?.leader);
-      return leader === not ? undefined : leader;
-    },
-    30_000,
-  );
-}
+const streamLeader = (not?: NatsNode) => leaderOf(nats, system, not);
 
 /**
  * The replicas once the backlog drained: when they agree (no message left on any), and if one
@@ -59,19 +47,6 @@ async function replicasSettle(): Promise<string> {
     await sleep(1000);
   }
   return `differ 20 s after the drain: ${describeReplicas(states)}`;
-}
-
-function answersBetween(records: readonly RequestRecord[], from: number, to: number) {
-  let ok = 0;
-  let unavailable = 0;
-  for (const r of records) {
-    for (const a of r.attempts) {
-      if (a.start < from || a.start >= to) continue;
-      if (typeof a.status === "number" && a.status < 300) ok++;
-      else if (a.status === 503) unavailable++;
-    }
-  }
-  return { ok, unavailable };
 }
 
 it("R3 cluster: leader killed, then a second node, then back: nothing acknowledged lost", async () => {

@@ -67,7 +67,7 @@ export async function replicaStates(
     nats.nodes.map(async (n) => {
       try {
         const res = await fetch(
-          `http://127.0.0.1:${n.monitorPort}/jsz?accounts=true&streams=true&consumers=true`,
+          `http://${n.host}:${n.monitorPort}/jsz?accounts=true&streams=true&consumers=true`,
           { signal: AbortSignal.timeout(5000) },
         );
         const jsz = (await res.json()) as Jsz;

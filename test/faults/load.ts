@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
  * - with a key: retry any 503, 500, timeout or broken connection, with the same key, until the
  *   request's retry budget is spent;
  * - without a key: retry only a refusal that says nothing was published (`stream_full`,
- *   `stream_unavailable`); after a timeout or `publish_timeout` the outcome is unknown, and a
+ *   `storage_full`, `stream_unavailable`); after a timeout or `publish_timeout` the outcome is unknown, and a
  *   retry could store the metrics twice, so the client stops and records it as unknown;
  * - a share of requests (`noRetryFraction`) are sent once whatever happens, so that refusals
  *   stay refusals and reconciliation can check that nothing of them was stored.
@@ -63,7 +63,7 @@ export interface LoadOptions {
 }
 
 /** 503 codes that say the message was not published: a retry without a key is safe. */
-const NOT_PUBLISHED = new Set(["stream_full", "stream_unavailable"]);
+const NOT_PUBLISHED = new Set(["stream_full", "storage_full", "stream_unavailable"]);
 
 /** Whether an attempt proves nothing was stored by it. */
 export function provesNothingStored(a: Attempt): boolean {

@@ -18,6 +18,8 @@ export type SyncSetting = "always" | "default";
 
 export interface NatsNode {
   readonly name: string;
+  /** The address it listens on (127.0.0.1, or its own on a private network). */
+  readonly host: string;
   readonly port: number;
   /** Its monitoring port: `/jsz` tells this node's own view of each stream replica. */
   readonly monitorPort: number;
@@ -67,6 +69,12 @@ export interface StartOptions {
   sync: SyncSetting;
   /** The nats-server to run (default: `faultsNatsBinary()`); `always` needs 2.10+. */
   binary?: string;
+  /** More lines of each node's `jetstream {}` block (`max_file_store: 4G`…). */
+  jetstream?: string;
+  /** The folder under which each node keeps its store (`<storeDir>/n1`…), a small disk, say. */
+  storeDir?: string;
+  /** Node i listens on `hosts[i]` (default 127.0.0.1) and runs under `exec(i)` (a command prefix). */
+  network?: { hosts: readonly string[]; exec: (i: number) => string[] };
 }
 
 /**
@@ -100,28 +108,38 @@ async function startOnce(options: StartOptions): Promise<NatsSetup> {
   // One draw for every port, so that no two of them are the same.
   const ports = await distinctPorts(options.nodes * (options.nodes > 1 ? 3 : 2));
   const port = (kind: number, i: number) => ports[kind * options.nodes + i] ?? 0;
+  const host = (i: number) => options.network?.hosts[i] ?? "127.0.0.1";
   const routes =
     options.nodes > 1
-      ? Array.from({ length: options.nodes }, (_, i) => `nats-route://127.0.0.1:${port(2, i)}`)
+      ? Array.from({ length: options.nodes }, (_, i) => `nats-route://${host(i)}:${port(2, i)}`)
       : [];
-  const jetstreamExtra = options.sync === "always" ? "  sync_interval: always\n" : "";
+  const jetstreamExtra =
+    (options.sync === "always" ? "  sync_interval: always\n" : "") +
+    (options.jetstream === undefined ? "" : `  ${options.jetstream}\n`);
   const nodes: Node[] = [];
+  const stores: string[] = [];
+  const removeStores = async () => {
+    for (const store of stores) await rm(store, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  };
   for (let i = 0; i < options.nodes; i++) {
     const name = `n${i + 1}`;
-    const store = join(dir, name);
+    const store = join(options.storeDir ?? dir, name);
+    stores.push(store);
     await mkdir(store, { recursive: true });
     const cluster =
       routes.length === 0
         ? ""
-        : `cluster {\n  name: c1\n  listen: 127.0.0.1:${port(2, i)}\n  routes: [${routes.join(", ")}]\n}\n`;
+        : `cluster {\n  name: c1\n  listen: ${host(i)}:${port(2, i)}\n  routes: [${routes.join(", ")}]\n}\n`;
     const conf = join(dir, `${name}.conf`);
     await writeFile(
       conf,
-      `server_name: ${name}\nlisten: 127.0.0.1:${port(0, i)}\n` +
-        `http: 127.0.0.1:${port(1, i)}\n` +
+      `server_name: ${name}\nlisten: ${host(i)}:${port(0, i)}\n` +
+        `http: ${host(i)}:${port(1, i)}\n` +
         `jetstream {\n  store_dir: "${store}"\n${jetstreamExtra}}\n${cluster}`,
     );
-    nodes.push(new Node(binary, name, port(0, i), port(1, i), conf));
+    const prefix = options.network?.exec(i) ?? [];
+    nodes.push(new Node([...prefix, binary], name, host(i), port(0, i), port(1, i), conf));
   }
   try {
     await Promise.all(nodes.map((n) => n.restart()));
@@ -129,7 +147,7 @@ async function startOnce(options: StartOptions): Promise<NatsSetup> {
     if (nodes.length > 1) await waitForMetaGroup(nodes);
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
-    await rm(dir, { recursive: true, force: true });
+    await removeStores();
     throw err;
   }
   return {
@@ -139,12 +157,13 @@ async function startOnce(options: StartOptions): Promise<NatsSetup> {
     version: natsVersion(binary),
     sync: options.sync,
     settings:
-      options.sync === "always"
+      (options.sync === "always"
         ? "jetstream { sync_interval: always }"
-        : "jetstream {} (sync_interval: default, 2 min)",
+        : "jetstream {} (sync_interval: default, 2 min)") +
+      (options.jetstream === undefined ? "" : `, ${options.jetstream}`),
     async stop() {
       await Promise.all(nodes.map((n) => n.terminate()));
-      await rm(dir, { recursive: true, force: true });
+      await removeStores();
     },
   };
 }
@@ -156,7 +175,7 @@ async function waitForMetaGroup(nodes: readonly NatsNode[], timeoutMs = 10_000):
   while (Date.now() < deadline) {
     sizes = await Promise.all(
       nodes.map(async (n) => {
-        const res = await fetch(`http://127.0.0.1:${n.monitorPort}/jsz`).catch(() => undefined);
+        const res = await fetch(`http://${n.host}:${n.monitorPort}/jsz`).catch(() => undefined);
         const jsz = (await res?.json().catch(() => undefined)) as
           { meta_cluster?: { cluster_size?: number } } | undefined;
         return `${n.name}: ${String(jsz?.meta_cluster?.cluster_size)}`;
@@ -214,21 +233,31 @@ class Node implements NatsNode {
   /** This run's output only, to see its own "Server is ready". */
   private runLog = "";
   readonly name: string;
+  readonly host: string;
   readonly port: number;
   readonly monitorPort: number;
-  private readonly binary: string;
+  /** The command: nats-server's path, after any prefix (`ip netns exec …`). */
+  private readonly command: readonly string[];
   private readonly conf: string;
 
-  constructor(binary: string, name: string, port: number, monitorPort: number, conf: string) {
-    this.binary = binary;
+  constructor(
+    command: readonly string[],
+    name: string,
+    host: string,
+    port: number,
+    monitorPort: number,
+    conf: string,
+  ) {
+    this.command = command;
     this.name = name;
+    this.host = host;
     this.port = port;
     this.monitorPort = monitorPort;
     this.conf = conf;
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   get running(): boolean {
@@ -251,7 +280,10 @@ class Node implements NatsNode {
 
   async restart(): Promise<void> {
     if (this.running) return;
-    const child = spawn(this.binary, ["-c", this.conf], { stdio: ["ignore", "ignore", "pipe"] });
+    const [bin, ...args] = this.command;
+    const child = spawn(bin ?? "nats-server", [...args, "-c", this.conf], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     this.child = child;
     this.runLog = "";
     this.note(`--- started ${new Date().toISOString()} ---\n`);

@@ -150,7 +150,29 @@ also found writes lost when data files were truncated or corrupted on a minority
 in 2.10.23. Debian 12's nats-server 2.9.10 cannot set \`sync_interval\` at all and predates that
 fix: it is fine for development and the regular tests, not for these guarantees.
 
-Not a guarantee: a \`503\` other than \`stream_full\` and \`stream_unavailable\`, or a request that
+By fault of the network, the disk and the processes (R3 rows with \`sync_interval: always\`):
+
+| fault | a 2xx survives… | what it does not survive, or what the client sees | shown by |
+| - | - | - | - |
+| network partition: the stream leader cut off from the other two nodes | yes: the other two elect a leader and acknowledge; the old leader cannot reach a quorum, so nothing is acknowledged by it alone | requests through the cut-off node answer \`503 publish_timeout\` until the client retries | scenario 8 |
+| network partition: the ingest server on the minority side | yes: nothing is acknowledged without a quorum | every request answers \`503\` (\`publish_timeout\`) while it lasts; the worker stores nothing until it heals | scenario 8 |
+| slow (100 ms ± 50 ms) and lossy (5 %) links between the edge, the worker and NATS | yes | publishes slower than \`PUBLISH_TIMEOUT_MS\` answer \`503 publish_timeout\`: retried with the same key they store once; without a key the outcome is unknown | scenario 9 |
+| the stream leader paused (SIGSTOP) past the election timeout, then resumed | yes: a paused leader acknowledges nothing, and on waking it follows the new leader | requests through the paused node time out until the client retries | scenario 10 |
+| the SQLite file's disk full | yes: the worker acks only after a commit; it pauses, answers \`/readyz\` 503 and stores the backlog once space is back | the backlog grows in the stream meanwhile (up to \`STREAM_MAX_BYTES\`, then \`503 stream_full\`) | scenario 11 |
+| JetStream's store directory full | yes: what was acknowledged is on disk | new requests answer \`503 storage_full\` (nothing stored) until space is freed; publishing then resumes by itself | scenario 12 |
+| the worker past its memory limit (cgroup), large messages | yes: a killed worker acked nothing it had not committed, so its messages come again | under a limit below the worker's bound (see docs/worker.md) every replacement dies on the same messages: nothing is stored until the limit is raised | scenario 13 |
+| all of these, one every 3 minutes, for 30 minutes | yes, and memory stays flat | — | scenario 14 (full suite only) |
+
+nats-server 2.10.27 answers a publish whose block write hit \`ENOSPC\` with JetStream error 10077,
+the code of a stream at its \`max_bytes\`, with the OS's error as its description ("write
+…/msgs/146.blk: no space left on device"), and keeps JetStream enabled; the edge tells the two
+apart by that description and answers \`storage_full\` (scenario 12). The store directory needs
+\`max_file_store\` set above what its disk holds for this to happen at all (as on a disk shared
+with other files): by default JetStream's limit is sized from the disk's free space at start, and
+a stream whose \`max_bytes\` does not fit is refused ("insufficient storage resources available",
+seen with the 1 GiB default \`STREAM_MAX_BYTES\` on a 64 MiB disk).
+
+Not a guarantee: a \`503\` other than \`stream_full\`, \`storage_full\` and \`stream_unavailable\`, or a request that
 timed out at the client, may or may not have been stored (\`publish_timeout\` means JetStream did
 not answer in time, not that it did not store). Retrying with the same \`Idempotency-Key\` is
 always safe; retrying such a request without a key can store its metrics twice.`;
@@ -169,8 +191,8 @@ export function renderReport(figures: readonly Figures[]): string {
     [
       `- machine: ${machine()}`,
       `- nats-server: ${versions} (Debian trixie's, from \`scripts/get-nats-server.sh\`), each node from a config file with \`jetstream { store_dir: …, sync_interval: always }\` unless the scenario says \`default sync\`; PostgreSQL 15; the stream and consumer as the worker creates them (file storage, work queue, \`discard: new\`, duplicate window 2 min, ack wait 30 s) unless the scenario says otherwise`,
-      "- clients: single metrics and batches, with and without `Idempotency-Key`. A client with a key retries every 503, timeout and broken connection with the same key (backoff 0.1 s doubling to 2 s); one without a key retries only `stream_full` and `stream_unavailable` (nothing was published) and otherwise stops, its outcome unknown; some requests are sent once and never retried, so refusals stay refusals",
-      "- **lost**: metrics of a request that got a 2xx with no row; **duplicated**: rows beyond a metric's first (every metric carries its request's id and its index in its tags, so copies are found whatever their message id); **refused but stored**: rows of a request whose every answer said nothing was published (4xx, `503 stream_full`, `503 stream_unavailable`); **unknown**: no 2xx, and at least one timeout or `503 publish_timeout` — stored at most once is right. The suite fails if lost, duplicated, refused-but-stored or rows from no request is not 0",
+      "- clients: single metrics and batches, with and without `Idempotency-Key`. A client with a key retries every 503, timeout and broken connection with the same key (backoff 0.1 s doubling to 2 s); one without a key retries only `stream_full`, `storage_full` and `stream_unavailable` (nothing was published) and otherwise stops, its outcome unknown; some requests are sent once and never retried, so refusals stay refusals",
+      "- **lost**: metrics of a request that got a 2xx with no row; **duplicated**: rows beyond a metric's first (every metric carries its request's id and its index in its tags, so copies are found whatever their message id); **refused but stored**: rows of a request whose every answer said nothing was published (4xx, `503 stream_full`, `503 storage_full`, `503 stream_unavailable`); **unknown**: no 2xx, and at least one timeout or `503 publish_timeout` — stored at most once is right. The suite fails if lost, duplicated, refused-but-stored or rows from no request is not 0",
     ].join("\n"),
     "## Summary",
     summaryTable(scenarios),

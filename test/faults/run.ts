@@ -52,7 +52,10 @@ const vitest = spawnSync(
 const passed = vitest.status === 0;
 const durationMs = Date.now() - started;
 process.env["FAULTS_RESULTS_DIR"] = dir;
-writeFigures("run", { kind: "run", short, date: new Date().toISOString(), durationMs, passed });
+// A partial run (a file filter) leaves the last full run's figures: the report's header is theirs.
+if (short || vitestArgs.length === 0) {
+  writeFigures("run", { kind: "run", short, date: new Date().toISOString(), durationMs, passed });
+}
 
 const scenarios = readFigures(dir).filter((f): f is ScenarioFigures => f.kind === "scenario");
 console.log(`\n${scenarios.map(summary).join("\n")}`);

@@ -28,6 +28,8 @@ export interface System {
   readonly database: "SQLite" | "PostgreSQL";
   /** The proxy between the workers and PostgreSQL, when asked for. */
   readonly dbProxy: TcpProxy | undefined;
+  /** The proxies between the ingest server and NATS and between the workers and NATS. */
+  readonly natsProxies: { serve: TcpProxy; worker: TcpProxy } | undefined;
   /** A connection of the test's own, to every node. */
   readonly nc: NatsConnection;
   /** Starts one more worker and waits for its "worker started" line. */
@@ -48,7 +50,13 @@ export interface SystemOptions {
   readonly nats: NatsSetup;
   readonly database: "sqlite" | "postgres";
   readonly dbProxy?: boolean;
+  /** A command that execs each worker (into a memory cgroup, say). */
+  readonly workerPrefix?: readonly string[];
+  /** The ingest server and the workers reach the (first) NATS node through proxies of their own. */
+  readonly natsProxies?: boolean;
   readonly workers?: number;
+  /** The folder of the SQLite file (default: a temporary folder of the system's own). */
+  readonly sqliteDir?: string;
   /** Variables for the server and the workers. */
   readonly env?: Record<string, string>;
 }
@@ -60,7 +68,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   };
   try {
-    let databaseUrl = `sqlite:${join(dir, "metrics.db")}`;
+    let databaseUrl = `sqlite:${join(options.sqliteDir ?? dir, "metrics.db")}`;
     let pgDb: TestDatabase | undefined;
     let dbProxy: TcpProxy | undefined;
     if (options.database === "postgres") {
@@ -83,6 +91,20 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       ...options.env,
     };
     const config = loadConfig(env);
+    let natsProxies: System["natsProxies"];
+    const serveEnv = { ...env };
+    const workerEnv = { ...env };
+    if (options.nats.nodes.length > 0 && options.natsProxies === true) {
+      const node = options.nats.nodes[0];
+      if (node === undefined) throw new Error("no NATS node");
+      const serve = await startTcpProxy(node.host, node.port);
+      cleanups.push(() => serve.close());
+      const worker = await startTcpProxy(node.host, node.port);
+      cleanups.push(() => worker.close());
+      natsProxies = { serve, worker };
+      serveEnv["NATS_URL"] = `nats://127.0.0.1:${serve.port}`;
+      workerEnv["NATS_URL"] = `nats://127.0.0.1:${worker.port}`;
+    }
 
     const nc = await connect({
       servers: options.nats.urls.split(","),
@@ -108,7 +130,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       await Promise.all(workers.map((w) => w.stop("SIGKILL", 0)));
     });
     const addWorker = async (extra: Record<string, string> = {}) => {
-      const w = startWorker({ ...env, ...extra });
+      const w = startWorker({ ...workerEnv, ...extra }, options.workerPrefix);
       workers.push(w);
       await waitFor(
         "the worker's start",
@@ -124,7 +146,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     };
     for (let i = 0; i < (options.workers ?? 1); i++) await addWorker();
 
-    const serve = await startServe(env);
+    const serve = await startServe(serveEnv);
     cleanups.push(async () => {
       await serve.child.stop("SIGKILL", 0);
     });
@@ -145,6 +167,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       workers,
       database: options.database === "postgres" ? "PostgreSQL" : "SQLite",
       dbProxy,
+      natsProxies,
       nc,
       startWorker: addWorker,
       rows,

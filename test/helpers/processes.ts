@@ -64,9 +64,14 @@ export function startChild(
 }
 
 /** The worker as its own process, exactly as `npm run worker` starts it. */
-export function startWorker(env: Readonly<Record<string, string>>): Child {
+export function startWorker(
+  env: Readonly<Record<string, string>>,
+  /** A command that execs the worker (`sh -c '…; exec "$@"' sh`), e.g. into a cgroup. */
+  prefix: readonly string[] = [],
+): Child {
+  const [command, ...args] = [...prefix, process.execPath, ...WORKER_NODE_ARGS];
   // Test files run in parallel: each worker's HTTP port is one the system picks.
-  return startChild(process.execPath, [...WORKER_NODE_ARGS], {
+  return startChild(command ?? process.execPath, args, {
     LOG_LEVEL: "info",
     WORKER_HTTP_PORT: "0",
     ...env,

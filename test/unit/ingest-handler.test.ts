@@ -163,6 +163,10 @@ const scenarios = {
     request: () => post(SEED_BODY),
     setup: { publish: failWith(new ApiError("stream_full", "The stream is full.")) },
   },
+  storage_full: {
+    request: () => post(SEED_BODY),
+    setup: { publish: failWith(new ApiError("storage_full", "The disk is full.")) },
+  },
   stream_unavailable: {
     request: () => post(SEED_BODY),
     setup: { publish: failWith(new ApiError("stream_unavailable", "No stream.")) },
@@ -196,6 +200,7 @@ const publishedBeforeFailing = new Set<ErrorCode>([
   "nats_unavailable",
   "publish_timeout",
   "stream_full",
+  "storage_full",
   "stream_unavailable",
   "internal_error",
 ]);
@@ -485,6 +490,7 @@ describe("refusals", () => {
     ["nats_unavailable", "2"],
     ["publish_timeout", "2"],
     ["stream_full", "10"],
+    ["storage_full", "30"],
     ["stream_unavailable", "5"],
   ] as const)("answers a publisher's %s with 503 and Retry-After %s", async (code, seconds) => {
     const { handler } = ingest({ publish: failWith(new ApiError(code, "The broker said no.")) });

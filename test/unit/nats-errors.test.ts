@@ -13,6 +13,7 @@ function jetStreamError(errCode: number, description: string): NatsError {
 describe("natsErrorKind", () => {
   it.each<[number, NatsErrorKind]>([
     [10014, "consumer_not_found"],
+    [10023, "insufficient_resources"],
     [10037, "message_not_found"],
     [10047, "insufficient_resources"],
     [10054, "message_too_large"],
@@ -23,6 +24,15 @@ describe("natsErrorKind", () => {
     expect(natsErrorKind(jetStreamError(errCode, "whatever the server says"))).toBe(kind);
     // The fakes of the unit tests reject with the same shape.
     expect(natsErrorKind(apiError(errCode))).toBe(kind);
+  });
+
+  it("tells a full disk (10077 with ENOSPC, nats-server 2.10.27) from a stream at its limits", () => {
+    const enospc = jetStreamError(
+      10077,
+      "write /var/lib/nats/jetstream/$G/streams/METRICS/msgs/146.blk: no space left on device",
+    );
+    expect(natsErrorKind(enospc)).toBe("insufficient_resources");
+    expect(natsErrorKind(jetStreamError(10077, "maximum bytes exceeded"))).toBe("stream_full");
   });
 
   it.each<[string, NatsErrorKind]>([
