@@ -36,7 +36,10 @@ function machine(): string {
 function recoveryCell(f: ScenarioFigures): string {
   const main = f.recovery.filter((r) => !r.what.startsWith("end of load"));
   const shown = main.length > 0 ? main : f.recovery;
-  return shown.map((r) => `${s(r.ms)} (${r.what})`).join("; ");
+  // The summary shows the slowest recovery; the scenario's section lists every one.
+  const slowest = shown.reduce((a, b) => ((b.ms ?? Infinity) > (a.ms ?? Infinity) ? b : a));
+  const more = shown.length > 1 ? `, slowest of ${shown.length}` : "";
+  return `${s(slowest.ms)} (${slowest.what}${more})`;
 }
 
 function summaryTable(scenarios: readonly ScenarioFigures[]): string {
@@ -100,8 +103,8 @@ function scenarioSection(f: ScenarioFigures): string {
     ["result", f.passed ? "pass" : "**FAIL**"],
   ];
   return (
-    `### ${f.id}. ${f.title}\n\n| | |\n| - | - |\n` +
-    rows.map(([k, v]) => `| ${k} | ${v.replaceAll("|", "\\|")} |`).join("\n")
+    // A list, not a table: a scenario's description and recoveries run to a paragraph.
+    `### ${f.id}. ${f.title}\n\n` + rows.map(([k, v]) => `- **${k}**: ${v}`).join("\n")
   );
 }
 
