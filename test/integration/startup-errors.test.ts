@@ -114,7 +114,7 @@ describe("the worker's start-up failures", () => {
     const result = await failure(startWorker({ NATS_URL: nats.url, DATABASE_URL: "mysql://db/x" }));
     expectOneClearLine(
       result,
-      /^worker: invalid configuration: DATABASE_URL: must be sqlite:.+ or postgres:\/\//,
+      /^worker: invalid configuration: DATABASE_URL: must be sqlite:.+, postgres:\/\/.+ or remote-write\+http\(s\):\/\//,
     );
   });
 
