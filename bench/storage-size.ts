@@ -25,55 +25,23 @@ import { openSqliteStore } from "../worker/sqlite-store.ts";
 import { createTestDatabase } from "../test/helpers/postgres.ts";
 import { freePort } from "../test/helpers/processes.ts";
 import { fillV1Postgres, fillV1Sqlite } from "../test/helpers/v1-schema.ts";
+import { telegrafEnvelopes, telegrafLineProtocol } from "./telegraf-samples.ts";
 
 const SERIES = Number(process.env["STORAGE_SERIES"] ?? 1000);
 const PER_SERIES = Number(process.env["STORAGE_SAMPLES_PER_SERIES"] ?? 1000);
-const FIELDS = ["usage_user", "usage_system"] as const;
-const HOSTS = Math.ceil(SERIES / FIELDS.length);
-const STEP_MS = 10_000;
 /** The last sample is a minute ago, so that "the last hour" holds 360 of each series. */
 const END = Date.now() - 60_000;
-const START = END - (PER_SERIES - 1) * STEP_MS;
+const STEP_MS = 10_000;
+const SHAPE = {
+  series: SERIES,
+  perSeries: PER_SERIES,
+  startMs: END - (PER_SERIES - 1) * STEP_MS,
+  stepMs: STEP_MS,
+};
 const VM_BIN = join(process.cwd(), ".tools/victoria-metrics/victoria-metrics");
 
-/** A deterministic value with two decimals, as a CPU percentage. */
-const valueOf = (series: number, i: number) =>
-  Math.round((50 + 40 * Math.sin(series + i / 50) + ((series * 7 + i * 13) % 10)) * 100) / 100;
-
-/** The samples as agent envelopes of one time step each (all series at one time). */
-function* envelopes(): Generator<Envelope> {
-  for (let i = 0; i < PER_SERIES; i++) {
-    const metrics = [];
-    const timestamp = new Date(START + i * STEP_MS).toISOString();
-    for (let h = 0; h < HOSTS; h++) {
-      for (const [f, field] of FIELDS.entries()) {
-        if (h * FIELDS.length + f >= SERIES) break;
-        metrics.push({
-          name: `cpu_${field}`,
-          value: valueOf(h * FIELDS.length + f, i),
-          timestamp,
-          tags: { host: `host-${h}`, cpu: "cpu-total" },
-          influx: { bucket: "telegraf", measurement: "cpu", field, type: "float" },
-        });
-      }
-    }
-    yield { id: `s:${i}`, receivedAt: END, key: "series", metrics } as unknown as Envelope;
-  }
-}
-
-/** The same samples as InfluxDB line protocol, a time step a line group. */
-function* lineProtocol(): Generator<string> {
-  for (let i = 0; i < PER_SERIES; i++) {
-    const lines: string[] = [];
-    for (let h = 0; h < HOSTS; h++) {
-      const fields = FIELDS.flatMap((field, f) =>
-        h * FIELDS.length + f < SERIES ? [`${field}=${valueOf(h * FIELDS.length + f, i)}`] : [],
-      );
-      lines.push(`cpu,cpu=cpu-total,host=host-${h} ${fields.join(",")} ${START + i * STEP_MS}`);
-    }
-    yield lines.join("\n");
-  }
-}
+const envelopes = () => telegrafEnvelopes(SHAPE, END);
+const lineProtocol = () => telegrafLineProtocol(SHAPE);
 
 const total = SERIES * PER_SERIES;
 const perSample = (bytes: number) => Math.round((bytes / total) * 10) / 10;

@@ -73,28 +73,59 @@ function v1Rows(envelope: Envelope): V1Row[] {
 
 /** Stores the envelopes in a version 1 SQLite file at `path`; resolves to the rows added. */
 export function fillV1Sqlite(path: string, envelopes: readonly Envelope[]): number {
-  const db = new DatabaseSync(path);
+  const writer = openV1SqliteWriter(path);
   try {
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec(SQLITE_DDL);
-    db.exec("PRAGMA user_version = 1");
-    const insert = db.prepare(
-      `INSERT INTO metrics (dedup_key, name, value, time_ms, received_ms, tags, metric, msg_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`,
-    );
-    let added = 0;
-    db.exec("BEGIN");
-    for (const r of envelopes.flatMap(v1Rows)) {
-      added += Number(
-        insert.run(r.dedupKey, r.name, r.value, r.timeMs, r.receivedMs, r.tags, r.metric, r.msgId)
-          .changes,
-      );
-    }
-    db.exec("COMMIT");
-    return added;
+    return writer.insert(envelopes);
   } finally {
-    db.close();
+    writer.close();
   }
+}
+
+/**
+ * A version 1 SQLite file at `path` kept open as that release's store kept it (WAL,
+ * `synchronous=FULL`), storing envelopes a transaction a call: the baseline of a benchmark.
+ */
+export function openV1SqliteWriter(path: string): {
+  insert(envelopes: readonly Envelope[]): number;
+  close(): void;
+} {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec(SQLITE_DDL);
+  db.exec("PRAGMA user_version = 1");
+  const insert = db.prepare(
+    `INSERT INTO metrics (dedup_key, name, value, time_ms, received_ms, tags, metric, msg_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`,
+  );
+  return {
+    insert(envelopes) {
+      let added = 0;
+      db.exec("BEGIN");
+      try {
+        for (const r of envelopes.flatMap(v1Rows)) {
+          added += Number(
+            insert.run(
+              r.dedupKey,
+              r.name,
+              r.value,
+              r.timeMs,
+              r.receivedMs,
+              r.tags,
+              r.metric,
+              r.msgId,
+            ).changes,
+          );
+        }
+        db.exec("COMMIT");
+      } catch (err) {
+        db.exec("ROLLBACK");
+        throw err;
+      }
+      return added;
+    },
+    close: () => db.close(),
+  };
 }
 
 /** Stores the envelopes in a version 1 PostgreSQL database at `url`; resolves to the rows added. */
@@ -106,28 +137,40 @@ export async function fillV1Postgres(
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   try {
     if (createSchema) await pool.query(V1_POSTGRES_DDL);
-    const rows = envelopes.flatMap(v1Rows).map((r) => ({
-      dedup_key: r.dedupKey,
-      name: r.name,
-      value: r.value,
-      time: new Date(r.timeMs).toISOString(),
-      received_at: new Date(r.receivedMs).toISOString(),
-      tags: r.tags,
-      metric: r.metric,
-      msg_id: r.msgId,
-    }));
-    const result = await pool.query(
-      `INSERT INTO metrics (dedup_key, name, value, time, received_at, tags, metric, msg_id)
-       SELECT dedup_key, name, value, time, received_at, tags::jsonb, metric::jsonb, msg_id
-       FROM json_to_recordset($1::json) AS r(dedup_key text, name text, value float8,
-            time timestamptz, received_at timestamptz, tags text, metric text, msg_id text)
-       ON CONFLICT (dedup_key) DO NOTHING`,
-      [JSON.stringify(rows)],
-    );
-    return result.rowCount ?? 0;
+    return await insertV1Postgres(pool, envelopes);
   } finally {
     await endPool(pool);
   }
+}
+
+/**
+ * Stores the envelopes in one statement as that release's store did (a JSON parameter of the
+ * rows, `ON CONFLICT (dedup_key) DO NOTHING`), in a database with version 1's tables; resolves to
+ * the rows added.
+ */
+export async function insertV1Postgres(
+  pool: pg.Pool,
+  envelopes: readonly Envelope[],
+): Promise<number> {
+  const rows = envelopes.flatMap(v1Rows).map((r) => ({
+    dedup_key: r.dedupKey,
+    name: r.name,
+    value: r.value,
+    time: new Date(r.timeMs).toISOString(),
+    received_at: new Date(r.receivedMs).toISOString(),
+    tags: r.tags,
+    metric: r.metric,
+    msg_id: r.msgId,
+  }));
+  const result = await pool.query(
+    `INSERT INTO metrics (dedup_key, name, value, time, received_at, tags, metric, msg_id)
+     SELECT dedup_key, name, value, time, received_at, tags::jsonb, metric::jsonb, msg_id
+     FROM json_to_recordset($1::json) AS r(dedup_key text, name text, value float8,
+          time timestamptz, received_at timestamptz, tags text, metric text, msg_id text)
+     ON CONFLICT (dedup_key) DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
+  return result.rowCount ?? 0;
 }
 
 /**
