@@ -86,7 +86,7 @@ function report(label: string, t: { current: Tally; v1: Tally }): void {
   );
 }
 
-console.log(`${machineLine()}`);
+console.log(machineLine());
 console.log(
   `${total} samples (${SERIES} series), ${batches.length} batches (WORKER_BATCH_SIZE ${WORKER_BATCH_SIZE}), ${TURNS} turns each\n`,
 );

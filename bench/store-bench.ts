@@ -44,7 +44,7 @@ export function postgresDatabase(url: string): Config["database"] {
   const env = ConfigEnv.properties;
   return {
     url,
-    pgPoolMax: env.PG_POOL_MAX.default,
+    pgPoolMax: Number(env.PG_POOL_MAX.default),
     pgStatementTimeoutMs: 600_000,
     pgSsl: "disable",
     pgSslCa: undefined,

@@ -124,7 +124,9 @@ export function openV1SqliteWriter(path: string): {
       }
       return added;
     },
-    close: () => db.close(),
+    close() {
+      db.close();
+    },
   };
 }
 
