@@ -245,7 +245,9 @@ async function ensurePartitions(
 
 /**
  * Drops every day partition that ends at or before `cutoffMs`: all its samples are expired.
- * Resolves to the samples they held, as PostgreSQL estimates them (counting would read them).
+ * Resolves to the samples they held: PostgreSQL's estimate for a partition analyzed since it
+ * was filled (counting would read it all), and a count for one never analyzed (its estimate is
+ * -1 until autovacuum first analyzes it, which it does once a table has grown by a tenth).
  */
 async function dropPartitionsBefore(
   pool: pg.Pool,
@@ -255,7 +257,7 @@ async function dropPartitionsBefore(
   return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [PARTITION_LOCK]);
     const { rows } = await client.query<{ name: string; estimate: number }>(
-      `SELECT c.relname AS name, greatest(c.reltuples, 0)::float8 AS estimate
+      `SELECT c.relname AS name, c.reltuples::float8 AS estimate
        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
        WHERE i.inhparent = 'samples'::regclass`,
     );
@@ -265,9 +267,14 @@ async function dropPartitionsBefore(
       if (!m) continue;
       const day = dayOf(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
       if ((day + 1) * DAY_MS > cutoffMs) continue;
+      if (estimate >= 0) {
+        dropped += estimate;
+      } else {
+        const counted = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${name}`);
+        dropped += Number(counted.rows[0]?.n ?? 0);
+      }
       await client.query(`DROP TABLE ${name}`);
       known.delete(day);
-      dropped += estimate;
     }
     return dropped;
   });
