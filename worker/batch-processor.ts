@@ -80,9 +80,11 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
   async function settleRejected(
     storable: readonly { msg: JsMsg; rows: MetricRow[] }[],
     refusal: RejectedRows,
-    deadLettered: DeadLetterReason[],
-    storeSeconds: number,
+    outcome: Pick<BatchOutcome, "expired" | "storeSeconds"> & {
+      deadLettered: DeadLetterReason[];
+    },
   ): Promise<BatchOutcome> {
+    const { deadLettered } = outcome;
     let offset = 0;
     let stored = 0;
     let rows = 0;
@@ -104,11 +106,9 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       stored,
       rows,
       rowsAdded: refusal.rowsAdded,
-      expired: 0,
-      deadLettered,
+      ...outcome,
       retried: 0,
       storeError: undefined,
-      storeSeconds,
     };
   }
 
@@ -151,7 +151,7 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       rowsAdded = rows.length === 0 ? 0 : await store.insert(rows);
     } catch (err) {
       if (err instanceof RejectedRows) {
-        return { ...(await settleRejected(storable, err, deadLettered, elapsed())), expired };
+        return settleRejected(storable, err, { deadLettered, expired, storeSeconds: elapsed() });
       }
       const storeError = err instanceof Error ? err : new Error(String(err));
       let retried = 0;

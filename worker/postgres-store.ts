@@ -129,26 +129,7 @@ export async function openPostgresStore(
   return {
     async insert(rows) {
       if (rows.length === 0) return 0;
-      const series = await seriesOf(rows);
-      await ensurePartitions(
-        pool,
-        partitions,
-        rows.map((r) => r.timeMs),
-      );
-      const samples = rows.map((r) => {
-        const known = series.get(r.series) as KnownSeries;
-        return {
-          series_id: known.id,
-          time_ms: r.timeMs,
-          value: r.value,
-          extra: extraBeside(r, known.attributes),
-        };
-      });
-      // Every worker inserts in the order of the key: two of them storing the same redelivered
-      // rows then wait for each other instead of deadlocking.
-      samples.sort((a, b) => a.series_id - b.series_id || a.time_ms - b.time_ms);
-      const result = await pool.query(INSERT_SAMPLES, [JSON.stringify(samples)]);
-      return result.rowCount ?? 0;
+      return insertSamples(pool, partitions, rows, await seriesOf(rows));
     },
     async ping() {
       await pool.query("SELECT 1");
@@ -340,18 +321,7 @@ async function moveV1Rows(pool: pg.Pool, partitions: Set<number>): Promise<Migra
       const converted = batch.map(storedRowOfV1);
       const first = new Map(converted.map((r) => [r.series, r]));
       const series = await storeSeries(client, [...first.values()]);
-      await ensurePartitions(
-        client,
-        partitions,
-        converted.map((r) => r.timeMs),
-      );
-      const samples = converted.map((r) => {
-        const known = series.get(r.series) as KnownSeries;
-        const extra = extraBeside(r, known.attributes);
-        return { series_id: known.id, time_ms: r.timeMs, value: r.value, extra };
-      });
-      const result = await client.query(INSERT_SAMPLES, [JSON.stringify(samples)]);
-      added += result.rowCount ?? 0;
+      added += await insertSamples(client, partitions, converted, series);
       await client.query("DELETE FROM metrics_v1 WHERE id <= $1", [batch.at(-1)?.id]);
       return batch.length;
     });
@@ -359,6 +329,37 @@ async function moveV1Rows(pool: pg.Pool, partitions: Set<number>): Promise<Migra
     rows += moved;
   }
   return { rows, collapsed: rows - added };
+}
+
+/**
+ * Inserts the rows' samples into their day partitions (made first where missing), skipping
+ * those already stored, and resolves to the number added. `series` holds every row's series.
+ */
+async function insertSamples(
+  db: pg.Pool | pg.PoolClient,
+  partitions: Set<number>,
+  rows: readonly MetricRow[],
+  series: ReadonlyMap<string, KnownSeries>,
+): Promise<number> {
+  await ensurePartitions(
+    db,
+    partitions,
+    rows.map((r) => r.timeMs),
+  );
+  const samples = rows.map((r) => {
+    const known = series.get(r.series) as KnownSeries;
+    return {
+      series_id: known.id,
+      time_ms: r.timeMs,
+      value: r.value,
+      extra: extraBeside(r, known.attributes),
+    };
+  });
+  // Every worker inserts in the order of the key: two of them storing the same redelivered
+  // rows then wait for each other instead of deadlocking.
+  samples.sort((a, b) => a.series_id - b.series_id || a.time_ms - b.time_ms);
+  const result = await db.query(INSERT_SAMPLES, [JSON.stringify(samples)]);
+  return result.rowCount ?? 0;
 }
 
 function warn(err: Error): void {

@@ -127,24 +127,34 @@ export function openSqliteStore(path: string): MetricStore {
   function insertAll(rows: readonly MetricRow[]): number {
     // Series made in this transaction join the cache only once it committed.
     const made = new Map<string, KnownSeries>();
-    const added = inTransaction(db, () => {
-      let count = 0;
-      for (const row of rows) {
-        let series = cache.get(row.series) ?? made.get(row.series);
-        if (series === undefined) {
-          series = storedSeries(statements, row);
-          made.set(row.series, series);
-        }
-        const extra = extraBeside(row, series.attributes);
-        count += Number(
-          statements.insertSample.run(series.id, row.timeMs, row.value, extra).changes,
-        );
-      }
-      return count;
-    });
+    const added = inTransaction(db, () => insertSamples(statements, rows, made, cache));
     for (const [key, series] of made) cache.set(key, series);
     return added;
   }
+}
+
+/**
+ * Inserts the rows' samples, skipping those already stored, and resolves to the number added.
+ * Each row's series is looked up in `cached`, then in `made`, and made when in neither; `made`
+ * collects the series this call stored or found.
+ */
+function insertSamples(
+  statements: Statements,
+  rows: readonly MetricRow[],
+  made: Map<string, KnownSeries>,
+  cached?: { get(key: string): KnownSeries | undefined },
+): number {
+  let count = 0;
+  for (const row of rows) {
+    let series = cached?.get(row.series) ?? made.get(row.series);
+    if (series === undefined) {
+      series = storedSeries(statements, row);
+      made.set(row.series, series);
+    }
+    const extra = extraBeside(row, series.attributes);
+    count += Number(statements.insertSample.run(series.id, row.timeMs, row.value, extra).changes);
+  }
+  return count;
 }
 
 /** The series of `row`, made when it is not stored yet. */
@@ -231,19 +241,7 @@ function moveV1Rows(db: DatabaseSync): Migrated | undefined {
         db.exec("DROP TABLE metrics_v1");
         return 0;
       }
-      const known = new Map<string, KnownSeries>();
-      for (const old of batch) {
-        const row = storedRowOfV1(old);
-        let series = known.get(row.series);
-        if (series === undefined) {
-          series = storedSeries(statements, row);
-          known.set(row.series, series);
-        }
-        const extra = extraBeside(row, series.attributes);
-        added += Number(
-          statements.insertSample.run(series.id, row.timeMs, row.value, extra).changes,
-        );
-      }
+      added += insertSamples(statements, batch.map(storedRowOfV1), new Map());
       db.prepare("DELETE FROM metrics_v1 WHERE id <= ?").run(batch.at(-1)?.id ?? 0);
       return batch.length;
     });
