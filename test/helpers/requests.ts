@@ -1,4 +1,6 @@
+import { expect } from "vitest";
 import type { ErrorDetail } from "../../edge/http/errors.ts";
+import type { ServeProcess } from "./serve.ts";
 
 type Body = string | Uint8Array | ReadableStream<Uint8Array> | null;
 
@@ -30,4 +32,15 @@ export interface ErrorBody {
   status: string;
   error: { code: string; message: string; details?: ErrorDetail[] };
   requestId: string;
+}
+
+/** POSTs to the server and expects a 2xx (the answer's text says why when it is not). */
+export async function postAccepted(
+  serve: ServeProcess,
+  path: string,
+  body: string | Uint8Array,
+  headers: Record<string, string>,
+): Promise<void> {
+  const res = await fetch(`${serve.base}${path}`, { method: "POST", headers, body });
+  expect(res.status, await res.clone().text()).toBeLessThan(300);
 }

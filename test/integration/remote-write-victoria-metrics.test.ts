@@ -17,6 +17,7 @@ import {
   type Receiver,
   type StoredSample,
 } from "../helpers/receivers.ts";
+import { postAccepted } from "../helpers/requests.ts";
 import { startServe, type ServeProcess } from "../helpers/serve.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { holdsLabel, samplesIn, startWriteProxy, type WriteProxy } from "../helpers/write-proxy.ts";
@@ -70,10 +71,8 @@ async function startTheWorker(): Promise<void> {
   workerPort = await waitFor("the worker's HTTP port", () => workerHttpPort(worker), 20_000);
 }
 
-async function post(path: string, body: string | Uint8Array, headers: Record<string, string>) {
-  const res = await fetch(`${serve.base}${path}`, { method: "POST", headers, body });
-  expect(res.status, await res.clone().text()).toBeLessThan(300);
-}
+const post = (path: string, body: string | Uint8Array, headers: Record<string, string>) =>
+  postAccepted(serve, path, body, headers);
 
 const postJson = (metrics: unknown[]) =>
   post(PATHS.json, JSON.stringify({ data: metrics }), { "Content-Type": "application/json" });
