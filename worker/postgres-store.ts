@@ -4,6 +4,7 @@ import { canonicalJson, extraBeside, type MetricRow } from "./metric-rows.ts";
 import type { MetricStore, MetricStoreOptions, Migrated } from "./metric-store.ts";
 import { SeriesCache, type KnownSeries } from "./series-cache.ts";
 import { storedRowOfV1, type V1Row } from "./v1-rows.ts";
+import { spaceToRetry } from "./disk-space.ts";
 import { endPool } from "./end-pool.ts";
 import { postgresStartupError } from "./postgres-startup-error.ts";
 
@@ -126,13 +127,26 @@ export async function openPostgresStore(
 
   const cache = new SeriesCache();
   let closing: Promise<void> | undefined;
+  /**
+   * Bytes PostgreSQL must be able to write before the store answers a ping again, after an
+   * insert failed for a full disk (0: no such failure since the last insert that worked).
+   */
+  let neededBytes = 0;
   return {
     async insert(rows) {
       if (rows.length === 0) return 0;
-      return insertSamples(pool, partitions, rows, await seriesOf(rows));
+      try {
+        const added = await insertSamples(pool, partitions, rows, await seriesOf(rows));
+        neededBytes = 0;
+        return added;
+      } catch (err) {
+        if (isDiskFull(err)) neededBytes = spaceToRetry(rows);
+        throw err;
+      }
     },
     async ping() {
       await pool.query("SELECT 1");
+      if (neededBytes > 0) await probeSpace(pool, neededBytes);
     },
     enforceRetention: (cutoffMs) => dropPartitionsBefore(pool, partitions, cutoffMs),
     migrated,
@@ -360,6 +374,41 @@ async function insertSamples(
   samples.sort((a, b) => a.series_id - b.series_id || a.time_ms - b.time_ms);
   const result = await db.query(INSERT_SAMPLES, [JSON.stringify(samples)]);
   return result.rowCount ?? 0;
+}
+
+/** SQLSTATE 53100 disk_full: "could not extend file …: No space left on device". */
+function isDiskFull(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "53100";
+}
+
+/**
+ * Writes `bytes` into a temporary table, then rolls it back, which deletes its file: the
+ * server's disk has room for a batch again only when this works. PostgreSQL's free space cannot
+ * be asked for, and a write into the samples' own tables would leave dead pages that take space
+ * until vacuumed. A temporary table needs only the TEMPORARY right every role has by default,
+ * and lives in the database's default tablespace, the samples' own, unless the server's
+ * `temp_tablespaces` names another disk.
+ */
+async function probeSpace(pool: pg.Pool, bytes: number): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    await client.query("CREATE TEMPORARY TABLE disk_space_probe (filler text) ON COMMIT DROP");
+    // 256 characters a row: stored as they are, below the size at which PostgreSQL compresses.
+    await client.query(
+      "INSERT INTO disk_space_probe SELECT repeat(md5(g::text), 8) FROM generate_series(1, $1) g",
+      [Math.ceil(bytes / 256)],
+    );
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`PostgreSQL cannot write ${bytes} bytes yet (${reason})`, { cause: err });
+  } finally {
+    await client.query("ROLLBACK").catch((err: unknown) => {
+      broken = err instanceof Error ? err : new Error(String(err));
+    });
+    client.release(broken);
+  }
 }
 
 function warn(err: Error): void {

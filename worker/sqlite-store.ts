@@ -2,6 +2,7 @@ import { mkdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { setImmediate as yieldToWriter } from "node:timers/promises";
+import { spaceToRetry } from "./disk-space.ts";
 import { extraBeside, type MetricRow } from "./metric-rows.ts";
 import type { MetricStore, Migrated } from "./metric-store.ts";
 import { SeriesCache, type KnownSeries } from "./series-cache.ts";
@@ -66,10 +67,7 @@ export function openSqliteStore(path: string): MetricStore {
   const db = openFile(path);
   /**
    * Free bytes the file's disk must have before the store answers a ping again, after an insert
-   * failed because the disk is full (0: no such failure since the last insert that worked). A
-   * `SELECT 1` still answers on a full disk: without this the worker would resume at once, fail
-   * again, and spend a delivery of every message it holds each time, until `max_deliver`
-   * dead-letters acknowledged metrics; and /readyz would say ready while nothing can be stored.
+   * failed because the disk is full (0: no such failure since the last insert that worked).
    */
   let neededBytes = 0;
   // Before anything writes the file's header (switching to WAL does): only a file without
@@ -101,7 +99,7 @@ export function openSqliteStore(path: string): MetricStore {
           neededBytes = 0;
           return added;
         } catch (err) {
-          if (isDiskFull(err)) neededBytes = spaceFor(rows);
+          if (isDiskFull(err)) neededBytes = spaceToRetry(rows);
           throw err;
         }
       }),
@@ -316,16 +314,6 @@ function openFile(path: string): DatabaseSync {
 function isDiskFull(err: unknown): boolean {
   const e = err as { errcode?: number; message?: string } | null;
   return e?.errcode === 13 || /database or disk is full/i.test(e?.message ?? "");
-}
-
-/**
- * Room enough to retry a batch: every byte of its rows written to the WAL, then to the file,
- * twice over for the indexes, and never less than 1 MiB (a checkpoint's worth of pages).
- */
-function spaceFor(rows: readonly MetricRow[]): number {
-  let bytes = 0;
-  for (const r of rows) bytes += r.series.length + r.tags.length + (r.extra?.length ?? 0) + 64;
-  return Math.max(1024 * 1024, 4 * bytes);
 }
 
 function freeBytes(dir: string): number {

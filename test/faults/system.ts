@@ -57,6 +57,8 @@ export interface SystemOptions {
   readonly workers?: number;
   /** The folder of the SQLite file (default: a temporary folder of the system's own). */
   readonly sqliteDir?: string;
+  /** The tablespace of the PostgreSQL database (default: the server's own). */
+  readonly pgTablespace?: string;
   /** Variables for the server and the workers. */
   readonly env?: Record<string, string>;
 }
@@ -72,7 +74,9 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     let pgDb: TestDatabase | undefined;
     let dbProxy: TcpProxy | undefined;
     if (options.database === "postgres") {
-      const db = await createTestDatabase();
+      const db = await createTestDatabase(
+        options.pgTablespace === undefined ? {} : { tablespace: options.pgTablespace },
+      );
       pgDb = db;
       cleanups.push(() => db.drop());
       const url = new URL(db.url);

@@ -46,12 +46,20 @@ function removeLeftovers(name: string): void {
   for (const m of mounted()) if (m === `${ROOT}/${PREFIX}${name}`) umount(m);
 }
 
-export function mountSmallDisk(name: string, bytes: number): SmallDisk {
+/**
+ * Mounts a tmpfs of `bytes` at /tmp/faults-tmpfs-`name`, owned by `owner` (a user name; default
+ * root) with mode 700 when given, as PostgreSQL wants of a tablespace's folder.
+ */
+export function mountSmallDisk(name: string, bytes: number, owner?: string): SmallDisk {
   removeLeftovers(name);
   const dir = `${ROOT}/${PREFIX}${name}`;
   mkdirSync(dir, { recursive: true });
+  const ownedBy =
+    owner === undefined
+      ? ""
+      : `,uid=${execFileSync("id", ["-u", owner]).toString().trim()},gid=${execFileSync("id", ["-g", owner]).toString().trim()},mode=700`;
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}${ownedBy}`, "tmpfs", dir], {
       stdio: ["ignore", "pipe", "pipe"],
     });
   } catch (err) {

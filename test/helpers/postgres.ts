@@ -16,16 +16,32 @@ export interface TestDatabase {
  * `TEST_PG_URL`, else PostgreSQL at 127.0.0.1:5432 as user `postgres`. Throws when that server
  * cannot be reached: the PostgreSQL tests are never skipped.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { tablespace?: string } = {},
+): Promise<TestDatabase> {
   const serverUrl = process.env["TEST_PG_URL"] ?? DEFAULT_URL;
   const name = `test_${process.pid}_${randomBytes(4).toString("hex")}`;
-  await run(serverUrl, `CREATE DATABASE ${name}`);
+  const tablespace = options.tablespace === undefined ? "" : ` TABLESPACE ${options.tablespace}`;
+  await run(serverUrl, `CREATE DATABASE ${name}${tablespace}`);
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     drop: () => run(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
+}
+
+/**
+ * A tablespace `name` in `dir` (an empty folder the PostgreSQL server's user owns, on the same machine
+ * as the server), for a database whose disk a test fills.
+ */
+export async function createTablespace(
+  name: string,
+  dir: string,
+): Promise<{ drop(): Promise<void> }> {
+  const serverUrl = process.env["TEST_PG_URL"] ?? DEFAULT_URL;
+  await run(serverUrl, `CREATE TABLESPACE ${name} LOCATION '${dir}'`);
+  return { drop: () => run(serverUrl, `DROP TABLESPACE IF EXISTS ${name}`) };
 }
 
 async function run(serverUrl: string, sql: string): Promise<void> {
