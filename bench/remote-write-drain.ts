@@ -4,7 +4,7 @@
  * same samples posted directly by a bare remote-write client (pre-encoded requests, 4 at once),
  * in the same run, against the same VictoriaMetrics; and the worker's peak RSS. The worker's
  * clock runs from starting its process to the consumer having nothing pending or unacked.
- * `BENCH_QUICK=1` drains a tenth. Goals: worker ≥ 0.5 × direct, peak RSS ≤ 200 MB.
+ * `BENCH_QUICK=1` drains a tenth; `BENCH_CPU_PROF=<dir>` profiles the worker. Goals: worker ≥ 0.5 × direct, peak RSS ≤ 200 MB.
  */
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -137,6 +137,10 @@ try {
     NATS_URL: nats.url,
     DATABASE_URL: `remote-write+${vm.writeUrl}`,
     WORKER_HTTP_PORT: "0",
+    // `BENCH_CPU_PROF=<dir>`: the worker's CPU profile, written there as it exits.
+    ...(process.env["BENCH_CPU_PROF"] === undefined
+      ? {}
+      : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}` }),
   });
   let peakRssMb: number;
   try {
