@@ -131,9 +131,20 @@ it(
     const done: string[] = [];
     let baseline: { serve: number; worker: number } | undefined;
     const baselineAt = durationMs / 6;
+    // Both processes' RSS each minute, printed as the run goes and kept for the report.
+    const memory: string[] = [];
+    let nextSample = 0;
+    const sample = () => {
+      if (load.now() < nextSample) return;
+      nextSample += 60_000;
+      const line = `${Math.round(load.now() / 60_000)} min: ${mib(rss(system.serve.child.process.pid))} / ${mib(rss(system.workers.at(-1)?.process.pid))}`;
+      memory.push(line);
+      console.log(`[soak] RSS (ingest server / worker) at ${line}`);
+    };
     for (let i = 0, next = faultEveryMs; next < durationMs - 30_000; i++, next += faultEveryMs) {
       while (load.now() < next) {
         await sleep(Math.min(1000, next - load.now()));
+        sample();
         if (baseline === undefined && load.now() >= baselineAt) {
           baseline = {
             serve: rss(system.serve.child.process.pid),
@@ -145,6 +156,12 @@ it(
       if (fault === undefined) continue;
       const what = await fault.run();
       done.push(`${Math.round(next / 1000)} s ${fault.name}${what === "" ? "" : ` (${what})`}`);
+    }
+    const loadDone = { now: false };
+    void load.done.then(() => (loadDone.now = true));
+    while (!loadDone.now) {
+      await sleep(1000);
+      sample();
     }
     await load.done;
     const end = {
@@ -170,6 +187,7 @@ it(
         recovery: [],
         extra: {
           "ingest server RSS after the first sixth / at the end": `${mib(baseline?.serve ?? 0)} / ${mib(end.serve)}`,
+          "RSS each minute (ingest server / worker)": memory.join("; "),
           "worker RSS after the first sixth / at the end": `${mib(baseline?.worker ?? 0)} / ${mib(end.worker)}${sameWorker ? "" : " (another process: the first one exited)"}`,
         },
       },
