@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -317,8 +317,21 @@ class Node implements NatsNode {
     await this.signal("SIGTERM");
   }
 
+  /**
+   * Returns once the process is stopped (state `T` in /proc): a signal is delivered when the
+   * kernel next schedules it, and on a busy machine a server could otherwise still answer a
+   * request sent right after the kill.
+   */
   pause(): void {
-    if (this.running) this.child?.kill("SIGSTOP");
+    const pid = this.child?.pid;
+    if (!this.running || pid === undefined) return;
+    this.child?.kill("SIGSTOP");
+    const until = Date.now() + 5000;
+    for (let state = processState(pid); state !== "T" && state !== undefined;) {
+      if (Date.now() > until) throw new Error(`nats-server ${this.name} did not stop on SIGSTOP`);
+      Atomics.wait(PAUSE_WAIT, 0, 0, 5);
+      state = processState(pid);
+    }
   }
 
   resume(): void {
@@ -333,5 +346,17 @@ class Node implements NatsNode {
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
     await exited;
     clearTimeout(timer);
+  }
+}
+
+const PAUSE_WAIT = new Int32Array(new SharedArrayBuffer(4));
+
+/** A process's state letter from /proc/<pid>/stat (`T`: stopped), or undefined once it is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return undefined;
   }
 }
