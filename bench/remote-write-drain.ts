@@ -1,5 +1,6 @@
 /**
- * `node bench/remote-write-drain.ts`: the worker draining a backlog of a million samples into
+ * `npm run bench -- --only remote-write-drain` (or `node bench/remote-write-drain.ts` alone):
+ * the worker draining a backlog of a million samples into
  * VictoriaMetrics (`DATABASE_URL=remote-write+http://…`), beside VictoriaMetrics ingesting the
  * same samples posted directly by a bare remote-write client (pre-encoded requests, 4 at once),
  * in the same run, against the same VictoriaMetrics; and the worker's peak RSS. The worker's
@@ -17,7 +18,7 @@ import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.t
 import { WORKER_NODE_ARGS } from "../worker/command.ts";
 import { remoteWriteHeaders } from "../worker/remote-write-request.ts";
 import { startProcess } from "./processes.ts";
-import { QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
+import { log, QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
 
 const PER_MESSAGE = 100;
 const MESSAGES = QUICK ? 1000 : 10_000;
@@ -128,53 +129,93 @@ async function storedSamples(vm: Receiver, run: string): Promise<number> {
   return n;
 }
 
-const nats = await startBenchNats("default");
-const vm = await startVictoriaMetrics();
-try {
-  await fill(nats);
-  const start = performance.now();
-  const worker = startProcess(WORKER_NODE_ARGS.at(-1) ?? "worker/main.ts", {
-    NATS_URL: nats.url,
-    DATABASE_URL: `remote-write+${vm.writeUrl}`,
-    WORKER_HTTP_PORT: "0",
-    // `BENCH_CPU_PROF=<dir>`: the worker's CPU profile, written there as it exits.
-    ...(process.env["BENCH_CPU_PROF"] === undefined
-      ? {}
-      : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}` }),
-  });
-  let peakRssMb: number;
-  try {
-    await drained(nats);
-    peakRssMb = worker.peakRssMb();
-  } finally {
-    await worker.stop();
-  }
-  const workerSeconds = (performance.now() - start) / 1000;
-  const requests = directRequests();
-  const directSeconds = await postDirect(vm, requests);
-  const [workerStored, directStored] = [
-    await storedSamples(vm, "worker"),
-    await storedSamples(vm, "direct"),
-  ];
-  const result = {
-    date: new Date().toISOString(),
-    machine: `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${round(totalmem() / 2 ** 30, 1)} GiB`,
-    samples: SAMPLES,
-    worker: {
-      seconds: round(workerSeconds, 2),
-      samplesPerSecond: round(SAMPLES / workerSeconds),
-      peakRssMb,
-      stored: workerStored,
-    },
-    direct: {
-      seconds: round(directSeconds, 2),
-      samplesPerSecond: round(SAMPLES / directSeconds),
-      stored: directStored,
-    },
-    ratio: round(directSeconds / workerSeconds, 2),
+export interface RemoteWriteDrainRow {
+  readonly samples: number;
+  readonly worker: {
+    readonly seconds: number;
+    readonly samplesPerSecond: number;
+    readonly peakRssMb: number;
+    readonly stored: number;
   };
-  console.log(JSON.stringify(result, null, 2));
-} finally {
-  await vm.close();
-  await nats.stop();
+  readonly direct: {
+    readonly seconds: number;
+    readonly samplesPerSecond: number;
+    readonly stored: number;
+  };
+}
+
+/** One drain into a VictoriaMetrics of its own, then the same samples posted to it directly. */
+export async function measureRemoteWriteDrain(nats: BenchNats): Promise<RemoteWriteDrainRow> {
+  await nats.purge();
+  const vm = await startVictoriaMetrics();
+  try {
+    await fill(nats);
+    const start = performance.now();
+    const worker = startProcess(WORKER_NODE_ARGS.at(-1) ?? "worker/main.ts", {
+      NATS_URL: nats.url,
+      DATABASE_URL: `remote-write+${vm.writeUrl}`,
+      WORKER_HTTP_PORT: "0",
+      // `BENCH_CPU_PROF=<dir>`: the worker's CPU profile, written there as it exits.
+      ...(process.env["BENCH_CPU_PROF"] === undefined
+        ? {}
+        : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}` }),
+    });
+    let peakRssMb: number;
+    try {
+      await drained(nats);
+      peakRssMb = worker.peakRssMb();
+    } finally {
+      await worker.stop();
+    }
+    const workerSeconds = (performance.now() - start) / 1000;
+    const directSeconds = await postDirect(vm, directRequests());
+    const row = {
+      samples: SAMPLES,
+      worker: {
+        seconds: round(workerSeconds, 2),
+        samplesPerSecond: round(SAMPLES / workerSeconds),
+        peakRssMb,
+        stored: await storedSamples(vm, "worker"),
+      },
+      direct: {
+        seconds: round(directSeconds, 2),
+        samplesPerSecond: round(SAMPLES / directSeconds),
+        stored: await storedSamples(vm, "direct"),
+      },
+    };
+    for (const side of ["worker", "direct"] as const) {
+      if (row[side].stored !== SAMPLES) {
+        throw new Error(
+          `VictoriaMetrics holds ${row[side].stored} of the ${side} side's ${SAMPLES} samples`,
+        );
+      }
+    }
+    log(
+      `remote-write drain: worker ${row.worker.samplesPerSecond}/s (${peakRssMb} MB), direct ${row.direct.samplesPerSecond}/s`,
+    );
+    return row;
+  } finally {
+    await vm.close();
+  }
+}
+
+if (import.meta.main) {
+  const nats = await startBenchNats("default");
+  try {
+    const row = await measureRemoteWriteDrain(nats);
+    console.log(
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          machine: `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${round(totalmem() / 2 ** 30, 1)} GiB`,
+          ...row,
+          ratio: round(row.worker.samplesPerSecond / row.direct.samplesPerSecond, 2),
+        },
+        null,
+        2,
+      ),
+    );
+  } finally {
+    await nats.stop();
+  }
 }

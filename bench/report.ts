@@ -15,6 +15,7 @@ import type { HttpRow } from "./http-server.ts";
 import type { ProtocolRow } from "./protocols.ts";
 import type { IngestRow } from "./ingest-in-process.ts";
 import type { DrainRow } from "./worker-drain.ts";
+import type { RemoteWriteDrainRow } from "./remote-write-drain.ts";
 
 export interface Run {
   readonly setting: string;
@@ -23,6 +24,8 @@ export interface Run {
   readonly http: HttpRow[] | null;
   readonly protocols?: ProtocolRow[] | null;
   readonly drain: DrainRow[] | null;
+  /** Absent from runs made before it was measured. */
+  readonly remoteWriteDrain?: RemoteWriteDrainRow | null;
   readonly endToEnd: EndToEndRow | null;
   readonly coldStart: ColdStartRow | null;
   readonly functionHeap: HeapRow | null;
@@ -187,6 +190,23 @@ function goals(results: Results): Goal[] {
       100,
       " ms",
     ),
+    atLeast(
+      "worker into VictoriaMetrics ≥ 0.5 × VictoriaMetrics ingesting the same samples directly",
+      def?.remoteWriteDrain
+        ? ratio(
+            def.remoteWriteDrain.worker.samplesPerSecond,
+            def.remoteWriteDrain.direct.samplesPerSecond,
+          )
+        : undefined,
+      0.5,
+      "×",
+    ),
+    atMost(
+      "worker peak RSS ≤ 200 MB draining a million samples into VictoriaMetrics",
+      def?.remoteWriteDrain?.worker.peakRssMb,
+      200,
+      " MB",
+    ),
     atMost(
       "worker peak RSS ≤ 200 MB draining a million metrics (largest)",
       drains.length === 0 ? undefined : Math.max(...drains.map((d) => d.ours.peakRssMb)),
@@ -343,6 +363,38 @@ function runSections(run: Run): string {
           fmt(r.ours.peakRssMb),
           fmt(r.baseline.peakRssMb),
         ]),
+      ),
+      "",
+    );
+  }
+  const rw = run.remoteWriteDrain;
+  if (rw) {
+    out.push(
+      "### Worker drain into VictoriaMetrics",
+      "",
+      "A backlog of 100-metric messages drained by the worker with `DATABASE_URL=remote-write+http://…` into a VictoriaMetrics of its own (process start included), beside the same samples posted to that VictoriaMetrics directly by a bare client (remote-write requests of 10,000 samples encoded before the clock starts, 4 at once); every sample of both read back. bench/remote-write-drain.ts.",
+      "",
+      table(
+        [
+          "samples",
+          "worker s",
+          "direct s",
+          "worker samples/s",
+          "direct samples/s",
+          "ratio",
+          "worker peak RSS MB",
+        ],
+        [
+          [
+            fmt(rw.samples),
+            fmt(rw.worker.seconds, 1),
+            fmt(rw.direct.seconds, 2),
+            fmt(rw.worker.samplesPerSecond),
+            fmt(rw.direct.samplesPerSecond),
+            fmt(ratio(rw.worker.samplesPerSecond, rw.direct.samplesPerSecond), 2),
+            fmt(rw.worker.peakRssMb),
+          ],
+        ],
       ),
       "",
     );

@@ -22,6 +22,7 @@ import { measureIngestInProcess } from "./ingest-in-process.ts";
 import { measureProtocols, PROTOCOLS } from "./protocols.ts";
 import { writeFormatted, writeReport } from "./report.ts";
 import { log, NATS_SETTINGS, QUICK, round, startBenchNats, type NatsSetting } from "./support.ts";
+import { measureRemoteWriteDrain } from "./remote-write-drain.ts";
 import { measureWorkerDrain } from "./worker-drain.ts";
 
 const RESULTS = join(PROJECT_ROOT, "bench", "results.json");
@@ -31,6 +32,7 @@ const PARTS = [
   "http",
   "protocols",
   "drain",
+  "remote-write-drain",
   "end-to-end",
   "cold-start",
   "function-heap",
@@ -134,6 +136,11 @@ async function measure(setting: NatsSetting, errors: string[]) {
             ],
       ),
     );
+    const remoteWriteDrain = full
+      ? await part("remote-write-drain", "worker drain into VictoriaMetrics", errors, () =>
+          measureRemoteWriteDrain(nats),
+        )
+      : null;
     const endToEnd = full
       ? await part("end-to-end", "end to end", errors, () => measureEndToEnd(nats, 1000))
       : null;
@@ -152,6 +159,7 @@ async function measure(setting: NatsSetting, errors: string[]) {
       http,
       protocols,
       drain,
+      remoteWriteDrain,
       endToEnd,
       coldStart,
       functionHeap,
