@@ -24,8 +24,12 @@ const ROUNDS = 2;
 const BASE_MS = Date.parse("2026-11-01T00:00:00Z");
 const ENCODERS = { 3: encodeSeriesMessages, 4: encodeSeriesMessagesV4 } as const;
 
+/** Drains so far: each fills with samples of its own, which JetStream's duplicate window keeps. */
+let drains = 0;
+
 async function fill(nats: BenchNats, version: 3 | 4): Promise<number> {
   const js = nats.nc.jetstream();
+  const base = BASE_MS + drains++ * MESSAGES * PER_MESSAGE;
   const tags = Array.from({ length: 8 }, (_, h) => ({ host: `web-${h}`, run: "drain" }));
   let next = 0;
   let bytes = 0;
@@ -35,7 +39,7 @@ async function fill(nats: BenchNats, version: 3 | 4): Promise<number> {
       const metrics = Array.from({ length: PER_MESSAGE }, (_, i) => ({
         name: "bench_cpu",
         value: (m * PER_MESSAGE + i) % 997,
-        timestamp: BASE_MS + m * PER_MESSAGE + i,
+        timestamp: base + m * PER_MESSAGE + i,
         tags: tags[i % 8] as Record<string, string>,
       }));
       const [message] = runToEnd(ENCODERS[version](metrics, Date.now(), 1024 * 1024));
