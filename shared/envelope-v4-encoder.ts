@@ -113,10 +113,10 @@ class SeriesTable {
           tags = this.#tagSet(v as object) + 1;
           break;
         default: {
-          fields ??= [];
+          const fieldName = this.#string(field);
           const [kind, payload] = this.#fieldValue(v);
-          fields.push(this.#string(field), kind, payload);
-          key += `,${this.#string(field)}:${kind}:${payload}`;
+          (fields ??= []).push(fieldName, kind, payload);
+          key += `,${fieldName}:${kind}:${payload}`;
         }
       }
     }
