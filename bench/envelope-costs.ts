@@ -1,5 +1,5 @@
 /**
- * `node bench/envelope-costs.ts`: envelope version 3 (JSON) against version 4 (binary columns)
+ * `node bench/envelope-costs.ts`: envelope version 3 (JSON) against version 4 (JSON columns)
  * for the same agent batches, in-process: the edge's encoding of a 2,000-sample request, the
  * bytes it is published as, and the worker's decoding of those messages into rows
  * (`decodeEnvelope` and `rowsOfEnvelope`). Each protocol's batches are what its handler makes of

@@ -1,6 +1,6 @@
 /**
  * `node bench/envelope-drain.ts`: the worker process draining the same backlog of agent
- * messages into SQLite, written as envelope version 3 (JSON) and as version 4 (binary columns),
+ * messages into SQLite, written as envelope version 3 (JSON) and as version 4 (JSON columns),
  * the two taking turns `ROUNDS` times. The backlog is what the edge publishes for remote-write
  * batches of 100 samples (8 series, a sample per millisecond); `BENCH_QUICK=1` drains 100,000
  * samples, else 1,000,000. The clock runs from starting the process to the consumer having

@@ -8,7 +8,7 @@
  */
 import type { Steps } from "./cooperative.ts";
 import type { Envelope, RowKey } from "./envelope-schema.ts";
-import { JSON_ENVELOPE_VERSION } from "./envelope-version.ts";
+import { GROUPS_ENVELOPE_VERSION } from "./envelope-version.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { seriesMessageId, seriesPointIds } from "./series-identity.ts";
@@ -229,7 +229,7 @@ function headerText(envelope: {
   readonly key: RowKey;
 }): string {
   const { id, receivedAt, key } = envelope;
-  return `{"v":${JSON_ENVELOPE_VERSION},"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":${JSON.stringify(key)},"groups":[`;
+  return `{"v":${GROUPS_ENVELOPE_VERSION},"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":${JSON.stringify(key)},"groups":[`;
 }
 
 function messageText(

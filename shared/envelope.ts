@@ -1,7 +1,6 @@
 import { runToEnd } from "./cooperative.ts";
 import type { Envelope, EnvelopeV3, MetricGroup } from "./envelope-schema.ts";
 import { encodeMessage } from "./envelope-encoder.ts";
-import { V4 } from "./envelope-v4-layout.ts";
 import { readV4 } from "./envelope-v4-decoder.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
@@ -31,15 +30,6 @@ export type Decoded =
  * it is delivered.
  */
 export function decodeEnvelope(data: Uint8Array): Decoded {
-  // Version 4 is binary, its first byte its version; no JSON text begins with that byte.
-  if (data[0] === V4) {
-    const read = readV4(data);
-    if ("undecodable" in read) {
-      return { ok: false, reason: "undecodable", message: read.undecodable };
-    }
-    if ("invalid" in read) return { ok: false, reason: "invalid_envelope", message: read.invalid };
-    return checked(read.envelope, V4);
-  }
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
@@ -55,6 +45,8 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     read = readV2(value);
   } else if (version === 3) {
     read = readV3(value);
+  } else if (version === 4) {
+    read = readV4(value);
   } else {
     return {
       ok: false,

@@ -177,7 +177,8 @@ describe("publishSeries", () => {
   it("splits a batch larger than one broker message, every part within the broker's limit", async () => {
     const maxPayload = 16 * 1024;
     const publisher = fakePublisher(undefined, maxPayload);
-    const metrics = Array.from({ length: 500 }, (_, i) => point(i));
+    // About 22 bytes a point as version 4: 2,000 points need three 16 KiB messages.
+    const metrics = Array.from({ length: 2000 }, (_, i) => point(i));
     const receipt = await publishSeries(publisher, {
       subject: "s",
       metrics,
@@ -195,7 +196,7 @@ describe("publishSeries", () => {
   it("cuts a series across messages with its tags in each, the same way every time", async () => {
     const maxPayload = 64 * 1024;
     const publisher = fakePublisher(undefined, maxPayload);
-    // 23 bytes a point, the tags once per message: 9,000 points need four 64 KiB messages. (Each
+    // About 26 bytes a point, the tags once per message: 9,000 points need four 64 KiB messages. (Each
     // message's points with their tags stay within what a request may become, 16 MiB.)
     const tags = Object.fromEntries(Object.entries(maximumTags()).slice(0, 8));
     const metrics = Array.from({ length: 9000 }, (_, i) => ({ ...point(i), tags }));
@@ -248,7 +249,7 @@ describe("publishSeries", () => {
         ? Promise.reject(refusal)
         : Promise.resolve({ stream: "METRICS", seq: n, duplicate: false });
     }, 8 * 1024);
-    const metrics = Array.from({ length: 200 }, (_, i) => point(i));
+    const metrics = Array.from({ length: 1000 }, (_, i) => point(i));
     await expect(
       publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 }),
     ).rejects.toBe(refusal);

@@ -176,7 +176,7 @@ describe("envelope version 4", () => {
     expect(messages.flatMap((m) => decoded(m.data).envelope.metrics)).toEqual(metrics);
   });
 
-  it("writes a series once and each of its points in 23 bytes", () => {
+  it("writes a series once and each of its points in at most 45 bytes", () => {
     const tags = Object.fromEntries(
       Array.from({ length: 20 }, (_, i) => [`key-${i}`, "v".repeat(50)]),
     );
@@ -189,7 +189,7 @@ describe("envelope version 4", () => {
       influx,
     }));
     const data = only(4, metrics);
-    expect(data.byteLength).toBeLessThan(2_000 + 1000 * 23);
+    expect(data.byteLength).toBeLessThan(2_000 + 1000 * 45);
     expect(data.byteLength).toBeLessThan(only(3, metrics).byteLength / 3);
   });
 });
@@ -205,19 +205,27 @@ function sample(): Uint8Array {
   ] as Metric[]);
 }
 
+/** The JSON of a version 4 message as an object, to alter. */
+function parsed(data: Uint8Array): Record<string, unknown> & {
+  series: Record<string, unknown>[];
+  points: Record<string, number[]>;
+} {
+  return JSON.parse(Buffer.from(data).toString("utf8")) as ReturnType<typeof parsed>;
+}
+
+function bytesOf(value: unknown): Uint8Array {
+  return Buffer.from(JSON.stringify(value));
+}
+
 /**
- * A message of one point whose columns say what the encoder would never write: its time kind,
- * time, time detail and value patched in. String 2 is the text `text`.
+ * A message of one point whose columns say what the encoder would never write: its time (`ms`,
+ * `ns`) and value patched in.
  */
-function withPoint(point: { kind: number; time: number; detail: number; value: number }) {
-  const data = only(4, [{ name: "m", value: 1, timestamp: 1, tags: { t: "yesterday" } }]);
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const at = data.byteLength - 21;
-  view.setUint8(at, point.kind);
-  view.setFloat64(at + 1, point.time, true);
-  view.setUint32(at + 9, point.detail, true);
-  view.setFloat64(at + 13, point.value, true);
-  return data;
+function withPoint(point: { ms: number; ns: number; value: number | string }) {
+  const message = parsed(only(4, [{ name: "m", value: 1, timestamp: 1, tags: { t: "y" } }]));
+  message.points = { series: [0], ms: [point.ms], ns: [point.ns], value: [0] };
+  // A value JSON cannot hold, such as 1e400, is written as its text.
+  return Buffer.from(JSON.stringify(message).replace(/"value":\[0\]/, `"value":[${point.value}]`));
 }
 
 function refusal(data: Uint8Array): string {
@@ -226,14 +234,46 @@ function refusal(data: Uint8Array): string {
   return result.reason;
 }
 
+/** Decoded within the bounds, or refused as a message that can never be stored. */
+function refusedOrBounded(data: Uint8Array): void {
+  const result = decodeEnvelope(data);
+  if (!result.ok) {
+    expect(["undecodable", "invalid_envelope", "unknown_version"]).toContain(result.reason);
+    return;
+  }
+  expect(result.envelope.metrics.length).toBeLessThanOrEqual(REQUEST_LIMITS.metricsPerRequest);
+  for (const metric of result.envelope.metrics) expect(validateMetric(metric)).toBe(true);
+}
+
 describe("a hostile version 4 message", () => {
   it("is refused, never thrown, whatever its bytes", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
-        const data = new Uint8Array([4, ...bytes]);
-        const result = decodeEnvelope(data);
-        if (!result.ok) expect(["undecodable", "invalid_envelope"]).toContain(result.reason);
+        refusedOrBounded(new Uint8Array([...Buffer.from('{"v":4,'), ...bytes]));
       }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("is refused or read within bounds whatever JSON it holds", () => {
+    const valid = parsed(sample());
+    const column = fc.oneof(
+      fc.array(fc.oneof(fc.integer({ min: -2, max: 3 }), fc.double()), { maxLength: 4 }),
+      fc.jsonValue({ maxDepth: 2 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.record({
+          series: fc.oneof(fc.constant(valid.series), fc.array(fc.jsonValue({ maxDepth: 3 }))),
+          points: fc.oneof(
+            fc.record({ series: column, ms: column, ns: column, value: column }),
+            fc.jsonValue({ maxDepth: 2 }),
+          ),
+        }),
+        ({ series, points }) => {
+          refusedOrBounded(bytesOf({ ...valid, series, points }));
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -255,17 +295,7 @@ describe("a hostile version 4 message", () => {
             data.subarray(0, cutAt),
             new Uint8Array([...data, ...tail]),
           ]) {
-            const result = decodeEnvelope(altered);
-            if (!result.ok) {
-              expect(["undecodable", "invalid_envelope", "unknown_version"]).toContain(
-                result.reason,
-              );
-              continue;
-            }
-            expect(result.envelope.metrics.length).toBeLessThanOrEqual(
-              REQUEST_LIMITS.metricsPerRequest,
-            );
-            for (const metric of result.envelope.metrics) expect(validateMetric(metric)).toBe(true);
+            refusedOrBounded(altered);
           }
         },
       ),
@@ -273,13 +303,20 @@ describe("a hostile version 4 message", () => {
     );
   });
 
-  it("is refused when cut anywhere or longer than its columns", () => {
+  it("is refused when cut anywhere or when its columns differ in length", () => {
     const valid = sample();
     expect(decoded(valid).envelope.metrics).toHaveLength(3);
     for (let end = 1; end < valid.length; end++) {
-      expect(refusal(valid.subarray(0, end))).toBe("invalid_envelope");
+      expect(refusal(valid.subarray(0, end))).toBe("undecodable");
     }
-    expect(refusal(new Uint8Array([...valid, 0]))).toBe("invalid_envelope");
+    for (const column of ["series", "ms", "ns", "value"]) {
+      const message = parsed(valid);
+      message.points[column]?.pop();
+      expect(refusal(bytesOf(message)), column).toBe("invalid_envelope");
+    }
+    const message = parsed(valid);
+    message["extra"] = 1;
+    expect(refusal(bytesOf(message))).toBe("invalid_envelope");
   });
 
   it("may not become more than a request may: tags once per point, past 16 MiB", () => {
@@ -301,6 +338,20 @@ describe("a hostile version 4 message", () => {
     expect(!result.ok && result.message).toContain(String(EXPANSION_LIMITS.maxBytes));
   });
 
+  it("holds at most a request's points, and only series indexes in range", () => {
+    const message = parsed(only(4, [{ name: "m", value: 1, timestamp: 1 }]));
+    const n = REQUEST_LIMITS.metricsPerRequest + 1;
+    message.points = {
+      series: new Array<number>(n).fill(0),
+      ms: new Array<number>(n).fill(1),
+      ns: new Array<number>(n).fill(-1),
+      value: new Array<number>(n).fill(1),
+    };
+    expect(refusal(bytesOf(message))).toBe("invalid_envelope");
+    message.points = { series: [1], ms: [1], ns: [-1], value: [1] };
+    expect(refusal(bytesOf(message))).toBe("invalid_envelope");
+  });
+
   it("is refused when a series breaks the Metric schema or a point's value or time is not one", () => {
     const bad: unknown[] = [
       { name: "x".repeat(300), value: 1, timestamp: 1 },
@@ -320,40 +371,53 @@ describe("a hostile version 4 message", () => {
       const data = only(4, [metric as Metric]);
       expect(refusal(data), JSON.stringify(metric).slice(0, 80)).toBe("invalid_envelope");
     }
-    expect(decoded(withPoint({ kind: 1, time: 5, detail: 0, value: 2 })).envelope.metrics).toEqual([
-      { name: "m", value: 2, timestamp: 5, tags: { t: "yesterday" } },
+    expect(decoded(withPoint({ ms: 5, ns: -1, value: 2 })).envelope.metrics).toEqual([
+      { name: "m", value: 2, timestamp: 5, tags: { t: "y" } },
     ]);
+    expect(decoded(withPoint({ ms: 5, ns: 7, value: 2 })).envelope.metrics[0]?.timestamp).toBe(
+      "1970-01-01T00:00:00.005000007Z",
+    );
     const points = [
-      { kind: 1, time: 1, detail: 0, value: Number.NaN },
-      { kind: 1, time: 1, detail: 0, value: Number.POSITIVE_INFINITY },
-      { kind: 1, time: -1, detail: 0, value: 1 },
-      { kind: 1, time: 1.5, detail: 0, value: 1 },
-      { kind: 1, time: 253_402_300_800_000, detail: 0, value: 1 },
-      { kind: 2, time: 1, detail: 1_000_000, value: 1 },
-      { kind: 2, time: Number.NaN, detail: 0, value: 1 },
-      { kind: 3, time: 0, detail: 2, value: 1 },
-      { kind: 3, time: 0, detail: 99, value: 1 },
-      { kind: 4, time: 0, detail: 0, value: 1 },
+      { ms: 1, ns: -1, value: "1e400" },
+      { ms: 1, ns: -1, value: "-1e400" },
+      { ms: -1, ns: -1, value: 1 },
+      { ms: 1.5, ns: -1, value: 1 },
+      { ms: 1.5, ns: 0, value: 1 },
+      { ms: 253_402_300_800_000, ns: -1, value: 1 },
+      { ms: 1, ns: 1_000_000, value: 1 },
+      { ms: 1, ns: -2, value: 1 },
+      { ms: 1, ns: 0.5, value: 1 },
+      { ms: 1, ns: -1, value: '"1"' },
     ];
     for (const point of points) {
       expect(refusal(withPoint(point)), JSON.stringify(point)).toBe("invalid_envelope");
     }
+    const message = parsed(
+      only(4, [{ name: "m", value: 1, timestamp: "2026-05-01T02:00:00+02:00" }]),
+    );
+    expect(decoded(bytesOf(message)).envelope.metrics[0]?.timestamp).toBe(
+      "2026-05-01T02:00:00+02:00",
+    );
+    message.points["ms"] = [1];
+    expect(refusal(bytesOf(message))).toBe("invalid_envelope");
+    const withValue = parsed(sample());
+    (withValue.series[0] as Record<string, unknown>)["value"] = 1;
+    expect(refusal(bytesOf(withValue))).toBe("invalid_envelope");
   });
 
-  it("cannot carry a lone surrogate, which UTF-8 writes as U+FFFD (the edge checked it before)", () => {
-    const data = only(4, [{ name: "m", value: 1, timestamp: 1, tags: { a: "\ud800" } }]);
-    expect(decoded(data).envelope.metrics[0]?.tags).toEqual({ a: "\ufffd" });
+  it("refuses a lone surrogate as version 3 does (the edge refused it before)", () => {
+    const metrics = [{ name: "m", value: 1, timestamp: 1, tags: { a: "\ud800" } }];
+    expect(refusal(only(4, metrics))).toBe(refusal(only(3, metrics)));
   });
 
   it("is undecodable when its text is not UTF-8", () => {
-    const valid = sample();
-    // The id's first byte ("s" of "s:…") made a lone continuation byte.
-    const data = new Uint8Array([...valid]);
-    data[4] = 0x80;
+    const data = new Uint8Array([...sample()]);
+    // Inside the id's text: a lone continuation byte.
+    data[data.indexOf(0x3a) + 3] = 0x80;
     expect(refusal(data)).toBe("undecodable");
   });
 
-  it("needs a name and a time on every point of a series-keyed message", () => {
+  it("needs a name on every point of a series-keyed message", () => {
     const data = only(4, [{ value: 1, timestamp: 1 }]);
     expect(decodeEnvelope(data)).toMatchObject({ ok: false, reason: "invalid_envelope" });
   });
