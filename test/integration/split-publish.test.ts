@@ -25,12 +25,12 @@ import { waitFor } from "../helpers/wait.ts";
  */
 const KEY = "split-publish-test-key";
 /**
- * The broker's `max_payload`: small enough that the batch (9,918 points, ~240 KB as envelope
+ * The broker's `max_payload`: small enough that the batch (9,918 points, ~340 KB as envelope
  * version 4, which fits 10,000 points of most batches in the default 1 MiB) is two messages.
  */
-const MAX_PAYLOAD = 128 * 1024;
-/** Room for the first of the batch's two messages (each near 128 KiB), not for the second. */
-const STREAM_MAX_BYTES = 200_000;
+const MAX_PAYLOAD = 256 * 1024;
+/** Room for the first of the batch's two messages (near 256 KiB), not for the second as well. */
+const STREAM_MAX_BYTES = 300_000;
 
 let nats: NatsServer;
 let nc: NatsConnection;
