@@ -3,7 +3,8 @@
  * at a time, with a publisher that keeps nothing: decoding, converting, checking, encoding the
  * envelope — no HTTP, no broker. Medians of CPU time, so a busy machine moves them less than
  * the load figures. Run: `node bench/protocol-costs.ts [protocol…]`; prints µs per request and
- * per sample. With `--cpu-prof`, the profile covers these requests alone.
+ * per sample, and the bytes of the messages a request is published as (median). With
+ * `--cpu-prof`, the profile covers these requests alone.
  */
 import { createAuthenticator } from "../edge/http/auth.ts";
 import type { Handler } from "../edge/http/answer-requests.ts";
@@ -17,9 +18,14 @@ import { bodyPool, type Protocol } from "./protocol-bodies.ts";
 import { median } from "./support.ts";
 
 const REQUESTS = 300;
+/** Bytes published by the request being measured. */
+let published = 0;
 const publisher: Publisher = {
   maxMessageBytes: () => Promise.resolve(1024 * 1024),
-  publish: () => Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false }),
+  publish: ({ data }) => {
+    published += data.byteLength;
+    return Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false });
+  },
 };
 const base = {
   publisher,
@@ -65,14 +71,17 @@ for (const protocol of Object.keys(HANDLERS) as Protocol[]) {
   };
   for (let i = 0; i < 30; i++) await send(i);
   const times: number[] = [];
+  const bytes: number[] = [];
   for (let i = 0; i < REQUESTS; i++) {
+    published = 0;
     const start = process.cpuUsage();
     await send(i);
     const used = process.cpuUsage(start);
     times.push(used.user + used.system);
+    bytes.push(published);
   }
   const us = median(times);
   console.log(
-    `${protocol.padEnd(13)} ${us.toFixed(0).padStart(7)} µs/request  ${(us / pool.samples).toFixed(2).padStart(6)} µs/sample`,
+    `${protocol.padEnd(13)} ${us.toFixed(0).padStart(7)} µs/request  ${(us / pool.samples).toFixed(2).padStart(6)} µs/sample  ${median(bytes).toFixed(0).padStart(7)} bytes published`,
   );
 }

@@ -6,13 +6,19 @@
  * in the same run, against the same VictoriaMetrics; and the worker's peak RSS. The worker's
  * clock runs from starting its process to the consumer having nothing pending or unacked.
  * `BENCH_QUICK=1` drains a tenth; `BENCH_CPU_PROF=<dir>` profiles the worker. Goals: worker ≥ 0.5 × direct, peak RSS ≤ 200 MB.
+ * `BENCH_ENVELOPE=3` or `4` fills the stream with series-keyed messages of that version, as
+ * the edge publishes a remote-write batch, instead of the JSON API's (version 3, keyed by message).
  */
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { compress } from "snappyjs";
+import { runToEnd } from "../shared/cooperative.ts";
 import { encodeEnvelope } from "../shared/envelope.ts";
+import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
+import type { Metric } from "../shared/metric-schema.ts";
 import { WriteRequestSchema } from "../shared/gen/proto/prometheus/remote_pb.js";
 import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
 import { WORKER_NODE_ARGS } from "../worker/command.ts";
@@ -25,6 +31,19 @@ const MESSAGES = QUICK ? 1000 : 10_000;
 const SAMPLES = MESSAGES * PER_MESSAGE;
 const HOSTS = 8;
 const BASE_MS = Date.parse("2026-11-01T00:00:00Z");
+const ENVELOPE = process.env["BENCH_ENVELOPE"];
+
+/** Message `m` as the JSON API publishes it, or as the edge publishes an agent's batch. */
+function messageOf(m: number, metrics: readonly Metric[]): { id: string; data: Uint8Array } {
+  if (ENVELOPE === undefined) {
+    const id = `rw-${m}`;
+    return { id, data: encodeEnvelope({ id, receivedAt: Date.now(), key: "message", metrics }) };
+  }
+  const encode = ENVELOPE === "4" ? encodeSeriesMessagesV4 : encodeSeriesMessages;
+  const [message, ...rest] = runToEnd(encode(metrics, Date.now(), 1024 * 1024));
+  if (message === undefined || rest.length > 0) throw new Error("not one message");
+  return message;
+}
 
 /** Sample `i` of message `m`: its series (by host) and a timestamp unique in that series. */
 const pointOf = (m: number, i: number) => ({
@@ -48,12 +67,10 @@ async function fill(nats: BenchNats): Promise<void> {
           tags: { host: p.host, run: "worker" },
         };
       });
-      const id = `rw-${m}`;
-      await js.publish(
-        "metrics.json",
-        encodeEnvelope({ id, receivedAt: Date.now(), key: "message", metrics }),
-        { msgID: id },
-      );
+      const { id, data } = messageOf(m, metrics);
+      await js.publish(ENVELOPE === undefined ? "metrics.json" : "metrics.prometheus", data, {
+        msgID: id,
+      });
     }
   }
   await Promise.all(Array.from({ length: 256 }, lane));

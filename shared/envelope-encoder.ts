@@ -3,11 +3,12 @@
  * carries those tags once, so a line's tag set, a series' labels or a resource's attributes
  * travel once per message instead of once per point. A metric's JSON is made once; a batch too
  * large for one broker message is cut into messages from those pieces without writing any of
- * it again.
+ * it again. The JSON API writes this version; the agent protocols write version 4
+ * (envelope-v4-encoder.ts), and `encodeSeriesMessages` stays to measure against it.
  */
 import type { Steps } from "./cooperative.ts";
 import type { Envelope, RowKey } from "./envelope-schema.ts";
-import { ENVELOPE_VERSION } from "./envelope-version.ts";
+import { GROUPS_ENVELOPE_VERSION } from "./envelope-version.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { seriesMessageId, seriesPointIds } from "./series-identity.ts";
@@ -228,7 +229,7 @@ function headerText(envelope: {
   readonly key: RowKey;
 }): string {
   const { id, receivedAt, key } = envelope;
-  return `{"v":${ENVELOPE_VERSION},"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":${JSON.stringify(key)},"groups":[`;
+  return `{"v":${GROUPS_ENVELOPE_VERSION},"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":${JSON.stringify(key)},"groups":[`;
 }
 
 function messageText(

@@ -1,4 +1,4 @@
-import { Type, type Static } from "@sinclair/typebox";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { REQUEST_LIMITS } from "./limits.ts";
 import { Metric, Tags } from "./metric-schema.ts";
 
@@ -66,6 +66,40 @@ export const EnvelopeV3 = Type.Object(
   { additionalProperties: false },
 );
 export type EnvelopeV3 = Static<typeof EnvelopeV3>;
+
+/**
+ * Version 4, series-keyed messages of the agent protocols (shared/envelope-v4-encoder.ts): each
+ * series once, then the points as columns of numbers, so that no object is written or parsed
+ * per point. `series` holds what the metrics of a series share — a metric without `value` and
+ * (usually) `timestamp` — checked against the Metric schema once per series by the decoder.
+ * `points` holds four columns of equal length: the index of the point's series, its time as
+ * integer milliseconds, the nanoseconds past that millisecond (0 to 999,999: the time is the
+ * RFC 3339 text `rfc3339FromNanos` writes; -1: the time is the number `ms` itself) and its
+ * value. A series holding a `timestamp` (a time in any other RFC 3339 text) gives its points that
+ * time, and their `ms` and `ns` are 0.
+ */
+const Column = <T extends TSchema>(item: T) =>
+  Type.Array(item, { minItems: 1, maxItems: REQUEST_LIMITS.metricsPerRequest });
+export const EnvelopeV4 = Type.Object(
+  {
+    v: Type.Literal(4),
+    id: MessageId,
+    receivedAt: ReceivedAt,
+    key: Type.Literal("series"),
+    series: Column(Type.Record(Type.String(), Type.Unknown())),
+    points: Type.Object(
+      {
+        series: Column(Type.Integer({ minimum: 0, maximum: REQUEST_LIMITS.metricsPerRequest - 1 })),
+        ms: Column(Type.Number()),
+        ns: Column(Type.Integer({ minimum: -1, maximum: 999_999 })),
+        value: Column(Type.Number()),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type EnvelopeV4 = Static<typeof EnvelopeV4>;
 
 /**
  * A message as the worker stores it, whichever version it was written in: its metrics in

@@ -1,6 +1,7 @@
 import { runToEnd } from "./cooperative.ts";
 import type { Envelope, EnvelopeV3, MetricGroup } from "./envelope-schema.ts";
 import { encodeMessage } from "./envelope-encoder.ts";
+import { readV4 } from "./envelope-v4-decoder.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { validateEnvelopeV2, validateEnvelopeV3 } from "./validators.ts";
@@ -8,7 +9,10 @@ import { validateEnvelopeV2, validateEnvelopeV3 } from "./validators.ts";
 export type { Envelope, RowKey } from "./envelope-schema.ts";
 export { ENVELOPE_VERSION } from "./envelope-version.ts";
 
-/** One message holding `envelope`, as the edge writes it (version 3), however large. */
+/**
+ * One message holding `envelope`, as the JSON API writes it (version 3), however large. Agent
+ * batches are written as version 4 (`encodeSeriesMessagesV4`).
+ */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return runToEnd(encodeMessage(envelope));
 }
@@ -17,7 +21,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
 export type PoisonReason = "undecodable" | "unknown_version" | "invalid_envelope";
 
 export type Decoded =
-  | { readonly ok: true; readonly envelope: Envelope; readonly version: 1 | 2 | 3 }
+  | { readonly ok: true; readonly envelope: Envelope; readonly version: 1 | 2 | 3 | 4 }
   | { readonly ok: false; readonly reason: PoisonReason; readonly message: string };
 
 /**
@@ -41,6 +45,8 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     read = readV2(value);
   } else if (version === 3) {
     read = readV3(value);
+  } else if (version === 4) {
+    read = readV4(value);
   } else {
     return {
       ok: false,
@@ -49,7 +55,10 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     };
   }
   if ("invalid" in read) return { ok: false, reason: "invalid_envelope", message: read.invalid };
-  const { envelope } = read;
+  return checked(read.envelope, version);
+}
+
+function checked(envelope: Envelope, version: 1 | 2 | 3 | 4): Decoded {
   if (envelope.key === "series") {
     // A series key needs both parts of the identity; the edge always sets them.
     const index = envelope.metrics.findIndex(

@@ -7,6 +7,7 @@
 export {
   validateEnvelopeV2,
   validateEnvelopeV3,
+  validateEnvelopeV4,
   validateJsonBody,
   validateMetric,
 } from "./gen/compiled-validators.js";

@@ -6,7 +6,7 @@
  */
 import type { Authenticator } from "../http/auth.ts";
 import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
-import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
 import { ApiError, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "./expansion-budget.ts";
 import { futureTimeDetail, futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
@@ -81,7 +81,8 @@ const HEADER_BYTES = 1024;
 /**
  * Publishes valid metrics, each of which has a name and a timestamp, keyed by series, and
  * resolves once JetStream acknowledged every message. The batch is one message when it fits the
- * broker's `max_payload` (tags shared by its points travel once), else several, published at
+ * broker's `max_payload` (envelope version 4: each series once, then the points as columns),
+ * else several, published at
  * once. If any of them fails the whole request fails (retryable), and the agent's retry adds
  * only what was missing: the same batch is cut into the same messages with the same ids, which
  * JetStream drops inside its duplicate window, and every row's key is its series and timestamp.
@@ -102,7 +103,7 @@ export async function publishSeries(
   if (metrics.length === 0) return { messages: 0, duplicates: 0 };
   const maxBytes = (await publisher.maxMessageBytes()) - HEADER_BYTES;
   const encoded = await computeInTurn(message.bodyBytes, () =>
-    runInSlices(encodeSeriesMessages(metrics, receivedAt, maxBytes)),
+    runInSlices(encodeSeriesMessagesV4(metrics, receivedAt, maxBytes)),
   );
   const receipts = await Promise.all(
     encoded.map(({ id, data }) =>

@@ -5432,3 +5432,977 @@ function validate37(
   validate37.errors = vErrors;
   return errors === 0;
 }
+export const validateEnvelopeV4 = validate39;
+const schema25 = {
+  additionalProperties: false,
+  type: "object",
+  required: ["v", "id", "receivedAt", "key", "series", "points"],
+  properties: {
+    v: { const: 4, type: "number" },
+    id: { minLength: 1, maxLength: 128, type: "string" },
+    receivedAt: { minimum: 0, type: "integer" },
+    key: { const: "series", type: "string" },
+    series: {
+      minItems: 1,
+      maxItems: 10000,
+      type: "array",
+      items: { type: "object", patternProperties: { "^(.*)$": {} } },
+    },
+    points: {
+      additionalProperties: false,
+      type: "object",
+      required: ["series", "ms", "ns", "value"],
+      properties: {
+        series: {
+          minItems: 1,
+          maxItems: 10000,
+          type: "array",
+          items: { minimum: 0, maximum: 9999, type: "integer" },
+        },
+        ms: { minItems: 1, maxItems: 10000, type: "array", items: { type: "number" } },
+        ns: {
+          minItems: 1,
+          maxItems: 10000,
+          type: "array",
+          items: { minimum: -1, maximum: 999999, type: "integer" },
+        },
+        value: { minItems: 1, maxItems: 10000, type: "array", items: { type: "number" } },
+      },
+    },
+  },
+};
+function validate39(
+  data,
+  { instancePath = "", parentData, parentDataProperty, rootData = data } = {},
+) {
+  let vErrors = null;
+  let errors = 0;
+  if (data && typeof data == "object" && !Array.isArray(data)) {
+    if (data.v === undefined) {
+      const err0 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "v" },
+        message: "must have required property '" + "v" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err0];
+      } else {
+        vErrors.push(err0);
+      }
+      errors++;
+    }
+    if (data.id === undefined) {
+      const err1 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "id" },
+        message: "must have required property '" + "id" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err1];
+      } else {
+        vErrors.push(err1);
+      }
+      errors++;
+    }
+    if (data.receivedAt === undefined) {
+      const err2 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "receivedAt" },
+        message: "must have required property '" + "receivedAt" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err2];
+      } else {
+        vErrors.push(err2);
+      }
+      errors++;
+    }
+    if (data.key === undefined) {
+      const err3 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "key" },
+        message: "must have required property '" + "key" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err3];
+      } else {
+        vErrors.push(err3);
+      }
+      errors++;
+    }
+    if (data.series === undefined) {
+      const err4 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "series" },
+        message: "must have required property '" + "series" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err4];
+      } else {
+        vErrors.push(err4);
+      }
+      errors++;
+    }
+    if (data.points === undefined) {
+      const err5 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "points" },
+        message: "must have required property '" + "points" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err5];
+      } else {
+        vErrors.push(err5);
+      }
+      errors++;
+    }
+    for (const key0 in data) {
+      if (!(
+        key0 === "v" ||
+        key0 === "id" ||
+        key0 === "receivedAt" ||
+        key0 === "key" ||
+        key0 === "series" ||
+        key0 === "points"
+      )) {
+        const err6 = {
+          instancePath,
+          schemaPath: "#/additionalProperties",
+          keyword: "additionalProperties",
+          params: { additionalProperty: key0 },
+          message: "must NOT have additional properties",
+          schema: false,
+          parentSchema: schema25,
+          data,
+        };
+        if (vErrors === null) {
+          vErrors = [err6];
+        } else {
+          vErrors.push(err6);
+        }
+        errors++;
+      }
+    }
+    if (data.v !== undefined) {
+      let data0 = data.v;
+      if (!(typeof data0 == "number" && isFinite(data0))) {
+        const err7 = {
+          instancePath: instancePath + "/v",
+          schemaPath: "#/properties/v/type",
+          keyword: "type",
+          params: { type: "number" },
+          message: "must be number",
+          schema: schema25.properties.v.type,
+          parentSchema: schema25.properties.v,
+          data: data0,
+        };
+        if (vErrors === null) {
+          vErrors = [err7];
+        } else {
+          vErrors.push(err7);
+        }
+        errors++;
+      }
+      if (4 !== data0) {
+        const err8 = {
+          instancePath: instancePath + "/v",
+          schemaPath: "#/properties/v/const",
+          keyword: "const",
+          params: { allowedValue: 4 },
+          message: "must be equal to constant",
+          schema: 4,
+          parentSchema: schema25.properties.v,
+          data: data0,
+        };
+        if (vErrors === null) {
+          vErrors = [err8];
+        } else {
+          vErrors.push(err8);
+        }
+        errors++;
+      }
+    }
+    if (data.id !== undefined) {
+      let data1 = data.id;
+      if (typeof data1 === "string") {
+        if (func2(data1) > 128) {
+          const err9 = {
+            instancePath: instancePath + "/id",
+            schemaPath: "#/properties/id/maxLength",
+            keyword: "maxLength",
+            params: { limit: 128 },
+            message: "must NOT have more than 128 characters",
+            schema: 128,
+            parentSchema: schema25.properties.id,
+            data: data1,
+          };
+          if (vErrors === null) {
+            vErrors = [err9];
+          } else {
+            vErrors.push(err9);
+          }
+          errors++;
+        }
+        if (func2(data1) < 1) {
+          const err10 = {
+            instancePath: instancePath + "/id",
+            schemaPath: "#/properties/id/minLength",
+            keyword: "minLength",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 characters",
+            schema: 1,
+            parentSchema: schema25.properties.id,
+            data: data1,
+          };
+          if (vErrors === null) {
+            vErrors = [err10];
+          } else {
+            vErrors.push(err10);
+          }
+          errors++;
+        }
+      } else {
+        const err11 = {
+          instancePath: instancePath + "/id",
+          schemaPath: "#/properties/id/type",
+          keyword: "type",
+          params: { type: "string" },
+          message: "must be string",
+          schema: schema25.properties.id.type,
+          parentSchema: schema25.properties.id,
+          data: data1,
+        };
+        if (vErrors === null) {
+          vErrors = [err11];
+        } else {
+          vErrors.push(err11);
+        }
+        errors++;
+      }
+    }
+    if (data.receivedAt !== undefined) {
+      let data2 = data.receivedAt;
+      if (!(typeof data2 == "number" && !(data2 % 1) && !isNaN(data2) && isFinite(data2))) {
+        const err12 = {
+          instancePath: instancePath + "/receivedAt",
+          schemaPath: "#/properties/receivedAt/type",
+          keyword: "type",
+          params: { type: "integer" },
+          message: "must be integer",
+          schema: schema25.properties.receivedAt.type,
+          parentSchema: schema25.properties.receivedAt,
+          data: data2,
+        };
+        if (vErrors === null) {
+          vErrors = [err12];
+        } else {
+          vErrors.push(err12);
+        }
+        errors++;
+      }
+      if (typeof data2 == "number" && isFinite(data2)) {
+        if (data2 < 0 || isNaN(data2)) {
+          const err13 = {
+            instancePath: instancePath + "/receivedAt",
+            schemaPath: "#/properties/receivedAt/minimum",
+            keyword: "minimum",
+            params: { comparison: ">=", limit: 0 },
+            message: "must be >= 0",
+            schema: 0,
+            parentSchema: schema25.properties.receivedAt,
+            data: data2,
+          };
+          if (vErrors === null) {
+            vErrors = [err13];
+          } else {
+            vErrors.push(err13);
+          }
+          errors++;
+        }
+      }
+    }
+    if (data.key !== undefined) {
+      let data3 = data.key;
+      if (typeof data3 !== "string") {
+        const err14 = {
+          instancePath: instancePath + "/key",
+          schemaPath: "#/properties/key/type",
+          keyword: "type",
+          params: { type: "string" },
+          message: "must be string",
+          schema: schema25.properties.key.type,
+          parentSchema: schema25.properties.key,
+          data: data3,
+        };
+        if (vErrors === null) {
+          vErrors = [err14];
+        } else {
+          vErrors.push(err14);
+        }
+        errors++;
+      }
+      if ("series" !== data3) {
+        const err15 = {
+          instancePath: instancePath + "/key",
+          schemaPath: "#/properties/key/const",
+          keyword: "const",
+          params: { allowedValue: "series" },
+          message: "must be equal to constant",
+          schema: "series",
+          parentSchema: schema25.properties.key,
+          data: data3,
+        };
+        if (vErrors === null) {
+          vErrors = [err15];
+        } else {
+          vErrors.push(err15);
+        }
+        errors++;
+      }
+    }
+    if (data.series !== undefined) {
+      let data4 = data.series;
+      if (Array.isArray(data4)) {
+        if (data4.length > 10000) {
+          const err16 = {
+            instancePath: instancePath + "/series",
+            schemaPath: "#/properties/series/maxItems",
+            keyword: "maxItems",
+            params: { limit: 10000 },
+            message: "must NOT have more than 10000 items",
+            schema: 10000,
+            parentSchema: schema25.properties.series,
+            data: data4,
+          };
+          if (vErrors === null) {
+            vErrors = [err16];
+          } else {
+            vErrors.push(err16);
+          }
+          errors++;
+        }
+        if (data4.length < 1) {
+          const err17 = {
+            instancePath: instancePath + "/series",
+            schemaPath: "#/properties/series/minItems",
+            keyword: "minItems",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 items",
+            schema: 1,
+            parentSchema: schema25.properties.series,
+            data: data4,
+          };
+          if (vErrors === null) {
+            vErrors = [err17];
+          } else {
+            vErrors.push(err17);
+          }
+          errors++;
+        }
+        const len0 = data4.length;
+        for (let i0 = 0; i0 < len0; i0++) {
+          let data5 = data4[i0];
+          if (!(data5 && typeof data5 == "object" && !Array.isArray(data5))) {
+            const err18 = {
+              instancePath: instancePath + "/series/" + i0,
+              schemaPath: "#/properties/series/items/type",
+              keyword: "type",
+              params: { type: "object" },
+              message: "must be object",
+              schema: schema25.properties.series.items.type,
+              parentSchema: schema25.properties.series.items,
+              data: data5,
+            };
+            if (vErrors === null) {
+              vErrors = [err18];
+            } else {
+              vErrors.push(err18);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err19 = {
+          instancePath: instancePath + "/series",
+          schemaPath: "#/properties/series/type",
+          keyword: "type",
+          params: { type: "array" },
+          message: "must be array",
+          schema: schema25.properties.series.type,
+          parentSchema: schema25.properties.series,
+          data: data4,
+        };
+        if (vErrors === null) {
+          vErrors = [err19];
+        } else {
+          vErrors.push(err19);
+        }
+        errors++;
+      }
+    }
+    if (data.points !== undefined) {
+      let data6 = data.points;
+      if (data6 && typeof data6 == "object" && !Array.isArray(data6)) {
+        if (data6.series === undefined) {
+          const err20 = {
+            instancePath: instancePath + "/points",
+            schemaPath: "#/properties/points/required",
+            keyword: "required",
+            params: { missingProperty: "series" },
+            message: "must have required property '" + "series" + "'",
+            schema: schema25.properties.points.required,
+            parentSchema: schema25.properties.points,
+            data: data6,
+          };
+          if (vErrors === null) {
+            vErrors = [err20];
+          } else {
+            vErrors.push(err20);
+          }
+          errors++;
+        }
+        if (data6.ms === undefined) {
+          const err21 = {
+            instancePath: instancePath + "/points",
+            schemaPath: "#/properties/points/required",
+            keyword: "required",
+            params: { missingProperty: "ms" },
+            message: "must have required property '" + "ms" + "'",
+            schema: schema25.properties.points.required,
+            parentSchema: schema25.properties.points,
+            data: data6,
+          };
+          if (vErrors === null) {
+            vErrors = [err21];
+          } else {
+            vErrors.push(err21);
+          }
+          errors++;
+        }
+        if (data6.ns === undefined) {
+          const err22 = {
+            instancePath: instancePath + "/points",
+            schemaPath: "#/properties/points/required",
+            keyword: "required",
+            params: { missingProperty: "ns" },
+            message: "must have required property '" + "ns" + "'",
+            schema: schema25.properties.points.required,
+            parentSchema: schema25.properties.points,
+            data: data6,
+          };
+          if (vErrors === null) {
+            vErrors = [err22];
+          } else {
+            vErrors.push(err22);
+          }
+          errors++;
+        }
+        if (data6.value === undefined) {
+          const err23 = {
+            instancePath: instancePath + "/points",
+            schemaPath: "#/properties/points/required",
+            keyword: "required",
+            params: { missingProperty: "value" },
+            message: "must have required property '" + "value" + "'",
+            schema: schema25.properties.points.required,
+            parentSchema: schema25.properties.points,
+            data: data6,
+          };
+          if (vErrors === null) {
+            vErrors = [err23];
+          } else {
+            vErrors.push(err23);
+          }
+          errors++;
+        }
+        for (const key1 in data6) {
+          if (!(key1 === "series" || key1 === "ms" || key1 === "ns" || key1 === "value")) {
+            const err24 = {
+              instancePath: instancePath + "/points",
+              schemaPath: "#/properties/points/additionalProperties",
+              keyword: "additionalProperties",
+              params: { additionalProperty: key1 },
+              message: "must NOT have additional properties",
+              schema: false,
+              parentSchema: schema25.properties.points,
+              data: data6,
+            };
+            if (vErrors === null) {
+              vErrors = [err24];
+            } else {
+              vErrors.push(err24);
+            }
+            errors++;
+          }
+        }
+        if (data6.series !== undefined) {
+          let data7 = data6.series;
+          if (Array.isArray(data7)) {
+            if (data7.length > 10000) {
+              const err25 = {
+                instancePath: instancePath + "/points/series",
+                schemaPath: "#/properties/points/properties/series/maxItems",
+                keyword: "maxItems",
+                params: { limit: 10000 },
+                message: "must NOT have more than 10000 items",
+                schema: 10000,
+                parentSchema: schema25.properties.points.properties.series,
+                data: data7,
+              };
+              if (vErrors === null) {
+                vErrors = [err25];
+              } else {
+                vErrors.push(err25);
+              }
+              errors++;
+            }
+            if (data7.length < 1) {
+              const err26 = {
+                instancePath: instancePath + "/points/series",
+                schemaPath: "#/properties/points/properties/series/minItems",
+                keyword: "minItems",
+                params: { limit: 1 },
+                message: "must NOT have fewer than 1 items",
+                schema: 1,
+                parentSchema: schema25.properties.points.properties.series,
+                data: data7,
+              };
+              if (vErrors === null) {
+                vErrors = [err26];
+              } else {
+                vErrors.push(err26);
+              }
+              errors++;
+            }
+            const len1 = data7.length;
+            for (let i1 = 0; i1 < len1; i1++) {
+              let data8 = data7[i1];
+              if (!(typeof data8 == "number" && !(data8 % 1) && !isNaN(data8) && isFinite(data8))) {
+                const err27 = {
+                  instancePath: instancePath + "/points/series/" + i1,
+                  schemaPath: "#/properties/points/properties/series/items/type",
+                  keyword: "type",
+                  params: { type: "integer" },
+                  message: "must be integer",
+                  schema: schema25.properties.points.properties.series.items.type,
+                  parentSchema: schema25.properties.points.properties.series.items,
+                  data: data8,
+                };
+                if (vErrors === null) {
+                  vErrors = [err27];
+                } else {
+                  vErrors.push(err27);
+                }
+                errors++;
+              }
+              if (typeof data8 == "number" && isFinite(data8)) {
+                if (data8 > 9999 || isNaN(data8)) {
+                  const err28 = {
+                    instancePath: instancePath + "/points/series/" + i1,
+                    schemaPath: "#/properties/points/properties/series/items/maximum",
+                    keyword: "maximum",
+                    params: { comparison: "<=", limit: 9999 },
+                    message: "must be <= 9999",
+                    schema: 9999,
+                    parentSchema: schema25.properties.points.properties.series.items,
+                    data: data8,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err28];
+                  } else {
+                    vErrors.push(err28);
+                  }
+                  errors++;
+                }
+                if (data8 < 0 || isNaN(data8)) {
+                  const err29 = {
+                    instancePath: instancePath + "/points/series/" + i1,
+                    schemaPath: "#/properties/points/properties/series/items/minimum",
+                    keyword: "minimum",
+                    params: { comparison: ">=", limit: 0 },
+                    message: "must be >= 0",
+                    schema: 0,
+                    parentSchema: schema25.properties.points.properties.series.items,
+                    data: data8,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err29];
+                  } else {
+                    vErrors.push(err29);
+                  }
+                  errors++;
+                }
+              }
+            }
+          } else {
+            const err30 = {
+              instancePath: instancePath + "/points/series",
+              schemaPath: "#/properties/points/properties/series/type",
+              keyword: "type",
+              params: { type: "array" },
+              message: "must be array",
+              schema: schema25.properties.points.properties.series.type,
+              parentSchema: schema25.properties.points.properties.series,
+              data: data7,
+            };
+            if (vErrors === null) {
+              vErrors = [err30];
+            } else {
+              vErrors.push(err30);
+            }
+            errors++;
+          }
+        }
+        if (data6.ms !== undefined) {
+          let data9 = data6.ms;
+          if (Array.isArray(data9)) {
+            if (data9.length > 10000) {
+              const err31 = {
+                instancePath: instancePath + "/points/ms",
+                schemaPath: "#/properties/points/properties/ms/maxItems",
+                keyword: "maxItems",
+                params: { limit: 10000 },
+                message: "must NOT have more than 10000 items",
+                schema: 10000,
+                parentSchema: schema25.properties.points.properties.ms,
+                data: data9,
+              };
+              if (vErrors === null) {
+                vErrors = [err31];
+              } else {
+                vErrors.push(err31);
+              }
+              errors++;
+            }
+            if (data9.length < 1) {
+              const err32 = {
+                instancePath: instancePath + "/points/ms",
+                schemaPath: "#/properties/points/properties/ms/minItems",
+                keyword: "minItems",
+                params: { limit: 1 },
+                message: "must NOT have fewer than 1 items",
+                schema: 1,
+                parentSchema: schema25.properties.points.properties.ms,
+                data: data9,
+              };
+              if (vErrors === null) {
+                vErrors = [err32];
+              } else {
+                vErrors.push(err32);
+              }
+              errors++;
+            }
+            const len2 = data9.length;
+            for (let i2 = 0; i2 < len2; i2++) {
+              let data10 = data9[i2];
+              if (!(typeof data10 == "number" && isFinite(data10))) {
+                const err33 = {
+                  instancePath: instancePath + "/points/ms/" + i2,
+                  schemaPath: "#/properties/points/properties/ms/items/type",
+                  keyword: "type",
+                  params: { type: "number" },
+                  message: "must be number",
+                  schema: schema25.properties.points.properties.ms.items.type,
+                  parentSchema: schema25.properties.points.properties.ms.items,
+                  data: data10,
+                };
+                if (vErrors === null) {
+                  vErrors = [err33];
+                } else {
+                  vErrors.push(err33);
+                }
+                errors++;
+              }
+            }
+          } else {
+            const err34 = {
+              instancePath: instancePath + "/points/ms",
+              schemaPath: "#/properties/points/properties/ms/type",
+              keyword: "type",
+              params: { type: "array" },
+              message: "must be array",
+              schema: schema25.properties.points.properties.ms.type,
+              parentSchema: schema25.properties.points.properties.ms,
+              data: data9,
+            };
+            if (vErrors === null) {
+              vErrors = [err34];
+            } else {
+              vErrors.push(err34);
+            }
+            errors++;
+          }
+        }
+        if (data6.ns !== undefined) {
+          let data11 = data6.ns;
+          if (Array.isArray(data11)) {
+            if (data11.length > 10000) {
+              const err35 = {
+                instancePath: instancePath + "/points/ns",
+                schemaPath: "#/properties/points/properties/ns/maxItems",
+                keyword: "maxItems",
+                params: { limit: 10000 },
+                message: "must NOT have more than 10000 items",
+                schema: 10000,
+                parentSchema: schema25.properties.points.properties.ns,
+                data: data11,
+              };
+              if (vErrors === null) {
+                vErrors = [err35];
+              } else {
+                vErrors.push(err35);
+              }
+              errors++;
+            }
+            if (data11.length < 1) {
+              const err36 = {
+                instancePath: instancePath + "/points/ns",
+                schemaPath: "#/properties/points/properties/ns/minItems",
+                keyword: "minItems",
+                params: { limit: 1 },
+                message: "must NOT have fewer than 1 items",
+                schema: 1,
+                parentSchema: schema25.properties.points.properties.ns,
+                data: data11,
+              };
+              if (vErrors === null) {
+                vErrors = [err36];
+              } else {
+                vErrors.push(err36);
+              }
+              errors++;
+            }
+            const len3 = data11.length;
+            for (let i3 = 0; i3 < len3; i3++) {
+              let data12 = data11[i3];
+              if (!(
+                typeof data12 == "number" &&
+                !(data12 % 1) &&
+                !isNaN(data12) &&
+                isFinite(data12)
+              )) {
+                const err37 = {
+                  instancePath: instancePath + "/points/ns/" + i3,
+                  schemaPath: "#/properties/points/properties/ns/items/type",
+                  keyword: "type",
+                  params: { type: "integer" },
+                  message: "must be integer",
+                  schema: schema25.properties.points.properties.ns.items.type,
+                  parentSchema: schema25.properties.points.properties.ns.items,
+                  data: data12,
+                };
+                if (vErrors === null) {
+                  vErrors = [err37];
+                } else {
+                  vErrors.push(err37);
+                }
+                errors++;
+              }
+              if (typeof data12 == "number" && isFinite(data12)) {
+                if (data12 > 999999 || isNaN(data12)) {
+                  const err38 = {
+                    instancePath: instancePath + "/points/ns/" + i3,
+                    schemaPath: "#/properties/points/properties/ns/items/maximum",
+                    keyword: "maximum",
+                    params: { comparison: "<=", limit: 999999 },
+                    message: "must be <= 999999",
+                    schema: 999999,
+                    parentSchema: schema25.properties.points.properties.ns.items,
+                    data: data12,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err38];
+                  } else {
+                    vErrors.push(err38);
+                  }
+                  errors++;
+                }
+                if (data12 < -1 || isNaN(data12)) {
+                  const err39 = {
+                    instancePath: instancePath + "/points/ns/" + i3,
+                    schemaPath: "#/properties/points/properties/ns/items/minimum",
+                    keyword: "minimum",
+                    params: { comparison: ">=", limit: -1 },
+                    message: "must be >= -1",
+                    schema: -1,
+                    parentSchema: schema25.properties.points.properties.ns.items,
+                    data: data12,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err39];
+                  } else {
+                    vErrors.push(err39);
+                  }
+                  errors++;
+                }
+              }
+            }
+          } else {
+            const err40 = {
+              instancePath: instancePath + "/points/ns",
+              schemaPath: "#/properties/points/properties/ns/type",
+              keyword: "type",
+              params: { type: "array" },
+              message: "must be array",
+              schema: schema25.properties.points.properties.ns.type,
+              parentSchema: schema25.properties.points.properties.ns,
+              data: data11,
+            };
+            if (vErrors === null) {
+              vErrors = [err40];
+            } else {
+              vErrors.push(err40);
+            }
+            errors++;
+          }
+        }
+        if (data6.value !== undefined) {
+          let data13 = data6.value;
+          if (Array.isArray(data13)) {
+            if (data13.length > 10000) {
+              const err41 = {
+                instancePath: instancePath + "/points/value",
+                schemaPath: "#/properties/points/properties/value/maxItems",
+                keyword: "maxItems",
+                params: { limit: 10000 },
+                message: "must NOT have more than 10000 items",
+                schema: 10000,
+                parentSchema: schema25.properties.points.properties.value,
+                data: data13,
+              };
+              if (vErrors === null) {
+                vErrors = [err41];
+              } else {
+                vErrors.push(err41);
+              }
+              errors++;
+            }
+            if (data13.length < 1) {
+              const err42 = {
+                instancePath: instancePath + "/points/value",
+                schemaPath: "#/properties/points/properties/value/minItems",
+                keyword: "minItems",
+                params: { limit: 1 },
+                message: "must NOT have fewer than 1 items",
+                schema: 1,
+                parentSchema: schema25.properties.points.properties.value,
+                data: data13,
+              };
+              if (vErrors === null) {
+                vErrors = [err42];
+              } else {
+                vErrors.push(err42);
+              }
+              errors++;
+            }
+            const len4 = data13.length;
+            for (let i4 = 0; i4 < len4; i4++) {
+              let data14 = data13[i4];
+              if (!(typeof data14 == "number" && isFinite(data14))) {
+                const err43 = {
+                  instancePath: instancePath + "/points/value/" + i4,
+                  schemaPath: "#/properties/points/properties/value/items/type",
+                  keyword: "type",
+                  params: { type: "number" },
+                  message: "must be number",
+                  schema: schema25.properties.points.properties.value.items.type,
+                  parentSchema: schema25.properties.points.properties.value.items,
+                  data: data14,
+                };
+                if (vErrors === null) {
+                  vErrors = [err43];
+                } else {
+                  vErrors.push(err43);
+                }
+                errors++;
+              }
+            }
+          } else {
+            const err44 = {
+              instancePath: instancePath + "/points/value",
+              schemaPath: "#/properties/points/properties/value/type",
+              keyword: "type",
+              params: { type: "array" },
+              message: "must be array",
+              schema: schema25.properties.points.properties.value.type,
+              parentSchema: schema25.properties.points.properties.value,
+              data: data13,
+            };
+            if (vErrors === null) {
+              vErrors = [err44];
+            } else {
+              vErrors.push(err44);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err45 = {
+          instancePath: instancePath + "/points",
+          schemaPath: "#/properties/points/type",
+          keyword: "type",
+          params: { type: "object" },
+          message: "must be object",
+          schema: schema25.properties.points.type,
+          parentSchema: schema25.properties.points,
+          data: data6,
+        };
+        if (vErrors === null) {
+          vErrors = [err45];
+        } else {
+          vErrors.push(err45);
+        }
+        errors++;
+      }
+    }
+  } else {
+    const err46 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: { type: "object" },
+      message: "must be object",
+      schema: schema25.type,
+      parentSchema: schema25,
+      data,
+    };
+    if (vErrors === null) {
+      vErrors = [err46];
+    } else {
+      vErrors.push(err46);
+    }
+    errors++;
+  }
+  validate39.errors = vErrors;
+  return errors === 0;
+}

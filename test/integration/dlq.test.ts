@@ -69,17 +69,17 @@ const encode = (text: string) => new TextEncoder().encode(text);
 const NOT_JSON = "not json";
 /** When the poison messages below say their request was received. */
 const RECEIVED_AT = 1_795_000_000_000;
-const VERSION_4 = '{"v":4,"id":"v4-1","receivedAt":1795000000000,"metrics":[{"value":1}]}';
+const VERSION_5 = '{"v":5,"id":"v5-1","receivedAt":1795000000000,"metrics":[{"value":1}]}';
 const INVALID = '{"v":1,"id":"fixme-1","receivedAt":1795000000000,"metrics":[{"value":"oops"}]}';
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /** The three kinds of message that can never be stored, straight to the main stream. */
-async function publishPoison(config: Config, which = [NOT_JSON, VERSION_4, INVALID]) {
+async function publishPoison(config: Config, which = [NOT_JSON, VERSION_5, INVALID]) {
   const js = bed.nc.jetstream();
   for (const body of which) {
     const h = headers();
     h.set("traceparent", TRACEPARENT);
-    const msgID = body === INVALID ? "fixme-1" : body === VERSION_4 ? "v4-1" : undefined;
+    const msgID = body === INVALID ? "fixme-1" : body === VERSION_5 ? "v5-1" : undefined;
     await js.publish(jsonSubject(config.stream), encode(body), {
       headers: h,
       ...(msgID === undefined ? {} : { msgID }),
@@ -106,7 +106,7 @@ describe("dlq list", () => {
     expect((await handler(post(two))).status).toBe(202);
     await publishPoison(config, [NOT_JSON]);
     expect((await handler(post('{"data": {"name": "b", "value": 3}}'))).status).toBe(202);
-    await publishPoison(config, [VERSION_4, INVALID]);
+    await publishPoison(config, [VERSION_5, INVALID]);
     expect((await handler(post('{"data": {"value": 4}}'))).status).toBe(202);
     await close();
 
@@ -131,7 +131,7 @@ describe("dlq list", () => {
       /^\s+\d\s+\S+Z\s+undecodable\s+not UTF-8 JSON.*S_list:2\s+1\s+-$/,
     );
     expect(byStreamSeq[1]).toMatch(
-      /^\s+\d\s.*unknown_version\s+envelope version 4\s.*S_list:4\s+1\s+v4-1$/,
+      /^\s+\d\s.*unknown_version\s+envelope version 5\s.*S_list:4\s+1\s+v5-1$/,
     );
     expect(byStreamSeq[2]).toMatch(
       /^\s+\d\s.*invalid_envelope\s+\/metrics\/0\/value must be number\s+S_list:5\s+1\s+fixme-1$/,
@@ -146,7 +146,7 @@ describe("dlq list", () => {
         .toSorted((a, b) => Number(a[1]) - Number(b[1])),
     ).toEqual([
       ["undecodable", 2, undefined],
-      ["unknown_version", 4, "v4-1"],
+      ["unknown_version", 4, "v5-1"],
       ["invalid_envelope", 5, "fixme-1"],
     ]);
     for (const d of json) {
@@ -273,9 +273,9 @@ describe("dlq delete", () => {
       const d = bySeq.get(seq);
       return `deleted seq ${seq} (${d?.reason}, msg id ${d?.msgId ?? "-"})\n`;
     };
-    const v4 = [...bySeq.values()].find((d) => d.msgId === "v4-1");
-    expect(v4?.reason).toBe("unknown_version");
-    const target = v4?.seq ?? 0;
+    const v5 = [...bySeq.values()].find((d) => d.msgId === "v5-1");
+    expect(v5?.reason).toBe("unknown_version");
+    const target = v5?.seq ?? 0;
     const rest = [1, 2, 3].filter((seq) => seq !== target);
 
     const one = await dlq(env, "delete", String(target));

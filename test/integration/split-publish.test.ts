@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,8 +24,13 @@ import { waitFor } from "../helpers/wait.ts";
  * storing into SQLite.
  */
 const KEY = "split-publish-test-key";
-/** Room for the first of the batch's two messages (each near 1 MiB), not for the second. */
-const STREAM_MAX_BYTES = 1_400_000;
+/**
+ * The broker's `max_payload`: small enough that the batch (9,918 points, ~340 KB as envelope
+ * version 4, which fits 10,000 points of most batches in the default 1 MiB) is two messages.
+ */
+const MAX_PAYLOAD = 256 * 1024;
+/** Room for the first of the batch's two messages (near 256 KiB), not for the second as well. */
+const STREAM_MAX_BYTES = 300_000;
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -38,10 +43,12 @@ let serve: ServeProcess;
 let worker: Child | undefined;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
+  dir = await mkdtemp(join(tmpdir(), "split-publish-test-"));
+  const conf = join(dir, "nats.conf");
+  await writeFile(conf, `max_payload: ${MAX_PAYLOAD}\n`);
+  nats = await startNatsServer(["-c", conf]);
   nc = await connect({ servers: nats.url });
   jsm = await nc.jetstreamManager();
-  dir = await mkdtemp(join(tmpdir(), "split-publish-test-"));
   ({ config, env, dbPath } = isolated(nats.url, "split", dir, {
     INGEST_API_KEYS: KEY,
     STREAM_MAX_BYTES: String(STREAM_MAX_BYTES),

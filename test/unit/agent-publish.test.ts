@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkMetric, publishSeries } from "../../edge/publish/agent-publish.ts";
-import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
+import { decodeEnvelope, ENVELOPE_VERSION, type Envelope } from "../../shared/envelope.ts";
 import { ApiError } from "../../edge/http/errors.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
@@ -130,7 +130,8 @@ describe("publishSeries", () => {
     expect(receipt).toEqual({ messages: 1, duplicates: 0 });
     const [message] = publisher.published;
     const decoded = decodeEnvelope(message?.data ?? new Uint8Array());
-    expect(decoded.ok && decoded.version).toBe(3);
+    expect(decoded.ok && decoded.version).toBe(ENVELOPE_VERSION);
+    expect(ENVELOPE_VERSION).toBe(4);
     const envelope = envelopeOf(message);
     expect(envelope).toMatchObject({ key: "series", receivedAt: RECEIVED_AT });
     expect(envelope.metrics).toEqual([point(1), point(2)]);
@@ -176,7 +177,8 @@ describe("publishSeries", () => {
   it("splits a batch larger than one broker message, every part within the broker's limit", async () => {
     const maxPayload = 16 * 1024;
     const publisher = fakePublisher(undefined, maxPayload);
-    const metrics = Array.from({ length: 500 }, (_, i) => point(i));
+    // About 22 bytes a point as version 4: 2,000 points need three 16 KiB messages.
+    const metrics = Array.from({ length: 2000 }, (_, i) => point(i));
     const receipt = await publishSeries(publisher, {
       subject: "s",
       metrics,
@@ -194,8 +196,10 @@ describe("publishSeries", () => {
   it("cuts a series across messages with its tags in each, the same way every time", async () => {
     const maxPayload = 64 * 1024;
     const publisher = fakePublisher(undefined, maxPayload);
-    const tags = maximumTags();
-    const metrics = Array.from({ length: 1500 }, (_, i) => ({ ...point(i), tags }));
+    // About 26 bytes a point, the tags once per message: 9,000 points need four 64 KiB messages. (Each
+    // message's points with their tags stay within what a request may become, 16 MiB.)
+    const tags = Object.fromEntries(Object.entries(maximumTags()).slice(0, 8));
+    const metrics = Array.from({ length: 9000 }, (_, i) => ({ ...point(i), tags }));
     const send = () =>
       publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 });
     const first = await send();
@@ -245,7 +249,7 @@ describe("publishSeries", () => {
         ? Promise.reject(refusal)
         : Promise.resolve({ stream: "METRICS", seq: n, duplicate: false });
     }, 8 * 1024);
-    const metrics = Array.from({ length: 200 }, (_, i) => point(i));
+    const metrics = Array.from({ length: 1000 }, (_, i) => point(i));
     await expect(
       publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 }),
     ).rejects.toBe(refusal);

@@ -178,9 +178,14 @@ describe("poison messages", () => {
     ["not JSON", "{not json", "undecodable"],
     ["not UTF-8", new Uint8Array([0x7b, 0xff, 0x7d]), "undecodable"],
     [
-      "envelope version 4",
-      JSON.stringify({ v: 4, id: "x", receivedAt: 1, key: "message", metrics: [{ value: 1 }] }),
+      "envelope version 5",
+      JSON.stringify({ v: 5, id: "x", receivedAt: 1, key: "message", metrics: [{ value: 1 }] }),
       "unknown_version",
+    ],
+    [
+      "version 4 with a list of metrics instead of series and points",
+      JSON.stringify({ v: 4, id: "x", receivedAt: 1, key: "series", metrics: [{ value: 1 }] }),
+      "invalid_envelope",
     ],
     [
       "version 3 with a list of metrics instead of groups",
