@@ -78,11 +78,15 @@ export function openSqliteStore(path: string): MetricStore {
   db.exec("PRAGMA synchronous = FULL");
   // A batch adds a few samples to each of many series, so it touches as many pages all over the
   // table, and the next batch the same pages again: a larger cache (64 MiB, against SQLite's
-  // 2 MiB) keeps them in memory, and checkpointing every 10,000 pages of WAL (not 1,000) copies
-  // each page into the file once for many batches. 30,000 → 40,000 samples/s over a million
-  // samples of 1,000 series (bench/storage-size.ts's shape).
+  // 2 MiB) keeps them in memory. 30,000 → 40,000 samples/s over a million samples of 1,000
+  // series (bench/storage-size.ts's shape), with checkpoints every 10,000 pages of WAL then.
+  // The WAL stays at SQLite's 1,000 pages (4 MiB): at 10,000 it grew to 40 MiB before a
+  // checkpoint, so a disk with less room than that filled for good, and the worker waited for
+  // space that only a checkpoint could give back (fault scenario 11, full form). The current
+  // schema showed no difference between the two (bench/schema-throughput.ts, 400,000 samples,
+  // two runs each: 84,755 and 118,590 samples/s at 10,000 pages, 109,818 and 112,475 at 1,000).
   db.exec("PRAGMA cache_size = -65536");
-  db.exec("PRAGMA wal_autocheckpoint = 10000");
+  db.exec("PRAGMA wal_autocheckpoint = 1000");
   migrate(db);
   const migrated = moveV1Rows(db);
 
