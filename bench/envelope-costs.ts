@@ -6,19 +6,14 @@
  * the bodies of bench/protocol-bodies.ts. Medians of CPU time over `ROUNDS` batches, the two
  * versions taking turns, so that a busy machine moves both alike.
  */
-import { createAuthenticator } from "../edge/http/auth.ts";
 import type { Handler } from "../edge/http/answer-requests.ts";
-import { createInfluxWriteHandler } from "../edge/influx/influx-write-handler.ts";
-import { createOtlpMetricsHandler } from "../edge/otlp/otlp-metrics-handler.ts";
-import type { Publisher } from "../edge/publish/publisher.ts";
-import { createRemoteWriteHandler } from "../edge/remote-write/remote-write-handler.ts";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
 import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
 import { decodeEnvelope } from "../shared/envelope.ts";
-import { createLogger } from "../shared/logger.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { rowsOfEnvelope } from "../worker/metric-rows.ts";
+import { inProcessHandlers } from "./in-process-handlers.ts";
 import { bodyPool, type Protocol } from "./protocol-bodies.ts";
 import { median } from "./support.ts";
 
@@ -26,33 +21,16 @@ const ROUNDS = 200;
 const MAX_BYTES = 1024 * 1024 - 1024;
 
 let published: Uint8Array[] = [];
-const publisher: Publisher = {
-  maxMessageBytes: () => Promise.resolve(1024 * 1024),
-  publish: ({ data }) => {
-    published.push(data);
-    return Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false });
-  },
-};
-const base = {
-  publisher,
-  authenticate: createAuthenticator({
-    apiKeys: [],
-    authMode: undefined,
-    isLocal: true,
-    scope: "influx",
-  }),
-  logger: createLogger("bench", "silent"),
-};
-const HANDLERS: Partial<Record<Protocol, [Handler, string]>> = {
-  influx: [
-    createInfluxWriteHandler({ ...base, subject: "metrics.influx" }),
-    "/api/v2/write?bucket=bench&org=acme&precision=ns",
-  ],
-  otlp: [createOtlpMetricsHandler({ ...base, subject: "metrics.otlp" }), "/v1/metrics"],
-  "remote-write": [
-    createRemoteWriteHandler({ ...base, subject: "metrics.prometheus" }),
-    "/api/v1/write",
-  ],
+const {
+  influx,
+  otlp,
+  "remote-write": remoteWrite,
+} = inProcessHandlers((data) => published.push(data));
+/** The agent protocols: the ones that publish series-keyed messages. */
+const HANDLERS: Partial<Record<Protocol, readonly [Handler, string]>> = {
+  influx,
+  otlp,
+  "remote-write": remoteWrite,
 };
 
 /** The metrics of each body, as the handler made them (read back from what it published). */

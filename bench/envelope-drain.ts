@@ -9,13 +9,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { DatabaseSync } from "node:sqlite";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
 import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
-import { startProcess } from "./processes.ts";
+import { drainWithWorker } from "./processes.ts";
 import { QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
 
 const PER_MESSAGE = 100;
@@ -52,35 +50,13 @@ async function fill(nats: BenchNats, version: 3 | 4): Promise<number> {
   return bytes;
 }
 
-async function drained(nats: BenchNats): Promise<void> {
-  const jsm = await nats.nc.jetstreamManager();
-  for (;;) {
-    const info = await jsm.consumers.info("METRICS", "metrics-worker");
-    if (info.num_pending === 0 && info.num_ack_pending === 0) return;
-    await sleep(50);
-  }
-}
-
 async function drainOnce(nats: BenchNats, version: 3 | 4) {
   await nats.purge();
   const bytes = await fill(nats, version);
   const dir = await mkdtemp(join(tmpdir(), "bench-envelope-"));
   const file = join(dir, "metrics.db");
   try {
-    const start = performance.now();
-    const worker = startProcess("worker/main.ts", {
-      NATS_URL: nats.url,
-      DATABASE_URL: `sqlite:${file}`,
-      WORKER_HTTP_PORT: "0",
-    });
-    let peakRssMb: number;
-    try {
-      await drained(nats);
-      peakRssMb = worker.peakRssMb();
-    } finally {
-      await worker.stop();
-    }
-    const seconds = (performance.now() - start) / 1000;
+    const { seconds, peakRssMb } = await drainWithWorker(nats, { DATABASE_URL: `sqlite:${file}` });
     const db = new DatabaseSync(file, { readOnly: true });
     const rows = Number(
       (db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number | bigint }).n,

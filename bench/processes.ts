@@ -4,7 +4,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { NatsConnection } from "nats";
 import { freePort, PROJECT_ROOT } from "../test/helpers/processes.ts";
 import { WORKER_NODE_ARGS } from "../worker/command.ts";
 
@@ -68,4 +70,34 @@ export async function startHttpProcess(
   }
   await proc.stop();
   throw new Error(`${script} did not answer within 15 s`);
+}
+
+/**
+ * Starts a worker with `env` on the backlog in `nats`, waits until its consumer has nothing
+ * pending or unacknowledged, and stops it: seconds from its start (process start included) and
+ * its peak RSS. `BENCH_CPU_PROF=<dir>` writes the worker's CPU profile there as it exits.
+ */
+export async function drainWithWorker(
+  nats: { readonly url: string; readonly nc: NatsConnection },
+  env: Readonly<Record<string, string>>,
+): Promise<{ seconds: number; peakRssMb: number }> {
+  const profile = process.env["BENCH_CPU_PROF"];
+  const start = performance.now();
+  const worker = startProcess(WORKER_NODE_ARGS.at(-1) ?? "worker/main.ts", {
+    NATS_URL: nats.url,
+    WORKER_HTTP_PORT: "0",
+    ...(profile === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` }),
+    ...env,
+  });
+  try {
+    const jsm = await nats.nc.jetstreamManager();
+    for (;;) {
+      const info = await jsm.consumers.info("METRICS", "metrics-worker");
+      if (info.num_pending === 0 && info.num_ack_pending === 0) break;
+      await sleep(50);
+    }
+    return { seconds: (performance.now() - start) / 1000, peakRssMb: worker.peakRssMb() };
+  } finally {
+    await worker.stop();
+  }
 }

@@ -6,54 +6,14 @@
  * per sample, and the bytes of the messages a request is published as (median). With
  * `--cpu-prof`, the profile covers these requests alone.
  */
-import { createAuthenticator } from "../edge/http/auth.ts";
-import type { Handler } from "../edge/http/answer-requests.ts";
-import { createInfluxWriteHandler } from "../edge/influx/influx-write-handler.ts";
-import { createIngestHandler } from "../edge/json/ingest-handler.ts";
-import { createOtlpMetricsHandler } from "../edge/otlp/otlp-metrics-handler.ts";
-import type { Publisher } from "../edge/publish/publisher.ts";
-import { createRemoteWriteHandler } from "../edge/remote-write/remote-write-handler.ts";
-import { createLogger } from "../shared/logger.ts";
+import { inProcessHandlers } from "./in-process-handlers.ts";
 import { bodyPool, type Protocol } from "./protocol-bodies.ts";
 import { median } from "./support.ts";
 
 const REQUESTS = 300;
 /** Bytes published by the request being measured. */
 let published = 0;
-const publisher: Publisher = {
-  maxMessageBytes: () => Promise.resolve(1024 * 1024),
-  publish: ({ data }) => {
-    published += data.byteLength;
-    return Promise.resolve({ stream: "METRICS", seq: 1, duplicate: false });
-  },
-};
-const base = {
-  publisher,
-  authenticate: createAuthenticator({
-    apiKeys: [],
-    authMode: undefined,
-    isLocal: true,
-    scope: "influx",
-  }),
-  logger: createLogger("bench", "silent"),
-};
-const HANDLERS: Readonly<Record<Protocol, [Handler, string]>> = {
-  json: [createIngestHandler({ ...base, subject: "metrics.json" }), "/api/v1/metrics"],
-  ndjson: [createIngestHandler({ ...base, subject: "metrics.json" }), "/api/v1/metrics"],
-  influx: [
-    createInfluxWriteHandler({ ...base, subject: "metrics.influx" }),
-    "/api/v2/write?bucket=bench&org=acme&precision=ns",
-  ],
-  "influx-gzip": [
-    createInfluxWriteHandler({ ...base, subject: "metrics.influx" }),
-    "/api/v2/write?bucket=bench&org=acme&precision=ns",
-  ],
-  otlp: [createOtlpMetricsHandler({ ...base, subject: "metrics.otlp" }), "/v1/metrics"],
-  "remote-write": [
-    createRemoteWriteHandler({ ...base, subject: "metrics.prometheus" }),
-    "/api/v1/write",
-  ],
-};
+const HANDLERS = inProcessHandlers((data) => (published += data.byteLength));
 
 const wanted = process.argv.slice(2);
 for (const protocol of Object.keys(HANDLERS) as Protocol[]) {

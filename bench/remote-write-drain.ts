@@ -21,9 +21,8 @@ import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { WriteRequestSchema } from "../shared/gen/proto/prometheus/remote_pb.js";
 import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
-import { WORKER_NODE_ARGS } from "../worker/command.ts";
 import { remoteWriteHeaders } from "../worker/remote-write-request.ts";
-import { startProcess } from "./processes.ts";
+import { drainWithWorker } from "./processes.ts";
 import { log, QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
 
 const PER_MESSAGE = 100;
@@ -74,15 +73,6 @@ async function fill(nats: BenchNats): Promise<void> {
     }
   }
   await Promise.all(Array.from({ length: 256 }, lane));
-}
-
-async function drained(nats: BenchNats): Promise<void> {
-  const jsm = await nats.nc.jetstreamManager();
-  for (;;) {
-    const info = await jsm.consumers.info("METRICS", "metrics-worker");
-    if (info.num_pending === 0 && info.num_ack_pending === 0) return;
-    await sleep(50);
-  }
 }
 
 /** The same samples as remote-write requests of 10,000 samples, encoded before the clock starts. */
@@ -167,24 +157,9 @@ export async function measureRemoteWriteDrain(nats: BenchNats): Promise<RemoteWr
   const vm = await startVictoriaMetrics();
   try {
     await fill(nats);
-    const start = performance.now();
-    const worker = startProcess(WORKER_NODE_ARGS.at(-1) ?? "worker/main.ts", {
-      NATS_URL: nats.url,
-      DATABASE_URL: `remote-write+${vm.writeUrl}`,
-      WORKER_HTTP_PORT: "0",
-      // `BENCH_CPU_PROF=<dir>`: the worker's CPU profile, written there as it exits.
-      ...(process.env["BENCH_CPU_PROF"] === undefined
-        ? {}
-        : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}` }),
-    });
-    let peakRssMb: number;
-    try {
-      await drained(nats);
-      peakRssMb = worker.peakRssMb();
-    } finally {
-      await worker.stop();
-    }
-    const workerSeconds = (performance.now() - start) / 1000;
+    const drain = await drainWithWorker(nats, { DATABASE_URL: `remote-write+${vm.writeUrl}` });
+    const workerSeconds = drain.seconds;
+    const peakRssMb = drain.peakRssMb;
     const directSeconds = await postDirect(vm, directRequests());
     const row = {
       samples: SAMPLES,
