@@ -1,16 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { connect, type NatsConnection } from "nats";
 import { compress } from "snappyjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
-import { isolated } from "../helpers/isolated.ts";
-import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { PATHS } from "../helpers/payloads.ts";
-import { startWorker, workerHttpPort, workerMetric, type Child } from "../helpers/processes.ts";
+import { workerMetric } from "../helpers/processes.ts";
 import {
   labelsText,
   prometheusSamples,
@@ -18,8 +12,7 @@ import {
   type Receiver,
   type StoredSample,
 } from "../helpers/receivers.ts";
-import { postAccepted } from "../helpers/requests.ts";
-import { startServe, type ServeProcess } from "../helpers/serve.ts";
+import { remoteWriteBed } from "../helpers/remote-write-bed.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /**
@@ -27,50 +20,19 @@ import { waitFor } from "../helpers/wait.ts";
  * the same series come back through its PromQL API; an out-of-order sample is dead-lettered with
  * Prometheus's own reason while the messages around it are stored.
  */
-let nats: NatsServer;
 let prometheus: Receiver;
-let serve: ServeProcess;
-let worker: Child;
-let workerPort: number;
-let env: Record<string, string>;
-let nc: NatsConnection;
-const cleanups: (() => Promise<unknown>)[] = [];
 
 /** Recent enough for Prometheus's head block, a minute apart from the tests' own writes. */
 const T0 = Math.floor(Date.now() / 1000) * 1000 - 10 * 60_000;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
   prometheus = await startPrometheusReceiver();
-  cleanups.push(() => prometheus.close());
-  const dir = await mkdtemp(join(tmpdir(), "rw-prom-"));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  env = isolated(nats.url, "rwprom", dir, {
-    DATABASE_URL: `remote-write+${prometheus.writeUrl}`,
-  }).env;
-  await startTheWorker();
-  cleanups.push(() => worker.stop());
-  serve = await startServe(env);
-  cleanups.push(() => serve.child.stop());
-  nc = await connect({ servers: nats.url });
-  cleanups.push(() => nc.close());
 }, 60_000);
 
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+afterAll(() => prometheus.close());
 
-async function startTheWorker(): Promise<void> {
-  worker = startWorker(env);
-  workerPort = await waitFor("the worker's HTTP port", () => workerHttpPort(worker), 20_000);
-}
-
-const post = (path: string, body: string | Uint8Array, headers: Record<string, string>) =>
-  postAccepted(serve, path, body, headers);
-
-const postJson = (metrics: unknown[]) =>
-  post(PATHS.json, JSON.stringify({ data: metrics }), { "Content-Type": "application/json" });
+const bed = remoteWriteBed("rwprom", () => prometheus.writeUrl);
+const { post, postJson } = bed;
 
 const sample = (labels: Record<string, string>, timeMs: number, value: number): StoredSample => ({
   labels: labelsText(labels),
@@ -196,13 +158,14 @@ describe("Prometheus as the receiver", () => {
 
     // The newest sample of each series once more, in a message of its own: Prometheus takes a
     // sample identical to its series' newest as stored already.
-    const sentBefore = await workerMetric(workerPort, "worker_remote_write_samples_sent_total");
+    const sentBefore = await workerMetric(bed.workerPort, "worker_remote_write_samples_sent_total");
     await postJson([
       { name: "queue.size", value: 3, timestamp: T0, tags: { test: "prom", queue: "a" } },
       { value: 7, timestamp: T0 + 1000, tags: { test: "prom" } },
     ]);
     await waitFor("the samples to be sent again", async () =>
-      (await workerMetric(workerPort, "worker_remote_write_samples_sent_total")) >= sentBefore + 2
+      (await workerMetric(bed.workerPort, "worker_remote_write_samples_sent_total")) >=
+      sentBefore + 2
         ? true
         : undefined,
     );
@@ -216,7 +179,7 @@ describe("Prometheus as the receiver", () => {
     ]);
     await storedOnce("ooo", 1);
     // Stopped while the messages arrive, so that they make one batch.
-    await worker.stop();
+    await bed.worker.stop();
     await postJson([
       { name: "ooo", value: 2, timestamp: T0 + 60_000, tags: { test: "ooo", s: "a" } },
     ]);
@@ -226,14 +189,14 @@ describe("Prometheus as the receiver", () => {
     await postJson([
       { name: "ooo", value: 4, timestamp: T0 + 60_000, tags: { test: "ooo", s: "c" } },
     ]);
-    await startTheWorker();
+    await bed.startWorker();
     expect(await storedOnce("ooo", 3)).toEqual([
       sample({ __name__: "ooo", s: "a", test: "ooo" }, T0 + 60_000, 2),
       sample({ __name__: "ooo", s: "c", test: "ooo" }, T0 + 60_000, 4),
       sample({ __name__: "ooo", s: "x", test: "ooo" }, T0 + 60_000, 1),
     ]);
-    const jsm = await nc.jetstreamManager();
-    const dlq = env["NATS_DLQ_STREAM"] ?? "";
+    const jsm = await bed.nc.jetstreamManager();
+    const dlq = bed.env["NATS_DLQ_STREAM"] ?? "";
     const letter = await waitFor("the out-of-order message in the dead-letter stream", async () => {
       const { state } = await jsm.streams.info(dlq);
       return state.messages > 0 ? jsm.streams.getMessage(dlq, { seq: state.first_seq }) : undefined;
@@ -248,10 +211,10 @@ describe("Prometheus as the receiver", () => {
       { name: "dup", value: 1, timestamp: T0 + 90_000, tags: { test: "dup", s: "d" } },
     ]);
     await storedOnce("dup", 1);
-    const jsm = await nc.jetstreamManager();
-    const dlq = env["NATS_DLQ_STREAM"] ?? "";
+    const jsm = await bed.nc.jetstreamManager();
+    const dlq = bed.env["NATS_DLQ_STREAM"] ?? "";
     const lettersBefore = (await jsm.streams.info(dlq)).state.messages;
-    const ackedBefore = await workerMetric(workerPort, "worker_messages_stored_total");
+    const ackedBefore = await workerMetric(bed.workerPort, "worker_messages_stored_total");
     // One message: the first sample conflicts with the stored one ("duplicate sample for
     // timestamp", which makes Prometheus refuse the whole request), the second is new.
     await postJson([
@@ -263,7 +226,7 @@ describe("Prometheus as the receiver", () => {
       sample({ __name__: "dup", s: "e", test: "dup" }, T0 + 90_000, 5),
     ]);
     await waitFor("the message to be acked", async () =>
-      (await workerMetric(workerPort, "worker_messages_stored_total")) > ackedBefore
+      (await workerMetric(bed.workerPort, "worker_messages_stored_total")) > ackedBefore
         ? true
         : undefined,
     );

@@ -1,15 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeWriteRequest } from "../../edge/remote-write/remote-write.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
-import { isolated } from "../helpers/isolated.ts";
-import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { PATHS, prometheusBatch } from "../helpers/payloads.ts";
-import { startWorker, workerHttpPort, workerMetric, type Child } from "../helpers/processes.ts";
+import { workerMetric } from "../helpers/processes.ts";
 import {
   exportedSamples,
   labelsText,
@@ -17,8 +11,7 @@ import {
   type Receiver,
   type StoredSample,
 } from "../helpers/receivers.ts";
-import { postAccepted } from "../helpers/requests.ts";
-import { startServe, type ServeProcess } from "../helpers/serve.ts";
+import { remoteWriteBed } from "../helpers/remote-write-bed.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { holdsLabel, samplesIn, startWriteProxy, type WriteProxy } from "../helpers/write-proxy.ts";
 
@@ -27,55 +20,23 @@ import { holdsLabel, samplesIn, startWriteProxy, type WriteProxy } from "../help
  * through a proxy the tests can make fail: what was posted through each ingest protocol of
  * `npm run serve` is read back through VictoriaMetrics' own API, sample by sample.
  */
-let nats: NatsServer;
 let vm: Receiver;
 let proxy: WriteProxy;
-let serve: ServeProcess;
-let worker: Child;
-let workerPort: number;
-let env: Record<string, string>;
-let nc: NatsConnection;
-let dir: string;
-const cleanups: (() => Promise<unknown>)[] = [];
 
 /** A past timestamp for the samples of these tests: a fixed minute, far from any other test's. */
 const T0 = Date.parse("2026-11-01T10:00:00Z");
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
   vm = await startVictoriaMetrics();
-  cleanups.push(() => vm.close());
   proxy = await startWriteProxy(vm.writeUrl);
-  cleanups.push(() => proxy.close());
-  dir = await mkdtemp(join(tmpdir(), "rw-vm-"));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  env = isolated(nats.url, "rwvm", dir, {
-    DATABASE_URL: `remote-write+${proxy.url}`,
-    CONSUMER_MAX_DELIVER: "20",
-  }).env;
-  await startTheWorker();
-  cleanups.push(() => worker.stop());
-  serve = await startServe(env);
-  cleanups.push(() => serve.child.stop());
-  nc = await connect({ servers: nats.url });
-  cleanups.push(() => nc.close());
 }, 60_000);
-
 afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+  await proxy.close();
+  await vm.close();
 });
 
-async function startTheWorker(): Promise<void> {
-  worker = startWorker(env);
-  workerPort = await waitFor("the worker's HTTP port", () => workerHttpPort(worker), 20_000);
-}
-
-const post = (path: string, body: string | Uint8Array, headers: Record<string, string>) =>
-  postAccepted(serve, path, body, headers);
-
-const postJson = (metrics: unknown[]) =>
-  post(PATHS.json, JSON.stringify({ data: metrics }), { "Content-Type": "application/json" });
+const bed = remoteWriteBed("rwvm", () => proxy.url, { CONSUMER_MAX_DELIVER: "20" });
+const { post, postJson } = bed;
 
 /** What VictoriaMetrics holds of a test's series (`test="<name>"`), once it holds `count`. */
 async function storedOnce(test: string, count: number): Promise<StoredSample[]> {
@@ -139,7 +100,7 @@ describe("every ingest protocol, read back from VictoriaMetrics", () => {
       sample({ __name__: "metric", test: "json" }, T0, 42),
     ]);
     await waitFor("the dropped field to be counted", async () =>
-      (await workerMetric(workerPort, "worker_remote_write_dropped_fields_total")) >= 1
+      (await workerMetric(bed.workerPort, "worker_remote_write_dropped_fields_total")) >= 1
         ? true
         : undefined,
     );
@@ -237,10 +198,10 @@ describe("every ingest protocol, read back from VictoriaMetrics", () => {
         timestamp: Number(p.timestamp),
       }));
     });
-    const sentBefore = await workerMetric(workerPort, "worker_remote_write_samples_sent_total");
+    const sentBefore = await workerMetric(bed.workerPort, "worker_remote_write_samples_sent_total");
     await postJson(again);
     await waitFor("the same samples to be sent again", async () =>
-      (await workerMetric(workerPort, "worker_remote_write_samples_sent_total")) >=
+      (await workerMetric(bed.workerPort, "worker_remote_write_samples_sent_total")) >=
       sentBefore + again.length
         ? true
         : undefined,
@@ -259,7 +220,10 @@ describe("exactly once at the receiver", () => {
       if (!holdsLabel(request, "test", "redelivery")) return "forward";
       return failures++ < 5 ? "forward-then-fail" : "forward";
     };
-    const redeliveredBefore = await workerMetric(workerPort, "worker_messages_redelivered_total");
+    const redeliveredBefore = await workerMetric(
+      bed.workerPort,
+      "worker_messages_redelivered_total",
+    );
     await postJson([
       { name: "orders", value: 1, timestamp: T0, tags: { test: "redelivery" } },
       { name: "orders", value: 2, timestamp: T0 + 1, tags: { test: "redelivery" } },
@@ -268,7 +232,8 @@ describe("exactly once at the receiver", () => {
       "the message's second delivery to be stored",
       async () =>
         failures > 5 &&
-        (await workerMetric(workerPort, "worker_messages_redelivered_total")) > redeliveredBefore
+        (await workerMetric(bed.workerPort, "worker_messages_redelivered_total")) >
+          redeliveredBefore
           ? true
           : undefined,
       60_000,
@@ -284,8 +249,8 @@ describe("exactly once at the receiver", () => {
 
 /** The dead letters of the test's stream whose reason is `rejected`: their ids and details. */
 async function rejectedLetters(): Promise<{ detail: string; body: string }[]> {
-  const jsm = await nc.jetstreamManager();
-  const dlq = env["NATS_DLQ_STREAM"] ?? "";
+  const jsm = await bed.nc.jetstreamManager();
+  const dlq = bed.env["NATS_DLQ_STREAM"] ?? "";
   const { state } = await jsm.streams.info(dlq);
   const letters: { detail: string; body: string }[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
@@ -302,7 +267,7 @@ async function rejectedLetters(): Promise<{ detail: string; body: string }[]> {
 describe("faults", () => {
   it("dead-letters only the message the receiver refuses with a 4xx, and stores its neighbours", async () => {
     // The worker stopped while the messages arrive, so that they make one batch.
-    await worker.stop();
+    await bed.worker.stop();
     proxy.decide = (request) =>
       holdsLabel(request, "poison", "yes")
         ? { status: 400, text: "bad sample: poisoned on purpose" }
@@ -317,7 +282,7 @@ describe("faults", () => {
         },
       ]);
     }
-    await startTheWorker();
+    await bed.startWorker();
     const stored = await storedOnce("bisect", 5);
     expect(stored.map((s) => s.value)).toEqual([0, 1, 2, 4, 5]);
     const letters = await waitFor("the refused message in the dead-letter stream", async () => {
@@ -332,7 +297,7 @@ describe("faults", () => {
     );
     expect(Math.max(...refused.map((s) => samplesIn(s.request)))).toBeGreaterThan(1);
     expect(
-      await workerMetric(workerPort, 'worker_messages_dead_lettered_total{reason="rejected"}'),
+      await workerMetric(bed.workerPort, 'worker_messages_dead_lettered_total{reason="rejected"}'),
     ).toBe(1);
     proxy.decide = () => "forward";
   }, 60_000);
@@ -343,24 +308,27 @@ describe("faults", () => {
       holdsLabel(request, "test", "flaky") && failures++ < 3
         ? { status: 500, text: "try later" }
         : "forward";
-    const retriesBefore = await workerMetric(workerPort, "worker_remote_write_retries_total");
-    const redeliveredBefore = await workerMetric(workerPort, "worker_messages_redelivered_total");
+    const retriesBefore = await workerMetric(bed.workerPort, "worker_remote_write_retries_total");
+    const redeliveredBefore = await workerMetric(
+      bed.workerPort,
+      "worker_messages_redelivered_total",
+    );
     await postJson([
       { name: "flaky", value: 1, timestamp: T0, tags: { test: "flaky" } },
       { name: "flaky", value: 2, timestamp: T0 + 1, tags: { test: "flaky" } },
     ]);
     expect((await storedOnce("flaky", 2)).map((s) => s.value)).toEqual([1, 2]);
-    expect(await workerMetric(workerPort, "worker_remote_write_retries_total")).toBe(
+    expect(await workerMetric(bed.workerPort, "worker_remote_write_retries_total")).toBe(
       retriesBefore + 3,
     );
-    expect(await workerMetric(workerPort, "worker_messages_redelivered_total")).toBe(
+    expect(await workerMetric(bed.workerPort, "worker_messages_redelivered_total")).toBe(
       redeliveredBefore,
     );
     proxy.decide = () => "forward";
   }, 60_000);
 
   it("loses nothing and acks nothing early while the receiver is down for 10 s under load", async () => {
-    const ackedBefore = await workerMetric(workerPort, "worker_messages_stored_total");
+    const ackedBefore = await workerMetric(bed.workerPort, "worker_messages_stored_total");
     await vm.stop();
     let sent = 0;
     const started = Date.now();
@@ -374,18 +342,18 @@ describe("faults", () => {
         })),
       );
       sent += 20;
-      expect(await workerMetric(workerPort, "worker_messages_stored_total")).toBe(ackedBefore);
+      expect(await workerMetric(bed.workerPort, "worker_messages_stored_total")).toBe(ackedBefore);
       await sleep(50);
     }
     await waitFor("the worker to find the receiver down", async () =>
-      (await fetch(`http://127.0.0.1:${workerPort}/readyz`)).status === 503 ? true : undefined,
+      (await fetch(`http://127.0.0.1:${bed.workerPort}/readyz`)).status === 503 ? true : undefined,
     );
-    expect(await workerMetric(workerPort, "worker_messages_stored_total")).toBe(ackedBefore);
+    expect(await workerMetric(bed.workerPort, "worker_messages_stored_total")).toBe(ackedBefore);
     await vm.start();
     const stored = await storedOnce("outage", sent);
     expect(stored.map((s) => s.value)).toEqual(Array.from({ length: sent }, (_, i) => i));
     await waitFor("the worker to be ready again", async () =>
-      (await fetch(`http://127.0.0.1:${workerPort}/readyz`)).status === 200 ? true : undefined,
+      (await fetch(`http://127.0.0.1:${bed.workerPort}/readyz`)).status === 200 ? true : undefined,
     );
   }, 120_000);
 });
