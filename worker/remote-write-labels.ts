@@ -29,16 +29,13 @@ export interface Label {
   readonly value: string;
 }
 
-export interface Sample {
-  readonly value: number;
-  readonly timestamp: bigint;
-}
-
 export interface OutgoingSeries {
   /** Sorted by name, `__name__` among them. */
   readonly labels: readonly Label[];
-  /** Sorted by timestamp, one per timestamp. */
-  readonly samples: Sample[];
+  /** Milliseconds since the epoch, increasing: one sample per timestamp. */
+  readonly timestamps: readonly number[];
+  /** The value of the sample at the same index of `timestamps`. */
+  readonly values: readonly number[];
 }
 
 export interface MappedRows {
@@ -51,7 +48,6 @@ export interface MappedRows {
   readonly droppedFields: number;
 }
 
-/** The fields of a metric that a sample carries. */
 /** A metric name Prometheus accepts, made from any string. */
 export function metricNameOf(name: string | null): string {
   if (name === null || name === "") return DEFAULT_METRIC_NAME;
@@ -81,42 +77,90 @@ export function labelsOf(name: string | null, tagsJson: string): Label[] {
     .sort((a, b) => byCodeUnits(a.name, b.name));
 }
 
+/**
+ * The labels of each series key seen (`MetricRow.series`, a digest of name and tags, so one key
+ * always has the same labels), and the text that tells label sets apart. Most batches bring the
+ * series of the batches before them again: their labels are not worked out again (parsing the
+ * tags' JSON, sorting, making names valid). Emptied when full.
+ */
+const knownLabels = new Map<string, { labels: Label[]; text: string }>();
+const KNOWN_LABELS = 50_000;
+
+function labelsOfRow(row: MetricRow): { labels: Label[]; text: string } {
+  let known = knownLabels.get(row.series);
+  if (known === undefined) {
+    const labels = labelsOf(row.name, row.tags);
+    known = { labels, text: JSON.stringify(labels.map((l) => [l.name, l.value])) };
+    if (knownLabels.size >= KNOWN_LABELS) knownLabels.clear();
+    knownLabels.set(row.series, known);
+  }
+  return known;
+}
+
+/** A series being gathered: its samples in row order until `inOrder` says otherwise. */
+interface Gathering {
+  readonly labels: readonly Label[];
+  timestamps: number[];
+  values: number[];
+  /** Whether every timestamp so far is greater than the one before it. */
+  inOrder: boolean;
+}
+
 /** The rows as series, each series once with its samples in time order. */
 export function seriesOfRows(rows: readonly MetricRow[]): MappedRows {
-  // Rows of one series usually share their tags' JSON text: their labels are worked out once.
-  const keyOfText = new Map<string, string>();
-  const byKey = new Map<string, { series: OutgoingSeries; times: Set<number> }>();
-  let samples = 0;
-  let sameTimestamp = 0;
+  // By series key, then by label set: two series keys may become the same labels once their
+  // names are made valid (tags `a.b` and `a_b`), and then they are one series.
+  const byKey = new Map<string, Gathering>();
+  const byLabels = new Map<string, Gathering>();
   let droppedFields = 0;
   for (const row of rows) {
     droppedFields += extraFieldsOf(row);
-    const text = `${row.name ?? ""}\u0000${row.name === null ? "0" : "1"}${row.tags}`;
-    let key = keyOfText.get(text);
-    let entry = key === undefined ? undefined : byKey.get(key);
-    if (entry === undefined) {
-      const labels = labelsOf(row.name, row.tags);
-      key = JSON.stringify(labels.map((l) => [l.name, l.value]));
-      keyOfText.set(text, key);
-      entry = byKey.get(key);
-      if (entry === undefined) {
-        entry = { series: { labels, samples: [] }, times: new Set() };
-        byKey.set(key, entry);
+    let series = byKey.get(row.series);
+    if (series === undefined) {
+      const { labels, text } = labelsOfRow(row);
+      series = byLabels.get(text);
+      if (series === undefined) {
+        series = { labels, timestamps: [], values: [], inOrder: true };
+        byLabels.set(text, series);
       }
+      byKey.set(row.series, series);
     }
-    if (entry.times.has(row.timeMs)) {
-      sameTimestamp++;
-      continue;
-    }
-    entry.times.add(row.timeMs);
-    entry.series.samples.push({ value: row.value, timestamp: BigInt(row.timeMs) });
-    samples++;
+    const last = series.timestamps.at(-1);
+    if (last !== undefined && row.timeMs <= last) series.inOrder = false;
+    series.timestamps.push(row.timeMs);
+    series.values.push(row.value);
   }
-  const series = [...byKey.values()].map(({ series: s }) => {
-    s.samples.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
-    return s;
+  let samples = 0;
+  let sameTimestamp = 0;
+  const series = [...byLabels.values()].map((s) => {
+    if (!s.inOrder) {
+      const before = s.timestamps.length;
+      sortOncePerTimestamp(s);
+      sameTimestamp += before - s.timestamps.length;
+    }
+    samples += s.timestamps.length;
+    return { labels: s.labels, timestamps: s.timestamps, values: s.values };
   });
   return { series, samples, sameTimestamp, droppedFields };
+}
+
+/** Sorts a series' samples by time, keeping the first (in row order) of each timestamp. */
+function sortOncePerTimestamp(series: Gathering): void {
+  const { timestamps, values } = series;
+  // A stable sort: of samples at one timestamp, the first row's comes first.
+  const order = timestamps
+    .map((_, i) => i)
+    .sort((a, b) => (timestamps[a] ?? 0) - (timestamps[b] ?? 0));
+  const sortedTimes: number[] = [];
+  const sortedValues: number[] = [];
+  for (const i of order) {
+    const time = timestamps[i] ?? 0;
+    if (sortedTimes.length > 0 && sortedTimes.at(-1) === time) continue;
+    sortedTimes.push(time);
+    sortedValues.push(values[i] ?? 0);
+  }
+  series.timestamps = sortedTimes;
+  series.values = sortedValues;
 }
 
 /**

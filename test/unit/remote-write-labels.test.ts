@@ -1,8 +1,11 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeWriteRequest, metricsOfWriteRequest } from "../../edge/remote-write/remote-write.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import { seriesKey } from "../../shared/series-identity.ts";
 import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
 import {
   DEFAULT_METRIC_NAME,
@@ -11,23 +14,31 @@ import {
   labelsOf,
   metricNameOf,
   seriesOfRows,
+  type OutgoingSeries,
 } from "../../worker/remote-write-labels.ts";
-import { encodeWriteRequest } from "../../worker/remote-write-request.ts";
+import { encodeWriteRequest, writeRequestBytes } from "../../worker/remote-write-request.ts";
+import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
 import { prometheusBatch } from "../helpers/payloads.ts";
 
+/** A row as the worker makes it: its series key from its name and tags. */
 function row(fields: Partial<MetricRow> & { timeMs: number }): MetricRow {
+  const name = fields.name === undefined ? "cpu" : fields.name;
+  const tags = fields.tags ?? "{}";
   return {
-    series: "s",
-    name: "cpu",
+    series: seriesKey(name, JSON.parse(tags) as Record<string, string>),
+    name,
     value: 1,
     receivedMs: 0,
-    tags: "{}",
+    tags,
     attributes: null,
     extra: null,
     msgId: "m1",
     ...fields,
   };
 }
+
+const samplesOf = (series: OutgoingSeries | undefined) =>
+  series?.timestamps.map((t, i) => [t, series.values[i]]) ?? [];
 
 const labelText = (labels: readonly { name: string; value: string }[]) =>
   labels.map((l) => `${l.name}=${l.value}`).join(",");
@@ -74,12 +85,7 @@ describe("seriesOfRows", () => {
     ]);
     expect(mapped.samples).toBe(4);
     expect(mapped.sameTimestamp).toBe(1);
-    expect(
-      mapped.series.map((s) => [
-        labelText(s.labels),
-        s.samples.map((p) => [Number(p.timestamp), p.value]),
-      ]),
-    ).toEqual([
+    expect(mapped.series.map((s) => [labelText(s.labels), samplesOf(s)])).toEqual([
       [
         "__name__=cpu,host=a",
         [
@@ -98,7 +104,21 @@ describe("seriesOfRows", () => {
       row({ timeMs: 2, tags: '{"b":"2","a":"1"}' }),
     ]);
     expect(mapped.series).toHaveLength(1);
-    expect(mapped.series[0]?.samples).toHaveLength(2);
+    expect(samplesOf(mapped.series[0])).toHaveLength(2);
+  });
+
+  it("makes one series of two tag sets that become the same labels, the first sample of a time kept", () => {
+    const mapped = seriesOfRows([
+      row({ timeMs: 2, value: 1, tags: '{"a.b":"1"}' }),
+      row({ timeMs: 1, value: 2, tags: '{"a_b":"1"}' }),
+      row({ timeMs: 2, value: 3, tags: '{"a_b":"1"}' }),
+    ]);
+    expect(mapped.series.map((s) => labelText(s.labels))).toEqual(["__name__=cpu,a_b=1"]);
+    expect(samplesOf(mapped.series[0])).toEqual([
+      [1, 2],
+      [2, 1],
+    ]);
+    expect(mapped.sameTimestamp).toBe(1);
   });
 
   it("counts the fields of JSON metrics a sample has no place for, each once", () => {
@@ -144,5 +164,47 @@ describe("the inverse of the edge's remote-write decoding", () => {
       const names = series.labels.map((l) => l.name);
       expect(names).toEqual([...names].sort());
     }
+  });
+});
+
+describe("the WriteRequest written by hand", () => {
+  it("reads back with the generated protobuf schema, whatever the labels, values and times", () => {
+    const label = fc.record({ name: fc.string(), value: fc.string({ unit: "binary" }) });
+    const series = fc.integer({ min: 0, max: 40 }).chain((n) =>
+      fc.record({
+        labels: fc.array(label, { maxLength: 5 }),
+        timestamps: fc.array(
+          fc.oneof(
+            fc.integer({ min: -(2 ** 40), max: 2 ** 45 }),
+            fc.constantFrom(0, 127, 128, 2 ** 53 - 1, -1),
+          ),
+          { minLength: n, maxLength: n },
+        ),
+        values: fc.array(fc.double(), { minLength: n, maxLength: n }),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(series, { maxLength: 6 }), (written) => {
+        const read = fromBinary(WriteRequestSchema, writeRequestBytes(written));
+        expect(
+          read.timeseries.map((s) => ({
+            labels: s.labels.map((l) => ({ name: l.name, value: l.value })),
+            timestamps: s.samples.map((p) => Number(p.timestamp)),
+            values: s.samples.map((p) => p.value),
+          })),
+        ).toStrictEqual(
+          written.map((s) => ({
+            labels: s.labels.map((l) => ({ name: l.name, value: l.value })),
+            timestamps: s.timestamps,
+            values: s.values,
+          })),
+        );
+      }),
+    );
+  });
+
+  it("is an empty body for no series, which receivers take as a check of the connection", () => {
+    expect(writeRequestBytes([])).toHaveLength(0);
+    expect(encodeWriteRequest([]).length).toBeGreaterThan(0); // Snappy's length prefix.
   });
 });
