@@ -13,17 +13,34 @@ import type { Metric } from "./metric-schema.ts";
 import { isInRange } from "./timestamp.ts";
 import { validateEnvelopeV4, validateMetric } from "./validators.ts";
 
-export type ReadV4 = { readonly envelope: Envelope } | { readonly invalid: string };
+/**
+ * A version 4 message checked whole, still in its columns: what `metricsOfColumns` makes metrics of
+ * (shared/envelope.ts `decodeEnvelope`), and what the worker makes rows of without making a
+ * metric per point (worker/metric-rows.ts `rowsOfColumns`).
+ */
+export interface ColumnsV4 {
+  readonly id: string;
+  readonly receivedAt: number;
+  readonly key: Envelope["key"];
+  readonly series: readonly CheckedSeries[];
+  /** One entry per point in each column; every point checked. */
+  readonly points: EnvelopeV4["points"];
+}
 
-/** A version 4 message's envelope, or why it cannot be one. Never throws. */
-export function readV4(value: unknown): ReadV4 {
+/**
+ * A version 4 message's columns once every series and point passed, or why one did not. Never
+ * throws.
+ */
+export function checkV4(value: unknown): { columns: ColumnsV4 } | { invalid: string } {
   if (!validateEnvelopeV4(value)) {
     const first = validateEnvelopeV4.errors?.[0];
     return { invalid: `${first?.instancePath ?? ""} ${first?.message ?? "is invalid"}`.trim() };
   }
   try {
-    const { id, receivedAt, key } = value;
-    return { envelope: { id, receivedAt, key, metrics: readPoints(value) } };
+    const { id, receivedAt, key, points } = value;
+    const series = value.series.map(checkSeries);
+    checkPoints(points, series);
+    return { columns: { id, receivedAt, key, series, points } };
   } catch (err) {
     if (err instanceof Invalid) return { invalid: err.message };
     return { invalid: `not a version 4 envelope: ${String(err)}` };
@@ -33,7 +50,7 @@ export function readV4(value: unknown): ReadV4 {
 class Invalid extends Error {}
 
 /** What the points of one series share, as its metrics carry it. */
-interface Series {
+export interface CheckedSeries {
   readonly entry: Readonly<Record<string, unknown>>;
   /** Its own time (RFC 3339 text of another form than `ns` writes), given to each point. */
   readonly timestamp: string | number | undefined;
@@ -41,33 +58,54 @@ interface Series {
   readonly bytes: number;
 }
 
-function readPoints(envelope: EnvelopeV4): Metric[] {
-  const { points } = envelope;
+/**
+ * Checks each point's series, value and time as the Metric schema would, and that the message
+ * never becomes more than a request may (each series' metric counted once per point).
+ */
+function checkPoints(points: EnvelopeV4["points"], series: readonly CheckedSeries[]): void {
   const count = points.series.length;
   if (points.ms.length !== count || points.ns.length !== count || points.value.length !== count) {
     throw new Invalid("/points' columns are not all of one length");
   }
-  const series = envelope.series.map(checkSeries);
-  const metrics = new Array<Metric>(count);
   let storedBytes = 0;
-  let lastMs = -1;
-  let lastNs = -1;
-  let lastText = "";
   for (let i = 0; i < count; i++) {
     const index = points.series[i] as number;
     const s = series[index];
     if (s === undefined) throw new Invalid(`/points/series/${i} refers to series ${index}`);
     const ms = points.ms[i] as number;
     const ns = points.ns[i] as number;
-    const value = points.value[i] as number;
     // JSON numbers as large as 1e400 parse as Infinity.
-    if (!Number.isFinite(value)) throw new Invalid(`/points/value/${i} must be a finite number`);
-    let timestamp: string | number;
+    if (!Number.isFinite(points.value[i])) {
+      throw new Invalid(`/points/value/${i} must be a finite number`);
+    }
     if (s.timestamp !== undefined) {
       if (ms !== 0 || ns !== 0) throw new Invalid(`/points/${i} has two times`);
-      timestamp = s.timestamp;
     } else if (!isInRange(ms)) {
       throw new Invalid(`/points/ms/${i} is out of range`);
+    }
+    storedBytes += s.bytes;
+    if (storedBytes > EXPANSION_LIMITS.maxBytes) {
+      throw new Invalid(
+        `its metrics would take more than ${EXPANSION_LIMITS.maxBytes} bytes as stored`,
+      );
+    }
+  }
+}
+
+/** The metric of each point, its time as the edge had it (RFC 3339 text to the nanosecond). */
+export function metricsOfColumns({ points, series }: ColumnsV4): Metric[] {
+  const count = points.series.length;
+  const metrics = new Array<Metric>(count);
+  let lastMs = -1;
+  let lastNs = -1;
+  let lastText = "";
+  for (let i = 0; i < count; i++) {
+    const s = series[points.series[i] as number] as CheckedSeries;
+    const ms = points.ms[i] as number;
+    const ns = points.ns[i] as number;
+    let timestamp: string | number;
+    if (s.timestamp !== undefined) {
+      timestamp = s.timestamp;
     } else if (ns === -1) {
       timestamp = ms;
     } else {
@@ -79,13 +117,7 @@ function readPoints(envelope: EnvelopeV4): Metric[] {
       }
       timestamp = lastText;
     }
-    storedBytes += s.bytes;
-    if (storedBytes > EXPANSION_LIMITS.maxBytes) {
-      throw new Invalid(
-        `its metrics would take more than ${EXPANSION_LIMITS.maxBytes} bytes as stored`,
-      );
-    }
-    metrics[i] = metricOf(s.entry, value, timestamp);
+    metrics[i] = metricOf(s.entry, points.value[i] as number, timestamp);
   }
   return metrics;
 }
@@ -94,7 +126,7 @@ function readPoints(envelope: EnvelopeV4): Metric[] {
  * A series checked as a metric against the Metric schema (with a time, as each of its points
  * has one: the time counts towards its fields), and its bytes as stored.
  */
-function checkSeries(entry: Readonly<Record<string, unknown>>, index: number): Series {
+function checkSeries(entry: Readonly<Record<string, unknown>>, index: number): CheckedSeries {
   if (Object.hasOwn(entry, "value")) throw new Invalid(`/series/${index} has a value`);
   const timestamp = entry["timestamp"] as string | number | undefined;
   const candidate = metricOf(entry, 0, timestamp ?? 0);

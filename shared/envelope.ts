@@ -1,7 +1,7 @@
 import { runToEnd } from "./cooperative.ts";
 import type { Envelope, EnvelopeV3, MetricGroup } from "./envelope-schema.ts";
 import { encodeMessage } from "./envelope-encoder.ts";
-import { readV4 } from "./envelope-v4-decoder.ts";
+import { checkV4, metricsOfColumns, type ColumnsV4 } from "./envelope-v4-decoder.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { validateEnvelopeV2, validateEnvelopeV3 } from "./validators.ts";
@@ -21,8 +21,18 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
 export type PoisonReason = "undecodable" | "unknown_version" | "invalid_envelope";
 
 export type Decoded =
-  | { readonly ok: true; readonly envelope: Envelope; readonly version: 1 | 2 | 3 | 4 }
-  | { readonly ok: false; readonly reason: PoisonReason; readonly message: string };
+  { readonly ok: true; readonly envelope: Envelope; readonly version: 1 | 2 | 3 | 4 } | Poison;
+
+type Poison = { readonly ok: false; readonly reason: PoisonReason; readonly message: string };
+
+/**
+ * A message as `decodeMessage` reads it: a version 4 message stays in its columns, which the
+ * worker makes rows of directly, without a metric object per point.
+ */
+export type DecodedMessage =
+  | { readonly ok: true; readonly envelope: Envelope; readonly version: 1 | 2 | 3 }
+  | { readonly ok: true; readonly columns: ColumnsV4; readonly version: 4 }
+  | Poison;
 
 /**
  * Reads a message from the stream, whichever version wrote it, validating it with the same
@@ -30,6 +40,18 @@ export type Decoded =
  * it is delivered.
  */
 export function decodeEnvelope(data: Uint8Array): Decoded {
+  const decoded = decodeMessage(data);
+  if (!decoded.ok || decoded.version !== 4) return decoded;
+  const { id, receivedAt, key } = decoded.columns;
+  return {
+    ok: true,
+    envelope: { id, receivedAt, key, metrics: metricsOfColumns(decoded.columns) },
+    version: 4,
+  };
+}
+
+/** `decodeEnvelope`, with a version 4 message left in its columns (checked all the same). */
+export function decodeMessage(data: Uint8Array): DecodedMessage {
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
@@ -37,6 +59,19 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     return { ok: false, reason: "undecodable", message: `not UTF-8 JSON: ${String(err)}` };
   }
   const version = (value as { v?: unknown } | null)?.v;
+  if (version === 4) {
+    const read = checkV4(value);
+    if ("invalid" in read) return invalid(read.invalid);
+    const { columns } = read;
+    if (columns.key === "series") {
+      // Every point of version 4 has a time; a series key needs its series' name too.
+      const index = columns.points.series.findIndex(
+        (s) => columns.series[s]?.entry["name"] === undefined,
+      );
+      if (index >= 0) return invalid(withoutIdentity(index));
+    }
+    return { ok: true, columns, version };
+  }
   let read: { envelope: Envelope } | { invalid: string };
   // Version 1 is version 2 without `key`: every row keyed by message id and index.
   if (version === 1 && typeof value === "object" && value !== null && !("key" in value)) {
@@ -45,8 +80,6 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
     read = readV2(value);
   } else if (version === 3) {
     read = readV3(value);
-  } else if (version === 4) {
-    read = readV4(value);
   } else {
     return {
       ok: false,
@@ -54,26 +87,22 @@ export function decodeEnvelope(data: Uint8Array): Decoded {
       message: `envelope version ${JSON.stringify(version)}`,
     };
   }
-  if ("invalid" in read) return { ok: false, reason: "invalid_envelope", message: read.invalid };
-  return checked(read.envelope, version);
-}
-
-function checked(envelope: Envelope, version: 1 | 2 | 3 | 4): Decoded {
+  if ("invalid" in read) return invalid(read.invalid);
+  const { envelope } = read;
   if (envelope.key === "series") {
     // A series key needs both parts of the identity; the edge always sets them.
     const index = envelope.metrics.findIndex(
       (m) => m.name === undefined || m.timestamp === undefined,
     );
-    if (index >= 0) {
-      return {
-        ok: false,
-        reason: "invalid_envelope",
-        message: `metric ${index} has no name or no timestamp, which a series key needs`,
-      };
-    }
+    if (index >= 0) return invalid(withoutIdentity(index));
   }
-  return { ok: true, envelope, version: version };
+  return { ok: true, envelope, version };
 }
+
+const invalid = (message: string): Poison => ({ ok: false, reason: "invalid_envelope", message });
+
+const withoutIdentity = (index: number) =>
+  `metric ${index} has no name or no timestamp, which a series key needs`;
 
 function readV2(value: unknown): { envelope: Envelope } | { invalid: string } {
   if (!validateEnvelopeV2(value)) return { invalid: schemaProblem(validateEnvelopeV2.errors) };

@@ -1,8 +1,8 @@
 import type { JsMsg } from "nats";
-import { decodeEnvelope } from "../shared/envelope.ts";
+import { decodeMessage } from "../shared/envelope.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { DeadLetterReason, DeadLetterSender } from "./dead-letters.ts";
-import { rowsOfEnvelope, type MetricRow } from "./metric-rows.ts";
+import { rowsOfMessage, type MetricRow } from "./metric-rows.ts";
 import type { MetricStore } from "./metric-store.ts";
 import { RejectedRows } from "./store-errors.ts";
 
@@ -126,8 +126,8 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     };
     const storable: { msg: JsMsg; rows: MetricRow[] }[] = [];
     for (const msg of messages) {
-      const decoded = decodeEnvelope(msg.data);
-      if (decoded.ok) storable.push({ msg, rows: rowsOfEnvelope(decoded.envelope) });
+      const decoded = decodeMessage(msg.data);
+      if (decoded.ok) storable.push({ msg, rows: rowsOfMessage(decoded) });
       else await toDeadLetters(msg, decoded.reason, decoded.message, deadLettered);
     }
     if (storable.length === 0) return nothingStored;

@@ -3,13 +3,13 @@ import { describe, expect, it } from "vitest";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
 import { encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
-import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
+import { decodeEnvelope, decodeMessage, type Envelope } from "../../shared/envelope.ts";
 import { EXPANSION_LIMITS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { seriesMessageId, seriesPointIds, seriesRowKeys } from "../../shared/series-identity.ts";
 import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 import { validateMetric } from "../../shared/validators.ts";
-import { rowsOfEnvelope } from "../../worker/metric-rows.ts";
+import { rowsOfEnvelope, rowsOfMessage } from "../../worker/metric-rows.ts";
 
 const RECEIVED_AT = 1_777_593_600_000;
 const MiB = 1024 * 1024;
@@ -124,6 +124,11 @@ describe("envelope version 4", () => {
         expect(v4.envelope.key).toBe("series");
         expect(v4.envelope.metrics).toEqual(v3.envelope.metrics);
         expect(rowsOfEnvelope(v4.envelope)).toStrictEqual(rowsOfEnvelope(v3.envelope));
+        // The worker's own path: rows straight from the columns, no metric per point.
+        const columns = decodeMessage(only(4, metrics));
+        if (!columns.ok) throw new Error(columns.message);
+        expect(columns.version).toBe(4);
+        expect(rowsOfMessage(columns)).toStrictEqual(rowsOfEnvelope(v3.envelope));
         expect(runToEnd(seriesRowKeys(v4.envelope.metrics, RECEIVED_AT))).toEqual(
           runToEnd(seriesRowKeys(v3.envelope.metrics, RECEIVED_AT)),
         );
