@@ -1,14 +1,18 @@
 /**
  * `npm run bench -- --only remote-write-drain` (or `node bench/remote-write-drain.ts` alone):
- * the worker draining a backlog of a million samples into
- * VictoriaMetrics (`DATABASE_URL=remote-write+http://…`), beside VictoriaMetrics ingesting the
- * same samples posted directly by a bare remote-write client (pre-encoded requests, 4 at once),
- * in the same run, against the same VictoriaMetrics; and the worker's peak RSS. The worker's
- * clock runs from its first delivery to the consumer having nothing pending or unacked (its
- * process's start-up, ~0.3 s, is reported beside it, as `withStartSeconds`).
- * `BENCH_QUICK=1` drains a tenth; `BENCH_CPU_PROF=<dir>` profiles the worker. Goals: worker ≥ 0.5 × direct, peak RSS ≤ 200 MB.
- * `BENCH_ENVELOPE=3` or `4` fills the stream with series-keyed messages of that version, as
- * the edge publishes a remote-write batch, instead of the JSON API's (version 3, keyed by message).
+ * the worker draining a backlog of a million samples into VictoriaMetrics
+ * (`DATABASE_URL=remote-write+http://…`), into SQLite and into PostgreSQL, beside
+ * VictoriaMetrics ingesting the same samples posted directly by a bare remote-write client
+ * (pre-encoded requests, 4 at once), in the same run, against the same VictoriaMetrics; and
+ * the worker's peak RSS. Each drain is run twice over: on the JSON API's messages (version 3,
+ * keyed by message) and on an agent's (version 4, keyed by series, as the edge publishes a
+ * remote-write batch), 100 samples a message. The worker's clock runs from its first delivery
+ * to the consumer having nothing pending or unacked (its process's start-up is reported beside
+ * it, as `withStartSeconds`). Every sample is read back from where it went.
+ * `BENCH_QUICK=1` drains a tenth; `BENCH_CPU_PROF=<dir>` profiles each worker;
+ * `BENCH_DRAINS=victoriametrics:agent,sqlite:json` runs only those drains.
+ * Goals: into VictoriaMetrics ≥ 0.5 × direct with peak RSS ≤ 200 MB (issue 16); into SQLite
+ * ≥ 0.25 × and PostgreSQL ≥ 0.15 × direct (issue 17's worker goals).
  */
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -17,7 +21,6 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { compress } from "snappyjs";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeEnvelope } from "../shared/envelope.ts";
-import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
 import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { WriteRequestSchema } from "../shared/gen/proto/prometheus/remote_pb.js";
@@ -25,22 +28,32 @@ import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.t
 import { remoteWriteHeaders } from "../worker/remote-write-request.ts";
 import { drainWithWorker } from "./processes.ts";
 import { log, QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
+import { countRows, freshDatabase } from "./worker-drain.ts";
 
 const PER_MESSAGE = 100;
 const MESSAGES = QUICK ? 1000 : 10_000;
 const SAMPLES = MESSAGES * PER_MESSAGE;
 const HOSTS = 8;
 const BASE_MS = Date.parse("2026-11-01T00:00:00Z");
-const ENVELOPE = process.env["BENCH_ENVELOPE"];
+
+export type DrainTarget = "victoriametrics" | "sqlite" | "postgres";
+/** The JSON API's messages (version 3) or an agent's (version 4). */
+export type DrainMessages = "json" | "agent";
+const TARGETS: readonly DrainTarget[] = ["victoriametrics", "sqlite", "postgres"];
+const KINDS: readonly DrainMessages[] = ["json", "agent"];
 
 /** Message `m` as the JSON API publishes it, or as the edge publishes an agent's batch. */
-function messageOf(m: number, metrics: readonly Metric[]): { id: string; data: Uint8Array } {
-  if (ENVELOPE === undefined) {
-    const id = `rw-${m}`;
+function messageOf(
+  kind: DrainMessages,
+  run: string,
+  m: number,
+  metrics: readonly Metric[],
+): { id: string; data: Uint8Array } {
+  if (kind === "json") {
+    const id = `${run}-${m}`;
     return { id, data: encodeEnvelope({ id, receivedAt: Date.now(), key: "message", metrics }) };
   }
-  const encode = ENVELOPE === "4" ? encodeSeriesMessagesV4 : encodeSeriesMessages;
-  const [message, ...rest] = runToEnd(encode(metrics, Date.now(), 1024 * 1024));
+  const [message, ...rest] = runToEnd(encodeSeriesMessagesV4(metrics, Date.now(), 1024 * 1024));
   if (message === undefined || rest.length > 0) throw new Error("not one message");
   return message;
 }
@@ -52,7 +65,8 @@ const pointOf = (m: number, i: number) => ({
   value: (m * PER_MESSAGE + i) % 997,
 });
 
-async function fill(nats: BenchNats): Promise<void> {
+/** The backlog of `kind` messages, its samples labelled `run`. */
+async function fill(nats: BenchNats, kind: DrainMessages, run: string): Promise<void> {
   const js = nats.nc.jetstream();
   let next = 0;
   async function lane() {
@@ -64,11 +78,11 @@ async function fill(nats: BenchNats): Promise<void> {
           name: "bench_cpu",
           value: p.value,
           timestamp: p.timestamp,
-          tags: { host: p.host, run: "worker" },
+          tags: { host: p.host, run },
         };
       });
-      const { id, data } = messageOf(m, metrics);
-      await js.publish(ENVELOPE === undefined ? "metrics.json" : "metrics.prometheus", data, {
+      const { id, data } = messageOf(kind, run, m, metrics);
+      await js.publish(kind === "json" ? "metrics.json" : "metrics.prometheus", data, {
         msgID: id,
       });
     }
@@ -137,60 +151,95 @@ async function storedSamples(vm: Receiver, run: string): Promise<number> {
   return n;
 }
 
+export interface WorkerDrain {
+  readonly target: DrainTarget;
+  readonly messages: DrainMessages;
+  /** From the worker's first delivery to the last ack. */
+  readonly seconds: number;
+  readonly samplesPerSecond: number;
+  /** From starting the worker's process to the last ack. */
+  readonly withStartSeconds: number;
+  readonly peakRssMb: number;
+}
+
 export interface RemoteWriteDrainRow {
   readonly samples: number;
-  readonly worker: {
-    /** From the worker's first delivery to the last ack. */
-    readonly seconds: number;
-    readonly samplesPerSecond: number;
-    /** From starting the worker's process to the last ack. */
-    readonly withStartSeconds: number;
-    readonly peakRssMb: number;
-    readonly stored: number;
-  };
+  readonly drains: readonly WorkerDrain[];
   readonly direct: {
     readonly seconds: number;
     readonly samplesPerSecond: number;
-    readonly stored: number;
   };
 }
 
-/** One drain into a VictoriaMetrics of its own, then the same samples posted to it directly. */
-export async function measureRemoteWriteDrain(nats: BenchNats): Promise<RemoteWriteDrainRow> {
+/** The drains `BENCH_DRAINS` names (`target:messages`, comma-separated), else all six. */
+function drainsWanted(): { target: DrainTarget; messages: DrainMessages }[] {
+  const all = TARGETS.flatMap((target) => KINDS.map((messages) => ({ target, messages })));
+  const named = process.env["BENCH_DRAINS"]?.split(",");
+  if (named === undefined) return all;
+  const wanted = all.filter((d) => named.includes(`${d.target}:${d.messages}`));
+  if (wanted.length !== named.length)
+    throw new Error(`BENCH_DRAINS: unknown drain in ${named.join(",")}`);
+  return wanted;
+}
+
+async function drainInto(
+  nats: BenchNats,
+  vm: Receiver,
+  target: DrainTarget,
+  messages: DrainMessages,
+): Promise<WorkerDrain> {
   await nats.purge();
-  const vm = await startVictoriaMetrics();
+  // A label of its own per drain: message ids derive from it, and the stream would drop the
+  // messages of a second drain as duplicates of the first's.
+  const run = `${target}-${messages}`;
+  await fill(nats, messages, run);
+  const database =
+    target === "victoriametrics"
+      ? { url: `remote-write+${vm.writeUrl}`, drop: () => Promise.resolve() }
+      : await freshDatabase(target);
   try {
-    await fill(nats);
-    const drain = await drainWithWorker(nats, { DATABASE_URL: `remote-write+${vm.writeUrl}` });
-    const workerSeconds = drain.seconds;
-    const { peakRssMb, withStartSeconds } = drain;
-    const directSeconds = await postDirect(vm, directRequests());
-    const row = {
-      samples: SAMPLES,
-      worker: {
-        seconds: round(workerSeconds, 2),
-        samplesPerSecond: round(SAMPLES / workerSeconds),
-        withStartSeconds: round(withStartSeconds, 2),
-        peakRssMb,
-        stored: await storedSamples(vm, "worker"),
-      },
-      direct: {
-        seconds: round(directSeconds, 2),
-        samplesPerSecond: round(SAMPLES / directSeconds),
-        stored: await storedSamples(vm, "direct"),
-      },
-    };
-    for (const side of ["worker", "direct"] as const) {
-      if (row[side].stored !== SAMPLES) {
-        throw new Error(
-          `VictoriaMetrics holds ${row[side].stored} of the ${side} side's ${SAMPLES} samples`,
-        );
-      }
+    const drain = await drainWithWorker(nats, { DATABASE_URL: database.url });
+    const stored =
+      target === "victoriametrics" ? await storedSamples(vm, run) : await countRows(database.url);
+    if (stored !== SAMPLES) {
+      throw new Error(`${target} holds ${stored} of the ${SAMPLES} samples drained (${messages})`);
     }
+    const row = {
+      target,
+      messages,
+      seconds: round(drain.seconds, 2),
+      samplesPerSecond: round(SAMPLES / drain.seconds),
+      withStartSeconds: round(drain.withStartSeconds, 2),
+      peakRssMb: drain.peakRssMb,
+    };
     log(
-      `remote-write drain: worker ${row.worker.samplesPerSecond}/s (${peakRssMb} MB), direct ${row.direct.samplesPerSecond}/s`,
+      `drain into ${target} (${messages} messages): ${row.samplesPerSecond}/s, ${row.peakRssMb} MB`,
     );
     return row;
+  } finally {
+    await database.drop();
+  }
+}
+
+/** The drains asked for, then the same samples posted to VictoriaMetrics directly. */
+export async function measureRemoteWriteDrain(nats: BenchNats): Promise<RemoteWriteDrainRow> {
+  const vm = await startVictoriaMetrics();
+  try {
+    const drains: WorkerDrain[] = [];
+    for (const { target, messages } of drainsWanted()) {
+      drains.push(await drainInto(nats, vm, target, messages));
+    }
+    const directSeconds = await postDirect(vm, directRequests());
+    const stored = await storedSamples(vm, "direct");
+    if (stored !== SAMPLES) {
+      throw new Error(`VictoriaMetrics holds ${stored} of the ${SAMPLES} samples posted directly`);
+    }
+    const direct = {
+      seconds: round(directSeconds, 2),
+      samplesPerSecond: round(SAMPLES / directSeconds),
+    };
+    log(`VictoriaMetrics directly: ${direct.samplesPerSecond}/s`);
+    return { samples: SAMPLES, drains, direct };
   } finally {
     await vm.close();
   }
@@ -206,7 +255,12 @@ if (import.meta.main) {
           date: new Date().toISOString(),
           machine: `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${round(totalmem() / 2 ** 30, 1)} GiB`,
           ...row,
-          ratio: round(row.worker.samplesPerSecond / row.direct.samplesPerSecond, 2),
+          ratios: Object.fromEntries(
+            row.drains.map((d) => [
+              `${d.target}:${d.messages}`,
+              round(d.samplesPerSecond / row.direct.samplesPerSecond, 3),
+            ]),
+          ),
         },
         null,
         2,

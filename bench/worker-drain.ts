@@ -81,7 +81,7 @@ async function drained(nats: BenchNats, deadlineMs: number): Promise<void> {
   throw new Error(`the backlog was not drained within ${deadlineMs / 1000} s`);
 }
 
-async function countRows(databaseUrl: string): Promise<number> {
+export async function countRows(databaseUrl: string): Promise<number> {
   if (databaseUrl.startsWith("sqlite:")) {
     const db = new DatabaseSync(databaseUrl.slice("sqlite:".length), { readOnly: true });
     try {
@@ -103,7 +103,7 @@ async function countRows(databaseUrl: string): Promise<number> {
 }
 
 /** A fresh, empty database of the kind asked for, and what removes it. */
-async function freshDatabase(
+export async function freshDatabase(
   kind: "sqlite" | "postgres",
 ): Promise<{ url: string; drop: () => Promise<void> }> {
   if (kind === "postgres") return createTestDatabase();
