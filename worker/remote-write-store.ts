@@ -70,19 +70,17 @@ export function openRemoteWriteStore(
   };
 
   async function insert(rows: readonly MetricRow[]): Promise<number> {
-    // The messages, as runs of rows with one message id (the batch processor's order).
-    const messageOf: number[] = [];
-    const rowsOfMessage: number[][] = [];
-    rows.forEach((row, i) => {
-      if (i === 0 || rows[i - 1]?.msgId !== row.msgId) rowsOfMessage.push([]);
-      messageOf.push(rowsOfMessage.length - 1);
-      rowsOfMessage.at(-1)?.push(i);
-    });
+    // Where each message's rows begin: the batch processor keeps a message's rows together.
+    const starts = [0];
+    for (let i = 1; i < rows.length; i++) {
+      if (rows[i - 1]?.msgId !== rows[i]?.msgId) starts.push(i);
+    }
     const rejected = new Map<number, string>();
     let added = 0;
 
-    async function send(indices: readonly number[], top: boolean): Promise<void> {
-      const mapped = seriesOfRows(indices.map((i) => rows[i] as MetricRow));
+    /** Sends rows `from` to `to` (not included), splitting them on a refusal. */
+    async function send(from: number, to: number, top: boolean): Promise<void> {
+      const mapped = seriesOfRows(rows.slice(from, to));
       if (top && mapped.droppedFields > 0) telemetry?.droppedFields(mapped.droppedFields);
       if (mapped.samples === 0) return;
       const started = performance.now();
@@ -96,22 +94,21 @@ export function openRemoteWriteStore(
         added += mapped.samples;
         return;
       }
-      const halves = splitInHalves(indices, messageOf, delivery.kind === "duplicate");
-      if (halves !== undefined) {
-        for (const half of halves) await send(half, false);
+      const middle = splitAt(from, to, starts, delivery.kind === "duplicate");
+      if (middle !== undefined) {
+        await send(from, middle, false);
+        await send(middle, to, false);
         return;
       }
       // One sample: a duplicate of a timestamp stored already adds nothing, as in the other
       // stores. Else its message can never be stored.
       if (delivery.kind === "duplicate") return;
-      const message = messageOf[indices[0] ?? 0] ?? 0;
-      for (const i of rowsOfMessage[message] ?? []) rejected.set(i, delivery.answer);
+      const message = starts.findLastIndex((start) => start <= from);
+      const end = starts[message + 1] ?? rows.length;
+      for (let i = starts[message] ?? from; i < end; i++) rejected.set(i, delivery.answer);
     }
 
-    await send(
-      rows.map((_, i) => i),
-      true,
-    );
+    await send(0, rows.length, true);
     if (rejected.size > 0) throw new RejectedRows(rejected, added);
     return added;
   }
@@ -134,25 +131,20 @@ export function openRemoteWriteStore(
 }
 
 /**
- * Two halves of a refused request: by message when it holds more than one, else by sample
- * when `bySample`; undefined when it cannot be split that way.
+ * Where to split a refused request of rows `from` to `to`: at the message boundary nearest the
+ * middle when it holds more than one message (`starts`: where each message's rows begin), else
+ * in the middle of its samples when `bySample`; undefined when it cannot be split that way.
  */
-function splitInHalves(
-  indices: readonly number[],
-  messageOf: readonly number[],
+function splitAt(
+  from: number,
+  to: number,
+  starts: readonly number[],
   bySample: boolean,
-): [number[], number[]] | undefined {
-  const first = messageOf[indices[0] ?? 0];
-  const last = messageOf[indices.at(-1) ?? 0];
-  if (first !== undefined && last !== undefined && first !== last) {
-    // The message boundary nearest the middle, so that each half holds whole messages.
-    const middle = first + Math.ceil((last - first) / 2);
-    const at = indices.findIndex((i) => (messageOf[i] ?? 0) >= middle);
-    return [indices.slice(0, at), indices.slice(at)];
-  }
-  if (!bySample || indices.length < 2) return undefined;
-  const at = Math.ceil(indices.length / 2);
-  return [indices.slice(0, at), indices.slice(at)];
+): number | undefined {
+  const inside = starts.filter((start) => start > from && start < to);
+  if (inside.length > 0) return inside[Math.ceil(inside.length / 2) - 1];
+  if (!bySample || to - from < 2) return undefined;
+  return from + Math.ceil((to - from) / 2);
 }
 
 function packageVersion(): string {
