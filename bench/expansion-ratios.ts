@@ -34,7 +34,7 @@ import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
 import { ExpansionBudget } from "../edge/publish/expansion-budget.ts";
-import { decodeUtf8, metricsOfText } from "../edge/influx/influx-metrics.ts";
+import { decodeUtf8, pointsOfText } from "../edge/influx/influx-metrics.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { decodeRequest } from "../edge/otlp/otlp-http.ts";
 import { metricsOfRequest } from "../edge/otlp/otlp-metrics.ts";
@@ -72,7 +72,7 @@ function metricsOf(batch: Captured, decoded: Uint8Array): readonly Metric[] {
   switch (batch.protocol) {
     case "influx": {
       const target = { bucket: "b", org: "o", precision: "ns" } as const;
-      return runToEnd(metricsOfText(decodeUtf8(decoded), target, NOW, budget));
+      return runToEnd(pointsOfText(decodeUtf8(decoded), target, NOW, budget)).metrics();
     }
     case "prometheus":
       return runToEnd(metricsOfWriteRequest(runToEnd(writeRequestOf(decoded)), budget)).metrics;
