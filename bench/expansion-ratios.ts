@@ -39,7 +39,7 @@ import type { Metric } from "../shared/metric-schema.ts";
 import { decodeRequest } from "../edge/otlp/otlp-http.ts";
 import { metricsOfRequest } from "../edge/otlp/otlp-metrics.ts";
 import { parseMetrics } from "../edge/json/parse-metrics.ts";
-import { metricsOfWriteRequest, writeRequestOf } from "../edge/remote-write/remote-write.ts";
+import { pointsOfWriteRequest, writeRequestOf } from "../edge/remote-write/remote-write.ts";
 import { decodeSnappyBlock } from "../edge/remote-write/snappy-block.ts";
 import * as payloads from "../test/helpers/payloads.ts";
 import { PROJECT_ROOT, freePort, startChild } from "../test/helpers/processes.ts";
@@ -75,7 +75,9 @@ function metricsOf(batch: Captured, decoded: Uint8Array): readonly Metric[] {
       return runToEnd(pointsOfText(decodeUtf8(decoded), target, NOW, budget)).metrics();
     }
     case "prometheus":
-      return runToEnd(metricsOfWriteRequest(runToEnd(writeRequestOf(decoded)), budget)).metrics;
+      return runToEnd(
+        pointsOfWriteRequest(runToEnd(writeRequestOf(decoded)), budget),
+      ).columns.metrics();
     case "otlp": {
       const encoding = batch.headers["content-type"]?.includes("json") ? "json" : "protobuf";
       const request = runToEnd(decodeRequest(decoded, encoding));

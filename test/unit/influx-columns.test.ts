@@ -1,58 +1,17 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../edge/http/errors.ts";
-import {
-  LineRefusal,
-  PRECISIONS,
-  pointsOfText,
-  type WriteTarget,
-} from "../../edge/influx/influx-metrics.ts";
+import { PRECISIONS, pointsOfText, type WriteTarget } from "../../edge/influx/influx-metrics.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import type { EncodedMessage } from "../../shared/envelope-encoder.ts";
 import { encodeColumnsV4, encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
+import { outcome, type Outcome } from "../helpers/encoded-outcome.ts";
 import { metricsOfTextByMetric } from "../helpers/influx-metrics-by-metric.ts";
 
 const RECEIVED_AT = 1_777_593_600_000;
 const RECEIVED_NS = `${RECEIVED_AT}000000`;
 const MiB = 1024 * 1024;
-
-/** What a conversion and its encoding came to: the messages, or the refusal as answered. */
-type Outcome =
-  | {
-      readonly messages: readonly { id: string; text: string; metrics: number }[];
-      readonly spentBytes: number;
-    }
-  | {
-      readonly refused: {
-        status: number;
-        code: string;
-        message: string;
-        details: unknown;
-        line: number | undefined;
-      };
-    };
-
-/** The messages, with the bytes the budget was spent by, or the refusal as it is answered. */
-function outcome(
-  budget: ExpansionBudget,
-  encode: (budget: ExpansionBudget) => readonly EncodedMessage[],
-): Outcome {
-  try {
-    const messages = encode(budget).map(({ id, data, metrics }) => ({
-      id,
-      text: Buffer.from(data).toString(),
-      metrics,
-    }));
-    return { messages, spentBytes: budget.spentBytes };
-  } catch (err) {
-    if (!(err instanceof ApiError)) throw err;
-    const { status, code, message, details } = err;
-    const line = err instanceof LineRefusal ? err.line : undefined;
-    return { refused: { status, code, message, details, line } };
-  }
-}
 
 interface Case {
   readonly text: string;
