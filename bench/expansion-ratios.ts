@@ -37,7 +37,7 @@ import { ExpansionBudget } from "../edge/publish/expansion-budget.ts";
 import { decodeUtf8, pointsOfText } from "../edge/influx/influx-metrics.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { decodeRequest } from "../edge/otlp/otlp-http.ts";
-import { metricsOfRequest } from "../edge/otlp/otlp-metrics.ts";
+import { pointsOfRequest } from "../edge/otlp/otlp-metrics.ts";
 import { parseMetrics } from "../edge/json/parse-metrics.ts";
 import { pointsOfWriteRequest, writeRequestOf } from "../edge/remote-write/remote-write.ts";
 import { decodeSnappyBlock } from "../edge/remote-write/snappy-block.ts";
@@ -81,7 +81,7 @@ function metricsOf(batch: Captured, decoded: Uint8Array): readonly Metric[] {
     case "otlp": {
       const encoding = batch.headers["content-type"]?.includes("json") ? "json" : "protobuf";
       const request = runToEnd(decodeRequest(decoded, encoding));
-      return runToEnd(metricsOfRequest(request, budget)).metrics;
+      return runToEnd(pointsOfRequest(request, budget)).columns.metrics();
     }
     case "json":
       return runToEnd(parseMetrics(new TextDecoder().decode(decoded), "json"));
