@@ -16,7 +16,8 @@ import { canonicalTimeMs } from "./timestamp.ts";
  * The series-keyed messages of an agent's batch as version 4, in order, each at most
  * `maxBytes` (a metric that does not fit even alone goes alone, for the publisher to refuse)
  * and holding at most a request's metrics; ids as version 3 makes them, a digest of the
- * identities of the metrics each holds.
+ * identities of the metrics each holds. For metrics already made (the benches' batches); the
+ * edge writes its points from columns (`encodeColumnsV4`), to the same bytes.
  */
 export function* encodeSeriesMessagesV4(
   metrics: readonly Metric[],

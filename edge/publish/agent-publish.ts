@@ -7,7 +7,7 @@
 import type { Authenticator } from "../http/auth.ts";
 import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
 import type { EncodedMessage } from "../../shared/envelope-encoder.ts";
-import { encodeColumnsV4, encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
+import { encodeColumnsV4 } from "../../shared/envelope-v4-encoder.ts";
 import { ApiError, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "./expansion-budget.ts";
 import { futureTimeDetail, futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
@@ -143,38 +143,15 @@ export interface SeriesReceipt {
 const HEADER_BYTES = 1024;
 
 /**
- * Publishes valid metrics, each of which has a name and a timestamp, keyed by series, and
+ * Publishes a request's valid points, held as columns (`SeriesColumns`), keyed by series, and
  * resolves once JetStream acknowledged every message. The batch is one message when it fits the
  * broker's `max_payload` (envelope version 4: each series once, then the points as columns),
- * else several, published at
- * once. If any of them fails the whole request fails (retryable), and the agent's retry adds
- * only what was missing: the same batch is cut into the same messages with the same ids, which
- * JetStream drops inside its duplicate window, and every row's key is its series and timestamp.
- * Encoding and hashing run in slices, in the request's turn when it is large (`bodyBytes`, its
- * decoded body's size: `computeInTurn`), so a large batch holds up no other request.
- */
-export async function publishSeries(
-  publisher: Publisher,
-  message: {
-    readonly subject: string;
-    readonly metrics: readonly Metric[];
-    readonly receivedAt: number;
-    readonly bodyBytes: number;
-    readonly headers?: Readonly<Record<string, string>>;
-  },
-): Promise<SeriesReceipt> {
-  const { metrics, receivedAt } = message;
-  if (metrics.length === 0) return { messages: 0, duplicates: 0 };
-  const maxBytes = (await publisher.maxMessageBytes()) - HEADER_BYTES;
-  const encoded = await computeInTurn(message.bodyBytes, () =>
-    runInSlices(encodeSeriesMessagesV4(metrics, receivedAt, maxBytes)),
-  );
-  return publishMessages(publisher, message, encoded);
-}
-
-/**
- * `publishSeries` for points held as columns (`SeriesColumns`): the same messages, written from
- * the columns without a metric per point.
+ * else several, published at once. If any of them fails the whole request fails (retryable),
+ * and the agent's retry adds only what was missing: the same batch is cut into the same
+ * messages with the same ids, which JetStream drops inside its duplicate window, and every
+ * row's key is its series and timestamp. Encoding and hashing run in slices, in the request's
+ * turn when it is large (`bodyBytes`, its decoded body's size: `computeInTurn`), so a large
+ * batch holds up no other request.
  */
 export async function publishColumns(
   publisher: Publisher,
