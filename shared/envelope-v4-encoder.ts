@@ -125,7 +125,7 @@ class ColumnTable {
   };
   readonly #columns: SeriesColumns;
   /** The message's index of each of the request's series (by its index), as text. */
-  readonly #local = new Map<number, string>();
+  readonly #local: (string | undefined)[] = [];
   #seriesBytes = 0;
   #pointBytes = 0;
   // A line's fields share their time: its text is made once for all of them.
@@ -149,12 +149,12 @@ class ColumnTable {
   add(i: number): void {
     const columns = this.#columns;
     const series = columns.seriesOf[i] as number;
-    let index = this.#local.get(series);
+    let index = this.#local[series];
     if (index === undefined) {
       const { text, textBytes } = columns.series[series] as Series;
       index = String(this.series.length);
       this.series.push(text);
-      this.#local.set(series, index);
+      this.#local[series] = index;
       this.#seriesBytes += textBytes;
     }
     const ms = columns.ms[i] as number;

@@ -100,13 +100,20 @@ export function* pointsOfText(
   const columns = new SeriesColumns();
   const series = new InfluxSeries(target, columns);
   let count = 0;
+  let lastTimestamp: bigint | undefined;
+  let time: { readonly ns: bigint; readonly ms: number; readonly subMs: number } | undefined;
   try {
     for (const point of parseLineProtocol(text)) {
       yield;
       count += point.fields.length;
       if (count > REQUEST_LIMITS.metricsPerRequest) continue;
-      const ns = point.timestamp === undefined ? receivedNs : point.timestamp * unit;
-      const { ms, subMs } = timeOf(ns, point, target);
+      // The lines of one gathering share its time, read once for all of them.
+      if (point.timestamp !== lastTimestamp || time === undefined) {
+        lastTimestamp = point.timestamp;
+        const ns = point.timestamp === undefined ? receivedNs : point.timestamp * unit;
+        time = { ns, ...timeOf(ns, point, target) };
+      }
+      const { ns, ms, subMs } = time;
       const line = series.ofLine(point);
       const offset = columns.points;
       let refused: RefusedMetric[] | undefined;
@@ -117,8 +124,8 @@ export function* pointsOfText(
         const valueText = String(value);
         const { id, check } = line.seriesOf(field, fieldValue);
         const candidate = () => candidateMetric(columns, id, value, ns);
-        const time = { value, valueText, ms, ns: subMs };
-        const problem = checkPoint(check, time, index, budget, bound, candidate);
+        const sample = { value, valueText, ms, ns: subMs };
+        const problem = checkPoint(check, sample, index, budget, bound, candidate);
         if (problem !== undefined) (refused ??= []).push(problem);
         else columns.addPoint(id, ms, subMs, valueText);
         if ((index & 255) === 255) yield;
@@ -213,8 +220,8 @@ class LineSeries {
   readonly #tags: Readonly<Record<string, string>>;
   readonly #parts: FieldParts;
   readonly #columns: SeriesColumns;
-  /** By field key and type, as `key\ntype` (a key holds no newline). */
-  readonly #fields = new Map<string, SeriesRef>();
+  /** By field key, then type (no key made per point). */
+  readonly #fields = new Map<string, Partial<Record<FieldValue["type"], SeriesRef>>>();
   /** String fields, by key and text: each text is a series of its own. */
   readonly #strings = new Map<string, SeriesRef>();
 
@@ -226,22 +233,35 @@ class LineSeries {
   }
 
   seriesOf(field: string, value: FieldValue): SeriesRef {
-    const strings = value.type === "string";
-    const key = strings ? JSON.stringify([field, value.value]) : `${field}\n${value.type}`;
-    const refs = strings ? this.#strings : this.#fields;
-    let ref = refs.get(key);
-    if (ref === undefined) {
-      const part = this.#parts.of(this.#measurement, field, value.type);
-      const influx = strings ? { ...part, text: value.value } : part;
-      const id = this.#columns.seriesIndex({
-        name: `${this.#measurement}_${field}`,
-        tags: this.#tags,
-        influx,
-      });
-      ref = { id, check: checkSeries(this.#columns.series[id] as Series) };
-      refs.set(key, ref);
+    if (value.type === "string") {
+      const key = JSON.stringify([field, value.value]);
+      let ref = this.#strings.get(key);
+      if (ref === undefined) {
+        const part = this.#parts.of(this.#measurement, field, value.type);
+        ref = this.#made(field, { ...part, text: value.value });
+        this.#strings.set(key, ref);
+      }
+      return ref;
     }
-    return ref;
+    let byType = this.#fields.get(field);
+    if (byType === undefined) {
+      byType = {};
+      this.#fields.set(field, byType);
+    }
+    return (byType[value.type] ??= this.#made(
+      field,
+      this.#parts.of(this.#measurement, field, value.type),
+    ));
+  }
+
+  #made(field: string, influx: FieldPart): SeriesRef {
+    const columns = this.#columns;
+    const id = columns.seriesIndex({
+      name: `${this.#measurement}_${field}`,
+      tags: this.#tags,
+      influx,
+    });
+    return { id, check: checkSeries(columns.series[id] as Series) };
   }
 }
 

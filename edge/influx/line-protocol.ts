@@ -112,6 +112,8 @@ class Scanner {
   lineStart = 0;
   /** Heads read so far that a space ended, by their text. */
   readonly heads = new Map<string, Head>();
+  /** The last timestamp read, as written and as read. */
+  lastTimestamp: { readonly token: string; readonly value: bigint } | undefined;
 
   constructor(text: string) {
     this.text = text;
@@ -408,9 +410,13 @@ function readTimestamp(s: Scanner): bigint {
   }
   s.pos = end;
   const token = text.slice(at, end);
+  // The lines of one gathering share its time: the same text is the same timestamp.
+  const last = s.lastTimestamp;
+  if (last !== undefined && last.token === token) return last.value;
   const value = integer(token, SIGNED_DIGITS, INT64_MIN, INT64_MAX);
   if (value === "syntax") s.fail(`the timestamp is not an integer: ${quote(token)}`, at);
   if (value === "range") s.fail(`the timestamp is out of the 64-bit range: ${quote(token)}`, at);
+  s.lastTimestamp = { token, value };
   return value;
 }
 
