@@ -34,12 +34,12 @@ import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
 import { ExpansionBudget } from "../edge/publish/expansion-budget.ts";
-import { decodeUtf8, metricsOfText } from "../edge/influx/influx-metrics.ts";
+import { decodeUtf8, pointsOfText } from "../edge/influx/influx-metrics.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { decodeRequest } from "../edge/otlp/otlp-http.ts";
-import { metricsOfRequest } from "../edge/otlp/otlp-metrics.ts";
+import { pointsOfRequest } from "../edge/otlp/otlp-metrics.ts";
 import { parseMetrics } from "../edge/json/parse-metrics.ts";
-import { metricsOfWriteRequest, writeRequestOf } from "../edge/remote-write/remote-write.ts";
+import { pointsOfWriteRequest, writeRequestOf } from "../edge/remote-write/remote-write.ts";
 import { decodeSnappyBlock } from "../edge/remote-write/snappy-block.ts";
 import * as payloads from "../test/helpers/payloads.ts";
 import { PROJECT_ROOT, freePort, startChild } from "../test/helpers/processes.ts";
@@ -72,14 +72,16 @@ function metricsOf(batch: Captured, decoded: Uint8Array): readonly Metric[] {
   switch (batch.protocol) {
     case "influx": {
       const target = { bucket: "b", org: "o", precision: "ns" } as const;
-      return runToEnd(metricsOfText(decodeUtf8(decoded), target, NOW, budget));
+      return runToEnd(pointsOfText(decodeUtf8(decoded), target, NOW, budget)).metrics();
     }
     case "prometheus":
-      return runToEnd(metricsOfWriteRequest(runToEnd(writeRequestOf(decoded)), budget)).metrics;
+      return runToEnd(
+        pointsOfWriteRequest(runToEnd(writeRequestOf(decoded)), budget),
+      ).columns.metrics();
     case "otlp": {
       const encoding = batch.headers["content-type"]?.includes("json") ? "json" : "protobuf";
       const request = runToEnd(decodeRequest(decoded, encoding));
-      return runToEnd(metricsOfRequest(request, budget)).metrics;
+      return runToEnd(pointsOfRequest(request, budget)).columns.metrics();
     }
     case "json":
       return runToEnd(parseMetrics(new TextDecoder().decode(decoded), "json"));

@@ -8,6 +8,7 @@ import type { Steps } from "./cooperative.ts";
 import type { EncodedMessage } from "./envelope-encoder.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
+import { pointTimeNsText, type Series, type SeriesColumns } from "./series-columns.ts";
 import { seriesMessageId, seriesPointIds } from "./series-identity.ts";
 import { canonicalTimeMs } from "./timestamp.ts";
 
@@ -15,7 +16,8 @@ import { canonicalTimeMs } from "./timestamp.ts";
  * The series-keyed messages of an agent's batch as version 4, in order, each at most
  * `maxBytes` (a metric that does not fit even alone goes alone, for the publisher to refuse)
  * and holding at most a request's metrics; ids as version 3 makes them, a digest of the
- * identities of the metrics each holds.
+ * identities of the metrics each holds. For metrics already made (the benches' batches); the
+ * edge writes its points from columns (`encodeColumnsV4`), to the same bytes.
  */
 export function* encodeSeriesMessagesV4(
   metrics: readonly Metric[],
@@ -57,6 +59,123 @@ export function* encodeSeriesMessagesV4(
   }
   if (start < metrics.length) finish(table, start, metrics.length);
   return messages;
+}
+
+/**
+ * The same messages as `encodeSeriesMessagesV4` makes of `columns.metrics()`, byte for byte and
+ * with the same ids, written from the columns: each series' JSON and digest made once, and per
+ * point only its four numbers' text.
+ */
+export function* encodeColumnsV4(
+  columns: SeriesColumns,
+  receivedAt: number,
+  maxBytes: number,
+): Steps<EncodedMessage[]> {
+  const digests = columns.digests();
+  const points = columns.points;
+  const pointIds: string[] = new Array<string>(points);
+  for (let i = 0; i < points; i++) {
+    const ms = columns.ms[i] as number;
+    const ns = columns.ns[i] as number;
+    pointIds[i] = `${digests[columns.seriesOf[i] as number] as string} ${pointTimeNsText(ms, ns)}`;
+    if ((i & 255) === 255) yield;
+  }
+  const fixedBytes = Buffer.byteLength(messageText(seriesMessageId([]), receivedAt, [], EMPTY));
+  const messages: EncodedMessage[] = [];
+  const finish = (table: ColumnTable, start: number, end: number) => {
+    const id = seriesMessageId(pointIds.slice(start, end));
+    const text = messageText(id, receivedAt, table.series, table.points);
+    messages.push({ id, data: Buffer.from(text), metrics: end - start });
+  };
+  let table = new ColumnTable(columns);
+  let start = 0;
+  for (let i = 0; i < points; i++) {
+    table.add(i);
+    if (i > start && fixedBytes + table.bytes > maxBytes) {
+      // As `encodeSeriesMessagesV4` cuts: the message ends before this point.
+      const without = new ColumnTable(columns);
+      for (let j = start; j < i; j++) without.add(j);
+      finish(without, start, i);
+      table = new ColumnTable(columns);
+      table.add(i);
+      start = i;
+    }
+    if (i + 1 - start === REQUEST_LIMITS.metricsPerRequest) {
+      finish(table, start, i + 1);
+      table = new ColumnTable(columns);
+      start = i + 1;
+    }
+    if ((i & 255) === 255) yield;
+  }
+  if (start < points) finish(table, start, points);
+  return messages;
+}
+
+/**
+ * One message's series and columns as they are filled from a request's columns: its series
+ * numbered again from 0 in the order they first appear in it, as `SeriesTable` numbers them.
+ */
+class ColumnTable {
+  readonly series: string[] = [];
+  readonly points = {
+    series: [] as string[],
+    ms: [] as string[],
+    ns: [] as string[],
+    value: [] as string[],
+  };
+  readonly #columns: SeriesColumns;
+  /** The message's index of each of the request's series (by its index), as text. */
+  readonly #local: (string | undefined)[] = [];
+  #seriesBytes = 0;
+  #pointBytes = 0;
+  // A line's fields share their time: its text is made once for all of them.
+  #lastMs = Number.NaN;
+  #lastMsText = "";
+  #lastNs = Number.NaN;
+  #lastNsText = "";
+
+  constructor(columns: SeriesColumns) {
+    this.#columns = columns;
+  }
+
+  get bytes(): number {
+    const points = this.points.series.length;
+    const commas = points === 0 ? 0 : 4 * (points - 1);
+    const seriesCommas = this.series.length === 0 ? 0 : this.series.length - 1;
+    return this.#seriesBytes + seriesCommas + this.#pointBytes + commas;
+  }
+
+  /** Adds the request's point `i`. */
+  add(i: number): void {
+    const columns = this.#columns;
+    const series = columns.seriesOf[i] as number;
+    let index = this.#local[series];
+    if (index === undefined) {
+      const { text, textBytes } = columns.series[series] as Series;
+      index = String(this.series.length);
+      this.series.push(text);
+      this.#local[series] = index;
+      this.#seriesBytes += textBytes;
+    }
+    const ms = columns.ms[i] as number;
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#lastMsText = String(ms);
+    }
+    const ns = columns.ns[i] as number;
+    if (ns !== this.#lastNs) {
+      this.#lastNs = ns;
+      this.#lastNsText = String(ns);
+    }
+    const value = columns.values[i] as string;
+    const { points } = this;
+    points.series.push(index);
+    points.ms.push(this.#lastMsText);
+    points.ns.push(this.#lastNsText);
+    points.value.push(value);
+    this.#pointBytes +=
+      index.length + this.#lastMsText.length + this.#lastNsText.length + value.length;
+  }
 }
 
 /** The four columns, each number as JSON writes it. */

@@ -11,7 +11,7 @@ export { ENVELOPE_VERSION } from "./envelope-version.ts";
 
 /**
  * One message holding `envelope`, as the JSON API writes it (version 3), however large. Agent
- * batches are written as version 4 (`encodeSeriesMessagesV4`).
+ * batches are written as version 4 (`encodeColumnsV4`, from their points in columns).
  */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return runToEnd(encodeMessage(envelope));

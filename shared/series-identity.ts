@@ -48,6 +48,38 @@ export function* seriesPointIds(metrics: readonly Metric[], receivedAtMs: number
   return ids;
 }
 
+/** The text every digest of a series' identity starts with: `[name, sorted tag entries,`. */
+function seriesHashPrefix(
+  name: string | null,
+  tags: Readonly<Record<string, string>> | undefined,
+): string {
+  return `[${JSON.stringify(name)},${sortedTagsText(tags)},`;
+}
+
+function sortedTagsText(tags: Readonly<Record<string, string>> | undefined): string {
+  const sorted = Object.entries(tags ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify(sorted);
+}
+
+/**
+ * Each series' part of its points' ids (`seriesPointIds`), for a converter that keeps each
+ * series once: a point's id is its series' digest, a space, and its time in nanoseconds. Each
+ * tag set is sorted and written once, by object, however many names share it.
+ */
+export class SeriesDigests {
+  readonly #tagsText = new WeakMap<object, string>();
+
+  of(name: string | null, tags: Readonly<Record<string, string>> | undefined): string {
+    let tagsText = tags === undefined ? "[]" : this.#tagsText.get(tags);
+    if (tagsText === undefined && tags !== undefined) {
+      tagsText = sortedTagsText(tags);
+      this.#tagsText.set(tags, tagsText);
+    }
+    const prefix = `[${JSON.stringify(name)},${tagsText as string},`;
+    return createHash("sha256").update(prefix, "utf8").digest("base64url");
+  }
+}
+
 /**
  * Each series' hash of `[name, sorted tag entries,` — the digest's text up to the time — made
  * once per name and tag set (by object: the metrics of a series share theirs).
@@ -73,11 +105,7 @@ class SeriesHashes {
     const byName = metric.tags === undefined ? this.#untagged : this.#namesOf(metric.tags);
     let hash = byName.get(name);
     if (hash === undefined) {
-      const tags = Object.entries(metric.tags ?? {}).sort(([a], [b]) =>
-        a < b ? -1 : a > b ? 1 : 0,
-      );
-      const prefix = `[${JSON.stringify(name)},${JSON.stringify(tags)},`;
-      hash = createHash("sha256").update(prefix, "utf8");
+      hash = createHash("sha256").update(seriesHashPrefix(name, metric.tags), "utf8");
       byName.set(name, hash);
     }
     return hash;

@@ -4,7 +4,13 @@
  * bucket, the measurement, the field key and its type kept beside them. A request is taken whole
  * or refused naming its first bad line, as InfluxDB refuses it.
  */
-import { checkMetric, tooManyPoints, type RefusedMetric } from "../publish/agent-publish.ts";
+import {
+  checkPoint,
+  checkSeries,
+  tooManyPoints,
+  type RefusedMetric,
+  type SeriesCheck,
+} from "../publish/agent-publish.ts";
 import type { Steps } from "../../shared/cooperative.ts";
 import { ApiError, type ErrorCode, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "../publish/expansion-budget.ts";
@@ -15,8 +21,8 @@ import {
   type LinePoint,
 } from "./line-protocol.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import type { Metric } from "../../shared/metric-schema.ts";
-import { rfc3339FromNanos } from "../../shared/timestamp.ts";
+import { SeriesColumns, type Series } from "../../shared/series-columns.ts";
+import { isInRange, rfc3339FromNanos } from "../../shared/timestamp.ts";
 
 /** Nanoseconds per unit of each `precision` the v2 API takes. */
 export const PRECISIONS = { ns: 1n, us: 1_000n, ms: 1_000_000n, s: 1_000_000_000n } as const;
@@ -73,45 +79,58 @@ function firstLineNotUtf8(bytes: Uint8Array): number {
 }
 
 /**
- * Every field of every line as a checked metric, in order. Refuses the request naming its first
- * bad line (syntax, or a metric the JSON API would refuse), or when it holds more fields than a
- * request may hold metrics, or none, or when its metrics outgrow the request's `budget`. Past
- * the count limit lines are still read, for syntax and count.
+ * Every field of every line as a checked point, in order, into columns: each series (the
+ * measurement and field, the line's tags, the field's `influx` part) once, then per field its
+ * series, time and value. Refuses the request naming its first bad line (syntax, or a metric
+ * the JSON API would refuse), or when it holds more fields than a request may hold metrics, or
+ * none, or when its metrics outgrow the request's `budget`. Past the count limit lines are
+ * still read, for syntax and count.
  */
-export function* metricsOfText(
+export function* pointsOfText(
   text: string,
   target: WriteTarget,
   receivedAt: number,
   budget: ExpansionBudget,
   maxFutureMs?: number,
-): Steps<Metric[]> {
+): Steps<SeriesColumns> {
   const unit = PRECISIONS[target.precision];
   // As InfluxDB does, a line without a timestamp gets the receive time in the request's precision.
   const receivedNs = ((BigInt(receivedAt) * 1_000_000n) / unit) * unit;
   const bound = maxFutureMs === undefined ? undefined : { receivedAt, maxFutureMs };
-  const metrics: Metric[] = [];
-  const shared = new SharedParts(target);
+  const columns = new SeriesColumns();
+  const series = new InfluxSeries(target, columns);
   let count = 0;
+  let lastTimestamp: bigint | undefined;
+  let time: { readonly ns: bigint; readonly ms: number; readonly subMs: number } | undefined;
   try {
     for (const point of parseLineProtocol(text)) {
       yield;
       count += point.fields.length;
       if (count > REQUEST_LIMITS.metricsPerRequest) continue;
-      // Field by field: one line may hold thousands of fields, all with the line's tags.
-      const metricOf = fieldMetrics(point, target, receivedNs, shared);
-      const candidates: CandidateMetric[] = [];
-      const valid: Metric[] = [];
-      const refused: RefusedMetric[] = [];
-      for (const [index, [field, value]] of point.fields.entries()) {
-        const candidate = metricOf(field, value);
-        candidates.push(candidate);
-        const checked = checkMetric(candidate, index, budget, bound);
-        if ("metric" in checked) valid.push(checked.metric);
-        else refused.push(checked.refused);
-        yield;
+      // The lines of one gathering share its time, read once for all of them.
+      if (point.timestamp !== lastTimestamp || time === undefined) {
+        lastTimestamp = point.timestamp;
+        const ns = point.timestamp === undefined ? receivedNs : point.timestamp * unit;
+        time = { ns, ...timeOf(ns, point, target) };
       }
-      if (refused.length > 0) throw invalidPoint(point, candidates, refused, metrics.length);
-      metrics.push(...valid);
+      const { ns, ms, subMs } = time;
+      const line = series.ofLine(point);
+      const offset = columns.points;
+      let refused: RefusedMetric[] | undefined;
+      // Field by field: one line may hold thousands of fields, all with the line's tags.
+      for (let index = 0; index < point.fields.length; index++) {
+        const [field, fieldValue] = point.fields[index] as (typeof point.fields)[number];
+        const value = numberOf(fieldValue);
+        const valueText = String(value);
+        const { id, check } = line.seriesOf(field, fieldValue);
+        const candidate = () => candidateMetric(columns, id, value, ns);
+        const sample = { value, valueText, ms, ns: subMs };
+        const problem = checkPoint(check, sample, index, budget, bound, candidate);
+        if (problem !== undefined) (refused ??= []).push(problem);
+        else columns.addPoint(id, ms, subMs, valueText);
+        if ((index & 255) === 255) yield;
+      }
+      if (refused !== undefined) throw invalidPoint(point, refused, offset);
     }
   } catch (err) {
     if (!(err instanceof LineProtocolError)) throw err;
@@ -121,46 +140,36 @@ export function* metricsOfText(
   if (count === 0) {
     throw new ApiError("empty_batch", "The body holds no points (only blank or comment lines).");
   }
-  return metrics;
+  return columns;
 }
 
-/** A metric as made from a field, before the schema checked it. */
-interface CandidateMetric {
-  readonly name: string;
-  readonly influx: { readonly field: string };
-}
+/** Nanoseconds per millisecond. */
+const NS_PER_MS = 1_000_000n;
 
 /**
- * How a point's fields become metrics, one per field: `<measurement>_<field>`, the line's tags
- * (one object for all its fields), the point's time.
+ * A line's time as whole milliseconds and the nanoseconds past them; refused when it is not
+ * between 1970 and 9999 (what a metric's timestamp may be).
  */
-function fieldMetrics(
+function timeOf(
+  ns: bigint,
   point: LinePoint,
   target: WriteTarget,
-  receivedNs: bigint,
-  shared: SharedParts,
-): (field: string, value: FieldValue) => CandidateMetric {
-  const ns =
-    point.timestamp === undefined ? receivedNs : point.timestamp * PRECISIONS[target.precision];
-  const timestamp = rfc3339FromNanos(ns);
-  if (timestamp === undefined) {
+): { readonly ms: number; readonly subMs: number } {
+  const ms = ns < 0n ? -1 : Number(ns / NS_PER_MS);
+  if (!isInRange(ms)) {
     throw new LineRefusal(
       "invalid_metrics",
       point,
       `the timestamp ${String(point.timestamp)} (precision ${target.precision}) is not between 1970 and 9999`,
     );
   }
-  const tags = shared.tagsOf(point);
-  return (field, value) => ({
-    name: `${point.measurement}_${field}`,
-    value: numberOf(value),
-    timestamp,
-    tags,
-    influx:
-      value.type === "string"
-        ? { ...shared.fieldOf(point.measurement, field, value.type), text: value.value }
-        : shared.fieldOf(point.measurement, field, value.type),
-  });
+  return { ms, subMs: Number(ns % NS_PER_MS) };
+}
+
+/** The metric a point stands for, for the schema to check when bounds alone cannot. */
+function candidateMetric(columns: SeriesColumns, id: number, value: number, ns: bigint): unknown {
+  const { name, ...rest } = (columns.series[id] as Series).metric;
+  return { name, value, timestamp: rfc3339FromNanos(ns), ...rest };
 }
 
 /** Where a metric came from: kept beside it as `influx`. */
@@ -170,39 +179,111 @@ interface FieldPart {
   readonly measurement: string;
   readonly field: string;
   readonly type: string;
+  /** A string field's text (its value is 1). */
+  readonly text?: string;
+}
+
+/** A series of the request, by its index in the columns, and how its points are checked. */
+interface SeriesRef {
+  readonly id: number;
+  readonly check: SeriesCheck;
 }
 
 /**
- * What many metrics of a request share, made once: the tags of each series (lines of a series
- * repeat its tag set; one object lets its check, size, series digest and grouping be done once
- * per series) and the `influx` part of each measurement's field. Nothing changes them once made.
+ * The series of a request's lines, made once: per head (measurement and tag set as written),
+ * the line's tags as one object, and per field key and type (and a string field's text) its
+ * series in the columns with its check.
  */
-class SharedParts {
+class InfluxSeries {
+  readonly #parts: FieldParts;
+  readonly #columns: SeriesColumns;
+  readonly #lines = new Map<string, LineSeries>();
+
+  constructor(target: WriteTarget, columns: SeriesColumns) {
+    this.#parts = new FieldParts(target);
+    this.#columns = columns;
+  }
+
+  ofLine(point: LinePoint): LineSeries {
+    let line = this.#lines.get(point.head);
+    if (line === undefined) {
+      line = new LineSeries(point, this.#parts, this.#columns);
+      this.#lines.set(point.head, line);
+    }
+    return line;
+  }
+}
+
+/** The series of the lines of one head. */
+class LineSeries {
+  readonly #measurement: string;
+  readonly #tags: Readonly<Record<string, string>>;
+  readonly #parts: FieldParts;
+  readonly #columns: SeriesColumns;
+  /** By field key, then type (no key made per point). */
+  readonly #fields = new Map<string, Partial<Record<FieldValue["type"], SeriesRef>>>();
+  /** String fields, by key and text: each text is a series of its own. */
+  readonly #strings = new Map<string, SeriesRef>();
+
+  constructor(point: LinePoint, parts: FieldParts, columns: SeriesColumns) {
+    this.#measurement = point.measurement;
+    this.#tags = Object.fromEntries(point.tags);
+    this.#parts = parts;
+    this.#columns = columns;
+  }
+
+  seriesOf(field: string, value: FieldValue): SeriesRef {
+    if (value.type === "string") {
+      const key = JSON.stringify([field, value.value]);
+      let ref = this.#strings.get(key);
+      if (ref === undefined) {
+        const part = this.#parts.of(this.#measurement, field, value.type);
+        ref = this.#made(field, { ...part, text: value.value });
+        this.#strings.set(key, ref);
+      }
+      return ref;
+    }
+    let byType = this.#fields.get(field);
+    if (byType === undefined) {
+      byType = {};
+      this.#fields.set(field, byType);
+    }
+    return (byType[value.type] ??= this.#made(
+      field,
+      this.#parts.of(this.#measurement, field, value.type),
+    ));
+  }
+
+  #made(field: string, influx: FieldPart): SeriesRef {
+    const columns = this.#columns;
+    const id = columns.seriesIndex({
+      name: `${this.#measurement}_${field}`,
+      tags: this.#tags,
+      influx,
+    });
+    return { id, check: checkSeries(columns.series[id] as Series) };
+  }
+}
+
+/**
+ * The `influx` part of each measurement's field and type, made once for every head that has
+ * it: one object, so that its JSON is written once (`SeriesColumns`).
+ */
+class FieldParts {
   readonly #target: WriteTarget;
-  readonly #tags = new Map<string, Readonly<Record<string, string>>>();
-  readonly #fields = new Map<string, FieldPart>();
+  readonly #parts = new Map<string, FieldPart>();
 
   constructor(target: WriteTarget) {
     this.#target = target;
   }
 
-  tagsOf(point: LinePoint): Readonly<Record<string, string>> {
-    const key = JSON.stringify(point.tags);
-    let tags = this.#tags.get(key);
-    if (tags === undefined) {
-      tags = Object.fromEntries(point.tags);
-      this.#tags.set(key, tags);
-    }
-    return tags;
-  }
-
-  fieldOf(measurement: string, field: string, type: string): FieldPart {
+  of(measurement: string, field: string, type: string): FieldPart {
     const key = JSON.stringify([measurement, field, type]);
-    let part = this.#fields.get(key);
+    let part = this.#parts.get(key);
     if (part === undefined) {
       const { org, bucket } = this.#target;
       part = { ...(org === undefined ? {} : { org }), bucket, measurement, field, type };
-      this.#fields.set(key, part);
+      this.#parts.set(key, part);
     }
     return part;
   }
@@ -226,7 +307,6 @@ function numberOf(field: FieldValue): number {
 /** The refusal of a line whose metrics break the Metric schema, saying what in its own terms. */
 function invalidPoint(
   point: LinePoint,
-  candidates: readonly CandidateMetric[],
   refused: readonly RefusedMetric[],
   offset: number,
 ): LineRefusal {
@@ -235,10 +315,11 @@ function invalidPoint(
   );
   const first = refused[0];
   const problem = first?.details[0];
+  const field = first === undefined ? undefined : point.fields[first.index]?.[0];
   const message =
-    first === undefined || problem === undefined
+    problem === undefined || field === undefined
       ? "the point is invalid"
-      : describeProblem(problem, candidates[first.index] as CandidateMetric);
+      : describeProblem(problem, `${point.measurement}_${field}`, field);
   return new LineRefusal(
     "invalid_metrics",
     point,
@@ -248,12 +329,12 @@ function invalidPoint(
 }
 
 /** The part of a line a metric's JSON Pointer stands for, with what is wrong with it. */
-function describeProblem(detail: ErrorDetail, metric: CandidateMetric): string {
+function describeProblem(detail: ErrorDetail, name: string, fieldKey: string): string {
   const { path, message } = detail;
   const short = (text: string) => JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
-  const field = short(metric.influx.field);
+  const field = short(fieldKey);
   let part = path;
-  if (path === "/name") part = `the metric name ${short(metric.name)} (measurement_field)`;
+  if (path === "/name") part = `the metric name ${short(name)} (measurement_field)`;
   else if (path === "/timestamp") part = "the timestamp";
   // The schema reports a tag key's problem at the tag set itself.
   else if (path === "/tags") part = message.includes("propert") ? "the tag set" : "a tag key";

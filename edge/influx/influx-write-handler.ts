@@ -4,7 +4,7 @@
  * becomes one metric; the request is stored whole or refused whole, and answered as InfluxDB
  * answers (204; 400 naming the first bad line; 413; 503 with Retry-After).
  */
-import { publishSeries, type AgentHandlerOptions } from "../publish/agent-publish.ts";
+import { publishColumns, type AgentHandlerOptions } from "../publish/agent-publish.ts";
 import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/future-timestamps.ts";
 import type { KeyScheme } from "../http/auth.ts";
 import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
@@ -14,7 +14,7 @@ import { errorBody, errorHeaders, jsonResponse } from "../http/http-response.ts"
 import {
   decodeUtf8,
   LineRefusal,
-  metricsOfText,
+  pointsOfText,
   PRECISIONS,
   type Precision,
   type WriteTarget,
@@ -56,19 +56,19 @@ export function createInfluxWriteHandler(
     const receivedAt = now();
     const body = await readBodyBytes(req, REQUEST_LIMITS.bodyBytes);
     const bodyBytes = body.byteLength;
-    const metrics = await computeInTurn(bodyBytes, () => {
+    const columns = await computeInTurn(bodyBytes, () => {
       const budget = new ExpansionBudget(bodyBytes);
-      return runInSlices(metricsOfText(decodeUtf8(body), target, receivedAt, budget, maxFutureMs));
+      return runInSlices(pointsOfText(decodeUtf8(body), target, receivedAt, budget, maxFutureMs));
     });
-    const receipt = await publishSeries(options.publisher, {
+    const receipt = await publishColumns(options.publisher, {
       subject: options.subject,
-      metrics,
+      columns,
       receivedAt,
       bodyBytes,
       headers: traceHeaders(req),
     });
     options.logger.info(
-      { requestId, metrics: metrics.length, bucket: target.bucket, ...receipt },
+      { requestId, metrics: columns.points, bucket: target.bucket, ...receipt },
       "accepted",
     );
     return new Response(null, { status: 204, headers: { "x-request-id": requestId } });

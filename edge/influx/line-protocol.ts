@@ -26,6 +26,11 @@ export interface LinePoint {
   /** The line it starts on, from 1. */
   readonly line: number;
   readonly measurement: string;
+  /**
+   * The measurement and tag set as written: lines with the same `head` have the same
+   * measurement and tags, so what is made of those can be made once per head.
+   */
+  readonly head: string;
   /** In the line's order; no key twice. */
   readonly tags: readonly (readonly [key: string, value: string])[];
   /** In the line's order, at least one; no key twice. */
@@ -105,6 +110,10 @@ class Scanner {
   line = 1;
   /** Where the current line starts. */
   lineStart = 0;
+  /** Heads read so far that a space ended, by their text. */
+  readonly heads = new Map<string, Head>();
+  /** The last timestamp read, as written and as read. */
+  lastTimestamp: { readonly token: string; readonly value: bigint } | undefined;
 
   constructor(text: string) {
     this.text = text;
@@ -151,26 +160,27 @@ class Scanner {
   }
 }
 
+/** A line's measurement and tag set, read. */
+interface Head {
+  readonly measurement: string;
+  readonly tags: readonly (readonly [key: string, value: string])[];
+}
+
 function readPoint(s: Scanner): LinePoint {
   const line = s.line;
-  const measurement = readToken(s, MEASUREMENT_ESCAPES, false, "the measurement");
-  if (measurement === "") s.fail("a measurement name is missing");
-
-  const tags: [string, string][] = [];
-  const tagKeys = new Set<string>();
-  while (s.code() === COMMA) {
-    s.pos++;
-    const at = s.pos;
-    const key = readToken(s, KEY_ESCAPES, true, "a tag key");
-    if (key === "") s.fail("a tag key is missing after the comma");
-    if (s.code() !== EQUALS) s.fail(`expected '=' after the tag key ${quote(key)}`);
-    s.pos++;
-    const value = readToken(s, KEY_ESCAPES, true, "a tag value");
-    if (value === "") s.fail(`the tag ${quote(key)} has no value`);
-    if (tagKeys.has(key)) s.fail(`the tag key ${quote(key)} appears twice`, at);
-    tagKeys.add(key);
-    tags.push([key, value]);
+  const { text } = s;
+  // Lines of a series repeat its head: one read before, and ended by a space there, is read
+  // the same way again, so it is taken as read then.
+  let head = headAt(s);
+  let known = head === undefined ? undefined : s.heads.get(head);
+  if (head !== undefined && known !== undefined) s.pos += head.length;
+  else {
+    const start = s.pos;
+    known = readHead(s);
+    head = text.slice(start, s.pos);
+    if (s.code() === SPACE) s.heads.set(head, known);
   }
+  const { measurement, tags } = known;
   if (s.code() === EQUALS) s.fail("an unescaped '=' in a tag value (write it as \\=)");
   if (s.atLineEnd()) s.fail("the point has no fields");
   // readToken stopped at a space: every other stop is handled above.
@@ -178,7 +188,7 @@ function readPoint(s: Scanner): LinePoint {
   if (s.atLineEnd()) s.fail("the point has no fields");
 
   const fields: [string, FieldValue][] = [];
-  const fieldKeys = new Set<string>();
+  const fieldKeys = new Keys();
   for (;;) {
     const at = s.pos;
     const key = readToken(s, KEY_ESCAPES, true, "a field key");
@@ -186,8 +196,7 @@ function readPoint(s: Scanner): LinePoint {
     if (s.code() !== EQUALS) s.fail(`expected '=' after the field key ${quote(key)}`);
     s.pos++;
     const value = readFieldValue(s, key);
-    if (fieldKeys.has(key)) s.fail(`the field key ${quote(key)} appears twice`, at);
-    fieldKeys.add(key);
+    if (!fieldKeys.add(key)) s.fail(`the field key ${quote(key)} appears twice`, at);
     fields.push([key, value]);
     if (s.code() !== COMMA) break;
     s.pos++;
@@ -204,8 +213,69 @@ function readPoint(s: Scanner): LinePoint {
   }
   if (!s.atLineEnd()) s.fail(`unexpected ${describe(s.code())} after the field value`);
   s.consumeLineEnd();
-  return { line, measurement, tags, fields, timestamp };
+  return { line, measurement, head, tags, fields, timestamp };
 }
+
+/**
+ * The text from `pos` to the first space no backslash escapes, if one comes before the line
+ * ends: where a head read before would end. (A backslash escapes a space wherever it stands:
+ * a backslash before it escapes only what a backslash is not.)
+ */
+function headAt(s: Scanner): string | undefined {
+  const { text, pos } = s;
+  for (let i = pos; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === SPACE && text.charCodeAt(i - 1) !== BACKSLASH) return text.slice(pos, i);
+    if (c === LF || c === CR) return undefined;
+  }
+  return undefined;
+}
+
+/** The measurement and the tags, up to what ends them (a space, when the line goes on). */
+function readHead(s: Scanner): Head {
+  const measurement = readToken(s, MEASUREMENT_ESCAPES, false, "the measurement");
+  if (measurement === "") s.fail("a measurement name is missing");
+
+  const tags: [string, string][] = [];
+  const tagKeys = new Keys();
+  while (s.code() === COMMA) {
+    s.pos++;
+    const at = s.pos;
+    const key = readToken(s, KEY_ESCAPES, true, "a tag key");
+    if (key === "") s.fail("a tag key is missing after the comma");
+    if (s.code() !== EQUALS) s.fail(`expected '=' after the tag key ${quote(key)}`);
+    s.pos++;
+    const value = readToken(s, KEY_ESCAPES, true, "a tag value");
+    if (value === "") s.fail(`the tag ${quote(key)} has no value`);
+    if (!tagKeys.add(key)) s.fail(`the tag key ${quote(key)} appears twice`, at);
+    tags.push([key, value]);
+  }
+  return { measurement, tags };
+}
+
+/**
+ * The keys of a line's tags or fields, to find one written twice: a scan while they are few
+ * (most lines hold a handful, and a set per line cost more than its lookups), a set past that.
+ */
+class Keys {
+  readonly #few: string[] = [];
+  #many: Set<string> | undefined;
+
+  /** Adds `key`; false when it is there already. */
+  add(key: string): boolean {
+    if (this.#many !== undefined) {
+      if (this.#many.has(key)) return false;
+      this.#many.add(key);
+      return true;
+    }
+    if (this.#few.includes(key)) return false;
+    this.#few.push(key);
+    if (this.#few.length > FEW_KEYS) this.#many = new Set(this.#few);
+    return true;
+  }
+}
+
+const FEW_KEYS = 8;
 
 /**
  * A measurement, key or tag value, unescaped: up to an unescaped space, comma, line end (and
@@ -340,9 +410,13 @@ function readTimestamp(s: Scanner): bigint {
   }
   s.pos = end;
   const token = text.slice(at, end);
+  // The lines of one gathering share its time: the same text is the same timestamp.
+  const last = s.lastTimestamp;
+  if (last !== undefined && last.token === token) return last.value;
   const value = integer(token, SIGNED_DIGITS, INT64_MIN, INT64_MAX);
   if (value === "syntax") s.fail(`the timestamp is not an integer: ${quote(token)}`, at);
   if (value === "range") s.fail(`the timestamp is out of the 64-bit range: ${quote(token)}`, at);
+  s.lastTimestamp = { token, value };
   return value;
 }
 

@@ -13,6 +13,13 @@ export function addAttributes(tags: Map<string, string>, attributes: readonly Ke
   for (const { key, value } of attributes) tags.set(key, attributeText(value));
 }
 
+/** `attributes` as the keys and texts `addAttributes` sets, in order: key, text, key, text… */
+export function attributeEntries(attributes: readonly KeyValue[]): string[] {
+  const entries: string[] = [];
+  for (const { key, value } of attributes) entries.push(key, attributeText(value));
+  return entries;
+}
+
 function attributeText(value: AnyValue | undefined): string {
   const v = value?.value;
   switch (v?.case) {

@@ -1,5 +1,5 @@
 import {
-  publishSeries,
+  publishColumns,
   tooManyPoints,
   type AgentHandlerOptions,
 } from "../publish/agent-publish.ts";
@@ -17,7 +17,7 @@ import {
   statusResponse,
   type OtlpEncoding,
 } from "./otlp-http.ts";
-import { countDataPoints, metricsOfRequest, refusalSummary } from "./otlp-metrics.ts";
+import { countDataPoints, pointsOfRequest, refusalSummary } from "./otlp-metrics.ts";
 import { traceHeaders } from "../http/trace-context.ts";
 import { readBodyBytes } from "../http/read-body.ts";
 import { agentOptions, type ServiceContext } from "../http/service-context.ts";
@@ -61,18 +61,16 @@ export function createOtlpMetricsHandler(
       const budget = new ExpansionBudget(bodyBytes);
       return {
         points,
-        converted: await runInSlices(
-          metricsOfRequest(request, budget, { receivedAt, maxFutureMs }),
-        ),
+        converted: await runInSlices(pointsOfRequest(request, budget, { receivedAt, maxFutureMs })),
       };
     });
     const summary = refusalSummary(converted);
-    if (converted.rejected > 0 && converted.metrics.length === 0) {
+    if (converted.rejected > 0 && converted.columns.points === 0) {
       throw new PointsRefused(`No data point can be stored. ${summary}`, converted.refusals);
     }
-    const receipt = await publishSeries(options.publisher, {
+    const receipt = await publishColumns(options.publisher, {
       subject: options.subject,
-      metrics: converted.metrics,
+      columns: converted.columns,
       receivedAt,
       bodyBytes,
       headers: traceHeaders(req),
@@ -81,7 +79,7 @@ export function createOtlpMetricsHandler(
       {
         requestId,
         points,
-        accepted: converted.metrics.length,
+        accepted: converted.columns.points,
         rejected: converted.rejected,
         unreadableMetrics: converted.unreadable,
         ...receipt,

@@ -1,11 +1,11 @@
 /**
- * An OTLP `ExportMetricsServiceRequest` as metrics: one metric per data point, named after its
+ * An OTLP `ExportMetricsServiceRequest` as points: one stored metric per data point, named after its
  * OTLP metric, tagged with the resource's, the scope's and the point's attributes, and holding
  * what does not fit `value` (histogram buckets, quantiles, temporality...) as extra fields. Each
  * point is checked on its own, so that the valid ones can be stored and the others counted in
  * the answer's `partial_success`.
  */
-import { checkMetric } from "../publish/agent-publish.ts";
+import { checkPoint, checkSeries, type SeriesCheck } from "../publish/agent-publish.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import type { Steps } from "../../shared/cooperative.ts";
 import type { ExpansionBudget } from "../publish/expansion-budget.ts";
@@ -13,9 +13,10 @@ import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentel
 import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import type { Metric as OtlpMetric } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import type { Metric } from "../../shared/metric-schema.ts";
+import { SeriesColumns, type Series, type SeriesMetric } from "../../shared/series-columns.ts";
+import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 import { addAttributes } from "./otlp-attributes.ts";
-import { PointError, pointsOf, type ScopeTags } from "./otlp-points.ts";
+import { PointError, pointsOf, type OtlpPoint, type ScopeTags } from "./otlp-points.ts";
 
 /** One refused data point: where it is in the request (a protobuf field path) and why. */
 export interface PointRefusal {
@@ -26,8 +27,8 @@ export interface PointRefusal {
 export interface ConvertedRequest {
   /** Every data point of the request, the refused ones included. */
   readonly points: number;
-  /** The accepted points, in the request's order. */
-  readonly metrics: readonly Metric[];
+  /** The accepted points, in the request's order, in columns. */
+  readonly columns: SeriesColumns;
   /** How many points were refused. */
   readonly rejected: number;
   /** The first refusals (at most `REQUEST_LIMITS.errorDetails`). */
@@ -60,16 +61,18 @@ export function countDataPoints(request: ExportMetricsServiceRequest): number {
 }
 
 /**
- * Converts every data point and checks each as the JSON API checks a metric. The points of a
- * scope share its tags (one object for those without attributes of their own); a request whose
- * metrics outgrow its `budget` is refused (413) at the first point past it.
+ * Converts every data point and checks each as the JSON API checks a metric: its series once
+ * (`checkSeries`; the points of a series share one object) and the point by its bounds
+ * (`checkPoint`). A request whose metrics outgrow its `budget` is refused (413) at the first
+ * point past it.
  */
-export function* metricsOfRequest(
+export function* pointsOfRequest(
   request: ExportMetricsServiceRequest,
   budget: ExpansionBudget,
   bound?: FutureBound,
 ): Steps<ConvertedRequest> {
-  const metrics: Metric[] = [];
+  const columns = new SeriesColumns();
+  const series = new WeakMap<SeriesMetric, { readonly id: number; readonly check: SeriesCheck }>();
   const refused: (PointRefusal & { ordinal: number })[] = [];
   const unreadableNames: string[] = [];
   let unreadable = 0;
@@ -86,34 +89,43 @@ export function* metricsOfRequest(
         continue;
       }
       for (const [p, convert] of metricPoints.conversions.entries()) {
-        yield;
-        const place = {
-          field: `${metricField}.${metricPoints.kind}.data_points[${p}]`,
-          ordinal: points++,
-        };
-        let candidate: Record<string, unknown>;
+        if ((p & 255) === 255) yield;
+        const ordinal = points++;
+        const field = () => `${metricField}.${metricPoints.kind}.data_points[${p}]`;
+        let point: OtlpPoint;
         try {
-          candidate = convert(scope.tags());
+          point = convert(scope.tags());
         } catch (err) {
           if (!(err instanceof PointError)) throw err;
-          refused.push({ ...place, description: err.message });
+          refused.push({ field: field(), ordinal, description: err.message });
           continue;
         }
-        const checked = checkMetric(candidate, place.ordinal, budget, bound);
-        if ("metric" in checked) {
-          metrics.push(checked.metric);
+        let ref = series.get(point.series);
+        if (ref === undefined) {
+          const id = columns.seriesIndex(point.series);
+          ref = { id, check: checkSeries(columns.series[id] as Series) };
+          series.set(point.series, ref);
+        }
+        const { value, ms, subMs } = point;
+        const valueText = String(value);
+        const candidate = () => metricOf(point);
+        const time = { value, valueText, ms, ns: subMs };
+        const problem = checkPoint(ref.check, time, ordinal, budget, bound, candidate);
+        if (problem === undefined) {
+          columns.addPoint(ref.id, ms, subMs, valueText);
           continue;
         }
-        const description = checked.refused.details
+        const description = problem.details
           .map((d) => (d.path === "" ? d.message : `${d.path} ${d.message}`))
           .join("; ");
-        refused.push({ ...place, description });
+        refused.push({ field: field(), ordinal, description });
       }
+      yield;
     }
   }
   return {
     points,
-    metrics,
+    columns,
     rejected: refused.length,
     refusals: refused
       .slice(0, REQUEST_LIMITS.errorDetails)
@@ -123,8 +135,15 @@ export function* metricsOfRequest(
   };
 }
 
+/** The metric a point stands for, for the schema to check when bounds alone cannot. */
+function metricOf({ series, value, ms, subMs }: OtlpPoint): Record<string, unknown> {
+  const { name, ...rest } = series;
+  const timestamp = rfc3339FromNanos(BigInt(ms) * 1_000_000n + BigInt(subMs));
+  return { name, value, timestamp, ...rest };
+}
+
 /** The answer's `error_message`: how many points were refused, and the first few reasons. */
-export function refusalSummary(converted: ConvertedRequest): string {
+export function refusalSummary(converted: Omit<ConvertedRequest, "columns">): string {
   const parts: string[] = [];
   if (converted.rejected > 0) {
     const shown = converted.refusals.slice(0, 5);

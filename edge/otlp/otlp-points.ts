@@ -1,7 +1,8 @@
 /**
- * The data points of one OTLP metric, each kind converted to a stored metric: the fields every
- * kind has (name, value, time, tags, kind, unit, start time) and the kind's own (temporality,
- * buckets, quantiles...). A point that cannot be stored throws a `PointError` saying why.
+ * The data points of one OTLP metric, each kind converted to what a stored metric is made of:
+ * its series — the fields every kind has (name, tags, kind, unit, start time) and the kind's own
+ * (temporality, buckets, quantiles...) — its value and its time. A point that cannot be stored
+ * throws a `PointError` saying why.
  */
 import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import type {
@@ -13,8 +14,9 @@ import type {
   SummaryDataPoint,
 } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
-import { addAttributes, exactNumber } from "./otlp-attributes.ts";
-import { rfc3339FromNanos } from "../../shared/timestamp.ts";
+import { addAttributes, attributeEntries, exactNumber } from "./otlp-attributes.ts";
+import type { SeriesMetric } from "../../shared/series-columns.ts";
+import { isInRange, rfc3339FromNanos } from "../../shared/timestamp.ts";
 
 /** Why one data point cannot be stored. */
 export class PointError extends Error {}
@@ -28,7 +30,20 @@ export interface ScopeTags {
   readonly record: Readonly<Record<string, string>>;
 }
 
-type Convert<P> = (point: P, metric: OtlpMetric, tags: ScopeTags) => Record<string, unknown>;
+/**
+ * A data point as columns hold it: its series (the stored metric but for its value and time, in
+ * the metric's field order) and its value and time. Points of a gauge or a sum with the same
+ * tags and start time share one series object.
+ */
+export interface OtlpPoint {
+  readonly series: SeriesMetric;
+  readonly value: number;
+  /** The time in whole milliseconds, and the nanoseconds past them. */
+  readonly ms: number;
+  readonly subMs: number;
+}
+
+type Convert<P> = (point: P, metric: OtlpMetric, tags: ScopeTags) => OtlpPoint;
 
 /**
  * A metric's points, each as its conversion given the scope's tags, and the name of the kind's
@@ -36,7 +51,7 @@ type Convert<P> = (point: P, metric: OtlpMetric, tags: ScopeTags) => Record<stri
  */
 export interface MetricPoints {
   readonly kind: string;
-  readonly conversions: readonly ((tags: ScopeTags) => Record<string, unknown>)[];
+  readonly conversions: readonly ((tags: ScopeTags) => OtlpPoint)[];
 }
 
 /** The points of a metric and how to convert them; undefined when it holds no known kind. */
@@ -69,20 +84,21 @@ export function pointsOf(metric: OtlpMetric): MetricPoints | undefined {
   }
 }
 
-/** What every kind of point has: name, value, time, tags, the kind and unit, the start time. */
+/** What every kind of point has: a value and a time, and a series with its own `fields`. */
 function common(
   point: { timeUnixNano: bigint; startTimeUnixNano: bigint; flags: number; attributes: KeyValue[] },
   metric: OtlpMetric,
   scopeTags: ScopeTags,
   kind: string,
   value: number,
-): Record<string, unknown> {
+  fields: SeriesFields,
+): OtlpPoint {
   // Bit 0 of the flags (FLAG_NO_RECORDED_VALUE) marks a point that holds no measurement.
   if ((point.flags & 1) !== 0) throw new PointError("is flagged as having no recorded value");
   // A point's time is required; using the receive time instead would make a retried batch
   // look new, and so be stored twice.
   if (point.timeUnixNano === 0n) throw new PointError("has no time_unix_nano");
-  const timestamp = timeOf(point.timeUnixNano, "time_unix_nano");
+  const ms = timeMsOf(point.timeUnixNano, "time_unix_nano");
   // Checked before the tags are copied, so that a resource with thousands of attributes does
   // not cost a copy of them for every one of its points.
   if (scopeTags.map.size > METRIC_BOUNDS.tagCount) {
@@ -90,18 +106,58 @@ function common(
       `has ${scopeTags.map.size} tags or more from its resource and scope alone; the limit is ${METRIC_BOUNDS.tagCount}`,
     );
   }
-  const converted: Record<string, unknown> = {
-    name: metric.name,
-    value,
-    timestamp,
-    tags: pointTags(scopeTags, point.attributes),
-    kind,
+  const tags = pointTags(scopeTags, point.attributes);
+  const series = fields.seriesOf(metric, tags, kind, point.startTimeUnixNano);
+  return { series, value, ms, subMs: Number(point.timeUnixNano % NS_PER_MS) };
+}
+
+/** What a kind adds to a series after the common fields. */
+interface SeriesFields {
+  seriesOf(
+    metric: OtlpMetric,
+    tags: Readonly<Record<string, string>>,
+    kind: string,
+    startTimeUnixNano: bigint,
+  ): SeriesMetric;
+}
+
+/** A series of the common fields and `extra` (a new object per call, for a point of its own). */
+function seriesWith(extra: Readonly<Record<string, unknown>>): SeriesFields {
+  return {
+    seriesOf(metric, tags, kind, startTimeUnixNano) {
+      const series: Record<string, unknown> = { name: metric.name, tags, kind };
+      if (metric.unit !== "") series["unit"] = metric.unit;
+      if (startTimeUnixNano !== 0n) {
+        series["startTime"] = timeOf(startTimeUnixNano, "start_time_unix_nano");
+      }
+      return Object.assign(series, extra) as SeriesMetric;
+    },
   };
-  if (metric.unit !== "") converted["unit"] = metric.unit;
-  if (point.startTimeUnixNano !== 0n) {
-    converted["startTime"] = timeOf(point.startTimeUnixNano, "start_time_unix_nano");
-  }
-  return converted;
+}
+
+/**
+ * The series of a gauge's or a sum's points with the same `extra`: one object per tag set (by
+ * object, shared by a series' points: `pointTags`) and start time, so that the points of a
+ * series share it and it is checked and written once.
+ */
+function sharedSeries(extra: Readonly<Record<string, unknown>>): SeriesFields {
+  const made = seriesWith(extra);
+  const byTags = new WeakMap<object, Map<bigint, SeriesMetric>>();
+  return {
+    seriesOf(metric, tags, kind, startTimeUnixNano) {
+      let byStart = byTags.get(tags);
+      if (byStart === undefined) {
+        byStart = new Map();
+        byTags.set(tags, byStart);
+      }
+      let series = byStart.get(startTimeUnixNano);
+      if (series === undefined) {
+        series = made.seriesOf(metric, tags, kind, startTimeUnixNano);
+        byStart.set(startTimeUnixNano, series);
+      }
+      return series;
+    },
+  };
 }
 
 /**
@@ -114,59 +170,69 @@ function pointTags(
   attributes: readonly KeyValue[],
 ): Readonly<Record<string, string>> {
   if (attributes.length === 0) return scopeTags.record;
-  const tags = new Map(scopeTags.map);
-  addAttributes(tags, attributes);
   let bySeries = seriesTags.get(scopeTags);
   if (bySeries === undefined) {
     bySeries = new Map();
     seriesTags.set(scopeTags, bySeries);
   }
-  const key = JSON.stringify([...tags]);
+  // The scope's tags are the same for all its points: the point's attributes, as text, decide
+  // its tag set, which is made (the scope's map copied) once per series.
+  const key = JSON.stringify(attributeEntries(attributes));
   let record = bySeries.get(key);
   if (record === undefined) {
+    const tags = new Map(scopeTags.map);
+    addAttributes(tags, attributes);
     record = Object.fromEntries(tags);
     bySeries.set(key, record);
   }
   return record;
 }
 
-/** Each scope's tag sets, by their entries as JSON; nothing changes them once made. */
+/** Each scope's tag sets, by its points' attributes as JSON; nothing changes them once made. */
 const seriesTags = new WeakMap<ScopeTags, Map<string, Readonly<Record<string, string>>>>();
 
 function numberPoint(
   kind: string,
   extra: { temporality?: string; monotonic?: boolean },
 ): Convert<NumberDataPoint> {
+  const shared = sharedSeries(extra);
   return (point, metric, tags) => {
     const v = point.value;
     switch (v.case) {
       case undefined:
         throw new PointError("has neither as_double nor as_int");
       case "asDouble":
-        return { ...common(point, metric, tags, kind, finite(v.value, "as_double")), ...extra };
+        return common(point, metric, tags, kind, finite(v.value, "as_double"), shared);
       case "asInt": {
-        const converted = { ...common(point, metric, tags, kind, Number(v.value)), ...extra };
         // Beyond 2^53 `value` is the nearest double; the exact integer is kept beside it.
         const exact = exactNumber(v.value);
-        return typeof exact === "string" ? { ...converted, asInt: exact } : converted;
+        const fields = typeof exact === "string" ? seriesWith({ ...extra, asInt: exact }) : shared;
+        return common(point, metric, tags, kind, Number(v.value), fields);
       }
     }
   };
 }
 
 function histogramPoint(temporality: string): Convert<HistogramDataPoint> {
-  return (point, metric, tags) => ({
-    // The sum is optional in OTLP (a histogram of negative values may leave it out); without
-    // it, `value` is the count of observations.
-    ...common(point, metric, tags, "histogram", distributionValue(point)),
-    temporality,
-    histogram: {
-      count: exactNumber(point.count),
-      ...optionalNumbers(point),
-      bounds: point.explicitBounds.map(jsonNumber),
-      counts: point.bucketCounts.map(exactNumber),
-    },
-  });
+  // The sum is optional in OTLP (a histogram of negative values may leave it out); without
+  // it, `value` is the count of observations.
+  return (point, metric, tags) =>
+    common(
+      point,
+      metric,
+      tags,
+      "histogram",
+      distributionValue(point),
+      seriesWith({
+        temporality,
+        histogram: {
+          count: exactNumber(point.count),
+          ...optionalNumbers(point),
+          bounds: point.explicitBounds.map(jsonNumber),
+          counts: point.bucketCounts.map(exactNumber),
+        },
+      }),
+    );
 }
 
 function exponentialHistogramPoint(temporality: string): Convert<ExponentialHistogramDataPoint> {
@@ -174,32 +240,46 @@ function exponentialHistogramPoint(temporality: string): Convert<ExponentialHist
     offset: b?.offset ?? 0,
     counts: (b?.bucketCounts ?? []).map(exactNumber),
   });
-  return (point, metric, tags) => ({
-    ...common(point, metric, tags, "exponential_histogram", distributionValue(point)),
-    temporality,
-    exponentialHistogram: {
-      count: exactNumber(point.count),
-      ...optionalNumbers(point),
-      scale: point.scale,
-      zeroCount: exactNumber(point.zeroCount),
-      zeroThreshold: jsonNumber(point.zeroThreshold),
-      positive: buckets(point.positive),
-      negative: buckets(point.negative),
-    },
-  });
+  return (point, metric, tags) =>
+    common(
+      point,
+      metric,
+      tags,
+      "exponential_histogram",
+      distributionValue(point),
+      seriesWith({
+        temporality,
+        exponentialHistogram: {
+          count: exactNumber(point.count),
+          ...optionalNumbers(point),
+          scale: point.scale,
+          zeroCount: exactNumber(point.zeroCount),
+          zeroThreshold: jsonNumber(point.zeroThreshold),
+          positive: buckets(point.positive),
+          negative: buckets(point.negative),
+        },
+      }),
+    );
 }
 
-const summaryPoint: Convert<SummaryDataPoint> = (point, metric, tags) => ({
-  ...common(point, metric, tags, "summary", finite(point.sum, "sum")),
-  summary: {
-    count: exactNumber(point.count),
-    sum: point.sum,
-    quantiles: point.quantileValues.map((q) => ({
-      quantile: jsonNumber(q.quantile),
-      value: jsonNumber(q.value),
-    })),
-  },
-});
+const summaryPoint: Convert<SummaryDataPoint> = (point, metric, tags) =>
+  common(
+    point,
+    metric,
+    tags,
+    "summary",
+    finite(point.sum, "sum"),
+    seriesWith({
+      summary: {
+        count: exactNumber(point.count),
+        sum: point.sum,
+        quantiles: point.quantileValues.map((q) => ({
+          quantile: jsonNumber(q.quantile),
+          value: jsonNumber(q.value),
+        })),
+      },
+    }),
+  );
 
 function distributionValue(point: { sum?: number | undefined; count: bigint }): number {
   return point.sum === undefined ? Number(point.count) : finite(point.sum, "sum");
@@ -223,6 +303,15 @@ function timeOf(ns: bigint, field: string): string {
   const time = rfc3339FromNanos(ns);
   if (time === undefined) throw new PointError(`${field} ${ns} is outside 1970–9999`);
   return time;
+}
+
+const NS_PER_MS = 1_000_000n;
+
+/** A time's whole milliseconds, refused as `timeOf` refuses it. */
+function timeMsOf(ns: bigint, field: string): number {
+  const ms = ns < 0n ? -1 : Number(ns / NS_PER_MS);
+  if (!isInRange(ms)) throw new PointError(`${field} ${ns} is outside 1970–9999`);
+  return ms;
 }
 
 /** The number that becomes the metric's `value`, which must be finite. */

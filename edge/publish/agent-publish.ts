@@ -6,7 +6,8 @@
  */
 import type { Authenticator } from "../http/auth.ts";
 import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
-import { encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
+import type { EncodedMessage } from "../../shared/envelope-encoder.ts";
+import { encodeColumnsV4 } from "../../shared/envelope-v4-encoder.ts";
 import { ApiError, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "./expansion-budget.ts";
 import { futureTimeDetail, futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
@@ -15,6 +16,8 @@ import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import type { Publisher } from "./publisher.ts";
+import type { Series, SeriesColumns } from "../../shared/series-columns.ts";
+import { isInRange } from "../../shared/timestamp.ts";
 import { toDetails } from "./validation-details.ts";
 import { validateMetric } from "../../shared/validators.ts";
 
@@ -60,6 +63,67 @@ export function checkMetric(
   return { metric: candidate };
 }
 
+/** What the points of one series need checked, found once for the series (`checkSeries`). */
+export interface SeriesCheck {
+  /**
+   * The series' metric is within bounds (`withinBounds`) with any finite value and any time in
+   * range, so its points need only those checked; else each point goes to `checkMetric`.
+   */
+  readonly withinBounds: boolean;
+  /** JSON bytes of a metric of the series but for its value's and its timestamp's. */
+  readonly fixedBytes: number;
+}
+
+/** A timestamp as `rfc3339FromNanos` writes it: every such text has this length as JSON. */
+const TEXT_TIME = "1970-01-01T00:00:00.000000000Z";
+const TEXT_TIME_BYTES = TEXT_TIME.length + 2;
+
+/** `{…,"value":0,"timestamp":"…"}` over the series' JSON `{…}`: what is added to its bytes. */
+const SAMPLE_BYTES = ',"value":0,"timestamp":'.length + TEXT_TIME_BYTES;
+
+/** How the points of `series` are checked (`checkPoint`). */
+export function checkSeries(series: Series): SeriesCheck {
+  // The series' metric as one of its points would make it, with one digit of value and a text
+  // time: checked and measured once, the point's own parts then added.
+  const sample = { ...series.metric, value: 0, timestamp: TEXT_TIME };
+  return {
+    withinBounds: withinBounds(sample) !== undefined,
+    fixedBytes: series.textBytes + SAMPLE_BYTES - 1 - TEXT_TIME_BYTES,
+  };
+}
+
+/**
+ * Checks one point of a series (its `index` among the request's points) exactly as
+ * `checkMetric` checks the metric it stands for — same budget spent, same refusals — but by its
+ * own parts only when its series is within bounds: a finite value, a time in range (`ms`, and
+ * `ns` as `SeriesColumns` holds it), the per-metric size and the future bound. Anything else
+ * goes to `checkMetric` with the metric `candidate` makes. Undefined when the point is valid.
+ */
+export function checkPoint(
+  series: SeriesCheck,
+  point: {
+    readonly value: number;
+    readonly valueText: string;
+    readonly ms: number;
+    readonly ns: number;
+  },
+  index: number,
+  budget: ExpansionBudget,
+  bound: FutureBound | undefined,
+  candidate: () => unknown,
+): RefusedMetric | undefined {
+  const { value, valueText, ms, ns } = point;
+  if (!series.withinBounds || !Number.isFinite(value) || !isInRange(ms)) {
+    const checked = checkMetric(candidate(), index, budget, bound);
+    return "refused" in checked ? checked.refused : undefined;
+  }
+  const timeBytes = ns === -1 ? String(ms).length : TEXT_TIME_BYTES;
+  const size = budget.spendBytes(series.fixedBytes + valueText.length + timeBytes);
+  if (size > REQUEST_LIMITS.metricBytes) return tooLarge(index, size);
+  const future = bound === undefined ? undefined : futureTimeDetail(ms, index, bound);
+  return future === undefined ? undefined : { index, details: [future] };
+}
+
 function tooLarge(index: number, size: number): RefusedMetric {
   const message = `is ${size} bytes as JSON; the limit is ${REQUEST_LIMITS.metricBytes}`;
   return { index, details: [{ index, path: "", message }] };
@@ -79,32 +143,41 @@ export interface SeriesReceipt {
 const HEADER_BYTES = 1024;
 
 /**
- * Publishes valid metrics, each of which has a name and a timestamp, keyed by series, and
+ * Publishes a request's valid points, held as columns (`SeriesColumns`), keyed by series, and
  * resolves once JetStream acknowledged every message. The batch is one message when it fits the
  * broker's `max_payload` (envelope version 4: each series once, then the points as columns),
- * else several, published at
- * once. If any of them fails the whole request fails (retryable), and the agent's retry adds
- * only what was missing: the same batch is cut into the same messages with the same ids, which
- * JetStream drops inside its duplicate window, and every row's key is its series and timestamp.
- * Encoding and hashing run in slices, in the request's turn when it is large (`bodyBytes`, its
- * decoded body's size: `computeInTurn`), so a large batch holds up no other request.
+ * else several, published at once. If any of them fails the whole request fails (retryable),
+ * and the agent's retry adds only what was missing: the same batch is cut into the same
+ * messages with the same ids, which JetStream drops inside its duplicate window, and every
+ * row's key is its series and timestamp. Encoding and hashing run in slices, in the request's
+ * turn when it is large (`bodyBytes`, its decoded body's size: `computeInTurn`), so a large
+ * batch holds up no other request.
  */
-export async function publishSeries(
+export async function publishColumns(
   publisher: Publisher,
   message: {
     readonly subject: string;
-    readonly metrics: readonly Metric[];
+    readonly columns: SeriesColumns;
     readonly receivedAt: number;
     readonly bodyBytes: number;
     readonly headers?: Readonly<Record<string, string>>;
   },
 ): Promise<SeriesReceipt> {
-  const { metrics, receivedAt } = message;
-  if (metrics.length === 0) return { messages: 0, duplicates: 0 };
+  const { columns, receivedAt } = message;
+  if (columns.points === 0) return { messages: 0, duplicates: 0 };
   const maxBytes = (await publisher.maxMessageBytes()) - HEADER_BYTES;
   const encoded = await computeInTurn(message.bodyBytes, () =>
-    runInSlices(encodeSeriesMessagesV4(metrics, receivedAt, maxBytes)),
+    runInSlices(encodeColumnsV4(columns, receivedAt, maxBytes)),
   );
+  return publishMessages(publisher, message, encoded);
+}
+
+/** Publishes a request's messages at once; resolves once JetStream acknowledged every one. */
+async function publishMessages(
+  publisher: Publisher,
+  message: { readonly subject: string; readonly headers?: Readonly<Record<string, string>> },
+  encoded: readonly EncodedMessage[],
+): Promise<SeriesReceipt> {
   const receipts = await Promise.all(
     encoded.map(({ id, data }) =>
       publisher.publish({

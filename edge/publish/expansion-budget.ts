@@ -29,7 +29,11 @@ export class ExpansionBudget {
    * the refusal when the request's metrics now total more than the bound.
    */
   spend(metric: unknown): number {
-    const bytes = this.#storedBytes(metric);
+    return this.spendBytes(this.#storedBytes(metric));
+  }
+
+  /** Spends `bytes` measured by the caller (a point of a series whose size is known), as `spend`. */
+  spendBytes(bytes: number): number {
     this.#spentBytes += bytes;
     if (this.#spentBytes > this.limitBytes) throw this.#refusal();
     return bytes;

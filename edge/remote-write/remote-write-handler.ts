@@ -1,5 +1,5 @@
 import {
-  publishSeries,
+  publishColumns,
   tooManyPoints,
   type AgentHandlerOptions,
 } from "../publish/agent-publish.ts";
@@ -11,7 +11,7 @@ import { answerRequests, requirePost, type Handler } from "../http/answer-reques
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { traceHeaders } from "../http/trace-context.ts";
 import { readRawBody } from "../http/read-body.ts";
-import { metricsOfWriteRequest, pointCountOf, writeRequestOf } from "./remote-write.ts";
+import { pointCountOf, pointsOfWriteRequest, writeRequestOf } from "./remote-write.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 import { agentOptions, type ServiceContext } from "../http/service-context.ts";
 
@@ -43,19 +43,19 @@ export function createRemoteWriteHandler(
     const body = await readRawBody(req, MAX_BLOCK_BYTES);
     const decoded = decodeSnappyBlock(body, REQUEST_LIMITS.bodyBytes);
     const bodyBytes = decoded.byteLength;
-    const { points, metrics, skipped } = await computeInTurn(bodyBytes, async () => {
+    const { points, columns, skipped } = await computeInTurn(bodyBytes, async () => {
       const request = await runInSlices(writeRequestOf(decoded));
       const points = pointCountOf(request);
       if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
       const budget = new ExpansionBudget(bodyBytes);
       return {
         points,
-        ...(await runInSlices(metricsOfWriteRequest(request, budget, { receivedAt, maxFutureMs }))),
+        ...(await runInSlices(pointsOfWriteRequest(request, budget, { receivedAt, maxFutureMs }))),
       };
     });
-    const receipt = await publishSeries(options.publisher, {
+    const receipt = await publishColumns(options.publisher, {
       subject: options.subject,
-      metrics,
+      columns,
       receivedAt,
       bodyBytes,
       headers: traceHeaders(req),
@@ -65,7 +65,7 @@ export function createRemoteWriteHandler(
       {
         requestId,
         points,
-        metrics: metrics.length,
+        metrics: columns.points,
         messages: receipt.messages,
         duplicates: receipt.duplicates,
         skipped,

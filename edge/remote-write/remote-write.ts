@@ -1,8 +1,8 @@
 /**
  * Prometheus remote write 1.0: from a request body (a Snappy block holding a protobuf
- * `WriteRequest`) to the metrics the service stores, one per sample.
+ * `WriteRequest`) to the points the service stores, one per sample, in columns.
  */
-import { checkMetric } from "../publish/agent-publish.ts";
+import { checkPoint, checkSeries } from "../publish/agent-publish.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
@@ -12,7 +12,7 @@ import {
   type WriteRequest,
 } from "../../shared/gen/proto/prometheus/remote_pb.js";
 import type { TimeSeries } from "../../shared/gen/proto/prometheus/types_pb.js";
-import type { Metric } from "../../shared/metric-schema.ts";
+import { SeriesColumns, type Series } from "../../shared/series-columns.ts";
 import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 
@@ -41,9 +41,9 @@ export interface SkippedPoints {
   metadata: number;
 }
 
-export interface RemoteWriteMetrics {
-  /** One valid metric per stored sample, in the request's order. */
-  readonly metrics: readonly Metric[];
+export interface RemoteWritePoints {
+  /** One valid point per stored sample, in the request's order; a series per label set. */
+  readonly columns: SeriesColumns;
   readonly skipped: SkippedPoints;
 }
 
@@ -79,18 +79,18 @@ export function pointCountOf(request: WriteRequest): number {
 }
 
 /**
- * Turns every sample into a metric: `__name__` is its name, the other labels its tags, the
- * timestamp (milliseconds) and value as sent. All or nothing: if any series or sample is
- * invalid, the request is refused (400, as the specification asks), naming every problem by
+ * Turns every sample into a point of its series: `__name__` is its name, the other labels its
+ * tags, the timestamp (milliseconds) and value as sent. All or nothing: if any series or sample
+ * is invalid, the request is refused (400, as the specification asks), naming every problem by
  * `timeseries[i].samples[j]`; `index` in the details is the sample's position in the request.
- * The samples of a series share one tags object; a request whose metrics outgrow its `budget`
- * is refused (413) at the first sample past it.
+ * Each series is checked once and its samples by their bounds (`checkPoint`); a request whose
+ * metrics outgrow its `budget` is refused (413) at the first sample past it.
  */
-export function* metricsOfWriteRequest(
+export function* pointsOfWriteRequest(
   request: WriteRequest,
   budget: ExpansionBudget,
   bound?: FutureBound,
-): Steps<RemoteWriteMetrics> {
+): Steps<RemoteWritePoints> {
   const skipped: SkippedPoints = {
     staleMarkers: 0,
     nonFinite: 0,
@@ -98,7 +98,7 @@ export function* metricsOfWriteRequest(
     exemplars: 0,
     metadata: request.metadata.length,
   };
-  const metrics: Metric[] = [];
+  const columns = new SeriesColumns();
   const problems: ErrorDetail[] = [];
   let sampleIndex = 0;
 
@@ -113,27 +113,29 @@ export function* metricsOfWriteRequest(
       problems.push({ index: first, path: "", message: `timeseries[${s}]: ${labels}` });
       continue;
     }
+    const id = columns.seriesIndex(labels);
+    const check = checkSeries(columns.series[id] as Series);
+    yield;
     for (const [j, sample] of series.samples.entries()) {
-      yield;
-      if (!Number.isFinite(sample.value)) {
-        if (isStaleMarker(sample.value)) skipped.staleMarkers += 1;
+      const { value } = sample;
+      if (!Number.isFinite(value)) {
+        if (isStaleMarker(value)) skipped.staleMarkers += 1;
         else skipped.nonFinite += 1;
         continue;
       }
-      const candidate: Record<string, unknown> = {
-        name: labels.name,
-        value: sample.value,
-        // Beyond Number's exact range only when far outside 1970–9999, which the schema refuses.
-        timestamp: Number(sample.timestamp),
-      };
-      if (labels.tags !== undefined) candidate["tags"] = labels.tags;
-      const checked = checkMetric(candidate, first + j, budget, bound);
-      if ("metric" in checked) {
-        metrics.push(checked.metric);
+      // Beyond Number's exact range only when far outside 1970–9999, which the schema refuses.
+      const ms = Number(sample.timestamp);
+      const valueText = String(value);
+      const candidate = () => metricOf(labels, value, ms);
+      const point = { value, valueText, ms, ns: -1 };
+      const refused = checkPoint(check, point, first + j, budget, bound, candidate);
+      if (refused === undefined) {
+        columns.addPoint(id, ms, -1, valueText);
+        if ((j & 255) === 255) yield;
         continue;
       }
       const where = `timeseries[${s}].samples[${j}]`;
-      for (const detail of checked.refused.details) {
+      for (const detail of refused.details) {
         problems.push({
           index: first + j,
           path: detail.path,
@@ -147,7 +149,18 @@ export function* metricsOfWriteRequest(
       problems.sort((a, b) => a.index - b.index),
       "sample",
     );
-  return { metrics, skipped };
+  return { columns, skipped };
+}
+
+/** The metric a sample stands for, for the schema to check when bounds alone cannot. */
+function metricOf(
+  labels: { readonly name: string; readonly tags?: Record<string, string> },
+  value: number,
+  timestamp: number,
+): Record<string, unknown> {
+  const metric: Record<string, unknown> = { name: labels.name, value, timestamp };
+  if (labels.tags !== undefined) metric["tags"] = labels.tags;
+  return metric;
 }
 
 /**
@@ -157,7 +170,7 @@ export function* metricsOfWriteRequest(
  */
 function labelsOf(
   series: TimeSeries,
-): { name: string; tags: Record<string, string> | undefined } | string {
+): { readonly name: string; readonly tags?: Record<string, string> } | string {
   const seen = new Set<string>();
   let name: string | undefined;
   const tags: [string, string][] = [];
@@ -171,7 +184,7 @@ function labelsOf(
   }
   if (name === undefined) return "the series has no __name__ label, which names the metric";
   // fromEntries defines own properties: a label named __proto__ is a tag like any other.
-  return { name, tags: tags.length > 0 ? Object.fromEntries(tags) : undefined };
+  return tags.length > 0 ? { name, tags: Object.fromEntries(tags) } : { name };
 }
 
 const float = new DataView(new ArrayBuffer(8));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkMetric, publishSeries } from "../../edge/publish/agent-publish.ts";
+import { checkMetric, publishColumns } from "../../edge/publish/agent-publish.ts";
 import { decodeEnvelope, ENVELOPE_VERSION, type Envelope } from "../../shared/envelope.ts";
 import { ApiError } from "../../edge/http/errors.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
@@ -8,6 +8,7 @@ import type { Metric } from "../../shared/metric-schema.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { seriesMessageId, seriesPointIds } from "../../shared/series-identity.ts";
 import type { OutgoingMessage } from "../../edge/publish/publisher.ts";
+import { columnsOf } from "../helpers/columns-of.ts";
 import { fakePublisher } from "../helpers/fake-publisher.ts";
 import { refusal } from "../helpers/refusal.ts";
 
@@ -118,12 +119,12 @@ describe("the expansion budget", () => {
   });
 });
 
-describe("publishSeries", () => {
+describe("publishColumns", () => {
   it("publishes one series-keyed envelope whose id is a digest of the points' identities", async () => {
     const publisher = fakePublisher();
-    const receipt = await publishSeries(publisher, {
+    const receipt = await publishColumns(publisher, {
       subject: "metrics.influx",
-      metrics: [point(1), point(2)],
+      columns: columnsOf([point(1), point(2)]),
       receivedAt: RECEIVED_AT,
       bodyBytes: 0,
     });
@@ -147,9 +148,9 @@ describe("publishSeries", () => {
     const publisher = fakePublisher();
     const tags = maximumTags();
     const metrics = Array.from({ length: 600 }, (_, i) => ({ ...point(i), tags, unit: "ms" }));
-    await publishSeries(publisher, {
+    await publishColumns(publisher, {
       subject: "s",
-      metrics,
+      columns: columnsOf(metrics),
       receivedAt: RECEIVED_AT,
       bodyBytes: 0,
     });
@@ -165,7 +166,12 @@ describe("publishSeries", () => {
   it("gives a retried batch the same message id, and another batch another", async () => {
     const publisher = fakePublisher();
     const send = (metrics: Metric[]) =>
-      publishSeries(publisher, { subject: "s", metrics, receivedAt: RECEIVED_AT, bodyBytes: 0 });
+      publishColumns(publisher, {
+        subject: "s",
+        columns: columnsOf(metrics),
+        receivedAt: RECEIVED_AT,
+        bodyBytes: 0,
+      });
     await send([point(1), point(2)]);
     await send([point(1), point(2)]);
     await send([point(1), point(3)]);
@@ -179,9 +185,9 @@ describe("publishSeries", () => {
     const publisher = fakePublisher(undefined, maxPayload);
     // About 22 bytes a point as version 4: 2,000 points need three 16 KiB messages.
     const metrics = Array.from({ length: 2000 }, (_, i) => point(i));
-    const receipt = await publishSeries(publisher, {
+    const receipt = await publishColumns(publisher, {
       subject: "s",
-      metrics,
+      columns: columnsOf(metrics),
       receivedAt: RECEIVED_AT,
       bodyBytes: 0,
     });
@@ -201,7 +207,12 @@ describe("publishSeries", () => {
     const tags = Object.fromEntries(Object.entries(maximumTags()).slice(0, 8));
     const metrics = Array.from({ length: 9000 }, (_, i) => ({ ...point(i), tags }));
     const send = () =>
-      publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 });
+      publishColumns(publisher, {
+        subject: "s",
+        columns: columnsOf(metrics),
+        receivedAt: 0,
+        bodyBytes: 0,
+      });
     const first = await send();
     expect(first.messages).toBeGreaterThan(2);
     const parts = publisher.published.splice(0);
@@ -230,9 +241,9 @@ describe("publishSeries", () => {
       8 * 1024,
     );
     const metrics = Array.from({ length: 200 }, (_, i) => point(i));
-    const receipt = await publishSeries(publisher, {
+    const receipt = await publishColumns(publisher, {
       subject: "s",
-      metrics,
+      columns: columnsOf(metrics),
       receivedAt: 0,
       bodyBytes: 0,
     });
@@ -251,15 +262,20 @@ describe("publishSeries", () => {
     }, 8 * 1024);
     const metrics = Array.from({ length: 1000 }, (_, i) => point(i));
     await expect(
-      publishSeries(publisher, { subject: "s", metrics, receivedAt: 0, bodyBytes: 0 }),
+      publishColumns(publisher, {
+        subject: "s",
+        columns: columnsOf(metrics),
+        receivedAt: 0,
+        bodyBytes: 0,
+      }),
     ).rejects.toBe(refusal);
   });
 
   it("publishes nothing for no metrics", async () => {
     const publisher = fakePublisher();
-    const receipt = await publishSeries(publisher, {
+    const receipt = await publishColumns(publisher, {
       subject: "s",
-      metrics: [],
+      columns: columnsOf([]),
       receivedAt: 0,
       bodyBytes: 0,
     });

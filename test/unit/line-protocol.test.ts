@@ -40,6 +40,7 @@ describe("a point", () => {
     ).toEqual({
       line: 1,
       measurement: "cpu",
+      head: "cpu,host=web-1,region=eu",
       tags: [
         ["host", "web-1"],
         ["region", "eu"],
@@ -59,6 +60,7 @@ describe("a point", () => {
     expect(only("m f=1")).toEqual({
       line: 1,
       measurement: "m",
+      head: "m",
       tags: [],
       fields: [["f", { type: "float", value: 1 }]],
       timestamp: undefined,

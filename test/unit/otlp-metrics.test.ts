@@ -12,15 +12,19 @@ import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import {
   countDataPoints,
-  metricsOfRequest as convert,
+  pointsOfRequest as convert,
   refusalSummary,
 } from "../../edge/otlp/otlp-metrics.ts";
 
 type AnyValueInit = MessageInitShape<typeof AnyValueSchema>;
 
 /** The request's metrics, made at once, within the expansion bound of the largest body. */
-const metricsOfRequest = (request: ExportMetricsServiceRequest) =>
-  runToEnd(convert(request, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)));
+function metricsOfRequest(request: ExportMetricsServiceRequest) {
+  const { columns, ...converted } = runToEnd(
+    convert(request, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)),
+  );
+  return { ...converted, metrics: columns.metrics() };
+}
 type MetricInit = MessageInitShape<typeof MetricSchema>;
 
 /** 2024-05-01T12:34:56.789123456Z in nanoseconds. */

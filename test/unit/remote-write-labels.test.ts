@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeWriteRequest, metricsOfWriteRequest } from "../../edge/remote-write/remote-write.ts";
+import { decodeWriteRequest, pointsOfWriteRequest } from "../../edge/remote-write/remote-write.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
@@ -141,9 +141,10 @@ describe("the inverse of the edge's remote-write decoding", () => {
   it("sends a batch that came in by remote write out with the same series and samples", () => {
     const payload = prometheusBatch(500, 3);
     const incoming = decodeWriteRequest(payload.body, REQUEST_LIMITS.bodyBytes);
-    const { metrics } = runToEnd(
-      metricsOfWriteRequest(incoming, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)),
+    const { columns } = runToEnd(
+      pointsOfWriteRequest(incoming, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)),
     );
+    const metrics = columns.metrics();
     const rows = rowsOfEnvelope({ id: "msg-1", receivedAt: 0, key: "series", metrics });
     const outgoing = decodeWriteRequest(
       encodeWriteRequest(seriesOfRows(rows).series),

@@ -12,7 +12,7 @@ import { runToEnd } from "../../shared/cooperative.ts";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import {
   decodeWriteRequest,
-  metricsOfWriteRequest as convert,
+  pointsOfWriteRequest as convert,
   pointCountOf,
 } from "../../edge/remote-write/remote-write.ts";
 import { seriesRowKey } from "../../shared/series-identity.ts";
@@ -26,8 +26,12 @@ import { refusal } from "../helpers/refusal.ts";
 type WriteRequestInit = MessageInitShape<typeof WriteRequestSchema>;
 
 /** The request's metrics, made at once, within the expansion bound of the largest body. */
-const metricsOfWriteRequest = (request: WriteRequest) =>
-  runToEnd(convert(request, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)));
+function metricsOfWriteRequest(request: WriteRequest) {
+  const { columns, skipped } = runToEnd(
+    convert(request, new ExpansionBudget(REQUEST_LIMITS.bodyBytes)),
+  );
+  return { metrics: columns.metrics(), skipped };
+}
 
 const MiB = 1024 * 1024;
 const T = 1_714_566_896_789n;
