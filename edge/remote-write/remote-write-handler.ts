@@ -13,6 +13,7 @@ import { traceHeaders } from "../http/trace-context.ts";
 import { readRawBody } from "../http/read-body.ts";
 import { pointCountOf, pointsOfWriteRequest, writeRequestOf } from "./remote-write.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
+import { readWriteRequest } from "./write-request-reader.ts";
 import { agentOptions, type ServiceContext } from "../http/service-context.ts";
 
 /**
@@ -44,7 +45,11 @@ export function createRemoteWriteHandler(
     const decoded = decodeSnappyBlock(body, REQUEST_LIMITS.bodyBytes);
     const bodyBytes = decoded.byteLength;
     const { points, columns, skipped } = await computeInTurn(bodyBytes, async () => {
-      const request = await runInSlices(writeRequestOf(decoded));
+      // Read by hand when it holds only labels and samples; else (metadata, histograms,
+      // exemplars, anything malformed) by protobuf-es, which gives every answer.
+      const request =
+        (await runInSlices(readWriteRequest(decoded))) ??
+        (await runInSlices(writeRequestOf(decoded)));
       const points = pointCountOf(request);
       if (points > REQUEST_LIMITS.metricsPerRequest) throw tooManyPoints(points);
       const budget = new ExpansionBudget(bodyBytes);

@@ -11,10 +11,10 @@ import {
   WriteRequestSchema,
   type WriteRequest,
 } from "../../shared/gen/proto/prometheus/remote_pb.js";
-import type { TimeSeries } from "../../shared/gen/proto/prometheus/types_pb.js";
 import { SeriesColumns, type Series } from "../../shared/series-columns.ts";
 import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
+import type { RemoteWriteBatch, RemoteWriteSeries } from "./write-request-reader.ts";
 
 /**
  * The staleness marker: the NaN whose bits are 0x7ff0000000000002. Prometheus sends it as a
@@ -71,7 +71,7 @@ export function* writeRequestOf(bytes: Uint8Array): Steps<WriteRequest> {
 }
 
 /** The points of a request, as the per-request limit counts them: samples and histograms. */
-export function pointCountOf(request: WriteRequest): number {
+export function pointCountOf(request: RemoteWriteBatch): number {
   let points = 0;
   for (const series of request.timeseries)
     points += series.samples.length + series.histograms.length;
@@ -87,7 +87,7 @@ export function pointCountOf(request: WriteRequest): number {
  * metrics outgrow its `budget` is refused (413) at the first sample past it.
  */
 export function* pointsOfWriteRequest(
-  request: WriteRequest,
+  request: RemoteWriteBatch,
   budget: ExpansionBudget,
   bound?: FutureBound,
 ): Steps<RemoteWritePoints> {
@@ -169,7 +169,7 @@ function metricOf(
  * not repeat, and every label must have a name.
  */
 function labelsOf(
-  series: TimeSeries,
+  series: RemoteWriteSeries,
 ): { readonly name: string; readonly tags?: Record<string, string> } | string {
   const seen = new Set<string>();
   let name: string | undefined;
