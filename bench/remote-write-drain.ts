@@ -17,15 +17,12 @@
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { compress } from "snappyjs";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeEnvelope } from "../shared/envelope.ts";
 import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
 import type { Metric } from "../shared/metric-schema.ts";
-import { WriteRequestSchema } from "../shared/gen/proto/prometheus/remote_pb.js";
 import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
-import { remoteWriteHeaders } from "../worker/remote-write-request.ts";
+import { encodeWriteRequest, remoteWriteHeaders } from "../worker/remote-write-request.ts";
 import { drainWithWorker } from "./processes.ts";
 import { log, QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
 import { countRows, freshDatabase } from "./worker-drain.ts";
@@ -95,13 +92,14 @@ function directRequests(): Uint8Array[] {
   const requests: Uint8Array[] = [];
   const messagesPerRequest = 100;
   for (let first = 0; first < MESSAGES; first += messagesPerRequest) {
-    const series = new Map<string, { value: number; timestamp: bigint }[]>();
+    const series = new Map<string, { timestamps: number[]; values: number[] }>();
     for (let m = first; m < Math.min(MESSAGES, first + messagesPerRequest); m++) {
       for (let i = 0; i < PER_MESSAGE; i++) {
         const p = pointOf(m, i);
         let samples = series.get(p.host);
-        if (samples === undefined) series.set(p.host, (samples = []));
-        samples.push({ value: p.value, timestamp: BigInt(p.timestamp) });
+        if (samples === undefined) series.set(p.host, (samples = { timestamps: [], values: [] }));
+        samples.timestamps.push(p.timestamp);
+        samples.values.push(p.value);
       }
     }
     const timeseries = [...series].map(([host, samples]) => ({
@@ -110,11 +108,9 @@ function directRequests(): Uint8Array[] {
         { name: "host", value: host },
         { name: "run", value: "direct" },
       ],
-      samples,
+      ...samples,
     }));
-    requests.push(
-      compress(toBinary(WriteRequestSchema, create(WriteRequestSchema, { timeseries }))),
-    );
+    requests.push(encodeWriteRequest(timeseries));
   }
   return requests;
 }

@@ -63,8 +63,9 @@ export function decodeMessage(data: Uint8Array): DecodedMessage {
     const read = checkV4(value);
     if ("invalid" in read) return invalid(read.invalid);
     const { columns } = read;
-    if (columns.key === "series") {
-      // Every point of version 4 has a time; a series key needs its series' name too.
+    // Every point of version 4 has a time; a series key needs its series' name too. The series
+    // are checked, and the points searched only for the message when one has none.
+    if (columns.key === "series" && columns.series.some((s) => s.entry["name"] === undefined)) {
       const index = columns.points.series.findIndex(
         (s) => columns.series[s]?.entry["name"] === undefined,
       );
