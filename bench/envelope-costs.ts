@@ -9,7 +9,7 @@
 import type { Handler } from "../edge/http/answer-requests.ts";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
-import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../test/helpers/envelope-v4-by-metric.ts";
 import { decodeEnvelope } from "../shared/envelope.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { rowsOfEnvelope } from "../worker/metric-rows.ts";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../shared/envelope-encoder.ts";
-import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../test/helpers/envelope-v4-by-metric.ts";
 import { drainWithWorker } from "./processes.ts";
 import { QUICK, round, startBenchNats, type BenchNats } from "./support.ts";
 

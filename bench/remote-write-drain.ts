@@ -19,7 +19,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runToEnd } from "../shared/cooperative.ts";
 import { encodeEnvelope } from "../shared/envelope.ts";
-import { encodeSeriesMessagesV4 } from "../shared/envelope-v4-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../test/helpers/envelope-v4-by-metric.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
 import { encodeWriteRequest, remoteWriteHeaders } from "../worker/remote-write-request.ts";

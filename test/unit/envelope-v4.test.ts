@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
-import { encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../helpers/envelope-v4-by-metric.ts";
 import { decodeEnvelope, decodeMessage, type Envelope } from "../../shared/envelope.ts";
 import { EXPANSION_LIMITS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";

@@ -4,7 +4,8 @@ import { PRECISIONS, pointsOfText, type WriteTarget } from "../../edge/influx/in
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import type { EncodedMessage } from "../../shared/envelope-encoder.ts";
-import { encodeColumnsV4, encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
+import { encodeColumnsV4 } from "../../shared/envelope-v4-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../helpers/envelope-v4-by-metric.ts";
 import { decodeEnvelope } from "../../shared/envelope.ts";
 import { outcome, type Outcome } from "../helpers/encoded-outcome.ts";
 import { metricsOfTextByMetric } from "../helpers/influx-metrics-by-metric.ts";

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { pointsOfWriteRequest } from "../../edge/remote-write/remote-write.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
-import { encodeColumnsV4, encodeSeriesMessagesV4 } from "../../shared/envelope-v4-encoder.ts";
+import { encodeColumnsV4 } from "../../shared/envelope-v4-encoder.ts";
+import { encodeSeriesMessagesV4 } from "../helpers/envelope-v4-by-metric.ts";
 import {
   WriteRequestSchema,
   type WriteRequest,
