@@ -11,7 +11,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
@@ -35,6 +35,8 @@ export interface ProtocolRow {
   readonly connections: number;
   /** What the row is measured against: a VictoriaMetrics version, or the bare node:http server. */
   readonly peer: string;
+  /** Our server processes (`SERVE_PROCESSES`): see `serverProcesses`. */
+  readonly processes?: number;
   readonly ours: ProtocolFigures;
   readonly peerFigures: ProtocolFigures;
   /** Our samples/s over the peer's. */
@@ -201,9 +203,26 @@ async function startPeer(peer: Peer, nats: BenchNats): Promise<Server> {
   return { base: raw.base, stop: () => raw.stop() };
 }
 
-async function startOurs(nats: BenchNats, protocol: Protocol, round: number): Promise<Server> {
+/**
+ * Our server processes beside `peer`: as many as the machine's cores beside VictoriaMetrics,
+ * which uses every core; one beside the bare node:http server, which is one process.
+ */
+function serverProcesses(peer: Peer): number {
+  return peer.start === "raw" ? 1 : availableParallelism();
+}
+
+async function startOurs(
+  nats: BenchNats,
+  protocol: Protocol,
+  round: number,
+  processes: number,
+): Promise<Server> {
   const profiles = process.env["BENCH_CPU_PROF"];
-  const env: Record<string, string> = { NATS_URL: nats.url, INGEST_AUTH: "none" };
+  const env: Record<string, string> = {
+    NATS_URL: nats.url,
+    INGEST_AUTH: "none",
+    SERVE_PROCESSES: String(processes),
+  };
   if (profiles !== undefined) {
     env["NODE_OPTIONS"] =
       `--cpu-prof --cpu-prof-dir=${profiles} --cpu-prof-name=${protocol}-${round}.cpuprofile`;
@@ -236,7 +255,8 @@ export async function measureProtocols(
     let theirs: ProtocolFigures | undefined;
     for (let r = 0; r < ROUNDS; r++) {
       await nats.purge();
-      ours = better(ours, await measureSide(() => startOurs(nats, protocol, r), peer.ours, pool));
+      const start = () => startOurs(nats, protocol, r, serverProcesses(peer));
+      ours = better(ours, await measureSide(start, peer.ours, pool));
       await nats.purge();
       theirs = better(theirs, await measureSide(() => startPeer(peer, nats), peer.theirs, pool));
     }
@@ -246,6 +266,7 @@ export async function measureProtocols(
       samplesPerRequest: pool.samples,
       connections: CONNECTIONS,
       peer: peer.name,
+      processes: serverProcesses(peer),
       ours,
       peerFigures: theirs,
       ratio: round(ours.samplesPerSecond / theirs.samplesPerSecond, 3),

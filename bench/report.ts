@@ -312,12 +312,13 @@ function runSections(run: Run): string {
     out.push(
       "### Every protocol beside its peer",
       "",
-      "Each request a distinct body of 2,000 samples (its own timestamps), the same bodies to both sides, autocannon with 16 connections on the same two cores; each row alternates ours and the peer's and keeps each side's best (bench/protocols.ts). The peer of line protocol and remote write is VictoriaMetrics 1.79 (Debian bookworm), of OTLP VictoriaMetrics 1.112 (trixie), of JSON and NDJSON the bare `node:http` server that parses the body and publishes it raw.",
+      "Each request a distinct body of 2,000 samples (its own timestamps), the same bodies to both sides, autocannon with 16 connections on the same two cores; each row alternates ours and the peer's and keeps each side's best (bench/protocols.ts). The peer of line protocol and remote write is VictoriaMetrics 1.79 (Debian bookworm), of OTLP VictoriaMetrics 1.112 (trixie), of JSON and NDJSON the bare `node:http` server that parses the body and publishes it raw. Ours runs as many server processes (`SERVE_PROCESSES`) as the machine has cores beside VictoriaMetrics, which uses them all, and one beside the one-process `node:http` server.",
       "",
       table(
         [
           "Protocol",
           "Peer",
+          "ours processes",
           "ours samples/s",
           "ours p99 ms",
           "peer samples/s",
@@ -328,6 +329,7 @@ function runSections(run: Run): string {
         run.protocols.map((r) => [
           r.protocol,
           r.peer,
+          r.processes === undefined ? "1" : String(r.processes),
           fmt(r.ours.samplesPerSecond),
           fmt(r.ours.p99Ms),
           fmt(r.peerFigures.samplesPerSecond),

@@ -12,6 +12,7 @@ import { createLogger } from "../shared/logger.ts";
 import { startHttpServer } from "./http-server.ts";
 import { isLoopbackHost } from "../edge/http/loopback.ts";
 import { createRouter } from "./router.ts";
+import { isPoolProcess, onPoolStop, runProcessPool } from "./process-pool.ts";
 
 /** How long the requests in flight may take to finish after a stop signal. */
 const IN_FLIGHT_DEADLINE_MS = 10_000;
@@ -21,7 +22,10 @@ const DRAIN_DEADLINE_MS = 5_000;
 async function main(): Promise<void> {
   const config = loadConfigOrExit("ingest server");
   const logger = createLogger("ingest-server", config.logLevel);
-  const { host, port, requestTimeoutMs } = config.ingest;
+  const { host, port, requestTimeoutMs, processes } = config.ingest;
+  if (processes > 1 && !isPoolProcess()) {
+    process.exit(await runProcessPool(processes, logger));
+  }
   // Listening on loopback only, the server is local development for authentication.
   const isLocal = isLoopbackHost(host);
   const handlers = createHandlers(config, {
@@ -48,7 +52,7 @@ async function main(): Promise<void> {
   const access = accessModeOf({ ...config.ingest, isLocal });
   logger.info({ host: address.address, port: address.port, access, requestTimeoutMs }, "listening");
 
-  onStopSignals(logger, async (signal) => {
+  (isPoolProcess() ? onPoolStop : onStopSignals)(logger, async (signal) => {
     logger.info({ signal, inFlight: server.inFlight() }, "stopping");
     const finished = await server.close(IN_FLIGHT_DEADLINE_MS);
     if (!finished) {

@@ -60,6 +60,7 @@ export const ConfigEnv = Type.Object({
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65_535 }),
   HOST: Type.String({ default: "127.0.0.1", minLength: 1 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+  SERVE_PROCESSES: Type.Integer({ default: 1, minimum: 1, maximum: 64 }),
   MAX_FUTURE_SECONDS: Type.Integer({ default: 600, minimum: 1 }),
   LOG_LEVEL: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info"),
 });

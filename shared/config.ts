@@ -74,6 +74,8 @@ export interface Config {
     readonly host: string;
     /** How long the self-hosted server waits for a whole request, body included. */
     readonly requestTimeoutMs: number;
+    /** How many server processes the self-hosted server runs on its port (`SERVE_PROCESSES`). */
+    readonly processes: number;
     /** How far past its receive time a metric's timestamp may be; later ones are refused. */
     readonly maxFutureMs: number;
   };
@@ -196,6 +198,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       port: e.PORT,
       host: e.HOST,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      processes: e.SERVE_PROCESSES,
       maxFutureMs: e.MAX_FUTURE_SECONDS * 1000,
     },
     logLevel: e.LOG_LEVEL,

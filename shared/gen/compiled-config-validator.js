@@ -46,6 +46,7 @@ const schema11 = {
     "PORT",
     "HOST",
     "REQUEST_TIMEOUT_MS",
+    "SERVE_PROCESSES",
     "MAX_FUTURE_SECONDS",
     "LOG_LEVEL",
   ],
@@ -96,6 +97,7 @@ const schema11 = {
     PORT: { default: 8080, minimum: 0, maximum: 65535, type: "integer" },
     HOST: { default: "127.0.0.1", minLength: 1, type: "string" },
     REQUEST_TIMEOUT_MS: { default: 30000, minimum: 1000, type: "integer" },
+    SERVE_PROCESSES: { default: 1, minimum: 1, maximum: 64, type: "integer" },
     MAX_FUTURE_SECONDS: { default: 600, minimum: 1, type: "integer" },
     LOG_LEVEL: {
       type: "string",
@@ -193,6 +195,9 @@ function validate10(
     }
     if (data.REQUEST_TIMEOUT_MS === undefined) {
       data.REQUEST_TIMEOUT_MS = 30000;
+    }
+    if (data.SERVE_PROCESSES === undefined) {
+      data.SERVE_PROCESSES = 1;
     }
     if (data.MAX_FUTURE_SECONDS === undefined) {
       data.MAX_FUTURE_SECONDS = 600;
@@ -590,13 +595,13 @@ function validate10(
       }
       errors++;
     }
-    if (data.MAX_FUTURE_SECONDS === undefined) {
+    if (data.SERVE_PROCESSES === undefined) {
       const err26 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "MAX_FUTURE_SECONDS" },
-        message: "must have required property '" + "MAX_FUTURE_SECONDS" + "'",
+        params: { missingProperty: "SERVE_PROCESSES" },
+        message: "must have required property '" + "SERVE_PROCESSES" + "'",
       };
       if (vErrors === null) {
         vErrors = [err26];
@@ -605,8 +610,23 @@ function validate10(
       }
       errors++;
     }
-    if (data.LOG_LEVEL === undefined) {
+    if (data.MAX_FUTURE_SECONDS === undefined) {
       const err27 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "MAX_FUTURE_SECONDS" },
+        message: "must have required property '" + "MAX_FUTURE_SECONDS" + "'",
+      };
+      if (vErrors === null) {
+        vErrors = [err27];
+      } else {
+        vErrors.push(err27);
+      }
+      errors++;
+    }
+    if (data.LOG_LEVEL === undefined) {
+      const err28 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
@@ -614,9 +634,9 @@ function validate10(
         message: "must have required property '" + "LOG_LEVEL" + "'",
       };
       if (vErrors === null) {
-        vErrors = [err27];
+        vErrors = [err28];
       } else {
-        vErrors.push(err27);
+        vErrors.push(err28);
       }
       errors++;
     }
@@ -630,7 +650,7 @@ function validate10(
         } else if (data0 === null) {
           coerced0 = "";
         } else {
-          const err28 = {
+          const err29 = {
             instancePath: instancePath + "/NATS_URL",
             schemaPath: "#/properties/NATS_URL/type",
             keyword: "type",
@@ -638,9 +658,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err28];
+            vErrors = [err29];
           } else {
-            vErrors.push(err28);
+            vErrors.push(err29);
           }
           errors++;
         }
@@ -663,7 +683,7 @@ function validate10(
           } else if (data1 === null) {
             coerced1 = "";
           } else {
-            const err29 = {
+            const err30 = {
               instancePath: instancePath + "/NATS_CREDS",
               schemaPath: "#/properties/NATS_CREDS/type",
               keyword: "type",
@@ -671,9 +691,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err29];
+              vErrors = [err30];
             } else {
-              vErrors.push(err29);
+              vErrors.push(err30);
             }
             errors++;
           }
@@ -687,7 +707,7 @@ function validate10(
       }
       if (typeof data1 === "string") {
         if (func2(data1) < 1) {
-          const err30 = {
+          const err31 = {
             instancePath: instancePath + "/NATS_CREDS",
             schemaPath: "#/properties/NATS_CREDS/minLength",
             keyword: "minLength",
@@ -695,9 +715,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err30];
+            vErrors = [err31];
           } else {
-            vErrors.push(err30);
+            vErrors.push(err31);
           }
           errors++;
         }
@@ -714,7 +734,7 @@ function validate10(
           } else if (data2 === null) {
             coerced2 = "";
           } else {
-            const err31 = {
+            const err32 = {
               instancePath: instancePath + "/NATS_TOKEN",
               schemaPath: "#/properties/NATS_TOKEN/type",
               keyword: "type",
@@ -722,9 +742,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err31];
+              vErrors = [err32];
             } else {
-              vErrors.push(err31);
+              vErrors.push(err32);
             }
             errors++;
           }
@@ -738,7 +758,7 @@ function validate10(
       }
       if (typeof data2 === "string") {
         if (func2(data2) < 1) {
-          const err32 = {
+          const err33 = {
             instancePath: instancePath + "/NATS_TOKEN",
             schemaPath: "#/properties/NATS_TOKEN/minLength",
             keyword: "minLength",
@@ -746,9 +766,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err32];
+            vErrors = [err33];
           } else {
-            vErrors.push(err32);
+            vErrors.push(err33);
           }
           errors++;
         }
@@ -765,7 +785,7 @@ function validate10(
           } else if (data3 === null) {
             coerced3 = "";
           } else {
-            const err33 = {
+            const err34 = {
               instancePath: instancePath + "/NATS_USER",
               schemaPath: "#/properties/NATS_USER/type",
               keyword: "type",
@@ -773,9 +793,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err33];
+              vErrors = [err34];
             } else {
-              vErrors.push(err33);
+              vErrors.push(err34);
             }
             errors++;
           }
@@ -789,7 +809,7 @@ function validate10(
       }
       if (typeof data3 === "string") {
         if (func2(data3) < 1) {
-          const err34 = {
+          const err35 = {
             instancePath: instancePath + "/NATS_USER",
             schemaPath: "#/properties/NATS_USER/minLength",
             keyword: "minLength",
@@ -797,9 +817,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err34];
+            vErrors = [err35];
           } else {
-            vErrors.push(err34);
+            vErrors.push(err35);
           }
           errors++;
         }
@@ -816,7 +836,7 @@ function validate10(
           } else if (data4 === null) {
             coerced4 = "";
           } else {
-            const err35 = {
+            const err36 = {
               instancePath: instancePath + "/NATS_PASSWORD",
               schemaPath: "#/properties/NATS_PASSWORD/type",
               keyword: "type",
@@ -824,9 +844,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err35];
+              vErrors = [err36];
             } else {
-              vErrors.push(err35);
+              vErrors.push(err36);
             }
             errors++;
           }
@@ -840,7 +860,7 @@ function validate10(
       }
       if (typeof data4 === "string") {
         if (func2(data4) < 1) {
-          const err36 = {
+          const err37 = {
             instancePath: instancePath + "/NATS_PASSWORD",
             schemaPath: "#/properties/NATS_PASSWORD/minLength",
             keyword: "minLength",
@@ -848,9 +868,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err36];
+            vErrors = [err37];
           } else {
-            vErrors.push(err36);
+            vErrors.push(err37);
           }
           errors++;
         }
@@ -867,7 +887,7 @@ function validate10(
           } else if (data5 === null) {
             coerced5 = "";
           } else {
-            const err37 = {
+            const err38 = {
               instancePath: instancePath + "/NATS_CA",
               schemaPath: "#/properties/NATS_CA/type",
               keyword: "type",
@@ -875,9 +895,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err37];
+              vErrors = [err38];
             } else {
-              vErrors.push(err37);
+              vErrors.push(err38);
             }
             errors++;
           }
@@ -891,7 +911,7 @@ function validate10(
       }
       if (typeof data5 === "string") {
         if (func2(data5) < 1) {
-          const err38 = {
+          const err39 = {
             instancePath: instancePath + "/NATS_CA",
             schemaPath: "#/properties/NATS_CA/minLength",
             keyword: "minLength",
@@ -899,9 +919,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err38];
+            vErrors = [err39];
           } else {
-            vErrors.push(err38);
+            vErrors.push(err39);
           }
           errors++;
         }
@@ -917,7 +937,7 @@ function validate10(
         } else if (data6 === null) {
           coerced6 = "";
         } else {
-          const err39 = {
+          const err40 = {
             instancePath: instancePath + "/NATS_STREAM",
             schemaPath: "#/properties/NATS_STREAM/type",
             keyword: "type",
@@ -925,9 +945,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err39];
+            vErrors = [err40];
           } else {
-            vErrors.push(err39);
+            vErrors.push(err40);
           }
           errors++;
         }
@@ -941,7 +961,7 @@ function validate10(
     }
     if (typeof data6 === "string") {
       if (!pattern0.test(data6)) {
-        const err40 = {
+        const err41 = {
           instancePath: instancePath + "/NATS_STREAM",
           schemaPath: "#/properties/NATS_STREAM/pattern",
           keyword: "pattern",
@@ -949,9 +969,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err40];
+          vErrors = [err41];
         } else {
-          vErrors.push(err40);
+          vErrors.push(err41);
         }
         errors++;
       }
@@ -966,7 +986,7 @@ function validate10(
         } else if (data7 === null) {
           coerced7 = "";
         } else {
-          const err41 = {
+          const err42 = {
             instancePath: instancePath + "/NATS_SUBJECT_PREFIX",
             schemaPath: "#/properties/NATS_SUBJECT_PREFIX/type",
             keyword: "type",
@@ -974,9 +994,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err41];
+            vErrors = [err42];
           } else {
-            vErrors.push(err41);
+            vErrors.push(err42);
           }
           errors++;
         }
@@ -990,7 +1010,7 @@ function validate10(
     }
     if (typeof data7 === "string") {
       if (!pattern0.test(data7)) {
-        const err42 = {
+        const err43 = {
           instancePath: instancePath + "/NATS_SUBJECT_PREFIX",
           schemaPath: "#/properties/NATS_SUBJECT_PREFIX/pattern",
           keyword: "pattern",
@@ -998,9 +1018,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err42];
+          vErrors = [err43];
         } else {
-          vErrors.push(err42);
+          vErrors.push(err43);
         }
         errors++;
       }
@@ -1015,7 +1035,7 @@ function validate10(
         } else if (data8 === null) {
           coerced8 = "";
         } else {
-          const err43 = {
+          const err44 = {
             instancePath: instancePath + "/NATS_CONSUMER",
             schemaPath: "#/properties/NATS_CONSUMER/type",
             keyword: "type",
@@ -1023,9 +1043,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err43];
+            vErrors = [err44];
           } else {
-            vErrors.push(err43);
+            vErrors.push(err44);
           }
           errors++;
         }
@@ -1039,7 +1059,7 @@ function validate10(
     }
     if (typeof data8 === "string") {
       if (!pattern0.test(data8)) {
-        const err44 = {
+        const err45 = {
           instancePath: instancePath + "/NATS_CONSUMER",
           schemaPath: "#/properties/NATS_CONSUMER/pattern",
           keyword: "pattern",
@@ -1047,9 +1067,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err44];
+          vErrors = [err45];
         } else {
-          vErrors.push(err44);
+          vErrors.push(err45);
         }
         errors++;
       }
@@ -1064,7 +1084,7 @@ function validate10(
         } else if (data9 === null) {
           coerced9 = "";
         } else {
-          const err45 = {
+          const err46 = {
             instancePath: instancePath + "/NATS_DLQ_STREAM",
             schemaPath: "#/properties/NATS_DLQ_STREAM/type",
             keyword: "type",
@@ -1072,9 +1092,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err45];
+            vErrors = [err46];
           } else {
-            vErrors.push(err45);
+            vErrors.push(err46);
           }
           errors++;
         }
@@ -1088,7 +1108,7 @@ function validate10(
     }
     if (typeof data9 === "string") {
       if (!pattern0.test(data9)) {
-        const err46 = {
+        const err47 = {
           instancePath: instancePath + "/NATS_DLQ_STREAM",
           schemaPath: "#/properties/NATS_DLQ_STREAM/pattern",
           keyword: "pattern",
@@ -1096,9 +1116,9 @@ function validate10(
           message: 'must match pattern "' + "^[A-Za-z0-9_-]{1,64}$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err46];
+          vErrors = [err47];
         } else {
-          vErrors.push(err46);
+          vErrors.push(err47);
         }
         errors++;
       }
@@ -1115,7 +1135,7 @@ function validate10(
         ) {
           coerced10 = +data10;
         } else {
-          const err47 = {
+          const err48 = {
             instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
             schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/type",
             keyword: "type",
@@ -1123,9 +1143,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err47];
+            vErrors = [err48];
           } else {
-            vErrors.push(err47);
+            vErrors.push(err48);
           }
           errors++;
         }
@@ -1139,7 +1159,7 @@ function validate10(
     }
     if (typeof data10 == "number" && isFinite(data10)) {
       if (data10 > 60000 || isNaN(data10)) {
-        const err48 = {
+        const err49 = {
           instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
           schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/maximum",
           keyword: "maximum",
@@ -1147,14 +1167,14 @@ function validate10(
           message: "must be <= 60000",
         };
         if (vErrors === null) {
-          vErrors = [err48];
+          vErrors = [err49];
         } else {
-          vErrors.push(err48);
+          vErrors.push(err49);
         }
         errors++;
       }
       if (data10 < 100 || isNaN(data10)) {
-        const err49 = {
+        const err50 = {
           instancePath: instancePath + "/NATS_CONNECT_TIMEOUT_MS",
           schemaPath: "#/properties/NATS_CONNECT_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -1162,9 +1182,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err49];
+          vErrors = [err50];
         } else {
-          vErrors.push(err49);
+          vErrors.push(err50);
         }
         errors++;
       }
@@ -1181,7 +1201,7 @@ function validate10(
         ) {
           coerced11 = +data11;
         } else {
-          const err50 = {
+          const err51 = {
             instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
             schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/type",
             keyword: "type",
@@ -1189,9 +1209,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err50];
+            vErrors = [err51];
           } else {
-            vErrors.push(err50);
+            vErrors.push(err51);
           }
           errors++;
         }
@@ -1205,7 +1225,7 @@ function validate10(
     }
     if (typeof data11 == "number" && isFinite(data11)) {
       if (data11 > 60000 || isNaN(data11)) {
-        const err51 = {
+        const err52 = {
           instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
           schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/maximum",
           keyword: "maximum",
@@ -1213,14 +1233,14 @@ function validate10(
           message: "must be <= 60000",
         };
         if (vErrors === null) {
-          vErrors = [err51];
+          vErrors = [err52];
         } else {
-          vErrors.push(err51);
+          vErrors.push(err52);
         }
         errors++;
       }
       if (data11 < 100 || isNaN(data11)) {
-        const err52 = {
+        const err53 = {
           instancePath: instancePath + "/PUBLISH_TIMEOUT_MS",
           schemaPath: "#/properties/PUBLISH_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -1228,9 +1248,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err52];
+          vErrors = [err53];
         } else {
-          vErrors.push(err52);
+          vErrors.push(err53);
         }
         errors++;
       }
@@ -1247,7 +1267,7 @@ function validate10(
         ) {
           coerced12 = +data12;
         } else {
-          const err53 = {
+          const err54 = {
             instancePath: instancePath + "/STREAM_REPLICAS",
             schemaPath: "#/properties/STREAM_REPLICAS/type",
             keyword: "type",
@@ -1255,9 +1275,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err53];
+            vErrors = [err54];
           } else {
-            vErrors.push(err53);
+            vErrors.push(err54);
           }
           errors++;
         }
@@ -1271,7 +1291,7 @@ function validate10(
     }
     if (typeof data12 == "number" && isFinite(data12)) {
       if (data12 > 5 || isNaN(data12)) {
-        const err54 = {
+        const err55 = {
           instancePath: instancePath + "/STREAM_REPLICAS",
           schemaPath: "#/properties/STREAM_REPLICAS/maximum",
           keyword: "maximum",
@@ -1279,14 +1299,14 @@ function validate10(
           message: "must be <= 5",
         };
         if (vErrors === null) {
-          vErrors = [err54];
+          vErrors = [err55];
         } else {
-          vErrors.push(err54);
+          vErrors.push(err55);
         }
         errors++;
       }
       if (data12 < 1 || isNaN(data12)) {
-        const err55 = {
+        const err56 = {
           instancePath: instancePath + "/STREAM_REPLICAS",
           schemaPath: "#/properties/STREAM_REPLICAS/minimum",
           keyword: "minimum",
@@ -1294,9 +1314,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err55];
+          vErrors = [err56];
         } else {
-          vErrors.push(err55);
+          vErrors.push(err56);
         }
         errors++;
       }
@@ -1313,7 +1333,7 @@ function validate10(
         ) {
           coerced13 = +data13;
         } else {
-          const err56 = {
+          const err57 = {
             instancePath: instancePath + "/STREAM_MAX_AGE_SECONDS",
             schemaPath: "#/properties/STREAM_MAX_AGE_SECONDS/type",
             keyword: "type",
@@ -1321,9 +1341,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err56];
+            vErrors = [err57];
           } else {
-            vErrors.push(err56);
+            vErrors.push(err57);
           }
           errors++;
         }
@@ -1337,7 +1357,7 @@ function validate10(
     }
     if (typeof data13 == "number" && isFinite(data13)) {
       if (data13 < 0 || isNaN(data13)) {
-        const err57 = {
+        const err58 = {
           instancePath: instancePath + "/STREAM_MAX_AGE_SECONDS",
           schemaPath: "#/properties/STREAM_MAX_AGE_SECONDS/minimum",
           keyword: "minimum",
@@ -1345,9 +1365,9 @@ function validate10(
           message: "must be >= 0",
         };
         if (vErrors === null) {
-          vErrors = [err57];
+          vErrors = [err58];
         } else {
-          vErrors.push(err57);
+          vErrors.push(err58);
         }
         errors++;
       }
@@ -1364,7 +1384,7 @@ function validate10(
         ) {
           coerced14 = +data14;
         } else {
-          const err58 = {
+          const err59 = {
             instancePath: instancePath + "/STREAM_MAX_BYTES",
             schemaPath: "#/properties/STREAM_MAX_BYTES/type",
             keyword: "type",
@@ -1372,9 +1392,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err58];
+            vErrors = [err59];
           } else {
-            vErrors.push(err58);
+            vErrors.push(err59);
           }
           errors++;
         }
@@ -1388,7 +1408,7 @@ function validate10(
     }
     if (typeof data14 == "number" && isFinite(data14)) {
       if (data14 < -1 || isNaN(data14)) {
-        const err59 = {
+        const err60 = {
           instancePath: instancePath + "/STREAM_MAX_BYTES",
           schemaPath: "#/properties/STREAM_MAX_BYTES/minimum",
           keyword: "minimum",
@@ -1396,9 +1416,9 @@ function validate10(
           message: "must be >= -1",
         };
         if (vErrors === null) {
-          vErrors = [err59];
+          vErrors = [err60];
         } else {
-          vErrors.push(err59);
+          vErrors.push(err60);
         }
         errors++;
       }
@@ -1415,7 +1435,7 @@ function validate10(
         ) {
           coerced15 = +data15;
         } else {
-          const err60 = {
+          const err61 = {
             instancePath: instancePath + "/STREAM_DUPLICATE_WINDOW_SECONDS",
             schemaPath: "#/properties/STREAM_DUPLICATE_WINDOW_SECONDS/type",
             keyword: "type",
@@ -1423,9 +1443,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err60];
+            vErrors = [err61];
           } else {
-            vErrors.push(err60);
+            vErrors.push(err61);
           }
           errors++;
         }
@@ -1439,7 +1459,7 @@ function validate10(
     }
     if (typeof data15 == "number" && isFinite(data15)) {
       if (data15 < 1 || isNaN(data15)) {
-        const err61 = {
+        const err62 = {
           instancePath: instancePath + "/STREAM_DUPLICATE_WINDOW_SECONDS",
           schemaPath: "#/properties/STREAM_DUPLICATE_WINDOW_SECONDS/minimum",
           keyword: "minimum",
@@ -1447,9 +1467,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err61];
+          vErrors = [err62];
         } else {
-          vErrors.push(err61);
+          vErrors.push(err62);
         }
         errors++;
       }
@@ -1466,7 +1486,7 @@ function validate10(
         ) {
           coerced16 = +data16;
         } else {
-          const err62 = {
+          const err63 = {
             instancePath: instancePath + "/CONSUMER_ACK_WAIT_SECONDS",
             schemaPath: "#/properties/CONSUMER_ACK_WAIT_SECONDS/type",
             keyword: "type",
@@ -1474,9 +1494,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err62];
+            vErrors = [err63];
           } else {
-            vErrors.push(err62);
+            vErrors.push(err63);
           }
           errors++;
         }
@@ -1490,7 +1510,7 @@ function validate10(
     }
     if (typeof data16 == "number" && isFinite(data16)) {
       if (data16 < 1 || isNaN(data16)) {
-        const err63 = {
+        const err64 = {
           instancePath: instancePath + "/CONSUMER_ACK_WAIT_SECONDS",
           schemaPath: "#/properties/CONSUMER_ACK_WAIT_SECONDS/minimum",
           keyword: "minimum",
@@ -1498,9 +1518,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err63];
+          vErrors = [err64];
         } else {
-          vErrors.push(err63);
+          vErrors.push(err64);
         }
         errors++;
       }
@@ -1517,7 +1537,7 @@ function validate10(
         ) {
           coerced17 = +data17;
         } else {
-          const err64 = {
+          const err65 = {
             instancePath: instancePath + "/CONSUMER_MAX_ACK_PENDING",
             schemaPath: "#/properties/CONSUMER_MAX_ACK_PENDING/type",
             keyword: "type",
@@ -1525,9 +1545,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err64];
+            vErrors = [err65];
           } else {
-            vErrors.push(err64);
+            vErrors.push(err65);
           }
           errors++;
         }
@@ -1541,7 +1561,7 @@ function validate10(
     }
     if (typeof data17 == "number" && isFinite(data17)) {
       if (data17 < 1 || isNaN(data17)) {
-        const err65 = {
+        const err66 = {
           instancePath: instancePath + "/CONSUMER_MAX_ACK_PENDING",
           schemaPath: "#/properties/CONSUMER_MAX_ACK_PENDING/minimum",
           keyword: "minimum",
@@ -1549,9 +1569,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err65];
+          vErrors = [err66];
         } else {
-          vErrors.push(err65);
+          vErrors.push(err66);
         }
         errors++;
       }
@@ -1568,7 +1588,7 @@ function validate10(
         ) {
           coerced18 = +data18;
         } else {
-          const err66 = {
+          const err67 = {
             instancePath: instancePath + "/CONSUMER_MAX_DELIVER",
             schemaPath: "#/properties/CONSUMER_MAX_DELIVER/type",
             keyword: "type",
@@ -1576,9 +1596,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err66];
+            vErrors = [err67];
           } else {
-            vErrors.push(err66);
+            vErrors.push(err67);
           }
           errors++;
         }
@@ -1592,7 +1612,7 @@ function validate10(
     }
     if (typeof data18 == "number" && isFinite(data18)) {
       if (data18 < 2 || isNaN(data18)) {
-        const err67 = {
+        const err68 = {
           instancePath: instancePath + "/CONSUMER_MAX_DELIVER",
           schemaPath: "#/properties/CONSUMER_MAX_DELIVER/minimum",
           keyword: "minimum",
@@ -1600,9 +1620,9 @@ function validate10(
           message: "must be >= 2",
         };
         if (vErrors === null) {
-          vErrors = [err67];
+          vErrors = [err68];
         } else {
-          vErrors.push(err67);
+          vErrors.push(err68);
         }
         errors++;
       }
@@ -1617,7 +1637,7 @@ function validate10(
         } else if (data19 === null) {
           coerced19 = "";
         } else {
-          const err68 = {
+          const err69 = {
             instancePath: instancePath + "/CONSUMER_BACKOFF_SECONDS",
             schemaPath: "#/properties/CONSUMER_BACKOFF_SECONDS/type",
             keyword: "type",
@@ -1625,9 +1645,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err68];
+            vErrors = [err69];
           } else {
-            vErrors.push(err68);
+            vErrors.push(err69);
           }
           errors++;
         }
@@ -1641,7 +1661,7 @@ function validate10(
     }
     if (typeof data19 === "string") {
       if (!pattern4.test(data19)) {
-        const err69 = {
+        const err70 = {
           instancePath: instancePath + "/CONSUMER_BACKOFF_SECONDS",
           schemaPath: "#/properties/CONSUMER_BACKOFF_SECONDS/pattern",
           keyword: "pattern",
@@ -1649,9 +1669,9 @@ function validate10(
           message: 'must match pattern "' + "^\\d+(,\\d+)*$" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err69];
+          vErrors = [err70];
         } else {
-          vErrors.push(err69);
+          vErrors.push(err70);
         }
         errors++;
       }
@@ -1668,7 +1688,7 @@ function validate10(
         ) {
           coerced20 = +data20;
         } else {
-          const err70 = {
+          const err71 = {
             instancePath: instancePath + "/WORKER_BATCH_SIZE",
             schemaPath: "#/properties/WORKER_BATCH_SIZE/type",
             keyword: "type",
@@ -1676,9 +1696,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err70];
+            vErrors = [err71];
           } else {
-            vErrors.push(err70);
+            vErrors.push(err71);
           }
           errors++;
         }
@@ -1692,7 +1712,7 @@ function validate10(
     }
     if (typeof data20 == "number" && isFinite(data20)) {
       if (data20 > 10000 || isNaN(data20)) {
-        const err71 = {
+        const err72 = {
           instancePath: instancePath + "/WORKER_BATCH_SIZE",
           schemaPath: "#/properties/WORKER_BATCH_SIZE/maximum",
           keyword: "maximum",
@@ -1700,14 +1720,14 @@ function validate10(
           message: "must be <= 10000",
         };
         if (vErrors === null) {
-          vErrors = [err71];
+          vErrors = [err72];
         } else {
-          vErrors.push(err71);
+          vErrors.push(err72);
         }
         errors++;
       }
       if (data20 < 1 || isNaN(data20)) {
-        const err72 = {
+        const err73 = {
           instancePath: instancePath + "/WORKER_BATCH_SIZE",
           schemaPath: "#/properties/WORKER_BATCH_SIZE/minimum",
           keyword: "minimum",
@@ -1715,9 +1735,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err72];
+          vErrors = [err73];
         } else {
-          vErrors.push(err72);
+          vErrors.push(err73);
         }
         errors++;
       }
@@ -1734,7 +1754,7 @@ function validate10(
         ) {
           coerced21 = +data21;
         } else {
-          const err73 = {
+          const err74 = {
             instancePath: instancePath + "/WORKER_CONCURRENCY",
             schemaPath: "#/properties/WORKER_CONCURRENCY/type",
             keyword: "type",
@@ -1742,9 +1762,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err73];
+            vErrors = [err74];
           } else {
-            vErrors.push(err73);
+            vErrors.push(err74);
           }
           errors++;
         }
@@ -1758,7 +1778,7 @@ function validate10(
     }
     if (typeof data21 == "number" && isFinite(data21)) {
       if (data21 > 16 || isNaN(data21)) {
-        const err74 = {
+        const err75 = {
           instancePath: instancePath + "/WORKER_CONCURRENCY",
           schemaPath: "#/properties/WORKER_CONCURRENCY/maximum",
           keyword: "maximum",
@@ -1766,14 +1786,14 @@ function validate10(
           message: "must be <= 16",
         };
         if (vErrors === null) {
-          vErrors = [err74];
+          vErrors = [err75];
         } else {
-          vErrors.push(err74);
+          vErrors.push(err75);
         }
         errors++;
       }
       if (data21 < 1 || isNaN(data21)) {
-        const err75 = {
+        const err76 = {
           instancePath: instancePath + "/WORKER_CONCURRENCY",
           schemaPath: "#/properties/WORKER_CONCURRENCY/minimum",
           keyword: "minimum",
@@ -1781,9 +1801,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err75];
+          vErrors = [err76];
         } else {
-          vErrors.push(err75);
+          vErrors.push(err76);
         }
         errors++;
       }
@@ -1800,7 +1820,7 @@ function validate10(
         ) {
           coerced22 = +data22;
         } else {
-          const err76 = {
+          const err77 = {
             instancePath: instancePath + "/WORKER_HTTP_PORT",
             schemaPath: "#/properties/WORKER_HTTP_PORT/type",
             keyword: "type",
@@ -1808,9 +1828,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err76];
+            vErrors = [err77];
           } else {
-            vErrors.push(err76);
+            vErrors.push(err77);
           }
           errors++;
         }
@@ -1824,7 +1844,7 @@ function validate10(
     }
     if (typeof data22 == "number" && isFinite(data22)) {
       if (data22 > 65535 || isNaN(data22)) {
-        const err77 = {
+        const err78 = {
           instancePath: instancePath + "/WORKER_HTTP_PORT",
           schemaPath: "#/properties/WORKER_HTTP_PORT/maximum",
           keyword: "maximum",
@@ -1832,14 +1852,14 @@ function validate10(
           message: "must be <= 65535",
         };
         if (vErrors === null) {
-          vErrors = [err77];
+          vErrors = [err78];
         } else {
-          vErrors.push(err77);
+          vErrors.push(err78);
         }
         errors++;
       }
       if (data22 < 0 || isNaN(data22)) {
-        const err78 = {
+        const err79 = {
           instancePath: instancePath + "/WORKER_HTTP_PORT",
           schemaPath: "#/properties/WORKER_HTTP_PORT/minimum",
           keyword: "minimum",
@@ -1847,9 +1867,9 @@ function validate10(
           message: "must be >= 0",
         };
         if (vErrors === null) {
-          vErrors = [err78];
+          vErrors = [err79];
         } else {
-          vErrors.push(err78);
+          vErrors.push(err79);
         }
         errors++;
       }
@@ -1864,7 +1884,7 @@ function validate10(
         } else if (data23 === null) {
           coerced23 = "";
         } else {
-          const err79 = {
+          const err80 = {
             instancePath: instancePath + "/WORKER_HTTP_HOST",
             schemaPath: "#/properties/WORKER_HTTP_HOST/type",
             keyword: "type",
@@ -1872,9 +1892,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err79];
+            vErrors = [err80];
           } else {
-            vErrors.push(err79);
+            vErrors.push(err80);
           }
           errors++;
         }
@@ -1888,7 +1908,7 @@ function validate10(
     }
     if (typeof data23 === "string") {
       if (func2(data23) < 1) {
-        const err80 = {
+        const err81 = {
           instancePath: instancePath + "/WORKER_HTTP_HOST",
           schemaPath: "#/properties/WORKER_HTTP_HOST/minLength",
           keyword: "minLength",
@@ -1896,9 +1916,9 @@ function validate10(
           message: "must NOT have fewer than 1 characters",
         };
         if (vErrors === null) {
-          vErrors = [err80];
+          vErrors = [err81];
         } else {
-          vErrors.push(err80);
+          vErrors.push(err81);
         }
         errors++;
       }
@@ -1913,7 +1933,7 @@ function validate10(
         } else if (data24 === null) {
           coerced24 = "";
         } else {
-          const err81 = {
+          const err82 = {
             instancePath: instancePath + "/DATABASE_URL",
             schemaPath: "#/properties/DATABASE_URL/type",
             keyword: "type",
@@ -1921,9 +1941,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err81];
+            vErrors = [err82];
           } else {
-            vErrors.push(err81);
+            vErrors.push(err82);
           }
           errors++;
         }
@@ -1937,7 +1957,7 @@ function validate10(
     }
     if (typeof data24 === "string") {
       if (!pattern5.test(data24)) {
-        const err82 = {
+        const err83 = {
           instancePath: instancePath + "/DATABASE_URL",
           schemaPath: "#/properties/DATABASE_URL/pattern",
           keyword: "pattern",
@@ -1946,9 +1966,9 @@ function validate10(
             'must match pattern "' + "^(sqlite:|postgres(ql)?://|remote-write\\+https?://)" + '"',
         };
         if (vErrors === null) {
-          vErrors = [err82];
+          vErrors = [err83];
         } else {
-          vErrors.push(err82);
+          vErrors.push(err83);
         }
         errors++;
       }
@@ -1965,7 +1985,7 @@ function validate10(
         ) {
           coerced25 = +data25;
         } else {
-          const err83 = {
+          const err84 = {
             instancePath: instancePath + "/PG_POOL_MAX",
             schemaPath: "#/properties/PG_POOL_MAX/type",
             keyword: "type",
@@ -1973,9 +1993,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err83];
+            vErrors = [err84];
           } else {
-            vErrors.push(err83);
+            vErrors.push(err84);
           }
           errors++;
         }
@@ -1989,7 +2009,7 @@ function validate10(
     }
     if (typeof data25 == "number" && isFinite(data25)) {
       if (data25 > 100 || isNaN(data25)) {
-        const err84 = {
+        const err85 = {
           instancePath: instancePath + "/PG_POOL_MAX",
           schemaPath: "#/properties/PG_POOL_MAX/maximum",
           keyword: "maximum",
@@ -1997,14 +2017,14 @@ function validate10(
           message: "must be <= 100",
         };
         if (vErrors === null) {
-          vErrors = [err84];
+          vErrors = [err85];
         } else {
-          vErrors.push(err84);
+          vErrors.push(err85);
         }
         errors++;
       }
       if (data25 < 1 || isNaN(data25)) {
-        const err85 = {
+        const err86 = {
           instancePath: instancePath + "/PG_POOL_MAX",
           schemaPath: "#/properties/PG_POOL_MAX/minimum",
           keyword: "minimum",
@@ -2012,9 +2032,9 @@ function validate10(
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err85];
+          vErrors = [err86];
         } else {
-          vErrors.push(err85);
+          vErrors.push(err86);
         }
         errors++;
       }
@@ -2031,7 +2051,7 @@ function validate10(
         ) {
           coerced26 = +data26;
         } else {
-          const err86 = {
+          const err87 = {
             instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
             schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/type",
             keyword: "type",
@@ -2039,9 +2059,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err86];
+            vErrors = [err87];
           } else {
-            vErrors.push(err86);
+            vErrors.push(err87);
           }
           errors++;
         }
@@ -2055,7 +2075,7 @@ function validate10(
     }
     if (typeof data26 == "number" && isFinite(data26)) {
       if (data26 < 100 || isNaN(data26)) {
-        const err87 = {
+        const err88 = {
           instancePath: instancePath + "/PG_STATEMENT_TIMEOUT_MS",
           schemaPath: "#/properties/PG_STATEMENT_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -2063,9 +2083,9 @@ function validate10(
           message: "must be >= 100",
         };
         if (vErrors === null) {
-          vErrors = [err87];
+          vErrors = [err88];
         } else {
-          vErrors.push(err87);
+          vErrors.push(err88);
         }
         errors++;
       }
@@ -2080,7 +2100,7 @@ function validate10(
         } else if (data27 === null) {
           coerced27 = "";
         } else {
-          const err88 = {
+          const err89 = {
             instancePath: instancePath + "/PG_SSL",
             schemaPath: "#/properties/PG_SSL/type",
             keyword: "type",
@@ -2088,9 +2108,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err88];
+            vErrors = [err89];
           } else {
-            vErrors.push(err88);
+            vErrors.push(err89);
           }
           errors++;
         }
@@ -2103,7 +2123,7 @@ function validate10(
       }
     }
     if (!(data27 === "disable" || data27 === "require" || data27 === "verify-full")) {
-      const err89 = {
+      const err90 = {
         instancePath: instancePath + "/PG_SSL",
         schemaPath: "#/properties/PG_SSL/enum",
         keyword: "enum",
@@ -2111,9 +2131,9 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err89];
+        vErrors = [err90];
       } else {
-        vErrors.push(err89);
+        vErrors.push(err90);
       }
       errors++;
     }
@@ -2128,7 +2148,7 @@ function validate10(
           } else if (data28 === null) {
             coerced28 = "";
           } else {
-            const err90 = {
+            const err91 = {
               instancePath: instancePath + "/PG_SSL_CA",
               schemaPath: "#/properties/PG_SSL_CA/type",
               keyword: "type",
@@ -2136,9 +2156,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err90];
+              vErrors = [err91];
             } else {
-              vErrors.push(err90);
+              vErrors.push(err91);
             }
             errors++;
           }
@@ -2152,7 +2172,7 @@ function validate10(
       }
       if (typeof data28 === "string") {
         if (func2(data28) < 1) {
-          const err91 = {
+          const err92 = {
             instancePath: instancePath + "/PG_SSL_CA",
             schemaPath: "#/properties/PG_SSL_CA/minLength",
             keyword: "minLength",
@@ -2160,9 +2180,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err91];
+            vErrors = [err92];
           } else {
-            vErrors.push(err91);
+            vErrors.push(err92);
           }
           errors++;
         }
@@ -2179,7 +2199,7 @@ function validate10(
           } else if (data29 === null) {
             coerced29 = "";
           } else {
-            const err92 = {
+            const err93 = {
               instancePath: instancePath + "/REMOTE_WRITE_BEARER_TOKEN",
               schemaPath: "#/properties/REMOTE_WRITE_BEARER_TOKEN/type",
               keyword: "type",
@@ -2187,9 +2207,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err92];
+              vErrors = [err93];
             } else {
-              vErrors.push(err92);
+              vErrors.push(err93);
             }
             errors++;
           }
@@ -2203,7 +2223,7 @@ function validate10(
       }
       if (typeof data29 === "string") {
         if (func2(data29) < 1) {
-          const err93 = {
+          const err94 = {
             instancePath: instancePath + "/REMOTE_WRITE_BEARER_TOKEN",
             schemaPath: "#/properties/REMOTE_WRITE_BEARER_TOKEN/minLength",
             keyword: "minLength",
@@ -2211,9 +2231,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err93];
+            vErrors = [err94];
           } else {
-            vErrors.push(err93);
+            vErrors.push(err94);
           }
           errors++;
         }
@@ -2230,7 +2250,7 @@ function validate10(
           } else if (data30 === null) {
             coerced30 = "";
           } else {
-            const err94 = {
+            const err95 = {
               instancePath: instancePath + "/REMOTE_WRITE_CA",
               schemaPath: "#/properties/REMOTE_WRITE_CA/type",
               keyword: "type",
@@ -2238,9 +2258,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err94];
+              vErrors = [err95];
             } else {
-              vErrors.push(err94);
+              vErrors.push(err95);
             }
             errors++;
           }
@@ -2254,7 +2274,7 @@ function validate10(
       }
       if (typeof data30 === "string") {
         if (func2(data30) < 1) {
-          const err95 = {
+          const err96 = {
             instancePath: instancePath + "/REMOTE_WRITE_CA",
             schemaPath: "#/properties/REMOTE_WRITE_CA/minLength",
             keyword: "minLength",
@@ -2262,9 +2282,9 @@ function validate10(
             message: "must NOT have fewer than 1 characters",
           };
           if (vErrors === null) {
-            vErrors = [err95];
+            vErrors = [err96];
           } else {
-            vErrors.push(err95);
+            vErrors.push(err96);
           }
           errors++;
         }
@@ -2281,7 +2301,7 @@ function validate10(
           } else if (data31 === null) {
             coerced31 = "";
           } else {
-            const err96 = {
+            const err97 = {
               instancePath: instancePath + "/RETENTION",
               schemaPath: "#/properties/RETENTION/type",
               keyword: "type",
@@ -2289,9 +2309,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err96];
+              vErrors = [err97];
             } else {
-              vErrors.push(err96);
+              vErrors.push(err97);
             }
             errors++;
           }
@@ -2305,7 +2325,7 @@ function validate10(
       }
       if (typeof data31 === "string") {
         if (!pattern6.test(data31)) {
-          const err97 = {
+          const err98 = {
             instancePath: instancePath + "/RETENTION",
             schemaPath: "#/properties/RETENTION/pattern",
             keyword: "pattern",
@@ -2313,9 +2333,9 @@ function validate10(
             message: 'must match pattern "' + "^[1-9][0-9]{0,5}[hdwy]$" + '"',
           };
           if (vErrors === null) {
-            vErrors = [err97];
+            vErrors = [err98];
           } else {
-            vErrors.push(err97);
+            vErrors.push(err98);
           }
           errors++;
         }
@@ -2332,7 +2352,7 @@ function validate10(
           } else if (data32 === null) {
             coerced32 = "";
           } else {
-            const err98 = {
+            const err99 = {
               instancePath: instancePath + "/INGEST_API_KEYS",
               schemaPath: "#/properties/INGEST_API_KEYS/type",
               keyword: "type",
@@ -2340,9 +2360,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err98];
+              vErrors = [err99];
             } else {
-              vErrors.push(err98);
+              vErrors.push(err99);
             }
             errors++;
           }
@@ -2366,7 +2386,7 @@ function validate10(
           } else if (data33 === null) {
             coerced33 = "";
           } else {
-            const err99 = {
+            const err100 = {
               instancePath: instancePath + "/CORS_ALLOWED_ORIGINS",
               schemaPath: "#/properties/CORS_ALLOWED_ORIGINS/type",
               keyword: "type",
@@ -2374,9 +2394,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err99];
+              vErrors = [err100];
             } else {
-              vErrors.push(err99);
+              vErrors.push(err100);
             }
             errors++;
           }
@@ -2400,7 +2420,7 @@ function validate10(
           } else if (data34 === null) {
             coerced34 = "";
           } else {
-            const err100 = {
+            const err101 = {
               instancePath: instancePath + "/INGEST_AUTH",
               schemaPath: "#/properties/INGEST_AUTH/type",
               keyword: "type",
@@ -2408,9 +2428,9 @@ function validate10(
               message: "must be string",
             };
             if (vErrors === null) {
-              vErrors = [err100];
+              vErrors = [err101];
             } else {
-              vErrors.push(err100);
+              vErrors.push(err101);
             }
             errors++;
           }
@@ -2423,7 +2443,7 @@ function validate10(
         }
       }
       if (!(data34 === "none" || data34 === "local" || data34 === "required")) {
-        const err101 = {
+        const err102 = {
           instancePath: instancePath + "/INGEST_AUTH",
           schemaPath: "#/properties/INGEST_AUTH/enum",
           keyword: "enum",
@@ -2431,9 +2451,9 @@ function validate10(
           message: "must be equal to one of the allowed values",
         };
         if (vErrors === null) {
-          vErrors = [err101];
+          vErrors = [err102];
         } else {
-          vErrors.push(err101);
+          vErrors.push(err102);
         }
         errors++;
       }
@@ -2450,7 +2470,7 @@ function validate10(
         ) {
           coerced35 = +data35;
         } else {
-          const err102 = {
+          const err103 = {
             instancePath: instancePath + "/PORT",
             schemaPath: "#/properties/PORT/type",
             keyword: "type",
@@ -2458,9 +2478,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err102];
+            vErrors = [err103];
           } else {
-            vErrors.push(err102);
+            vErrors.push(err103);
           }
           errors++;
         }
@@ -2474,7 +2494,7 @@ function validate10(
     }
     if (typeof data35 == "number" && isFinite(data35)) {
       if (data35 > 65535 || isNaN(data35)) {
-        const err103 = {
+        const err104 = {
           instancePath: instancePath + "/PORT",
           schemaPath: "#/properties/PORT/maximum",
           keyword: "maximum",
@@ -2482,14 +2502,14 @@ function validate10(
           message: "must be <= 65535",
         };
         if (vErrors === null) {
-          vErrors = [err103];
+          vErrors = [err104];
         } else {
-          vErrors.push(err103);
+          vErrors.push(err104);
         }
         errors++;
       }
       if (data35 < 0 || isNaN(data35)) {
-        const err104 = {
+        const err105 = {
           instancePath: instancePath + "/PORT",
           schemaPath: "#/properties/PORT/minimum",
           keyword: "minimum",
@@ -2497,9 +2517,9 @@ function validate10(
           message: "must be >= 0",
         };
         if (vErrors === null) {
-          vErrors = [err104];
+          vErrors = [err105];
         } else {
-          vErrors.push(err104);
+          vErrors.push(err105);
         }
         errors++;
       }
@@ -2514,7 +2534,7 @@ function validate10(
         } else if (data36 === null) {
           coerced36 = "";
         } else {
-          const err105 = {
+          const err106 = {
             instancePath: instancePath + "/HOST",
             schemaPath: "#/properties/HOST/type",
             keyword: "type",
@@ -2522,9 +2542,9 @@ function validate10(
             message: "must be string",
           };
           if (vErrors === null) {
-            vErrors = [err105];
+            vErrors = [err106];
           } else {
-            vErrors.push(err105);
+            vErrors.push(err106);
           }
           errors++;
         }
@@ -2538,7 +2558,7 @@ function validate10(
     }
     if (typeof data36 === "string") {
       if (func2(data36) < 1) {
-        const err106 = {
+        const err107 = {
           instancePath: instancePath + "/HOST",
           schemaPath: "#/properties/HOST/minLength",
           keyword: "minLength",
@@ -2546,9 +2566,9 @@ function validate10(
           message: "must NOT have fewer than 1 characters",
         };
         if (vErrors === null) {
-          vErrors = [err106];
+          vErrors = [err107];
         } else {
-          vErrors.push(err106);
+          vErrors.push(err107);
         }
         errors++;
       }
@@ -2565,7 +2585,7 @@ function validate10(
         ) {
           coerced37 = +data37;
         } else {
-          const err107 = {
+          const err108 = {
             instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
             schemaPath: "#/properties/REQUEST_TIMEOUT_MS/type",
             keyword: "type",
@@ -2573,9 +2593,9 @@ function validate10(
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err107];
+            vErrors = [err108];
           } else {
-            vErrors.push(err107);
+            vErrors.push(err108);
           }
           errors++;
         }
@@ -2589,7 +2609,7 @@ function validate10(
     }
     if (typeof data37 == "number" && isFinite(data37)) {
       if (data37 < 1000 || isNaN(data37)) {
-        const err108 = {
+        const err109 = {
           instancePath: instancePath + "/REQUEST_TIMEOUT_MS",
           schemaPath: "#/properties/REQUEST_TIMEOUT_MS/minimum",
           keyword: "minimum",
@@ -2597,14 +2617,14 @@ function validate10(
           message: "must be >= 1000",
         };
         if (vErrors === null) {
-          vErrors = [err108];
+          vErrors = [err109];
         } else {
-          vErrors.push(err108);
+          vErrors.push(err109);
         }
         errors++;
       }
     }
-    let data38 = data.MAX_FUTURE_SECONDS;
+    let data38 = data.SERVE_PROCESSES;
     if (!(typeof data38 == "number" && !(data38 % 1) && !isNaN(data38) && isFinite(data38))) {
       let dataType38 = typeof data38;
       let coerced38 = undefined;
@@ -2616,17 +2636,17 @@ function validate10(
         ) {
           coerced38 = +data38;
         } else {
-          const err109 = {
-            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
+          const err110 = {
+            instancePath: instancePath + "/SERVE_PROCESSES",
+            schemaPath: "#/properties/SERVE_PROCESSES/type",
             keyword: "type",
             params: { type: "integer" },
             message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err109];
+            vErrors = [err110];
           } else {
-            vErrors.push(err109);
+            vErrors.push(err110);
           }
           errors++;
         }
@@ -2634,48 +2654,65 @@ function validate10(
       if (coerced38 !== undefined) {
         data38 = coerced38;
         if (data !== undefined) {
-          data["MAX_FUTURE_SECONDS"] = coerced38;
+          data["SERVE_PROCESSES"] = coerced38;
         }
       }
     }
     if (typeof data38 == "number" && isFinite(data38)) {
+      if (data38 > 64 || isNaN(data38)) {
+        const err111 = {
+          instancePath: instancePath + "/SERVE_PROCESSES",
+          schemaPath: "#/properties/SERVE_PROCESSES/maximum",
+          keyword: "maximum",
+          params: { comparison: "<=", limit: 64 },
+          message: "must be <= 64",
+        };
+        if (vErrors === null) {
+          vErrors = [err111];
+        } else {
+          vErrors.push(err111);
+        }
+        errors++;
+      }
       if (data38 < 1 || isNaN(data38)) {
-        const err110 = {
-          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
-          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+        const err112 = {
+          instancePath: instancePath + "/SERVE_PROCESSES",
+          schemaPath: "#/properties/SERVE_PROCESSES/minimum",
           keyword: "minimum",
           params: { comparison: ">=", limit: 1 },
           message: "must be >= 1",
         };
         if (vErrors === null) {
-          vErrors = [err110];
+          vErrors = [err112];
         } else {
-          vErrors.push(err110);
+          vErrors.push(err112);
         }
         errors++;
       }
     }
-    let data39 = data.LOG_LEVEL;
-    if (typeof data39 !== "string") {
+    let data39 = data.MAX_FUTURE_SECONDS;
+    if (!(typeof data39 == "number" && !(data39 % 1) && !isNaN(data39) && isFinite(data39))) {
       let dataType39 = typeof data39;
       let coerced39 = undefined;
       if (!(coerced39 !== undefined)) {
-        if (dataType39 == "number" || dataType39 == "boolean") {
-          coerced39 = "" + data39;
-        } else if (data39 === null) {
-          coerced39 = "";
+        if (
+          dataType39 === "boolean" ||
+          data39 === null ||
+          (dataType39 === "string" && data39 && data39 == +data39 && !(data39 % 1))
+        ) {
+          coerced39 = +data39;
         } else {
-          const err111 = {
-            instancePath: instancePath + "/LOG_LEVEL",
-            schemaPath: "#/properties/LOG_LEVEL/type",
+          const err113 = {
+            instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+            schemaPath: "#/properties/MAX_FUTURE_SECONDS/type",
             keyword: "type",
-            params: { type: "string" },
-            message: "must be string",
+            params: { type: "integer" },
+            message: "must be integer",
           };
           if (vErrors === null) {
-            vErrors = [err111];
+            vErrors = [err113];
           } else {
-            vErrors.push(err111);
+            vErrors.push(err113);
           }
           errors++;
         }
@@ -2683,20 +2720,69 @@ function validate10(
       if (coerced39 !== undefined) {
         data39 = coerced39;
         if (data !== undefined) {
-          data["LOG_LEVEL"] = coerced39;
+          data["MAX_FUTURE_SECONDS"] = coerced39;
+        }
+      }
+    }
+    if (typeof data39 == "number" && isFinite(data39)) {
+      if (data39 < 1 || isNaN(data39)) {
+        const err114 = {
+          instancePath: instancePath + "/MAX_FUTURE_SECONDS",
+          schemaPath: "#/properties/MAX_FUTURE_SECONDS/minimum",
+          keyword: "minimum",
+          params: { comparison: ">=", limit: 1 },
+          message: "must be >= 1",
+        };
+        if (vErrors === null) {
+          vErrors = [err114];
+        } else {
+          vErrors.push(err114);
+        }
+        errors++;
+      }
+    }
+    let data40 = data.LOG_LEVEL;
+    if (typeof data40 !== "string") {
+      let dataType40 = typeof data40;
+      let coerced40 = undefined;
+      if (!(coerced40 !== undefined)) {
+        if (dataType40 == "number" || dataType40 == "boolean") {
+          coerced40 = "" + data40;
+        } else if (data40 === null) {
+          coerced40 = "";
+        } else {
+          const err115 = {
+            instancePath: instancePath + "/LOG_LEVEL",
+            schemaPath: "#/properties/LOG_LEVEL/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+          };
+          if (vErrors === null) {
+            vErrors = [err115];
+          } else {
+            vErrors.push(err115);
+          }
+          errors++;
+        }
+      }
+      if (coerced40 !== undefined) {
+        data40 = coerced40;
+        if (data !== undefined) {
+          data["LOG_LEVEL"] = coerced40;
         }
       }
     }
     if (!(
-      data39 === "trace" ||
-      data39 === "debug" ||
-      data39 === "info" ||
-      data39 === "warn" ||
-      data39 === "error" ||
-      data39 === "fatal" ||
-      data39 === "silent"
+      data40 === "trace" ||
+      data40 === "debug" ||
+      data40 === "info" ||
+      data40 === "warn" ||
+      data40 === "error" ||
+      data40 === "fatal" ||
+      data40 === "silent"
     )) {
-      const err112 = {
+      const err116 = {
         instancePath: instancePath + "/LOG_LEVEL",
         schemaPath: "#/properties/LOG_LEVEL/enum",
         keyword: "enum",
@@ -2704,14 +2790,14 @@ function validate10(
         message: "must be equal to one of the allowed values",
       };
       if (vErrors === null) {
-        vErrors = [err112];
+        vErrors = [err116];
       } else {
-        vErrors.push(err112);
+        vErrors.push(err116);
       }
       errors++;
     }
   } else {
-    const err113 = {
+    const err117 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -2719,9 +2805,9 @@ function validate10(
       message: "must be object",
     };
     if (vErrors === null) {
-      vErrors = [err113];
+      vErrors = [err117];
     } else {
-      vErrors.push(err113);
+      vErrors.push(err117);
     }
     errors++;
   }
@@ -2768,6 +2854,7 @@ export const configVariables = [
   "PORT",
   "HOST",
   "REQUEST_TIMEOUT_MS",
+  "SERVE_PROCESSES",
   "MAX_FUTURE_SECONDS",
   "LOG_LEVEL",
 ];

@@ -194,6 +194,28 @@ describe("the ingest server's start-up failures", () => {
   });
 });
 
+describe("the ingest server's start-up failures with SERVE_PROCESSES=2", () => {
+  it("names its port, and exits 1 as one process would", async () => {
+    const serve = startChild(process.execPath, ["server/main.ts"], {
+      NATS_URL: nats.url,
+      PORT: String(heldPort),
+      SERVE_PROCESSES: "2",
+    });
+    const result = await failure(serve);
+    expect(result.code, result.all).toBe(1);
+    // Each server process that tried to listen says so; none says anything else.
+    expect(result.said.length, result.all).toBeGreaterThanOrEqual(1);
+    for (const line of result.said) {
+      expect(line, result.all).toMatch(
+        new RegExp(
+          `^ingest server: port ${heldPort} is already in use: stop what holds it, or set PORT to another port$`,
+        ),
+      );
+    }
+    expect(result.all).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+  });
+});
+
 describe("npm start's start-up failures", () => {
   it("names netlify dev's port when another process holds it", async () => {
     const start = startChild(process.execPath, ["scripts/start.ts", "--port", String(heldPort)], {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isPortFree } from "../../scripts/port-free.ts";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.ts";
 import { freePort, startChild, type Child } from "../helpers/processes.ts";
+import { alive, descendants } from "../helpers/process-tree.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /**
@@ -27,41 +28,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Every process below `pid`, found through /proc. */
-function descendants(pid: number): number[] {
-  const parents = new Map<number, number[]>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      // The command name (field 2) may hold spaces; the parent's pid is the 2nd field after it.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: number[] = [];
-  const walk = (p: number) => {
-    for (const child of parents.get(p) ?? []) {
-      found.push(child);
-      walk(child);
-    }
-  };
-  walk(pid);
-  return found;
-}
-
-/** Still running: present in /proc and not a zombie waiting to be reaped. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 async function answers(url: string): Promise<true | undefined> {
   const res = await fetch(url).catch(() => undefined);
   return res?.ok === true ? true : undefined;
@@ -74,7 +40,7 @@ interface Started {
 }
 
 /** `npm run <script>` on a private NATS and SQLite file, with its ports chosen here. */
-async function npmRun(script: "start" | "serve" | "worker"): Promise<Started> {
+async function npmRun(script: "start" | "serve" | "worker", processes: number): Promise<Started> {
   const workerPort = await freePort();
   const port = await freePort();
   const env = {
@@ -83,6 +49,7 @@ async function npmRun(script: "start" | "serve" | "worker"): Promise<Started> {
     WORKER_HTTP_PORT: String(workerPort),
     PORT: String(port),
     BROWSER: "none",
+    SERVE_PROCESSES: String(processes),
   };
   const args = script === "start" ? ["start", "--", "--port", String(port)] : ["run", script];
   const npm = startChild("npm", args, env);
@@ -98,19 +65,22 @@ async function npmRun(script: "start" | "serve" | "worker"): Promise<Started> {
 }
 
 const cases = [
-  { script: "worker", signal: "SIGTERM", readyMs: 20_000 },
-  { script: "worker", signal: "SIGINT", readyMs: 20_000 },
-  { script: "serve", signal: "SIGTERM", readyMs: 20_000 },
-  { script: "serve", signal: "SIGINT", readyMs: 20_000 },
-  { script: "start", signal: "SIGTERM", readyMs: 110_000 },
-  { script: "start", signal: "SIGINT", readyMs: 110_000 },
+  { script: "worker", signal: "SIGTERM", readyMs: 20_000, processes: 1 },
+  { script: "worker", signal: "SIGINT", readyMs: 20_000, processes: 1 },
+  { script: "serve", signal: "SIGTERM", readyMs: 20_000, processes: 1 },
+  { script: "serve", signal: "SIGINT", readyMs: 20_000, processes: 1 },
+  // Its primary stops the server processes; none of them may be left behind.
+  { script: "serve", signal: "SIGTERM", readyMs: 20_000, processes: 2 },
+  { script: "serve", signal: "SIGINT", readyMs: 20_000, processes: 2 },
+  { script: "start", signal: "SIGTERM", readyMs: 110_000, processes: 1 },
+  { script: "start", signal: "SIGINT", readyMs: 110_000, processes: 1 },
 ] as const;
 
 describe("a stop signal sent to npm's own process", () => {
   it.each(cases)(
-    "npm $script stops completely on $signal",
-    async ({ script, signal, readyMs }) => {
-      const { npm, ports, readyUrl } = await npmRun(script);
+    "npm $script (SERVE_PROCESSES=$processes) stops completely on $signal",
+    async ({ script, signal, readyMs, processes }) => {
+      const { npm, ports, readyUrl } = await npmRun(script, processes);
       try {
         await waitFor(
           `npm ${script} to answer`,
@@ -125,6 +95,13 @@ describe("a stop signal sent to npm's own process", () => {
         const pid = npm.process.pid ?? 0;
         const started = descendants(pid);
         expect(started.length, "npm runs its script as a child").toBeGreaterThan(0);
+        if (script === "serve") {
+          // One process, or a primary and its server processes.
+          const servers = started.filter((p) =>
+            readFileSync(`/proc/${p}/cmdline`, "utf8").includes("server/main.ts"),
+          );
+          expect(servers).toHaveLength(processes === 1 ? 1 : processes + 1);
+        }
 
         process.kill(pid, signal); // npm's process only, as a process manager does
         const code = await Promise.race([
