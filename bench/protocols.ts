@@ -6,7 +6,8 @@
  * JSON API the bare `node:http` server that parses and publishes raw (bench/raw-http-server.ts).
  * Each row takes turns, ours then the peer's, `ROUNDS` times, and each side keeps its best.
  *
- * `BENCH_CPU_PROF=<dir>` runs the server under `--cpu-prof`, writing one profile per row there.
+ * `BENCH_CPU_PROF=<dir>` runs the server under `--cpu-prof`, writing each row's profiles (one per
+ * process) into `<dir>/<protocol>-<round>/`.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -224,8 +225,7 @@ async function startOurs(
     SERVE_PROCESSES: String(processes),
   };
   if (profiles !== undefined) {
-    env["NODE_OPTIONS"] =
-      `--cpu-prof --cpu-prof-dir=${profiles} --cpu-prof-name=${protocol}-${round}.cpuprofile`;
+    env["NODE_OPTIONS"] = `--cpu-prof --cpu-prof-dir=${join(profiles, `${protocol}-${round}`)}`;
   }
   const server = await startHttpProcess("server/main.ts", env);
   return { base: server.base, stop: () => server.stop() };

@@ -12,6 +12,7 @@ import { GROUPS_ENVELOPE_VERSION } from "./envelope-version.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
 import { seriesMessageId, seriesPointIds } from "./series-identity.ts";
+import { TextBytes } from "./text-bytes.ts";
 
 /** A message as published: its id (`Nats-Msg-Id`) and its bytes. */
 export interface EncodedMessage {
@@ -25,7 +26,7 @@ export interface EncodedMessage {
 export function* encodeMessage(envelope: Envelope): Steps<Uint8Array> {
   const groups = yield* encodeGroups(envelope.metrics);
   const slices = groups.map((group) => ({ group, from: 0, to: group.members.length }));
-  return Buffer.from(messageText(envelope, slices));
+  return messageBytes(envelope, slices);
 }
 
 /**
@@ -52,8 +53,8 @@ export function* encodeSeriesMessages(
     const start = first.group.first + first.from;
     const end = last.group.first + last.to;
     const id = seriesMessageId(pointIds.slice(start, end));
-    const text = messageText({ id, receivedAt, key: "series" }, part);
-    messages.push({ id, data: Buffer.from(text), metrics: end - start });
+    const data = messageBytes({ id, receivedAt, key: "series" }, part);
+    messages.push({ id, data, metrics: end - start });
     yield;
   }
   return messages;
@@ -232,12 +233,15 @@ function headerText(envelope: {
   return `{"v":${GROUPS_ENVELOPE_VERSION},"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":${JSON.stringify(key)},"groups":[`;
 }
 
-function messageText(
+/** A message's bytes: its header and its groups' slices, written in pieces (TextBytes). */
+function messageBytes(
   envelope: { readonly id: string; readonly receivedAt: number; readonly key: RowKey },
   slices: readonly GroupSlice[],
-): string {
-  const groups = slices.map(
-    ({ group, from, to }) => `${group.opening}${group.members.slice(from, to).join(",")}${CLOSING}`,
-  );
-  return `${headerText(envelope)}${groups.join(",")}${CLOSING}`;
+): Buffer {
+  const out = new TextBytes().push(headerText(envelope));
+  slices.forEach(({ group, from, to }, i) => {
+    if (i > 0) out.push(",");
+    out.push(group.opening).pushJoined(group.members.slice(from, to), ",").push(CLOSING);
+  });
+  return out.push(CLOSING).bytes();
 }

@@ -9,6 +9,7 @@ import type { EncodedMessage } from "./envelope-encoder.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import { pointTimeNsText, type Series, type SeriesColumns } from "./series-columns.ts";
 import { seriesMessageId } from "./series-identity.ts";
+import { TextBytes } from "./text-bytes.ts";
 
 /**
  * The series-keyed messages of an agent's points (`SeriesColumns`) as version 4, in order, each
@@ -32,12 +33,12 @@ export function* encodeColumnsV4(
     pointIds[i] = `${digests[columns.seriesOf[i] as number] as string} ${pointTimeNsText(ms, ns)}`;
     if ((i & 255) === 255) yield;
   }
-  const fixedBytes = Buffer.byteLength(messageText(seriesMessageId([]), receivedAt, [], EMPTY));
+  const fixedBytes = messageBytes(seriesMessageId([]), receivedAt, [], EMPTY).length;
   const messages: EncodedMessage[] = [];
   const finish = (table: ColumnTable, start: number, end: number) => {
     const id = seriesMessageId(pointIds.slice(start, end));
-    const text = messageText(id, receivedAt, table.series, table.points);
-    messages.push({ id, data: Buffer.from(text), metrics: end - start });
+    const data = messageBytes(id, receivedAt, table.series, table.points);
+    messages.push({ id, data, metrics: end - start });
   };
   let table = new ColumnTable(columns);
   let start = 0;
@@ -142,16 +143,25 @@ export interface Columns {
 /** No columns: a message's header alone, to measure it. */
 export const EMPTY: Columns = { series: [], ms: [], ns: [], value: [] };
 
-/** A version 4 message's text: its header, series table and columns. */
-export function messageText(
+/** A version 4 message's bytes: its header, series table and columns, written in pieces. */
+export function messageBytes(
   id: string,
   receivedAt: number,
   series: readonly string[],
   points: Columns,
-): string {
-  return (
-    `{"v":4,"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":"series",` +
-    `"series":[${series.join(",")}],"points":{"series":[${points.series.join(",")}],` +
-    `"ms":[${points.ms.join(",")}],"ns":[${points.ns.join(",")}],"value":[${points.value.join(",")}]}}`
-  );
+): Buffer {
+  return new TextBytes()
+    .push(`{"v":4,"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":"series",`)
+    .push(`"series":[`)
+    .pushJoined(series, ",")
+    .push(`],"points":{"series":[`)
+    .pushJoined(points.series, ",")
+    .push(`],"ms":[`)
+    .pushJoined(points.ms, ",")
+    .push(`],"ns":[`)
+    .pushJoined(points.ns, ",")
+    .push(`],"value":[`)
+    .pushJoined(points.value, ",")
+    .push("]}}")
+    .bytes();
 }

@@ -6,7 +6,7 @@
  */
 import type { Steps } from "../../shared/cooperative.ts";
 import type { EncodedMessage } from "../../shared/envelope-encoder.ts";
-import { EMPTY, messageText } from "../../shared/envelope-v4-encoder.ts";
+import { EMPTY, type Columns } from "../../shared/envelope-v4-encoder.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { seriesMessageId, seriesPointIds } from "../../shared/series-identity.ts";
@@ -176,4 +176,18 @@ interface Time {
   readonly ms: string;
   readonly ns: string;
   readonly series: string;
+}
+
+/** A version 4 message's text, joined as one string: what `messageBytes` writes in pieces. */
+function messageText(
+  id: string,
+  receivedAt: number,
+  series: readonly string[],
+  points: Columns,
+): string {
+  return (
+    `{"v":4,"id":${JSON.stringify(id)},"receivedAt":${receivedAt},"key":"series",` +
+    `"series":[${series.join(",")}],"points":{"series":[${points.series.join(",")}],` +
+    `"ms":[${points.ms.join(",")}],"ns":[${points.ns.join(",")}],"value":[${points.value.join(",")}]}}`
+  );
 }

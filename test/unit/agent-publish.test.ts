@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { checkMetric, publishColumns } from "../../edge/publish/agent-publish.ts";
 import { decodeEnvelope, ENVELOPE_VERSION, type Envelope } from "../../shared/envelope.ts";
@@ -281,5 +282,16 @@ describe("publishColumns", () => {
     });
     expect(receipt).toEqual({ messages: 0, duplicates: 0 });
     expect(publisher.published).toEqual([]);
+  });
+});
+
+describe("seriesMessageId", () => {
+  it("is the SHA-256 of the point ids joined by newlines, however many there are", () => {
+    // An agent's retry after an upgrade must get the same id: its definition never changes.
+    for (const count of [0, 1, 255, 256, 257, 512, 513, 5000]) {
+      const ids = Array.from({ length: count }, (_, i) => `digest-é-${i} 17${i}000000`);
+      const joined = createHash("sha256").update(ids.join("\n"), "utf8").digest("base64url");
+      expect(seriesMessageId(ids), `${count} ids`).toBe(`s:${joined}`);
+    }
   });
 });
