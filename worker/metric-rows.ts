@@ -43,21 +43,23 @@ const COLUMNS = new Set(["name", "value", "timestamp", "tags"]);
 export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
   const { id, receivedAt, key, metrics } = envelope;
   type Series = { key: string; tags: string };
-  const bySeries = new WeakMap<object, Map<string | null, Series>>();
-  const untagged = new Map<string | null, Series>();
+  const bySeries = new Map<string, Series>();
+  // The metrics of a series or of a version 3 group share one tags object, one after another:
+  // its JSON is written once for them. A JSON API metric has its own.
+  let lastTags: object | undefined;
+  let lastTagsJson = "{}";
   const seriesOf = (metric: Metric) => {
     const name = metric.name ?? null;
-    let byName = untagged;
-    if (metric.tags !== undefined) {
-      byName = bySeries.get(metric.tags) ?? new Map<string | null, Series>();
-      bySeries.set(metric.tags, byName);
+    const tags = metric.tags ?? NO_TAGS;
+    if (tags !== lastTags) {
+      lastTags = tags;
+      lastTagsJson = JSON.stringify(tags);
     }
-    let series = byName.get(name);
+    const text = seriesText(name, lastTagsJson);
+    let series = bySeries.get(text);
     if (series === undefined) {
-      const tags = metric.tags ?? {};
-      const tagsJson = JSON.stringify(tags);
-      series = { key: knownSeriesKey(name, tags, tagsJson), tags: tagsJson };
-      byName.set(name, series);
+      series = { key: knownSeriesKey(text, name, tags), tags: lastTagsJson };
+      bySeries.set(text, series);
     }
     return series;
   };
@@ -95,7 +97,7 @@ function rowsOfColumns({ id, receivedAt, key, series, points }: ColumnsV4): Metr
     // The entry has every field its points' metrics have but value and time, which are columns.
     const { attributes, extra } = fieldsOf(entry as Metric, key === "series");
     return {
-      series: knownSeriesKey(name, tags, tagsJson),
+      series: knownSeriesKey(seriesText(name, tagsJson), name, tags),
       name,
       tags: tagsJson,
       attributes,
@@ -125,7 +127,7 @@ function rowsOfColumns({ id, receivedAt, key, series, points }: ColumnsV4): Metr
 }
 
 /**
- * Series keys worked out already, by name and tags as JSON (names hold no NUL). Each message
+ * Series keys worked out already, by `seriesText`. Each message
  * decodes into objects of its own, and most bring the series of the messages before them again:
  * this saves a sort and a SHA-256 per series of every message (about a fifth of a worker's CPU
  * draining 100-metric messages of 8 series, bench/notes.md). Emptied when full.
@@ -133,12 +135,18 @@ function rowsOfColumns({ id, receivedAt, key, series, points }: ColumnsV4): Metr
 const knownKeys = new Map<string, string>();
 const KNOWN_KEYS = 50_000;
 
+/** What tells series apart: a name (or none) and the tags' JSON (names hold no NUL). */
+function seriesText(name: string | null, tagsJson: string): string {
+  return `${name === null ? "0" : `1${name}`}\u0000${tagsJson}`;
+}
+
+const NO_TAGS: Readonly<Record<string, string>> = Object.freeze({});
+
 function knownSeriesKey(
+  text: string,
   name: string | null,
   tags: Readonly<Record<string, string>>,
-  tagsJson: string,
 ): string {
-  const text = `${name === null ? "0" : `1${name}`}\u0000${tagsJson}`;
   let key = knownKeys.get(text);
   if (key === undefined) {
     key = seriesKey(name, tags);
@@ -159,8 +167,11 @@ export function fieldsOf(
 ): { attributes: string | null; extra: string | null } {
   let attributes: Record<string, unknown> | undefined;
   let extra: Record<string, unknown> | undefined;
-  for (const [field, value] of Object.entries(metric)) {
+  // for…in, not Object.entries: no array per metric, and a metric has its columns alone almost
+  // always. Metrics are JSON.parse's objects, with no enumerable property but their own.
+  for (const field in metric) {
     if (COLUMNS.has(field)) continue;
+    const value = (metric as Readonly<Record<string, unknown>>)[field];
     if (agent && field === "influx" && isObject(value)) {
       const { text, ...series } = value;
       (attributes ??= {})[field] = series;
@@ -177,11 +188,14 @@ export function fieldsOf(
       });
     }
   }
+  if (attributes === undefined && extra === undefined) return NO_FIELDS;
   return {
     attributes: attributes === undefined ? null : canonicalJson(attributes),
     extra: extra === undefined ? null : JSON.stringify(extra),
   };
 }
+
+const NO_FIELDS = Object.freeze({ attributes: null, extra: null });
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
