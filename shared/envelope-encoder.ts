@@ -22,11 +22,18 @@ export interface EncodedMessage {
   readonly metrics: number;
 }
 
+/** The JSON API's message, and what its metrics weigh. */
+export interface EncodedRequest {
+  readonly data: Uint8Array;
+  /** Each metric's bytes as `JSON.stringify` writes it alone (the 64 KiB limit's measure). */
+  readonly metricBytes: readonly number[];
+}
+
 /** The one message of `envelope` (the JSON API's: never split), however large. */
-export function* encodeMessage(envelope: Envelope): Steps<Uint8Array> {
-  const groups = yield* encodeGroups(envelope.metrics);
+export function* encodeMessage(envelope: Envelope): Steps<EncodedRequest> {
+  const { groups, metricBytes } = yield* encodeGroups(envelope.metrics, true);
   const slices = groups.map((group) => ({ group, from: 0, to: group.members.length }));
-  return messageBytes(envelope, slices);
+  return { data: messageBytes(envelope, slices), metricBytes };
 }
 
 /**
@@ -40,7 +47,7 @@ export function* encodeSeriesMessages(
   receivedAt: number,
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
-  const groups = yield* encodeGroups(metrics);
+  const { groups } = yield* encodeGroups(metrics, false);
   const pointIds = yield* seriesPointIds(metrics, receivedAt);
   // Every series id has one length: the header's size does not depend on which it is.
   const header = headerText({ id: seriesMessageId([]), receivedAt, key: "series" });
@@ -86,9 +93,17 @@ const CLOSING = "]}";
  */
 const SHARED_TAGS_MIN_BYTES = 64;
 
-function* encodeGroups(metrics: readonly Metric[]): Steps<EncodedGroup[]> {
+/**
+ * The metrics as groups; with `weigh`, also each metric's bytes as its own JSON: its member's
+ * when the member is the metric itself (it shares no tags with its group), else written again.
+ */
+function* encodeGroups(
+  metrics: readonly Metric[],
+  weigh: boolean,
+): Steps<{ groups: EncodedGroup[]; metricBytes: number[] }> {
   const entries = new TagEntries();
   const groups: EncodedGroup[] = [];
+  const metricBytes: number[] = [];
   let current: { group: EncodedGroup; shared: readonly TagEntry[] | undefined } | undefined;
   const open = (shared: readonly TagEntry[] | undefined, first: number) => {
     const opening =
@@ -123,11 +138,15 @@ function* encodeGroups(metrics: readonly Metric[]): Steps<EncodedGroup[]> {
       }
     }
     const json = JSON.stringify(member);
+    const bytes = Buffer.byteLength(json);
     group.group.members.push(json);
-    group.group.memberBytes.push(Buffer.byteLength(json));
+    group.group.memberBytes.push(bytes);
+    if (weigh) {
+      metricBytes.push(member === metric ? bytes : Buffer.byteLength(JSON.stringify(metric)));
+    }
     yield;
   }
-  return groups;
+  return { groups, metricBytes };
 }
 
 type TagEntry = readonly [key: string, value: string];

@@ -14,7 +14,7 @@ export { ENVELOPE_VERSION } from "./envelope-version.ts";
  * batches are written as version 4 (`encodeColumnsV4`, from their points in columns).
  */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  return runToEnd(encodeMessage(envelope));
+  return runToEnd(encodeMessage(envelope)).data;
 }
 
 /** Why a message can never be stored; also the last token of its dead-letter subject. */

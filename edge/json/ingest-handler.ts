@@ -9,7 +9,7 @@ import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/fu
 import { jsonResponse } from "../http/http-response.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { jsonEncodingOf, parseMetrics } from "./parse-metrics.ts";
+import { jsonEncodingOf, metricTooLarge, parseMetrics } from "./parse-metrics.ts";
 import type { Publisher } from "../publish/publisher.ts";
 import type { ServiceContext } from "../http/service-context.ts";
 import { readBodyText } from "../http/read-body.ts";
@@ -62,7 +62,11 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     const { metrics, data } = await computeInTurn(Buffer.byteLength(text), async () => {
       const metrics = await runInSlices(parseMetrics(text, format, { receivedAt, maxFutureMs }));
       const envelope = { id: msgId, receivedAt, key: "message" as const, metrics };
-      return { metrics, data: await runInSlices(encodeMessage(envelope)) };
+      const encoded = await runInSlices(encodeMessage(envelope));
+      // Each metric's size is known once it is written: measuring it before would write it twice.
+      const index = encoded.metricBytes.findIndex((bytes) => bytes > REQUEST_LIMITS.metricBytes);
+      if (index >= 0) throw metricTooLarge(index, encoded.metricBytes[index] as number);
+      return { metrics, data: encoded.data };
     });
 
     const receipt = await options.publisher.publish({

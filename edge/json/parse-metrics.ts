@@ -57,19 +57,6 @@ export function* parseMetrics(
   }
   if (details.length > 0) throw invalidMetrics(details);
 
-  // Only a body larger than one metric's limit can hold a metric over it.
-  if (Buffer.byteLength(text) > REQUEST_LIMITS.metricBytes) {
-    for (const [index, item] of items.entries()) {
-      const size = Buffer.byteLength(JSON.stringify(item));
-      if (size > REQUEST_LIMITS.metricBytes) {
-        throw new ApiError(
-          "metric_too_large",
-          `Metric ${index} is ${size} bytes; the limit is ${REQUEST_LIMITS.metricBytes} bytes.`,
-        );
-      }
-      yield;
-    }
-  }
   return items as Metric[];
 }
 
@@ -107,6 +94,17 @@ function parseJson(text: string, what: () => string): unknown {
     const reason = position ? ` (at position ${position})` : "";
     throw new ApiError("malformed_body", `${what()}${reason}.`, { cause: err });
   }
+}
+
+/**
+ * The refusal of a request whose metric `index` is `bytes` as its own JSON, over the limit. The
+ * ingest handler measures metrics as it writes their message (`encodeMessage`), not here.
+ */
+export function metricTooLarge(index: number, bytes: number): ApiError {
+  return new ApiError(
+    "metric_too_large",
+    `Metric ${index} is ${bytes} bytes; the limit is ${REQUEST_LIMITS.metricBytes} bytes.`,
+  );
 }
 
 function tooMany(): ApiError {

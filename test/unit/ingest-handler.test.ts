@@ -320,6 +320,52 @@ describe("an accepted request", () => {
   });
 });
 
+describe("the 64 KiB limit of one metric", () => {
+  /** A valid metric of exactly `bytes` as its own JSON: extra fields of up to 4,000 characters. */
+  const metricOfBytes = (bytes: number, tags?: Record<string, string>) => {
+    const metric: Record<string, unknown> = { value: 1, ...(tags === undefined ? {} : { tags }) };
+    for (let i = 0; Buffer.byteLength(JSON.stringify(metric)) < bytes; i++) {
+      const missing = bytes - Buffer.byteLength(JSON.stringify(metric));
+      // `,"fN":""` costs the key's length and 6 more.
+      metric[`f${i}`] = "x".repeat(Math.min(4000, Math.max(0, missing - `f${i}`.length - 6)));
+    }
+    return metric;
+  };
+  /** Tags long enough that consecutive metrics share them in one group of the message. */
+  const sharedTags = { host: "h".repeat(60), region: "r".repeat(60) };
+  const limit = REQUEST_LIMITS.metricBytes;
+
+  it.each([
+    ["alone", undefined],
+    // Written without its tags in the message: only the metric's own JSON is over the limit.
+    ["sharing its tags with its neighbour", sharedTags],
+  ])(
+    "refuses one metric a byte over it (%s) with 413 metric_too_large naming it, publishing nothing",
+    async (_, tags) => {
+      const big = metricOfBytes(limit + 1, tags);
+      expect(Buffer.byteLength(JSON.stringify(big))).toBe(limit + 1);
+      const { handler, published } = ingest();
+      const body = JSON.stringify({ data: [{ value: 0, ...(tags && { tags }) }, big] });
+      const refusal = await expectRefusal(await handler(post(body)), "metric_too_large");
+      expect(refusal.error.message).toBe(
+        `Metric 1 is ${limit + 1} bytes; the limit is ${limit} bytes.`,
+      );
+      expect(published).toHaveLength(0);
+    },
+  );
+
+  it("accepts metrics of exactly the limit, with and without shared tags", async () => {
+    for (const tags of [undefined, sharedTags]) {
+      const metric = metricOfBytes(limit, tags);
+      expect(Buffer.byteLength(JSON.stringify(metric))).toBe(limit);
+      const { handler, published } = ingest();
+      const res = await handler(post(JSON.stringify({ data: [metric, metric] })));
+      expect(res.status).toBe(202);
+      expect(envelopeOf(published[0]).metrics).toEqual([metric, metric]);
+    }
+  });
+});
+
 describe("Idempotency-Key", () => {
   it("becomes the message id, the envelope id and the receipt id", async () => {
     const { handler, published } = ingest();

@@ -240,29 +240,6 @@ describe("request limits", () => {
     expect(err.status).toBe(413);
     expect(err.message).toContain("10000");
   });
-
-  /** A valid metric of about `kib` KiB: extra fields of 4,000-character strings. */
-  const metricOfKib = (kib: number) => ({
-    value: 1,
-    ...Object.fromEntries(
-      Array.from({ length: Math.ceil((kib * 1024) / 4000) }, (_, i) => [`f${i}`, "x".repeat(4000)]),
-    ),
-  });
-
-  it("refuses one metric over 64 KiB with 413 metric_too_large naming it and the limit", () => {
-    const big = metricOfKib(65);
-    expect(Buffer.byteLength(JSON.stringify(big))).toBeGreaterThan(REQUEST_LIMITS.metricBytes);
-    const err = refusalOf(jsonBody([{ value: 0 }, big]));
-    expect(err.code).toBe("metric_too_large");
-    expect(err.status).toBe(413);
-    expect(err.message).toMatch(/^Metric 1 is \d+ bytes; the limit is 65536 bytes\.$/);
-  });
-
-  it("accepts several metrics just under 64 KiB each", () => {
-    const metric = metricOfKib(62);
-    expect(Buffer.byteLength(JSON.stringify(metric))).toBeLessThan(REQUEST_LIMITS.metricBytes);
-    expect(parseMetrics(jsonBody([metric, metric]), "json")).toHaveLength(2);
-  });
 });
 
 describe("a deeply nested body", () => {
