@@ -250,12 +250,13 @@ export async function measureProtocols(
   const rows: ProtocolRow[] = [];
   for (const protocol of protocols) {
     const peer = PEERS[protocol];
+    const processes = serverProcesses(peer);
     const pool = bodyPool(protocol, POOL);
     let ours: ProtocolFigures | undefined;
     let theirs: ProtocolFigures | undefined;
     for (let r = 0; r < ROUNDS; r++) {
       await nats.purge();
-      const start = () => startOurs(nats, protocol, r, serverProcesses(peer));
+      const start = () => startOurs(nats, protocol, r, processes);
       ours = better(ours, await measureSide(start, peer.ours, pool));
       await nats.purge();
       theirs = better(theirs, await measureSide(() => startPeer(peer, nats), peer.theirs, pool));
@@ -266,7 +267,7 @@ export async function measureProtocols(
       samplesPerRequest: pool.samples,
       connections: CONNECTIONS,
       peer: peer.name,
-      processes: serverProcesses(peer),
+      processes,
       ours,
       peerFigures: theirs,
       ratio: round(ours.samplesPerSecond / theirs.samplesPerSecond, 3),

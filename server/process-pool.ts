@@ -17,6 +17,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../shared/logger.ts";
+import { exitWhenStopped, onStopSignals } from "../shared/stop-signals.ts";
 
 /** What the primary sends a server process to make it stop. */
 const STOP = "stop";
@@ -38,71 +39,56 @@ export function onPoolStop(logger: Logger, stop: (signal: string) => Promise<num
   process.on("message", (message: unknown) => {
     if (message !== STOP || stopping) return;
     stopping = true;
-    stop("SIGTERM").then(
-      (code) => process.exit(code),
-      (err: unknown) => {
-        logger.error({ err }, "stopping failed");
-        process.exit(1);
-      },
-    );
+    exitWhenStopped(logger, stop("SIGTERM"));
   });
 }
 
 /**
  * In the primary: starts `count` server processes (each runs this same script) and supervises
- * them until they have all exited; resolves to the exit code the primary should exit with.
+ * them until they have all exited; resolves to the exit code the primary should exit with. A
+ * stop signal is a single server's (`onStopSignals`): a second one exits at once, and node:cluster
+ * then ends every server process.
  */
 export function runProcessPool(count: number, logger: Logger): Promise<number> {
   const workers = new Set<Worker>();
   /** Those that listen: they stop when asked (`onPoolStop` is set up as they start to listen). */
   const listening = new WeakSet<Worker>();
-  /** Those killed by a stop before they listened: they end as they should. */
-  const killed = new WeakSet<Worker>();
   let stopping = false;
   let worst = 0;
 
   const stopAll = () => {
-    for (const worker of workers) {
-      if (listening.has(worker) && worker.isConnected()) {
-        worker.send(STOP);
-      } else {
-        // Not listening yet: it has nothing in flight, and might miss the message.
-        killed.add(worker);
-        worker.process.kill("SIGKILL");
-      }
-    }
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, "second signal; exiting now");
-      for (const worker of workers) worker.process.kill("SIGKILL");
-      process.exit(1);
-    }
     stopping = true;
-    logger.info({ signal, processes: workers.size }, "stopping");
-    stopAll();
+    for (const worker of workers) {
+      if (listening.has(worker) && worker.isConnected()) worker.send(STOP);
+      // Not listening yet: it has nothing in flight, and might miss the message.
+      else worker.process.kill("SIGKILL");
+    }
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
 
-  return new Promise((resolve) => {
+  const done = new Promise<number>((resolve) => {
     cluster.on("listening", (worker) => listening.add(worker));
     cluster.on("exit", (worker, code, signal) => {
       workers.delete(worker);
-      // The code is null (whatever the types say) when a signal ended it.
-      if (code !== 0 && !killed.has(worker)) worst = 1;
+      // The code is null (whatever the types say) when a signal ended it; one killed by a stop
+      // before it listened ended as it should.
+      if (code !== 0 && listening.has(worker)) worst = 1;
       if (!stopping) {
         logger.error(
           { pid: worker.process.pid, code, signal },
           "a server process exited; stopping the others",
         );
-        stopping = true;
         worst = 1;
         stopAll();
       }
       if (workers.size === 0) resolve(worst);
     });
-    for (let i = 0; i < count; i++) workers.add(cluster.fork());
-    logger.info({ processes: count }, "started server processes");
   });
+  onStopSignals(logger, (signal) => {
+    logger.info({ signal, processes: workers.size }, "stopping");
+    stopAll();
+    return done;
+  });
+  for (let i = 0; i < count; i++) workers.add(cluster.fork());
+  logger.info({ processes: count }, "started server processes");
+  return done;
 }

@@ -31,9 +31,32 @@ export interface EncodedRequest {
 
 /** The one message of `envelope` (the JSON API's: never split), however large. */
 export function* encodeMessage(envelope: Envelope): Steps<EncodedRequest> {
-  const { groups, metricBytes } = yield* encodeGroups(envelope.metrics, true);
+  const groups = yield* encodeGroups(envelope.metrics);
   const slices = groups.map((group) => ({ group, from: 0, to: group.members.length }));
+  const metricBytes = yield* metricBytesOf(groups, envelope.metrics);
   return { data: messageBytes(envelope, slices), metricBytes };
+}
+
+/**
+ * Each metric's bytes as its own JSON: its member's, unless its group carries tags for it, which
+ * its member then lacks: such a metric is written again, whole.
+ */
+function* metricBytesOf(
+  groups: readonly EncodedGroup[],
+  metrics: readonly Metric[],
+): Steps<number[]> {
+  const bytes: number[] = [];
+  for (const group of groups) {
+    for (let i = 0; i < group.members.length; i++) {
+      bytes.push(
+        group.sharesTags
+          ? Buffer.byteLength(JSON.stringify(metrics[group.first + i]))
+          : (group.memberBytes[i] as number),
+      );
+      yield;
+    }
+  }
+  return bytes;
 }
 
 /**
@@ -47,7 +70,7 @@ export function* encodeSeriesMessages(
   receivedAt: number,
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
-  const { groups } = yield* encodeGroups(metrics, false);
+  const groups = yield* encodeGroups(metrics);
   const pointIds = yield* seriesPointIds(metrics, receivedAt);
   // Every series id has one length: the header's size does not depend on which it is.
   const header = headerText({ id: seriesMessageId([]), receivedAt, key: "series" });
@@ -72,6 +95,8 @@ interface EncodedGroup {
   /** `{"tags":{…},"metrics":[` with the shared tags, or `{"metrics":[` for none. */
   readonly opening: string;
   readonly openingBytes: number;
+  /** Whether it carries tags for its metrics: then its members lack them. */
+  readonly sharesTags: boolean;
   /** Each metric as JSON, with only the tags it adds to the group's. */
   readonly members: string[];
   readonly memberBytes: number[];
@@ -93,17 +118,9 @@ const CLOSING = "]}";
  */
 const SHARED_TAGS_MIN_BYTES = 64;
 
-/**
- * The metrics as groups; with `weigh`, also each metric's bytes as its own JSON: its member's
- * when the member is the metric itself (it shares no tags with its group), else written again.
- */
-function* encodeGroups(
-  metrics: readonly Metric[],
-  weigh: boolean,
-): Steps<{ groups: EncodedGroup[]; metricBytes: number[] }> {
+function* encodeGroups(metrics: readonly Metric[]): Steps<EncodedGroup[]> {
   const entries = new TagEntries();
   const groups: EncodedGroup[] = [];
-  const metricBytes: number[] = [];
   let current: { group: EncodedGroup; shared: readonly TagEntry[] | undefined } | undefined;
   const open = (shared: readonly TagEntry[] | undefined, first: number) => {
     const opening =
@@ -113,6 +130,7 @@ function* encodeGroups(
     const group = {
       opening,
       openingBytes: Buffer.byteLength(opening),
+      sharesTags: shared !== undefined,
       members: [],
       memberBytes: [],
       first,
@@ -138,15 +156,11 @@ function* encodeGroups(
       }
     }
     const json = JSON.stringify(member);
-    const bytes = Buffer.byteLength(json);
     group.group.members.push(json);
-    group.group.memberBytes.push(bytes);
-    if (weigh) {
-      metricBytes.push(member === metric ? bytes : Buffer.byteLength(JSON.stringify(metric)));
-    }
+    group.group.memberBytes.push(Buffer.byteLength(json));
     yield;
   }
-  return { groups, metricBytes };
+  return groups;
 }
 
 type TagEntry = readonly [key: string, value: string];

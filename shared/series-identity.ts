@@ -1,4 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
+import { BoundedMemo } from "./bounded-memo.ts";
 import { runToEnd, type Steps } from "./cooperative.ts";
 import type { Metric } from "./metric-schema.ts";
 import { measurementTimeNsText } from "./timestamp.ts";
@@ -76,23 +77,18 @@ export class SeriesDigests {
       this.#tagsText.set(tags, tagsText);
     }
     const prefix = `[${JSON.stringify(name)},${tagsText as string},`;
-    let digest = knownDigests.get(prefix);
-    if (digest === undefined) {
-      digest = createHash("sha256").update(prefix, "utf8").digest("base64url");
-      if (knownDigests.size >= KNOWN_DIGESTS) knownDigests.clear();
-      knownDigests.set(prefix, digest);
-    }
-    return digest;
+    return knownDigests.get(prefix, () =>
+      createHash("sha256").update(prefix, "utf8").digest("base64url"),
+    );
   }
 }
 
 /**
  * Digests made already, by the text they digest. An agent sends the same series request after
  * request (a scrape, a flush interval): their SHA-256 is taken once, not once per request
- * (~5% of a line-protocol request's CPU, bench/notes.md). Emptied when full: at most a few MB.
+ * (~5% of a line-protocol request's CPU, bench/notes.md). At most a few MB.
  */
-const knownDigests = new Map<string, string>();
-const KNOWN_DIGESTS = 20_000;
+const knownDigests = new BoundedMemo<string>(20_000);
 
 /**
  * Each series' hash of `[name, sorted tag entries,` — the digest's text up to the time — made

@@ -12,14 +12,19 @@ export function onStopSignals(logger: Logger, stop: (signal: string) => Promise<
       process.exit(1);
     }
     stopping = true;
-    stop(signal).then(
-      (code) => process.exit(code),
-      (err: unknown) => {
-        logger.error({ err }, "stopping failed");
-        process.exit(1);
-      },
-    );
+    exitWhenStopped(logger, stop(signal));
   };
   process.on("SIGINT", handle);
   process.on("SIGTERM", handle);
+}
+
+/** Exits with the code `stopped` resolves to, or with 1 (logged) when it rejects. */
+export function exitWhenStopped(logger: Logger, stopped: Promise<number>): void {
+  stopped.then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      logger.error({ err }, "stopping failed");
+      process.exit(1);
+    },
+  );
 }

@@ -39,8 +39,7 @@ export class TextBytes {
       chars += (texts[i] as string).length + separator.length;
       if (chars < CHUNK_CHARS && i < texts.length - 1) continue;
       if (from > 0) this.push(separator);
-      const whole = from === 0 && i === texts.length - 1;
-      this.push(whole ? texts.join(separator) : texts.slice(from, i + 1).join(separator));
+      this.push(texts.slice(from, i + 1).join(separator));
       from = i + 1;
       chars = 0;
     }

@@ -1,6 +1,7 @@
 import type { DecodedMessage, Envelope } from "../shared/envelope.ts";
 import type { ColumnsV4 } from "../shared/envelope-v4-decoder.ts";
 import type { Metric } from "../shared/metric-schema.ts";
+import { BoundedMemo } from "../shared/bounded-memo.ts";
 import { seriesKey } from "../shared/series-identity.ts";
 import { measurementTimeMs } from "../shared/timestamp.ts";
 
@@ -127,13 +128,12 @@ function rowsOfColumns({ id, receivedAt, key, series, points }: ColumnsV4): Metr
 }
 
 /**
- * Series keys worked out already, by `seriesText`. Each message
- * decodes into objects of its own, and most bring the series of the messages before them again:
- * this saves a sort and a SHA-256 per series of every message (about a fifth of a worker's CPU
- * draining 100-metric messages of 8 series, bench/notes.md). Emptied when full.
+ * Series keys worked out already, by `seriesText`. Each message decodes into objects of its
+ * own, and most bring the series of the messages before them again: this saves a sort and a
+ * SHA-256 per series of every message (about a fifth of a worker's CPU draining 100-metric
+ * messages of 8 series, bench/notes.md).
  */
-const knownKeys = new Map<string, string>();
-const KNOWN_KEYS = 50_000;
+const knownKeys = new BoundedMemo<string>(50_000);
 
 /** What tells series apart: a name (or none) and the tags' JSON (names hold no NUL). */
 function seriesText(name: string | null, tagsJson: string): string {
@@ -147,13 +147,7 @@ function knownSeriesKey(
   name: string | null,
   tags: Readonly<Record<string, string>>,
 ): string {
-  let key = knownKeys.get(text);
-  if (key === undefined) {
-    key = seriesKey(name, tags);
-    if (knownKeys.size >= KNOWN_KEYS) knownKeys.clear();
-    knownKeys.set(text, key);
-  }
-  return key;
+  return knownKeys.get(text, () => seriesKey(name, tags));
 }
 
 /**

@@ -17,6 +17,7 @@
  * - Fields of a JSON metric beyond name, value, timestamp and tags have no place in a sample:
  *   they are dropped, and counted.
  */
+import { BoundedMemo } from "../shared/bounded-memo.ts";
 import type { MetricRow } from "./metric-rows.ts";
 
 /** The name of a metric sent without one. */
@@ -83,18 +84,13 @@ export function labelsOf(name: string | null, tagsJson: string): Label[] {
  * series of the batches before them again: their labels are not worked out again (parsing the
  * tags' JSON, sorting, making names valid). Emptied when full.
  */
-const knownLabels = new Map<string, { labels: Label[]; text: string }>();
-const KNOWN_LABELS = 50_000;
+const knownLabels = new BoundedMemo<{ labels: Label[]; text: string }>(50_000);
 
 function labelsOfRow(row: MetricRow): { labels: Label[]; text: string } {
-  let known = knownLabels.get(row.series);
-  if (known === undefined) {
+  return knownLabels.get(row.series, () => {
     const labels = labelsOf(row.name, row.tags);
-    known = { labels, text: JSON.stringify(labels.map((l) => [l.name, l.value])) };
-    if (knownLabels.size >= KNOWN_LABELS) knownLabels.clear();
-    knownLabels.set(row.series, known);
-  }
-  return known;
+    return { labels, text: JSON.stringify(labels.map((l) => [l.name, l.value])) };
+  });
 }
 
 /** A series being gathered: its samples in row order until `inOrder` says otherwise. */

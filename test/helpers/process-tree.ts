@@ -1,6 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
-
 /** Processes of a test read through /proc: the tree below one, and whether one still runs. */
+import { readdirSync, readFileSync } from "node:fs";
 
 /** Every process below `pid`, found through /proc. */
 export function descendants(pid: number): number[] {
