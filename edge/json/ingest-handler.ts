@@ -56,11 +56,12 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     // (whose re-serialisation is checked again before publishing), and never above our limit.
     const maxMessage = await options.publisher.maxMessageBytes();
     const bodyLimit = Math.min(REQUEST_LIMITS.bodyBytes, maxMessage - ENVELOPE_OVERHEAD_BYTES);
-    const text = await readBodyText(req, bodyLimit);
+    const body = await readBodyText(req, bodyLimit);
     // A body's metrics are the body itself: what a request may become (EXPANSION_LIMITS) is
     // bounded here by the body limit, so no budget is spent.
-    const { metrics, data } = await computeInTurn(Buffer.byteLength(text), async () => {
-      const metrics = await runInSlices(parseMetrics(text, format, { receivedAt, maxFutureMs }));
+    const { metrics, data } = await computeInTurn(body.bytes, async () => {
+      const bound = { receivedAt, maxFutureMs };
+      const metrics = await runInSlices(parseMetrics(body.pieces, format, bound));
       const envelope = { id: msgId, receivedAt, key: "message" as const, metrics };
       const encoded = await runInSlices(encodeMessage(envelope));
       // Each metric's size is known once it is written: measuring it before would write it twice.

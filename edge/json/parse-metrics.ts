@@ -5,6 +5,7 @@ import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { toDetails } from "../publish/validation-details.ts";
 import { validateJsonBody, validateMetric } from "../../shared/validators.ts";
+import { dataInPieces } from "./data-in-pieces.ts";
 
 export type JsonEncoding = "json" | "ndjson";
 
@@ -32,17 +33,18 @@ export function jsonEncodingOf(contentType: string | null): JsonEncoding {
 }
 
 /**
- * Turns a body into its metrics, all or nothing: any malformed line or invalid metric refuses
+ * Turns a body (its text, whole or in pieces: `textPieces`) into its metrics, all or nothing: any malformed line or invalid metric refuses
  * the whole request, with a detail for every bad metric and field. Validation pauses between
  * metrics (`Steps`), so a large batch can run in slices. With a `bound`, a timestamp past it
  * makes its metric invalid too.
  */
 export function* parseMetrics(
-  text: string,
+  text: string | readonly string[],
   format: JsonEncoding,
   bound?: FutureBound,
 ): Steps<Metric[]> {
-  const items = format === "json" ? itemsOfJson(text) : itemsOfNdjson(text);
+  const pieces = typeof text === "string" ? [text] : text;
+  const items = format === "json" ? itemsOfJson(pieces) : itemsOfNdjson(pieces);
   if (items.length === 0) throw new ApiError("empty_batch", "The request holds no metrics.");
   if (items.length > REQUEST_LIMITS.metricsPerRequest) throw tooMany();
 
@@ -60,9 +62,9 @@ export function* parseMetrics(
   return items as Metric[];
 }
 
-function itemsOfJson(text: string): unknown[] {
-  if (text.trim() === "") throw new ApiError("empty_batch", "The body is empty.");
-  const body = parseJson(text, () => "The body is not valid JSON");
+function itemsOfJson(pieces: readonly string[]): unknown[] {
+  // A large batch is parsed in pieces; anything else, malformed bodies included, whole.
+  const body = (pieces.length > 1 ? dataInPieces(pieces) : undefined) ?? wholeBody(pieces);
   if (!validateJsonBody(body)) {
     throw new ApiError(
       "invalid_body",
@@ -73,15 +75,32 @@ function itemsOfJson(text: string): unknown[] {
   return Array.isArray(body.data) ? body.data : [body.data];
 }
 
-function itemsOfNdjson(text: string): unknown[] {
+function wholeBody(pieces: readonly string[]): unknown {
+  const text = pieces.join("");
+  if (text.trim() === "") throw new ApiError("empty_batch", "The body is empty.");
+  return parseJson(text, () => "The body is not valid JSON");
+}
+
+/** One metric per line; a line may span two pieces. */
+function itemsOfNdjson(pieces: readonly string[]): unknown[] {
   const items: unknown[] = [];
-  const lines = text.split("\n");
-  for (let line = 0; line < lines.length; line++) {
-    const content = (lines[line] ?? "").trim();
-    if (content === "") continue;
+  let line = 0;
+  const take = (text: string) => {
+    line++;
+    const content = text.trim();
+    if (content === "") return;
     if (items.length === REQUEST_LIMITS.metricsPerRequest) throw tooMany();
-    items.push(parseJson(content, () => `Line ${line + 1} is not valid JSON`));
+    items.push(parseJson(content, () => `Line ${line} is not valid JSON`));
+  };
+  let carried = "";
+  for (const piece of pieces) {
+    const lines = piece.split("\n");
+    lines[0] = carried + (lines[0] ?? "");
+    // The text after the piece's last line end: the start of the next piece's first line.
+    carried = lines.pop() ?? "";
+    for (const text of lines) take(text);
   }
+  take(carried);
   return items;
 }
 

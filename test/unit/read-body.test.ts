@@ -1,7 +1,7 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it, vi } from "vitest";
 import { ApiError } from "../../edge/http/errors.ts";
-import { readBodyText } from "../../edge/http/read-body.ts";
+import { readBodyText as readBody } from "../../edge/http/read-body.ts";
 import { postTo } from "../helpers/requests.ts";
 
 const MIB = 1024 * 1024;
@@ -24,6 +24,14 @@ vi.mock("node:zlib", async (importOriginal) => {
 });
 
 const post = postTo("/api/v1/metrics");
+
+/** The body's text, its pieces joined. */
+async function readBodyText(req: Request, maxBytes: number): Promise<string> {
+  const { pieces, bytes } = await readBody(req, maxBytes);
+  const text = pieces.join("");
+  expect(bytes).toBeGreaterThanOrEqual(Buffer.byteLength(text));
+  return text;
+}
 
 const gzipped = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
   post(gzipSync(body), { "content-encoding": "gzip", ...headers });
