@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection } from "nats";
+import { descendants } from "../test/helpers/process-tree.ts";
 import { freePort, PROJECT_ROOT } from "../test/helpers/processes.ts";
 import { WORKER_NODE_ARGS } from "../worker/command.ts";
 
@@ -48,6 +49,39 @@ export function startProcess(script: string, env: Readonly<Record<string, string
       clearTimeout(timer);
     },
   };
+}
+
+/** What a process and every process below it have used so far. */
+export interface TreeUsage {
+  /** User and system CPU time. */
+  readonly cpuSeconds: number;
+  /** Minor and major page faults. */
+  readonly pageFaults: number;
+}
+
+/** Clock ticks per second, the unit of /proc's CPU times (`getconf CLK_TCK`: 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** What `pid` and its descendants have used so far, from /proc/<pid>/stat. */
+export function treeUsage(pid: number): TreeUsage {
+  let ticks = 0;
+  let pageFaults = 0;
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      // Fields after the command name (which may hold spaces), from field 3: minflt is field
+      // 10, majflt 12, utime 14 and stime 15 (proc(5)).
+      const fields = stat
+        .slice(stat.lastIndexOf(")") + 2)
+        .split(" ")
+        .map(Number);
+      pageFaults += (fields[7] ?? 0) + (fields[9] ?? 0);
+      ticks += (fields[11] ?? 0) + (fields[12] ?? 0);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { cpuSeconds: ticks / TICKS_PER_SECOND, pageFaults };
 }
 
 /** An HTTP server process on a free port, once it answers. */

@@ -32,6 +32,7 @@ for (const protocol of Object.keys(HANDLERS) as Protocol[]) {
   for (let i = 0; i < 30; i++) await send(i);
   const times: number[] = [];
   const bytes: number[] = [];
+  const faultsBefore = process.resourceUsage().minorPageFault;
   for (let i = 0; i < REQUESTS; i++) {
     published = 0;
     const start = process.cpuUsage();
@@ -40,8 +41,9 @@ for (const protocol of Object.keys(HANDLERS) as Protocol[]) {
     times.push(used.user + used.system);
     bytes.push(published);
   }
+  const faults = (process.resourceUsage().minorPageFault - faultsBefore) / REQUESTS;
   const us = median(times);
   console.log(
-    `${protocol.padEnd(13)} ${us.toFixed(0).padStart(7)} µs/request  ${(us / pool.samples).toFixed(2).padStart(6)} µs/sample  ${median(bytes).toFixed(0).padStart(7)} bytes published`,
+    `${protocol.padEnd(13)} ${us.toFixed(0).padStart(7)} µs/request  ${(us / pool.samples).toFixed(2).padStart(6)} µs/sample  ${median(bytes).toFixed(0).padStart(7)} bytes published  ${faults.toFixed(0).padStart(4)} page faults/request`,
   );
 }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
 import { freePort, PROJECT_ROOT } from "../test/helpers/processes.ts";
-import { startHttpProcess } from "./processes.ts";
+import { startHttpProcess, treeUsage, type TreeUsage } from "./processes.ts";
 import { bodyPool, type BodyPool, type Protocol } from "./protocol-bodies.ts";
 import { log, QUICK, round, type BenchNats } from "./support.ts";
 
@@ -28,6 +28,13 @@ export interface ProtocolFigures {
   readonly p99Ms: number;
   readonly non2xx: number;
   readonly errors: number;
+  /** CPU time (user and system) its processes spent per request answered 2xx. */
+  readonly cpuMsPerRequest?: number;
+  /**
+   * Page faults its processes took per request answered 2xx: on these machines each costs
+   * ~12 µs of system time (bench/notes.md).
+   */
+  readonly pageFaultsPerRequest?: number;
 }
 
 export interface ProtocolRow {
@@ -107,8 +114,11 @@ export const PROTOCOLS: readonly Protocol[] = [
   "otlp",
 ];
 
-/** Sends the pool's bodies in turn, one per request, for `SECONDS` after a second of warm-up. */
-async function load(url: string, pool: BodyPool): Promise<ProtocolFigures> {
+/**
+ * Sends the pool's bodies in turn, one per request, for `SECONDS` after a second of warm-up,
+ * reading what the server's processes used over those seconds from `usage`.
+ */
+async function load(url: string, pool: BodyPool, usage: () => TreeUsage): Promise<ProtocolFigures> {
   let next = 0;
   const options = {
     url,
@@ -125,7 +135,9 @@ async function load(url: string, pool: BodyPool): Promise<ProtocolFigures> {
     ],
   };
   await autocannon({ ...options, duration: 1 });
+  const before = usage();
   const result = await autocannon({ ...options, duration: SECONDS });
+  const after = usage();
   const ok = result.requests.total - result.non2xx;
   const rps = ok / result.duration;
   if (next > pool.bodies.length) {
@@ -138,11 +150,15 @@ async function load(url: string, pool: BodyPool): Promise<ProtocolFigures> {
     p99Ms: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors,
+    cpuMsPerRequest: round(((after.cpuSeconds - before.cpuSeconds) * 1000) / ok, 2),
+    pageFaultsPerRequest: round((after.pageFaults - before.pageFaults) / ok, 1),
   };
 }
 
 interface Server {
   readonly base: string;
+  /** The server's process; a process pool's others are below it. */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -189,7 +205,7 @@ async function startVictoriaMetrics(version: VmVersion): Promise<Server> {
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     try {
-      if ((await fetch(`${base}/health`)).ok) return { base, stop };
+      if ((await fetch(`${base}/health`)).ok) return { base, pid: child.pid ?? 0, stop };
     } catch {
       await sleep(50);
     }
@@ -201,7 +217,7 @@ async function startVictoriaMetrics(version: VmVersion): Promise<Server> {
 async function startPeer(peer: Peer, nats: BenchNats): Promise<Server> {
   if (peer.start !== "raw") return startVictoriaMetrics(peer.start);
   const raw = await startHttpProcess("bench/raw-http-server.ts", { NATS_URL: nats.url });
-  return { base: raw.base, stop: () => raw.stop() };
+  return { base: raw.base, pid: raw.pid, stop: () => raw.stop() };
 }
 
 /**
@@ -228,13 +244,13 @@ async function startOurs(
     env["NODE_OPTIONS"] = `--cpu-prof --cpu-prof-dir=${join(profiles, `${protocol}-${round}`)}`;
   }
   const server = await startHttpProcess("server/main.ts", env);
-  return { base: server.base, stop: () => server.stop() };
+  return { base: server.base, pid: server.pid, stop: () => server.stop() };
 }
 
 async function measureSide(start: () => Promise<Server>, path: string, pool: BodyPool) {
   const server = await start();
   try {
-    return await load(`${server.base}${path}`, pool);
+    return await load(`${server.base}${path}`, pool, () => treeUsage(server.pid));
   } finally {
     await server.stop();
   }

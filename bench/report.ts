@@ -60,6 +60,9 @@ const fmt = (n: number | undefined, digits = 0) =>
     ? "–"
     : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ratio = (ours: number, base: number) => (base > 0 ? ours / base : NaN);
+/** Two figures of one kind, ours then the peer's; "–" when neither was measured. */
+const bothSides = (ours: number | undefined, peer: number | undefined, digits: number) =>
+  ours === undefined && peer === undefined ? "–" : `${fmt(ours, digits)} / ${fmt(peer, digits)}`;
 
 /** The largest and smallest of what was measured; undefined when nothing was. */
 const maxOf = (values: readonly (number | undefined)[] | undefined) => extreme(values, Math.max);
@@ -325,6 +328,8 @@ function runSections(run: Run): string {
           "peer p99 ms",
           "ratio",
           "p99 ratio",
+          "CPU ms / request, ours / peer",
+          "page faults / request, ours / peer",
         ],
         run.protocols.map((r) => [
           r.protocol,
@@ -336,6 +341,8 @@ function runSections(run: Run): string {
           fmt(r.peerFigures.p99Ms),
           `${fmt(r.ratio, 3)}×`,
           `${fmt(r.p99Ratio, 2)}×`,
+          bothSides(r.ours.cpuMsPerRequest, r.peerFigures.cpuMsPerRequest, 1),
+          bothSides(r.ours.pageFaultsPerRequest, r.peerFigures.pageFaultsPerRequest, 0),
         ]),
       ),
       "",
