@@ -50,10 +50,19 @@ export class SeriesColumns {
    */
   seriesIndex(metric: SeriesMetric): number {
     const text = this.#json(metric);
+    return this.#index(text, () => ({ metric, text, textBytes: Buffer.byteLength(text) }));
+  }
+
+  /** The index of a series made before (`seriesOf`), added when new, as `seriesIndex` does. */
+  indexOf(series: Series): number {
+    return this.#index(series.text, () => series);
+  }
+
+  #index(text: string, make: () => Series): number {
     let index = this.#indexes.get(text);
     if (index === undefined) {
       index = this.series.length;
-      this.series.push({ metric, text, textBytes: Buffer.byteLength(text) });
+      this.series.push(make());
       this.#indexes.set(text, index);
     }
     return index;
@@ -110,6 +119,15 @@ export class SeriesColumns {
       return { name, value: Number(this.values[i]), timestamp, ...rest } as Metric;
     });
   }
+}
+
+/**
+ * A series made outside any request's columns, to be kept for the requests that bring it again
+ * (`SeriesColumns.indexOf`). Its metric, like every object it holds, is never changed.
+ */
+export function seriesOf(metric: SeriesMetric): Series {
+  const text = JSON.stringify(metric);
+  return { metric, text, textBytes: Buffer.byteLength(text) };
 }
 
 /** A point's time in nanoseconds as decimal text, as `measurementTimeNsText` writes it. */

@@ -68,13 +68,11 @@ function sortedTagsText(tags: Readonly<Record<string, string>> | undefined): str
  * tag set is sorted and written once, by object, however many names share it.
  */
 export class SeriesDigests {
-  readonly #tagsText = new WeakMap<object, string>();
-
   of(name: string | null, tags: Readonly<Record<string, string>> | undefined): string {
-    let tagsText = tags === undefined ? "[]" : this.#tagsText.get(tags);
+    let tagsText = tags === undefined ? "[]" : sortedTagsTexts.get(tags);
     if (tagsText === undefined && tags !== undefined) {
       tagsText = sortedTagsText(tags);
-      this.#tagsText.set(tags, tagsText);
+      sortedTagsTexts.set(tags, tagsText);
     }
     const prefix = `[${JSON.stringify(name)},${tagsText as string},`;
     return knownDigests.get(prefix, () =>
@@ -82,6 +80,12 @@ export class SeriesDigests {
     );
   }
 }
+
+/**
+ * Each tag set's entries sorted, as JSON, by object: a converter's tag sets are never changed
+ * once made, and one kept across requests (`seriesOf`) is sorted once for all of them.
+ */
+const sortedTagsTexts = new WeakMap<object, string>();
 
 /**
  * Digests made already, by the text they digest. An agent sends the same series request after

@@ -21,7 +21,8 @@ import {
   type LinePoint,
 } from "./line-protocol.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import { SeriesColumns, type Series } from "../../shared/series-columns.ts";
+import { BoundedMemo } from "../../shared/bounded-memo.ts";
+import { SeriesColumns, seriesOf, type Series } from "../../shared/series-columns.ts";
 import { isInRange, rfc3339FromNanos } from "../../shared/timestamp.ts";
 
 /** Nanoseconds per unit of each `precision` the v2 API takes. */
@@ -189,25 +190,50 @@ interface SeriesRef {
   readonly check: SeriesCheck;
 }
 
+/** A series made outside any request (`seriesOf`), and how its points are checked. */
+interface KnownSeries {
+  readonly series: Series;
+  readonly check: SeriesCheck;
+}
+
 /**
- * The series of a request's lines, made once: per head (measurement and tag set as written),
- * the line's tags as one object, and per field key and type (and a string field's text) its
- * series in the columns with its check.
+ * The numeric and boolean series made already, by `knownSeriesKey`. An agent sends the same
+ * heads and fields every interval: each series' metric, tags object, JSON, checks and (through
+ * its tags object, shared/series-identity.ts) digest are made once, not once per request. A
+ * string field's series (one per text) is made per request: texts come and go.
+ */
+const knownSeries = new BoundedMemo<KnownSeries>(20_000);
+
+/**
+ * What names a series of a request's lines across requests: the target's org and bucket as
+ * JSON, the head as written, the field's type and key. No part holds a line feed but as a
+ * separator: JSON escapes its own, and a head or a field key ends at a line's end.
+ */
+function knownSeriesKey(target: string, head: string, type: string, field: string): string {
+  return `${target}\n${head}\n${type}\n${field}`;
+}
+
+/**
+ * The series of a request's lines: per head (measurement and tag set as written), and per field
+ * key and type (and a string field's text), its series in the columns with its check.
  */
 class InfluxSeries {
-  readonly #parts: FieldParts;
+  readonly #target: WriteTarget;
+  /** The target as a part of `knownSeriesKey`. */
+  readonly #targetKey: string;
   readonly #columns: SeriesColumns;
   readonly #lines = new Map<string, LineSeries>();
 
   constructor(target: WriteTarget, columns: SeriesColumns) {
-    this.#parts = new FieldParts(target);
+    this.#target = target;
+    this.#targetKey = JSON.stringify([target.org ?? null, target.bucket]);
     this.#columns = columns;
   }
 
   ofLine(point: LinePoint): LineSeries {
     let line = this.#lines.get(point.head);
     if (line === undefined) {
-      line = new LineSeries(point, this.#parts, this.#columns);
+      line = new LineSeries(point, this.#target, this.#targetKey, this.#columns);
       this.#lines.set(point.head, line);
     }
     return line;
@@ -216,19 +242,21 @@ class InfluxSeries {
 
 /** The series of the lines of one head. */
 class LineSeries {
-  readonly #measurement: string;
-  readonly #tags: Readonly<Record<string, string>>;
-  readonly #parts: FieldParts;
+  readonly #point: LinePoint;
+  readonly #target: WriteTarget;
+  readonly #targetKey: string;
   readonly #columns: SeriesColumns;
+  /** The line's tags as one object, made when a series of the head is made. */
+  #tags: Readonly<Record<string, string>> | undefined;
   /** By field key, then type (no key made per point). */
   readonly #fields = new Map<string, Partial<Record<FieldValue["type"], SeriesRef>>>();
   /** String fields, by key and text: each text is a series of its own. */
   readonly #strings = new Map<string, SeriesRef>();
 
-  constructor(point: LinePoint, parts: FieldParts, columns: SeriesColumns) {
-    this.#measurement = point.measurement;
-    this.#tags = Object.fromEntries(point.tags);
-    this.#parts = parts;
+  constructor(point: LinePoint, target: WriteTarget, targetKey: string, columns: SeriesColumns) {
+    this.#point = point;
+    this.#target = target;
+    this.#targetKey = targetKey;
     this.#columns = columns;
   }
 
@@ -237,8 +265,7 @@ class LineSeries {
       const key = JSON.stringify([field, value.value]);
       let ref = this.#strings.get(key);
       if (ref === undefined) {
-        const part = this.#parts.of(this.#measurement, field, value.type);
-        ref = this.#made(field, { ...part, text: value.value });
+        ref = this.#ref(this.#made(field, { ...this.#part(field, value.type), text: value.value }));
         this.#strings.set(key, ref);
       }
       return ref;
@@ -248,44 +275,30 @@ class LineSeries {
       byType = {};
       this.#fields.set(field, byType);
     }
-    return (byType[value.type] ??= this.#made(
-      field,
-      this.#parts.of(this.#measurement, field, value.type),
+    const { type } = value;
+    return (byType[type] ??= this.#ref(
+      knownSeries.get(knownSeriesKey(this.#targetKey, this.#point.head, type, field), () =>
+        this.#made(field, this.#part(field, type)),
+      ),
     ));
   }
 
-  #made(field: string, influx: FieldPart): SeriesRef {
-    const columns = this.#columns;
-    const id = columns.seriesIndex({
-      name: `${this.#measurement}_${field}`,
-      tags: this.#tags,
-      influx,
-    });
-    return { id, check: checkSeries(columns.series[id] as Series) };
-  }
-}
-
-/**
- * The `influx` part of each measurement's field and type, made once for every head that has
- * it: one object, so that its JSON is written once (`SeriesColumns`).
- */
-class FieldParts {
-  readonly #target: WriteTarget;
-  readonly #parts = new Map<string, FieldPart>();
-
-  constructor(target: WriteTarget) {
-    this.#target = target;
+  #ref({ series, check }: KnownSeries): SeriesRef {
+    return { id: this.#columns.indexOf(series), check };
   }
 
-  of(measurement: string, field: string, type: string): FieldPart {
-    const key = JSON.stringify([measurement, field, type]);
-    let part = this.#parts.get(key);
-    if (part === undefined) {
-      const { org, bucket } = this.#target;
-      part = { ...(org === undefined ? {} : { org }), bucket, measurement, field, type };
-      this.#parts.set(key, part);
-    }
-    return part;
+  #made(field: string, influx: FieldPart): KnownSeries {
+    const { measurement } = this.#point;
+    this.#tags ??= Object.fromEntries(this.#point.tags);
+    const series = seriesOf({ name: `${measurement}_${field}`, tags: this.#tags, influx });
+    return { series, check: checkSeries(series) };
+  }
+
+  /** The `influx` part of a series of the head. */
+  #part(field: string, type: string): FieldPart {
+    const { org, bucket } = this.#target;
+    const { measurement } = this.#point;
+    return { ...(org === undefined ? {} : { org }), bucket, measurement, field, type };
   }
 }
 

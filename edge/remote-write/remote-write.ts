@@ -2,7 +2,8 @@
  * Prometheus remote write 1.0: from a request body (a Snappy block holding a protobuf
  * `WriteRequest`) to the points the service stores, one per sample, in columns.
  */
-import { checkPoint, checkSeries } from "../publish/agent-publish.ts";
+import { checkPoint, checkSeries, type SeriesCheck } from "../publish/agent-publish.ts";
+import { BoundedMemo } from "../../shared/bounded-memo.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
@@ -11,7 +12,7 @@ import {
   WriteRequestSchema,
   type WriteRequest,
 } from "../../shared/gen/proto/prometheus/remote_pb.js";
-import { SeriesColumns, type Series } from "../../shared/series-columns.ts";
+import { SeriesColumns, seriesOf, type Series } from "../../shared/series-columns.ts";
 import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 import type { RemoteWriteBatch, RemoteWriteSeries } from "./write-request-reader.ts";
@@ -108,13 +109,13 @@ export function* pointsOfWriteRequest(
     const first = sampleIndex;
     sampleIndex += series.samples.length;
     if (series.samples.length === 0) continue;
-    const labels = labelsOf(series);
-    if (typeof labels === "string") {
-      problems.push({ index: first, path: "", message: `timeseries[${s}]: ${labels}` });
+    const known = knownLabelsOf(series);
+    if (typeof known === "string") {
+      problems.push({ index: first, path: "", message: `timeseries[${s}]: ${known}` });
       continue;
     }
-    const id = columns.seriesIndex(labels);
-    const check = checkSeries(columns.series[id] as Series);
+    const { labels, check } = known;
+    const id = columns.indexOf(known.series);
     yield;
     for (const [j, sample] of series.samples.entries()) {
       const { value } = sample;
@@ -153,24 +154,51 @@ export function* pointsOfWriteRequest(
 }
 
 /** The metric a sample stands for, for the schema to check when bounds alone cannot. */
-function metricOf(
-  labels: { readonly name: string; readonly tags?: Record<string, string> },
-  value: number,
-  timestamp: number,
-): Record<string, unknown> {
+function metricOf(labels: Labels, value: number, timestamp: number): Record<string, unknown> {
   const metric: Record<string, unknown> = { name: labels.name, value, timestamp };
   if (labels.tags !== undefined) metric["tags"] = labels.tags;
   return metric;
 }
+
+/** A label set's series and how its points are checked, or why it is not a series. */
+interface KnownLabels {
+  readonly labels: Labels;
+  readonly series: Series;
+  readonly check: SeriesCheck;
+}
+
+/**
+ * Label sets worked out already, by `labelsKey`. Prometheus sends the same series request after
+ * request, and most requests hold each series once or a few times: its tags, its JSON, its
+ * checks and (through its tags object) its digest are made once, not once per request.
+ */
+const knownLabels = new BoundedMemo<KnownLabels | string>(20_000);
+
+function knownLabelsOf(series: RemoteWriteSeries): KnownLabels | string {
+  return knownLabels.get(labelsKey(series.labels), () => {
+    const labels = labelsOf(series);
+    if (typeof labels === "string") return labels;
+    const made = seriesOf(labels);
+    return { labels, series: made, check: checkSeries(made) };
+  });
+}
+
+/** The labels as they came, in order, each part preceded by its length: one text per list. */
+function labelsKey(labels: RemoteWriteSeries["labels"]): string {
+  let key = "";
+  for (const { name, value } of labels) key += `${name.length}:${name}${value.length}:${value}`;
+  return key;
+}
+
+/** A series' name and tags: a type, not an interface, to be a `SeriesMetric`. */
+type Labels = { readonly name: string; readonly tags?: Record<string, string> };
 
 /**
  * The series' name and tags, or why it has none. As in Prometheus, a label with an empty value
  * is no label. Labels may come in any order (the order carries no meaning here); a name must
  * not repeat, and every label must have a name.
  */
-function labelsOf(
-  series: RemoteWriteSeries,
-): { readonly name: string; readonly tags?: Record<string, string> } | string {
+function labelsOf(series: RemoteWriteSeries): Labels | string {
   const seen = new Set<string>();
   let name: string | undefined;
   const tags: [string, string][] = [];
