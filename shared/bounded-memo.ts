@@ -1,15 +1,21 @@
 /**
- * Values made once per key and kept across requests or batches, until `limit` keys are held:
- * then all are dropped and made again as they come back. Cheaper than a least-recently-used
- * cache on a hot path (no bookkeeping per hit), for keys that come back request after request
- * — an agent's series — and bounded all the same.
+ * Values made once per key and kept across requests or batches, until `limit` keys are held or
+ * their text adds up to `maxKeyChars`: then all are dropped and made again as they come back.
+ * Cheaper than a least-recently-used cache on a hot path (no bookkeeping per hit), for keys
+ * that come back request after request — an agent's series — and bounded all the same. The
+ * keys here are the text of what the values are made of (a series' labels, its name and tags),
+ * so bounding the keys' characters bounds the values too: 20,000 series of the largest a
+ * metric may be (64 KiB) would otherwise hold gigabytes.
  */
 export class BoundedMemo<V> {
   readonly #values = new Map<string, V>();
   readonly #limit: number;
+  readonly #maxKeyChars: number;
+  #keyChars = 0;
 
-  constructor(limit: number) {
+  constructor(limit: number, maxKeyChars = DEFAULT_MAX_KEY_CHARS) {
     this.#limit = limit;
+    this.#maxKeyChars = maxKeyChars;
   }
 
   /** The value of `key`, made by `make` when it is not held. */
@@ -17,9 +23,21 @@ export class BoundedMemo<V> {
     let value = this.#values.get(key);
     if (value === undefined) {
       value = make();
-      if (this.#values.size >= this.#limit) this.#values.clear();
+      if (this.#values.size >= this.#limit || this.#keyChars + key.length > this.#maxKeyChars) {
+        this.#values.clear();
+        this.#keyChars = 0;
+      }
       this.#values.set(key, value);
+      this.#keyChars += key.length;
     }
     return value;
   }
+
+  /** Keys held. */
+  get size(): number {
+    return this.#values.size;
+  }
 }
+
+/** 2 M characters of keys: at most 4 MB of them (two bytes a character), a few times that in all. */
+const DEFAULT_MAX_KEY_CHARS = 2_000_000;
