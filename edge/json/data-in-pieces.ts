@@ -48,19 +48,15 @@ export function dataInPieces(
   while (first < pieces.length && head.length < EDGE_CHARS) head += pieces[first++] as string;
   const opening = OPENING.exec(head);
   if (opening === null) return undefined;
-  const afterOpening = head.slice(opening[0].length);
-  /** The elements' text, in pieces: what the head holds past the opening, up to the closing. */
-  const between: string[] = [];
-  let tail = afterOpening;
-  let end = pieces.length;
-  if (end > first) {
-    between.push(afterOpening);
-    tail = "";
-    while (end > first && tail.length < EDGE_CHARS) tail = (pieces[--end] as string) + tail;
-  }
+  /** The text after the opening, in pieces: what the head holds past it, then the rest. */
+  const rest = [head.slice(opening[0].length), ...pieces.slice(first)];
+  let tail = "";
+  let end = rest.length;
+  while (end > 0 && tail.length < EDGE_CHARS) tail = (rest[--end] as string) + tail;
   const closing = tail.lastIndexOf("]");
   if (closing === -1 || !CLOSING.test(tail.slice(closing))) return undefined;
-  for (let p = first; p < end; p++) between.push(pieces[p] as string);
+  /** The elements' text, in pieces, up to the closing bracket. */
+  const between = rest.slice(0, end);
   between.push(tail.slice(0, closing));
 
   const data: unknown[] = [];
