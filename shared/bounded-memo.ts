@@ -1,11 +1,14 @@
 /**
  * Values made once per key and kept across requests or batches, until `limit` keys are held or
- * their text adds up to `maxKeyChars`: then all are dropped and made again as they come back.
+ * their text adds up to `maxKeyChars` (512 characters a key on average, by default): then all
+ * are dropped and made again as they come back.
  * Cheaper than a least-recently-used cache on a hot path (no bookkeeping per hit), for keys
  * that come back request after request — an agent's series — and bounded all the same. The
  * keys here are the text of what the values are made of (a series' labels, its name and tags),
  * so bounding the keys' characters bounds the values too: 20,000 series of the largest a
- * metric may be (64 KiB) would otherwise hold gigabytes.
+ * metric may be (64 KiB) would otherwise hold gigabytes. The bound is on the total, not on each
+ * key: a batch of many short keys (a Telegraf batch keys ~10,000 series by ~250 characters) must
+ * not empty it every time.
  */
 export class BoundedMemo<V> {
   readonly #values = new Map<string, V>();
@@ -13,7 +16,7 @@ export class BoundedMemo<V> {
   readonly #maxKeyChars: number;
   #keyChars = 0;
 
-  constructor(limit: number, maxKeyChars = DEFAULT_MAX_KEY_CHARS) {
+  constructor(limit: number, maxKeyChars = limit * MEMO_KEY_CHARS) {
     this.#limit = limit;
     this.#maxKeyChars = maxKeyChars;
   }
@@ -39,5 +42,10 @@ export class BoundedMemo<V> {
   }
 }
 
-/** 2 M characters of keys: at most 4 MB of them (two bytes a character), a few times that in all. */
-const DEFAULT_MAX_KEY_CHARS = 2_000_000;
+/**
+ * The longest key a converter keeps a series by. A longer one names a rare, large series (dozens
+ * of long tags): building and hashing its key for each of its fields or samples would cost more
+ * than making the series again, and keeping it would hold as much again. Such a series is made
+ * per request.
+ */
+export const MEMO_KEY_CHARS = 512;

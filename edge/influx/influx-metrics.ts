@@ -21,7 +21,7 @@ import {
   type LinePoint,
 } from "./line-protocol.ts";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import { BoundedMemo } from "../../shared/bounded-memo.ts";
+import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
 import { SeriesColumns, seriesOf, type Series } from "../../shared/series-columns.ts";
 import { isInRange, rfc3339FromNanos } from "../../shared/timestamp.ts";
 
@@ -246,8 +246,8 @@ class LineSeries {
   readonly #target: WriteTarget;
   readonly #targetKey: string;
   readonly #columns: SeriesColumns;
-  /** The line's tags as one object, made when a series of the head is made. */
-  #tags: Readonly<Record<string, string>> | undefined;
+  /** The line's tags as one object (`#tags`). */
+  #tagsObject: Readonly<Record<string, string>> | undefined;
   /** By field key, then type (no key made per point). */
   readonly #fields = new Map<string, Partial<Record<FieldValue["type"], SeriesRef>>>();
   /** String fields, by key and text: each text is a series of its own. */
@@ -265,7 +265,7 @@ class LineSeries {
       const key = JSON.stringify([field, value.value]);
       let ref = this.#strings.get(key);
       if (ref === undefined) {
-        ref = this.#ref(this.#made(field, { ...this.#part(field, value.type), text: value.value }));
+        ref = this.#local(field, { ...this.#part(field, value.type), text: value.value });
         this.#strings.set(key, ref);
       }
       return ref;
@@ -276,22 +276,37 @@ class LineSeries {
       this.#fields.set(field, byType);
     }
     const { type } = value;
-    return (byType[type] ??= this.#ref(
-      knownSeries.get(knownSeriesKey(this.#targetKey, this.#point.head, type, field), () =>
-        this.#made(field, this.#part(field, type)),
-      ),
-    ));
+    return (byType[type] ??= this.#known(field, type));
   }
 
-  #ref({ series, check }: KnownSeries): SeriesRef {
+  /** A numeric or boolean field's series, kept across requests unless its key is too long. */
+  #known(field: string, type: string): SeriesRef {
+    const { head, measurement } = this.#point;
+    if (head.length + field.length > MEMO_KEY_CHARS)
+      return this.#local(field, this.#part(field, type));
+    const key = knownSeriesKey(this.#targetKey, head, type, field);
+    const { series, check } = knownSeries.get(key, () => {
+      const made = seriesOf({
+        name: `${measurement}_${field}`,
+        tags: this.#tags(),
+        influx: this.#part(field, type),
+      });
+      return { series: made, check: checkSeries(made) };
+    });
     return { id: this.#columns.indexOf(series), check };
   }
 
-  #made(field: string, influx: FieldPart): KnownSeries {
-    const { measurement } = this.#point;
-    this.#tags ??= Object.fromEntries(this.#point.tags);
-    const series = seriesOf({ name: `${measurement}_${field}`, tags: this.#tags, influx });
-    return { series, check: checkSeries(series) };
+  /** A series made in this request's columns alone. */
+  #local(field: string, influx: FieldPart): SeriesRef {
+    const columns = this.#columns;
+    const name = `${this.#point.measurement}_${field}`;
+    const id = columns.seriesIndex({ name, tags: this.#tags(), influx });
+    return { id, check: checkSeries(columns.series[id] as Series) };
+  }
+
+  /** The line's tags as one object, made once for every series of the head. */
+  #tags(): Readonly<Record<string, string>> {
+    return (this.#tagsObject ??= Object.fromEntries(this.#point.tags));
   }
 
   /** The `influx` part of a series of the head. */

@@ -3,7 +3,7 @@
  * `WriteRequest`) to the points the service stores, one per sample, in columns.
  */
 import { checkPoint, checkSeries, type SeriesCheck } from "../publish/agent-publish.ts";
-import { BoundedMemo } from "../../shared/bounded-memo.ts";
+import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
@@ -175,12 +175,15 @@ interface KnownLabels {
 const knownLabels = new BoundedMemo<KnownLabels | string>(20_000);
 
 function knownLabelsOf(series: RemoteWriteSeries): KnownLabels | string {
-  return knownLabels.get(labelsKey(series.labels), () => {
+  const make = () => {
     const labels = labelsOf(series);
     if (typeof labels === "string") return labels;
     const made = seriesOf(labels);
     return { labels, series: made, check: checkSeries(made) };
-  });
+  };
+  let chars = 0;
+  for (const { name, value } of series.labels) chars += name.length + value.length;
+  return chars > MEMO_KEY_CHARS ? make() : knownLabels.get(labelsKey(series.labels), make);
 }
 
 /** The labels as they came, in order, each part preceded by its length: one text per list. */

@@ -37,11 +37,15 @@ describe("BoundedMemo", () => {
     expect(memo.size).toBe(1);
   });
 
-  it("holds at most 2 M characters of keys by default", () => {
-    const memo = new BoundedMemo<number>(1_000_000);
-    const key = (i: number) => `${i}:${"k".repeat(1000)}`;
-    for (let i = 0; i < 2_500; i++) memo.get(key(i), () => i);
-    expect(memo.size).toBeLessThanOrEqual(2_000);
-    expect(memo.size).toBeGreaterThan(0);
+  it("holds keys of 512 characters a key on average by default", () => {
+    const memo = new BoundedMemo<number>(100);
+    const key = (i: number, chars: number) => `${i}:`.padEnd(chars, "k");
+    // Short keys: the count bounds it.
+    for (let i = 0; i < 100; i++) memo.get(key(i, 500), () => i);
+    expect(memo.size).toBe(100);
+    // Long keys: their characters do, at 51,200 in all.
+    const long = new BoundedMemo<number>(100);
+    for (let i = 0; i < 10; i++) long.get(key(i, 10_000), () => i);
+    expect(long.size).toBe(5);
   });
 });
