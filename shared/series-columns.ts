@@ -5,7 +5,7 @@
  * array slots rather than an object, its JSON and its size measured one by one.
  */
 import type { Metric } from "./metric-schema.ts";
-import { SeriesDigests } from "./series-identity.ts";
+import { seriesDigest } from "./series-identity.ts";
 import { rfc3339FromNanos } from "./timestamp.ts";
 
 /** What the points of a series share: a metric without value and timestamp, with a name. */
@@ -105,8 +105,7 @@ export class SeriesColumns {
 
   /** Each series' part of its points' ids (`seriesDigest`), in the order of `series`. */
   digests(): string[] {
-    const digests = new SeriesDigests();
-    return this.series.map(({ metric }) => digests.of(metric.name, metric.tags));
+    return this.series.map(({ metric }) => seriesDigest(metric.name, metric.tags));
   }
 
   /** The points as metrics (name, value, timestamp, then the series' other fields). */

@@ -63,22 +63,23 @@ function sortedTagsText(tags: Readonly<Record<string, string>> | undefined): str
 }
 
 /**
- * Each series' part of its points' ids (`seriesPointIds`), for a converter that keeps each
- * series once: a point's id is its series' digest, a space, and its time in nanoseconds. Each
- * tag set is sorted and written once, by object, however many names share it.
+ * A series' part of its points' ids (`seriesPointIds`), for a converter that keeps each series
+ * once: a point's id is its series' digest, a space, and its time in nanoseconds. Each tag set
+ * is sorted and written once, by object, however many names and requests share it.
  */
-export class SeriesDigests {
-  of(name: string | null, tags: Readonly<Record<string, string>> | undefined): string {
-    let tagsText = tags === undefined ? "[]" : sortedTagsTexts.get(tags);
-    if (tagsText === undefined && tags !== undefined) {
-      tagsText = sortedTagsText(tags);
-      sortedTagsTexts.set(tags, tagsText);
-    }
-    const prefix = `[${JSON.stringify(name)},${tagsText as string},`;
-    return knownDigests.get(prefix, () =>
-      createHash("sha256").update(prefix, "utf8").digest("base64url"),
-    );
+export function seriesDigest(
+  name: string | null,
+  tags: Readonly<Record<string, string>> | undefined,
+): string {
+  let tagsText = tags === undefined ? "[]" : sortedTagsTexts.get(tags);
+  if (tagsText === undefined && tags !== undefined) {
+    tagsText = sortedTagsText(tags);
+    sortedTagsTexts.set(tags, tagsText);
   }
+  const prefix = `[${JSON.stringify(name)},${tagsText as string},`;
+  return knownDigests.get(prefix, () =>
+    createHash("sha256").update(prefix, "utf8").digest("base64url"),
+  );
 }
 
 /**

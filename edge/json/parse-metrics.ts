@@ -33,17 +33,16 @@ export function jsonEncodingOf(contentType: string | null): JsonEncoding {
 }
 
 /**
- * Turns a body (its text, whole or in pieces: `textPieces`) into its metrics, all or nothing: any malformed line or invalid metric refuses
+ * Turns a body (its text in pieces: `textPieces`; a short one is one piece) into its metrics, all or nothing: any malformed line or invalid metric refuses
  * the whole request, with a detail for every bad metric and field. Validation pauses between
  * metrics (`Steps`), so a large batch can run in slices. With a `bound`, a timestamp past it
  * makes its metric invalid too.
  */
 export function* parseMetrics(
-  text: string | readonly string[],
+  pieces: readonly string[],
   format: JsonEncoding,
   bound?: FutureBound,
 ): Steps<Metric[]> {
-  const pieces = typeof text === "string" ? [text] : text;
   const items = format === "json" ? itemsOfJson(pieces) : itemsOfNdjson(pieces);
   if (items.length === 0) throw new ApiError("empty_batch", "The request holds no metrics.");
   if (items.length > REQUEST_LIMITS.metricsPerRequest) throw tooMany();

@@ -105,7 +105,8 @@ function whole(text: string): unknown {
 /** The body's metrics, or the refusal's code, message and details. */
 function outcome(text: string | readonly string[], format: JsonEncoding): unknown {
   try {
-    return { metrics: runToEnd(parseMetrics(text, format)) };
+    const pieces = typeof text === "string" ? [text] : text;
+    return { metrics: runToEnd(parseMetrics(pieces, format)) };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     return { code: err.code, message: err.message, details: err.details };
