@@ -11,7 +11,7 @@ import type { Envelope, RowKey } from "./envelope-schema.ts";
 import { GROUPS_ENVELOPE_VERSION } from "./envelope-version.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
-import { seriesMessageId, seriesPointIds } from "./series-identity.ts";
+import { pointIdentitiesOf, seriesMessageId } from "./series-identity.ts";
 import { TextBytes } from "./text-bytes.ts";
 
 /** A message as published: its id (`Nats-Msg-Id`) and its bytes. */
@@ -71,9 +71,9 @@ export function* encodeSeriesMessages(
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
   const groups = yield* encodeGroups(metrics);
-  const pointIds = yield* seriesPointIds(metrics, receivedAt);
+  const identities = yield* pointIdentitiesOf(metrics, receivedAt);
   // Every series id has one length: the header's size does not depend on which it is.
-  const header = headerText({ id: seriesMessageId([]), receivedAt, key: "series" });
+  const header = headerText({ id: seriesMessageId(identities), receivedAt, key: "series" });
   const parts = cut(groups, maxBytes - Buffer.byteLength(header) - CLOSING.length);
   const messages: EncodedMessage[] = [];
   for (const part of parts) {
@@ -82,7 +82,7 @@ export function* encodeSeriesMessages(
     if (first === undefined || last === undefined) continue;
     const start = first.group.first + first.from;
     const end = last.group.first + last.to;
-    const id = seriesMessageId(pointIds.slice(start, end));
+    const id = seriesMessageId(identities, start, end);
     const data = messageBytes({ id, receivedAt, key: "series" }, part);
     messages.push({ id, data, metrics: end - start });
     yield;

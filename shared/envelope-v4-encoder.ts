@@ -7,7 +7,7 @@
 import type { Steps } from "./cooperative.ts";
 import type { EncodedMessage } from "./envelope-encoder.ts";
 import { REQUEST_LIMITS } from "./limits.ts";
-import { pointTimeNsText, type Series, type SeriesColumns } from "./series-columns.ts";
+import type { Series, SeriesColumns } from "./series-columns.ts";
 import { seriesMessageId } from "./series-identity.ts";
 import { TextBytes } from "./text-bytes.ts";
 
@@ -15,28 +15,22 @@ import { TextBytes } from "./text-bytes.ts";
  * The series-keyed messages of an agent's points (`SeriesColumns`) as version 4, in order, each
  * at most `maxBytes` (a point that does not fit even alone goes alone, for the publisher to
  * refuse) and holding at most a request's metrics; ids as version 3 makes them, a digest of the
- * identities of the metrics each holds. The same messages as test/helpers/envelope-v4-by-metric.ts
- * makes of `columns.metrics()`, byte for byte, written from the columns: each series' JSON and digest made once, and per
- * point only its four numbers' text.
+ * identities of the points each holds. The same messages as
+ * test/helpers/envelope-v4-by-metric.ts makes of `columns.metrics()`, byte for byte, written
+ * from the columns: each series' JSON and digest made once, and per point only its four
+ * numbers' text.
  */
 export function* encodeColumnsV4(
   columns: SeriesColumns,
   receivedAt: number,
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
-  const digests = columns.digests();
   const points = columns.points;
-  const pointIds: string[] = new Array<string>(points);
-  for (let i = 0; i < points; i++) {
-    const ms = columns.ms[i] as number;
-    const ns = columns.ns[i] as number;
-    pointIds[i] = `${digests[columns.seriesOf[i] as number] as string} ${pointTimeNsText(ms, ns)}`;
-    if ((i & 255) === 255) yield;
-  }
-  const fixedBytes = messageBytes(seriesMessageId([]), receivedAt, [], EMPTY).length;
+  const identities = columns.identities();
+  const fixedBytes = messageBytes(seriesMessageId(identities), receivedAt, [], EMPTY).length;
   const messages: EncodedMessage[] = [];
   const finish = (table: ColumnTable, start: number, end: number) => {
-    const id = seriesMessageId(pointIds.slice(start, end));
+    const id = seriesMessageId(identities, start, end);
     const data = messageBytes(id, receivedAt, table.series, table.points);
     messages.push({ id, data, metrics: end - start });
   };

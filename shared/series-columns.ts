@@ -5,7 +5,7 @@
  * array slots rather than an object, its JSON and its size measured one by one.
  */
 import type { Metric } from "./metric-schema.ts";
-import { seriesDigest } from "./series-identity.ts";
+import { seriesDigest, type PointIdentities } from "./series-identity.ts";
 import { rfc3339FromNanos } from "./timestamp.ts";
 
 /** What the points of a series share: a metric without value and timestamp, with a name. */
@@ -23,6 +23,8 @@ export interface Series {
   readonly text: string;
   /** UTF-8 bytes of `text`. */
   readonly textBytes: number;
+  /** Its part of its points' message ids (`seriesDigest`). */
+  readonly digest: string;
 }
 
 export class SeriesColumns {
@@ -50,7 +52,7 @@ export class SeriesColumns {
    */
   seriesIndex(metric: SeriesMetric): number {
     const text = this.#json(metric);
-    return this.#index(text, () => ({ metric, text, textBytes: Buffer.byteLength(text) }));
+    return this.#index(text, () => seriesWithText(metric, text));
   }
 
   /** The index of a series made before (`seriesOf`), added when new, as `seriesIndex` does. */
@@ -103,9 +105,10 @@ export class SeriesColumns {
     this.values.push(value);
   }
 
-  /** Each series' part of its points' ids (`seriesDigest`), in the order of `series`. */
-  digests(): string[] {
-    return this.series.map(({ metric }) => seriesDigest(metric.name, metric.tags));
+  /** The points' identities, which their message ids are made of. */
+  identities(): PointIdentities {
+    const digests = this.series.map((series) => series.digest);
+    return { digests, seriesOf: this.seriesOf, ms: this.ms, ns: this.ns };
   }
 
   /** The points as metrics (name, value, timestamp, then the series' other fields). */
@@ -125,12 +128,10 @@ export class SeriesColumns {
  * (`SeriesColumns.indexOf`). Its metric, like every object it holds, is never changed.
  */
 export function seriesOf(metric: SeriesMetric): Series {
-  const text = JSON.stringify(metric);
-  return { metric, text, textBytes: Buffer.byteLength(text) };
+  return seriesWithText(metric, JSON.stringify(metric));
 }
 
-/** A point's time in nanoseconds as decimal text, as `measurementTimeNsText` writes it. */
-export function pointTimeNsText(ms: number, ns: number): string {
-  if (ms <= 0) return String(BigInt(ms) * 1_000_000n + BigInt(Math.max(ns, 0)));
-  return ns === -1 ? `${ms}000000` : `${ms}${String(ns).padStart(6, "0")}`;
+function seriesWithText(metric: SeriesMetric, text: string): Series {
+  const digest = seriesDigest(metric.name, metric.tags);
+  return { metric, text, textBytes: Buffer.byteLength(text), digest };
 }

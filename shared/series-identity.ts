@@ -34,19 +34,49 @@ export function* seriesRowKeys(metrics: readonly Metric[], receivedAtMs: number)
 }
 
 /**
- * Each point's identity as a message id is made of: its series' digest (made once per series
- * of the request, not once per point) and its time in nanoseconds. Two points have the same
- * identity exactly when they have the same row key, at a fraction of its cost: no SHA-256 per
- * point.
+ * The points of a message as its id (`seriesMessageId`) is made of them: per point, its
+ * series (an index into `digests`, each a series' `seriesDigest`) and its time — whole
+ * milliseconds `ms`, and `ns` nanoseconds past them (0 to 999,999; -1 is 0, as
+ * `SeriesColumns` holds a time without nanoseconds).
  */
-export function* seriesPointIds(metrics: readonly Metric[], receivedAtMs: number): Steps<string[]> {
-  const series = new SeriesHashes();
-  const ids: string[] = [];
+export interface PointIdentities {
+  readonly digests: readonly string[];
+  readonly seriesOf: ArrayLike<number>;
+  readonly ms: ArrayLike<number>;
+  readonly ns: ArrayLike<number>;
+}
+
+/**
+ * The identities of `metrics` (`PointIdentities`), in order: each series' digest made once
+ * however many points it has, each time as `measurementTimeNsText` reads it.
+ */
+export function* pointIdentitiesOf(
+  metrics: readonly Metric[],
+  receivedAtMs: number,
+): Steps<PointIdentities> {
+  const hashes = new SeriesHashes();
+  const indexes = new Map<string, number>();
+  const digests: string[] = [];
+  const seriesOf: number[] = [];
+  const ms: number[] = [];
+  const ns: number[] = [];
   for (const metric of metrics) {
-    ids.push(`${series.digestOf(metric)} ${measurementTimeNsText(metric.timestamp, receivedAtMs)}`);
+    const digest = hashes.digestOf(metric);
+    let index = indexes.get(digest);
+    if (index === undefined) {
+      index = digests.length;
+      digests.push(digest);
+      indexes.set(digest, index);
+    }
+    const time = BigInt(measurementTimeNsText(metric.timestamp, receivedAtMs));
+    let whole = time / 1_000_000n;
+    if (whole * 1_000_000n > time) whole -= 1n; // floored, for times before 1970
+    seriesOf.push(index);
+    ms.push(Number(whole));
+    ns.push(Number(time - whole * 1_000_000n));
     yield;
   }
-  return ids;
+  return { digests, seriesOf, ms, ns };
 }
 
 /** The text every digest of a series' identity starts with: `[name, sorted tag entries,`. */
@@ -63,9 +93,9 @@ function sortedTagsText(tags: Readonly<Record<string, string>> | undefined): str
 }
 
 /**
- * A series' part of its points' ids (`seriesPointIds`), for a converter that keeps each series
- * once: a point's id is its series' digest, a space, and its time in nanoseconds. Each tag set
- * is sorted and written once, by object, however many names and requests share it.
+ * A series' part of its points' identities (`PointIdentities`), for a converter that keeps each
+ * series once. Each tag set is sorted and written once, by object, however many names and
+ * requests share it.
  */
 export function seriesDigest(
   name: string | null,
@@ -137,24 +167,52 @@ class SeriesHashes {
 }
 
 /**
- * The JetStream message id of a batch of agent metrics: a digest of its metrics' identities
- * (`seriesPointIds`), in order. An agent's retry of the same batch gets the same id, so within the stream's duplicate
- * window JetStream drops it instead of storing it twice; after the window, the rows' own keys
- * still keep it from adding anything.
+ * The JetStream message id of the points `start` up to `end` of `points`: a SHA-256 of their
+ * identities, in order. An agent's retry of the same batch gets the same ids, so within the
+ * stream's duplicate window JetStream drops it instead of storing it twice; after the window,
+ * the rows' own keys still keep it from adding anything.
+ *
+ * What is digested: the number of the message's distinct series digests, those digests in the
+ * order they first appear in it, then per point 16 bytes — that order's number of its series (32 bits), its
+ * milliseconds (a float64, exact for every time the schema takes) and its nanoseconds past
+ * them (32 bits), little-endian. Bytes rather than text: a point's id text cost more to make
+ * than everything else its message id needs (bench/notes.md).
  */
-export function seriesMessageId(pointIds: readonly string[]): string {
-  // The digest of the ids joined by newlines, fed a few hundred ids at a time: one string of
-  // them all would be over 128 KB past ~2,000 points, and cost ~40x as much to make (shared/text-bytes.ts).
-  const hash = createHash("sha256");
-  for (let i = 0; i < pointIds.length; i += IDS_AT_ONCE) {
-    if (i > 0) hash.update("\n");
-    hash.update(pointIds.slice(i, i + IDS_AT_ONCE).join("\n"), "utf8");
+export function seriesMessageId(points: PointIdentities, start = 0, end = start): string {
+  // Each series' number in the message, by its index and by its digest: series that differ
+  // in other fields (an InfluxDB field's type) but not in name and tags are one identity.
+  const local = new Int32Array(points.digests.length).fill(-1);
+  const byDigest = new Map<string, number>();
+  const digests: string[] = [];
+  const bytes = new DataView(new ArrayBuffer(4 + (end - start) * POINT_ID_BYTES));
+  let at = 4;
+  for (let i = start; i < end; i++) {
+    const series = points.seriesOf[i] as number;
+    let index = local[series] as number;
+    if (index === -1) {
+      const digest = points.digests[series] as string;
+      index = byDigest.get(digest) ?? digests.length;
+      if (index === digests.length) {
+        digests.push(digest);
+        byDigest.set(digest, index);
+      }
+      local[series] = index;
+    }
+    const ns = points.ns[i] as number;
+    bytes.setUint32(at, index, true);
+    bytes.setFloat64(at + 4, points.ms[i] as number, true);
+    bytes.setUint32(at + 12, ns === -1 ? 0 : ns, true);
+    at += POINT_ID_BYTES;
   }
+  bytes.setUint32(0, digests.length, true);
+  const hash = createHash("sha256").update(new Uint8Array(bytes.buffer, 0, 4));
+  // Every digest is 43 characters: joined without a separator, they still read one way.
+  hash.update(digests.join(""), "latin1");
+  hash.update(new Uint8Array(bytes.buffer, 4));
   return `s:${hash.digest("base64url")}`;
 }
 
-/** Point ids hashed at once: ~64 characters each, ~16 K in all. */
-const IDS_AT_ONCE = 256;
+const POINT_ID_BYTES = 16;
 
 /**
  * The key of a metric's series in the stores' `series` table: a digest of the same canonical

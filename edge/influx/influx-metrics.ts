@@ -124,9 +124,9 @@ export function* pointsOfText(
         const value = numberOf(fieldValue);
         const valueText = String(value);
         const { id, check } = line.seriesOf(field, fieldValue);
-        const candidate = () => candidateMetric(columns, id, value, ns);
-        const sample = { value, valueText, ms, ns: subMs };
-        const problem = checkPoint(check, sample, index, budget, bound, candidate);
+        const problem = checkPoint(check, value, valueText, ms, subMs, index, budget, bound, () =>
+          candidateMetric(columns, id, value, ns),
+        );
         if (problem !== undefined) (refused ??= []).push(problem);
         else columns.addPoint(id, ms, subMs, valueText);
         if ((index & 255) === 255) yield;

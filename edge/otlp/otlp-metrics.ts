@@ -108,9 +108,17 @@ export function* pointsOfRequest(
         }
         const { value, ms, subMs } = point;
         const valueText = String(value);
-        const candidate = () => metricOf(point);
-        const time = { value, valueText, ms, ns: subMs };
-        const problem = checkPoint(ref.check, time, ordinal, budget, bound, candidate);
+        const problem = checkPoint(
+          ref.check,
+          value,
+          valueText,
+          ms,
+          subMs,
+          ordinal,
+          budget,
+          bound,
+          () => metricOf(point),
+        );
         if (problem === undefined) {
           columns.addPoint(ref.id, ms, subMs, valueText);
           continue;

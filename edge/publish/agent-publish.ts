@@ -95,33 +95,37 @@ export function checkSeries(series: Series): SeriesCheck {
 /**
  * Checks one point of a series (its `index` among the request's points) exactly as
  * `checkMetric` checks the metric it stands for — same budget spent, same refusals — but by its
- * own parts only when its series is within bounds: a finite value, a time in range (`ms`, and
- * `ns` as `SeriesColumns` holds it), the per-metric size and the future bound. Anything else
+ * own parts only when its series is within bounds: a finite value (`valueText` as JSON writes
+ * it), a time in range (`ms`, and `ns` as `SeriesColumns` holds it), the per-metric size and
+ * the future bound. Anything else
  * goes to `checkMetric` with the metric `candidate` makes. Undefined when the point is valid.
  */
 export function checkPoint(
   series: SeriesCheck,
-  point: {
-    readonly value: number;
-    readonly valueText: string;
-    readonly ms: number;
-    readonly ns: number;
-  },
+  value: number,
+  valueText: string,
+  ms: number,
+  ns: number,
   index: number,
   budget: ExpansionBudget,
   bound: FutureBound | undefined,
   candidate: () => unknown,
 ): RefusedMetric | undefined {
-  const { value, valueText, ms, ns } = point;
   if (!series.withinBounds || !Number.isFinite(value) || !isInRange(ms)) {
     const checked = checkMetric(candidate(), index, budget, bound);
     return "refused" in checked ? checked.refused : undefined;
   }
-  const timeBytes = ns === -1 ? String(ms).length : TEXT_TIME_BYTES;
+  const timeBytes = ns === -1 ? digitsOf(ms) : TEXT_TIME_BYTES;
   const size = budget.spendBytes(series.fixedBytes + valueText.length + timeBytes);
   if (size > REQUEST_LIMITS.metricBytes) return tooLarge(index, size);
   const future = bound === undefined ? undefined : futureTimeDetail(ms, index, bound);
   return future === undefined ? undefined : { index, details: [future] };
+}
+
+/** The decimal digits of a time in range (`isInRange`), without writing it: 1 to 15. */
+function digitsOf(ms: number): number {
+  if (ms >= 1e12) return ms >= 1e14 ? 15 : ms >= 1e13 ? 14 : 13;
+  return String(ms).length;
 }
 
 function tooLarge(index: number, size: number): RefusedMetric {

@@ -103,12 +103,15 @@ export function* pointsOfWriteRequest(
   const problems: ErrorDetail[] = [];
   let sampleIndex = 0;
 
-  for (const [s, series] of request.timeseries.entries()) {
+  const { timeseries } = request;
+  for (let s = 0; s < timeseries.length; s++) {
+    const series = timeseries[s] as RemoteWriteSeries;
     skipped.histograms += series.histograms.length;
     skipped.exemplars += series.exemplars.length;
+    const { samples } = series;
     const first = sampleIndex;
-    sampleIndex += series.samples.length;
-    if (series.samples.length === 0) continue;
+    sampleIndex += samples.length;
+    if (samples.length === 0) continue;
     const known = knownLabelsOf(series);
     if (typeof known === "string") {
       problems.push({ index: first, path: "", message: `timeseries[${s}]: ${known}` });
@@ -117,8 +120,9 @@ export function* pointsOfWriteRequest(
     const { labels, check } = known;
     const id = columns.indexOf(known.series);
     yield;
-    for (const [j, sample] of series.samples.entries()) {
-      const { value } = sample;
+    for (let j = 0; j < samples.length; j++) {
+      const sample = samples[j] as RemoteWriteSeries["samples"][number];
+      const value = sample.value;
       if (!Number.isFinite(value)) {
         if (isStaleMarker(value)) skipped.staleMarkers += 1;
         else skipped.nonFinite += 1;
@@ -127,9 +131,9 @@ export function* pointsOfWriteRequest(
       // Beyond Number's exact range only when far outside 1970–9999, which the schema refuses.
       const ms = Number(sample.timestamp);
       const valueText = String(value);
-      const candidate = () => metricOf(labels, value, ms);
-      const point = { value, valueText, ms, ns: -1 };
-      const refused = checkPoint(check, point, first + j, budget, bound, candidate);
+      const refused = checkPoint(check, value, valueText, ms, -1, first + j, budget, bound, () =>
+        metricOf(labels, value, ms),
+      );
       if (refused === undefined) {
         columns.addPoint(id, ms, -1, valueText);
         if ((j & 255) === 255) yield;
@@ -170,11 +174,27 @@ interface KnownLabels {
 /**
  * Label sets worked out already, by `labelsKey`. Prometheus sends the same series request after
  * request, and most requests hold each series once or a few times: its tags, its JSON, its
- * checks and (through its tags object) its digest are made once, not once per request.
+ * checks and its digest are made once, not once per request.
  */
 const knownLabels = new BoundedMemo<KnownLabels | string>(20_000);
 
+/**
+ * The same, by label list: the hand-written reader gives one list to every series whose labels
+ * are the same bytes (write-request-reader.ts), so a series seen before is found without
+ * making its key. Held as long as the reader keeps the list.
+ */
+const knownLists = new WeakMap<object, KnownLabels | string>();
+
 function knownLabelsOf(series: RemoteWriteSeries): KnownLabels | string {
+  let known = knownLists.get(series.labels);
+  if (known === undefined) {
+    known = knownByKey(series);
+    knownLists.set(series.labels, known);
+  }
+  return known;
+}
+
+function knownByKey(series: RemoteWriteSeries): KnownLabels | string {
   const make = () => {
     const labels = labelsOf(series);
     if (typeof labels === "string") return labels;

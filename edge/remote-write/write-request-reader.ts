@@ -11,6 +11,7 @@
  * answer: this reader only ever returns what protobuf-es would have returned for the same bytes
  * (test/unit/write-request-reader.test.ts compares them), and returns nothing otherwise.
  */
+import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
 import type { Steps } from "../../shared/cooperative.ts";
 
 /** What the edge reads of a `WriteRequest`; protobuf-es's `WriteRequest` has this shape too. */
@@ -20,10 +21,16 @@ export interface RemoteWriteBatch {
 }
 
 export interface RemoteWriteSeries {
-  readonly labels: readonly { readonly name: string; readonly value: string }[];
+  /** Never changed once read: the reader gives one list to every series with the same bytes. */
+  readonly labels: readonly Label[];
   readonly samples: readonly { readonly value: number; readonly timestamp: bigint | number }[];
   readonly exemplars: readonly unknown[];
   readonly histograms: readonly unknown[];
+}
+
+interface Label {
+  readonly name: string;
+  readonly value: string;
 }
 
 const LENGTH_DELIMITED = 2;
@@ -58,21 +65,58 @@ export function* readWriteRequest(bytes: Uint8Array): Steps<RemoteWriteBatch | u
 }
 
 function readSeries(reader: Reader, end: number): RemoteWriteSeries {
-  const labels: { name: string; value: string }[] = [];
   const samples: { value: number; timestamp: number }[] = [];
+  // Each label's bytes, read once the series' end is known: from the label memo when they come
+  // one after another, as senders write them.
+  const labelEnds: number[] = [];
+  let labelsFrom = -1;
+  let labelsUntil = -1;
+  let labelsApart = false;
   while (reader.pos < end) {
+    const at = reader.pos;
     const [field, wireType] = reader.tag();
     if (wireType !== LENGTH_DELIMITED) throw new GiveUp();
     const until = reader.lengthEnd(end);
-    if (field === 1) labels.push(readLabel(reader, until));
-    else if (field === 2) samples.push(readSample(reader, until));
+    if (field === 1) {
+      if (labelsFrom === -1) labelsFrom = at;
+      else if (labelsUntil !== at) labelsApart = true;
+      labelEnds.push(reader.pos, until);
+      labelsUntil = until;
+      reader.pos = until;
+    } else if (field === 2) samples.push(readSample(reader, until));
     else throw new GiveUp();
   }
   if (reader.pos !== end) throw new GiveUp();
+  const read = () => readLabels(reader, labelEnds);
+  const labels =
+    labelsFrom === -1
+      ? NONE
+      : labelsApart || labelsUntil - labelsFrom > MEMO_KEY_CHARS
+        ? read()
+        : knownLabels.get(reader.latin1(labelsFrom, labelsUntil), read);
+  reader.pos = end;
   return { labels, samples, exemplars: NONE, histograms: NONE };
 }
 
-function readLabel(reader: Reader, end: number): { name: string; value: string } {
+/**
+ * Label lists read already, by their bytes (one character a byte): Prometheus sends the same
+ * series request after request, and the same bytes always read as the same labels. A hit
+ * skips decoding each name and value, and gives back the same list, by which the converter
+ * finds what it made of it (remote-write.ts).
+ */
+const knownLabels = new BoundedMemo<readonly Label[]>(20_000);
+
+/** The labels whose bytes lie at `ends` (start, end, start, end, …). */
+function readLabels(reader: Reader, ends: readonly number[]): readonly Label[] {
+  const labels: Label[] = [];
+  for (let i = 0; i < ends.length; i += 2) {
+    reader.pos = ends[i] as number;
+    labels.push(readLabel(reader, ends[i + 1] as number));
+  }
+  return labels;
+}
+
+function readLabel(reader: Reader, end: number): Label {
   let name = "";
   let value = "";
   while (reader.pos < end) {
@@ -105,10 +149,18 @@ class Reader {
   pos = 0;
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
+  #buffer: Buffer | undefined;
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** The bytes from `start` to `end`, a character each. */
+  latin1(start: number, end: number): string {
+    const bytes = this.#bytes;
+    this.#buffer ??= Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return this.#buffer.toString("latin1", start, end);
   }
 
   /** Reads a tag that must be `field` with `wireType` and a length; the end of its bytes. */

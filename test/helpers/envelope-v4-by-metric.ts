@@ -9,7 +9,7 @@ import type { EncodedMessage } from "../../shared/envelope-encoder.ts";
 import { EMPTY, type Columns } from "../../shared/envelope-v4-encoder.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import { seriesMessageId, seriesPointIds } from "../../shared/series-identity.ts";
+import { pointIdentitiesOf, seriesMessageId } from "../../shared/series-identity.ts";
 import { canonicalTimeMs } from "../../shared/timestamp.ts";
 
 /**
@@ -23,13 +23,15 @@ export function* encodeSeriesMessagesV4(
   receivedAt: number,
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
-  const pointIds = yield* seriesPointIds(metrics, receivedAt);
+  const identities = yield* pointIdentitiesOf(metrics, receivedAt);
   // Every series id has one length: the header's size does not depend on which it is.
-  const fixedBytes = Buffer.byteLength(messageText(seriesMessageId([]), receivedAt, [], EMPTY));
+  const fixedBytes = Buffer.byteLength(
+    messageText(seriesMessageId(identities), receivedAt, [], EMPTY),
+  );
   const json = new JsonPieces();
   const messages: EncodedMessage[] = [];
   const finish = (table: SeriesTable, start: number, end: number) => {
-    const id = seriesMessageId(pointIds.slice(start, end));
+    const id = seriesMessageId(identities, start, end);
     const text = messageText(id, receivedAt, table.series, table.points);
     messages.push({ id, data: Buffer.from(text), metrics: end - start });
   };

@@ -7,7 +7,7 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/enve
 import type { Metric } from "../../shared/metric-schema.ts";
 import {
   seriesMessageId,
-  seriesPointIds,
+  pointIdentitiesOf,
   seriesRowKey,
   seriesRowKeys,
 } from "../../shared/series-identity.ts";
@@ -36,9 +36,16 @@ function version2(envelope: Envelope): Uint8Array {
   return Buffer.from(JSON.stringify({ v: 2, ...envelope }));
 }
 
+/**
+ * Tag keys, but not a one-character key that JSON escapes (`"\""`, `"\n"`): V8's `JSON.parse`
+ * reads such a key back as a backslash once any parse met the key `"\\"` (nodejs/node#63785,
+ * docs/troubleshooting.md), so the round trip would fail by chance, not by the envelope.
+ */
 const tagKey = fc.oneof(
   fc.constantFrom("host", "region", "__proto__", "constructor", "10", "2", "a b", "é"),
-  fc.string({ minLength: 1, maxLength: 12 }),
+  fc
+    .string({ minLength: 1, maxLength: 12 })
+    .filter((key) => key.length > 1 || JSON.stringify(key).length === 3),
 );
 const tagValue = fc.oneof(fc.constantFrom("", "a", "eu-west-1"), fc.string({ maxLength: 40 }));
 const tagSet = fc
@@ -166,7 +173,8 @@ describe("envelope version 3", () => {
           expect(envelope.metrics.map((m) => JSON.stringify(m))).toEqual(
             held.map((m) => JSON.stringify(m)),
           );
-          expect(message.id).toBe(seriesMessageId(runToEnd(seriesPointIds(held, RECEIVED_AT))));
+          const identities = runToEnd(pointIdentitiesOf(held, RECEIVED_AT));
+          expect(message.id).toBe(seriesMessageId(identities, 0, held.length));
           expect(envelope.id).toBe(message.id);
           start += message.metrics;
         }
@@ -189,11 +197,12 @@ describe("series row keys", () => {
     );
   });
 
-  it("are the same for two points exactly when their point ids (what message ids digest) are", () => {
+  it("are the same for two points exactly when their identities (what message ids digest) are", () => {
     fc.assert(
       fc.property(metricLists, (metrics) => {
         const keys = runToEnd(seriesRowKeys(metrics, RECEIVED_AT));
-        const ids = runToEnd(seriesPointIds(metrics, RECEIVED_AT));
+        const { digests, seriesOf, ms, ns } = runToEnd(pointIdentitiesOf(metrics, RECEIVED_AT));
+        const ids = metrics.map((_, i) => `${digests[seriesOf[i] as number]} ${ms[i]} ${ns[i]}`);
         for (let i = 0; i < metrics.length; i++) {
           for (let j = 0; j < metrics.length; j++) {
             expect(ids[i] === ids[j]).toBe(keys[i] === keys[j]);

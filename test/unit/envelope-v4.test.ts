@@ -6,7 +6,7 @@ import { encodeSeriesMessagesV4 } from "../helpers/envelope-v4-by-metric.ts";
 import { decodeEnvelope, decodeMessage, type Envelope } from "../../shared/envelope.ts";
 import { EXPANSION_LIMITS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import { seriesMessageId, seriesPointIds, seriesRowKeys } from "../../shared/series-identity.ts";
+import { pointIdentitiesOf, seriesMessageId, seriesRowKeys } from "../../shared/series-identity.ts";
 import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 import { validateMetric } from "../../shared/validators.ts";
 import { rowsOfEnvelope, rowsOfMessage } from "../../worker/metric-rows.ts";
@@ -28,9 +28,16 @@ function only(version: 3 | 4, metrics: readonly Metric[]): Uint8Array {
   return (messages[0] as { data: Uint8Array }).data;
 }
 
+/**
+ * Tag keys, but not a one-character key that JSON escapes (`"\""`, `"\n"`): V8's `JSON.parse`
+ * reads such a key back as a backslash once any parse met the key `"\\"` (nodejs/node#63785,
+ * docs/troubleshooting.md), so the round trip would fail by chance, not by the envelope.
+ */
 const tagKey = fc.oneof(
   fc.constantFrom("host", "region", "__proto__", "constructor", "10", "2", "a b", "é"),
-  fc.string({ minLength: 1, maxLength: 12 }),
+  fc
+    .string({ minLength: 1, maxLength: 12 })
+    .filter((key) => key.length > 1 || JSON.stringify(key).length === 3),
 );
 const tagValue = fc.oneof(
   fc.constantFrom("", "a", "eu-west-1", "😀"),
@@ -158,7 +165,8 @@ describe("envelope version 4", () => {
           const held = metrics.slice(start, start + message.metrics);
           if (message.metrics > 1) expect(message.data.byteLength).toBeLessThanOrEqual(maxBytes);
           expect(envelope.metrics).toEqual(decoded(only(3, held)).envelope.metrics);
-          expect(message.id).toBe(seriesMessageId(runToEnd(seriesPointIds(held, RECEIVED_AT))));
+          const identities = runToEnd(pointIdentitiesOf(held, RECEIVED_AT));
+          expect(message.id).toBe(seriesMessageId(identities, 0, held.length));
           expect(envelope.id).toBe(message.id);
           start += message.metrics;
         }
