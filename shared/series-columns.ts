@@ -131,7 +131,8 @@ export function seriesOf(metric: SeriesMetric): Series {
   return seriesWithText(metric, JSON.stringify(metric));
 }
 
-function seriesWithText(metric: SeriesMetric, text: string): Series {
+/** `seriesOf`, for a caller that has the series' JSON already. */
+export function seriesWithText(metric: SeriesMetric, text: string): Series {
   const digest = seriesDigest(metric.name, metric.tags);
   return { metric, text, textBytes: Buffer.byteLength(text), digest };
 }

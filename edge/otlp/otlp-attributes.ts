@@ -13,11 +13,17 @@ export function addAttributes(tags: Map<string, string>, attributes: readonly Ke
   for (const { key, value } of attributes) tags.set(key, attributeText(value));
 }
 
-/** `attributes` as the keys and texts `addAttributes` sets, in order: key, text, key, text… */
-export function attributeEntries(attributes: readonly KeyValue[]): string[] {
-  const entries: string[] = [];
-  for (const { key, value } of attributes) entries.push(key, attributeText(value));
-  return entries;
+/**
+ * `attributes` as one text: the keys and texts `addAttributes` sets, in order, each preceded by
+ * its length, so that two lists are one text exactly when they set the same tags.
+ */
+export function attributesKey(attributes: readonly KeyValue[]): string {
+  let key = "";
+  for (const { key: name, value } of attributes) {
+    const text = attributeText(value);
+    key += `${name.length}:${name}${text.length}:${text}`;
+  }
+  return key;
 }
 
 function attributeText(value: AnyValue | undefined): string {

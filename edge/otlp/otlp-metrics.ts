@@ -13,7 +13,13 @@ import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentel
 import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import type { Metric as OtlpMetric } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import { SeriesColumns, type Series, type SeriesMetric } from "../../shared/series-columns.ts";
+import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
+import {
+  SeriesColumns,
+  seriesWithText,
+  type Series,
+  type SeriesMetric,
+} from "../../shared/series-columns.ts";
 import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 import { addAttributes } from "./otlp-attributes.ts";
 import { PointError, pointsOf, type OtlpPoint, type ScopeTags } from "./otlp-points.ts";
@@ -102,8 +108,8 @@ export function* pointsOfRequest(
         }
         let ref = series.get(point.series);
         if (ref === undefined) {
-          const id = columns.seriesIndex(point.series);
-          ref = { id, check: checkSeries(columns.series[id] as Series) };
+          const known = knownSeriesOf(point.series);
+          ref = { id: columns.indexOf(known.series), check: known.check };
           series.set(point.series, ref);
         }
         const { value, ms, subMs } = point;
@@ -141,6 +147,27 @@ export function* pointsOfRequest(
     unreadable,
     unreadableNames,
   };
+}
+
+/** A series made and checked in an earlier request, found again by its JSON. */
+interface KnownSeries {
+  readonly series: Series;
+  readonly check: SeriesCheck;
+}
+
+/**
+ * Series made already, by their JSON. An SDK exports the same series interval after interval:
+ * each one's digest, size and checks are made once, not once per request.
+ */
+const knownSeries = new BoundedMemo<KnownSeries>(20_000);
+
+function knownSeriesOf(metric: SeriesMetric): KnownSeries {
+  const text = JSON.stringify(metric);
+  const make = () => {
+    const made = seriesWithText(metric, text);
+    return { series: made, check: checkSeries(made) };
+  };
+  return text.length > MEMO_KEY_CHARS ? make() : knownSeries.get(text, make);
 }
 
 /** The metric a point stands for, for the schema to check when bounds alone cannot. */

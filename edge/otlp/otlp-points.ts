@@ -14,7 +14,7 @@ import type {
   SummaryDataPoint,
 } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
-import { addAttributes, attributeEntries, exactNumber } from "./otlp-attributes.ts";
+import { addAttributes, attributesKey, exactNumber } from "./otlp-attributes.ts";
 import type { SeriesMetric } from "../../shared/series-columns.ts";
 import { isInRange, rfc3339FromNanos } from "../../shared/timestamp.ts";
 
@@ -177,7 +177,7 @@ function pointTags(
   }
   // The scope's tags are the same for all its points: the point's attributes, as text, decide
   // its tag set, which is made (the scope's map copied) once per series.
-  const key = JSON.stringify(attributeEntries(attributes));
+  const key = attributesKey(attributes);
   let record = bySeries.get(key);
   if (record === undefined) {
     const tags = new Map(scopeTags.map);
@@ -188,7 +188,7 @@ function pointTags(
   return record;
 }
 
-/** Each scope's tag sets, by its points' attributes as JSON; nothing changes them once made. */
+/** Each scope's tag sets, by its points' attributes (`attributesKey`); never changed once made. */
 const seriesTags = new WeakMap<ScopeTags, Map<string, Readonly<Record<string, string>>>>();
 
 function numberPoint(
