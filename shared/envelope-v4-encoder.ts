@@ -26,6 +26,7 @@ export function* encodeColumnsV4(
   maxBytes: number,
 ): Steps<EncodedMessage[]> {
   const points = columns.points;
+  const msTexts = new Map<number, string>();
   const identities = columns.identities();
   const fixedBytes = messageBytes(seriesMessageId(identities), receivedAt, [], EMPTY).length;
   const messages: EncodedMessage[] = [];
@@ -34,23 +35,23 @@ export function* encodeColumnsV4(
     const data = messageBytes(id, receivedAt, table.series, table.points);
     messages.push({ id, data, metrics: end - start });
   };
-  let table = new ColumnTable(columns);
+  let table = new ColumnTable(columns, msTexts);
   let start = 0;
   for (let i = 0; i < points; i++) {
     table.add(i);
     if (i > start && fixedBytes + table.bytes > maxBytes) {
       // The message ends before this point: made again without it (once per cut), so that
       // its series table holds nothing of the point that goes on in the next.
-      const without = new ColumnTable(columns);
+      const without = new ColumnTable(columns, msTexts);
       for (let j = start; j < i; j++) without.add(j);
       finish(without, start, i);
-      table = new ColumnTable(columns);
+      table = new ColumnTable(columns, msTexts);
       table.add(i);
       start = i;
     }
     if (i + 1 - start === REQUEST_LIMITS.metricsPerRequest) {
       finish(table, start, i + 1);
-      table = new ColumnTable(columns);
+      table = new ColumnTable(columns, msTexts);
       start = i + 1;
     }
     if ((i & 255) === 255) yield;
@@ -82,8 +83,16 @@ class ColumnTable {
   #lastNs = Number.NaN;
   #lastNsText = "";
 
-  constructor(columns: SeriesColumns) {
+  /**
+   * Each time's text, shared by the tables of a request: an agent's series share a few times
+   * (a scrape's, an interval's), and writing a time of 13 digits cost more than the rest of
+   * its point together (`String` of a number past 2^31; bench/notes.md).
+   */
+  readonly #msTexts: Map<number, string>;
+
+  constructor(columns: SeriesColumns, msTexts: Map<number, string>) {
     this.#columns = columns;
+    this.#msTexts = msTexts;
   }
 
   get bytes(): number {
@@ -108,7 +117,12 @@ class ColumnTable {
     const ms = columns.ms[i] as number;
     if (ms !== this.#lastMs) {
       this.#lastMs = ms;
-      this.#lastMsText = String(ms);
+      let text = this.#msTexts.get(ms);
+      if (text === undefined) {
+        text = String(ms);
+        this.#msTexts.set(ms, text);
+      }
+      this.#lastMsText = text;
     }
     const ns = columns.ns[i] as number;
     if (ns !== this.#lastNs) {
