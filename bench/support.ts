@@ -16,9 +16,8 @@ import { PROJECT_ROOT } from "../test/helpers/processes.ts";
 
 /**
  * The nats-server 2.10 that `scripts/get-nats-server.sh` fetches, fetched when missing (unless
- * NATS_SERVER_BIN names another). Not Debian 12's 2.9.10 on the PATH: the worker drains from
- * it ~27× slower (9,500 samples/s against 260,000 on the same machine), which would be a
- * measure of that server, not of ours.
+ * NATS_SERVER_BIN names another): the server production runs, not Debian 12's 2.9.10 on the
+ * PATH, whose figures differ (a worker's pulls from it once drained ~27× slower).
  */
 const TOOLS_NATS = join(PROJECT_ROOT, ".tools", "nats-server", "nats-server");
 if (process.env["NATS_SERVER_BIN"] === undefined) {

@@ -35,6 +35,7 @@ scripts/get-debian-binary.sh bookworm prometheus usr/bin/prometheus >/dev/null \
 scripts/get-debian-binary.sh bookworm victoria-metrics usr/bin/victoria-metrics >/dev/null \
   || fail "could not fetch victoria-metrics from Debian's mirror (scripts/get-debian-binary.sh)"
 
+need_package nats-server nats-server "the worker's pulls are tested against Debian 12's nats-server 2.9 too"
 need_package docker-compose docker-compose "it validates docker-compose.yml without a Docker engine"
 need_package openssl openssl "the TLS tests make their certificates with it"
 need_package chromium chromium "the live page's end-to-end test drives it headless (playwright-core)"
