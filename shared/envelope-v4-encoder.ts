@@ -77,9 +77,7 @@ class ColumnTable {
   readonly #local: (string | undefined)[] = [];
   #seriesBytes = 0;
   #pointBytes = 0;
-  // A line's fields share their time: its text is made once for all of them.
-  #lastMs = Number.NaN;
-  #lastMsText = "";
+  // Points share their nanoseconds (-1 for most): the last one's text is kept.
   #lastNs = Number.NaN;
   #lastNsText = "";
 
@@ -115,14 +113,10 @@ class ColumnTable {
       this.#seriesBytes += textBytes;
     }
     const ms = columns.ms[i] as number;
-    if (ms !== this.#lastMs) {
-      this.#lastMs = ms;
-      let text = this.#msTexts.get(ms);
-      if (text === undefined) {
-        text = String(ms);
-        this.#msTexts.set(ms, text);
-      }
-      this.#lastMsText = text;
+    let msText = this.#msTexts.get(ms);
+    if (msText === undefined) {
+      msText = String(ms);
+      this.#msTexts.set(ms, msText);
     }
     const ns = columns.ns[i] as number;
     if (ns !== this.#lastNs) {
@@ -132,11 +126,10 @@ class ColumnTable {
     const value = columns.values[i] as string;
     const { points } = this;
     points.series.push(index);
-    points.ms.push(this.#lastMsText);
+    points.ms.push(msText);
     points.ns.push(this.#lastNsText);
     points.value.push(value);
-    this.#pointBytes +=
-      index.length + this.#lastMsText.length + this.#lastNsText.length + value.length;
+    this.#pointBytes += index.length + msText.length + this.#lastNsText.length + value.length;
   }
 }
 

@@ -2,7 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import { BoundedMemo } from "./bounded-memo.ts";
 import { runToEnd, type Steps } from "./cooperative.ts";
 import type { Metric } from "./metric-schema.ts";
-import { measurementTimeNsText } from "./timestamp.ts";
+import { measurementTimeNs, measurementTimeNsText } from "./timestamp.ts";
 
 /**
  * The identity of an agent protocol's metric: its series (name and tags, in any order) and its
@@ -48,7 +48,7 @@ export interface PointIdentities {
 
 /**
  * The identities of `metrics` (`PointIdentities`), in order: each series' digest made once
- * however many points it has, each time as `measurementTimeNsText` reads it.
+ * however many points it has, each time as `measurementTimeNs` reads it.
  */
 export function* pointIdentitiesOf(
   metrics: readonly Metric[],
@@ -68,7 +68,7 @@ export function* pointIdentitiesOf(
       digests.push(digest);
       indexes.set(digest, index);
     }
-    const time = BigInt(measurementTimeNsText(metric.timestamp, receivedAtMs));
+    const time = measurementTimeNs(metric.timestamp, receivedAtMs);
     let whole = time / 1_000_000n;
     if (whole * 1_000_000n > time) whole -= 1n; // floored, for times before 1970
     seriesOf.push(index);

@@ -5,9 +5,11 @@
  * or refused naming its first bad line, as InfluxDB refuses it.
  */
 import {
+  checkedSeries,
   checkPoint,
   checkSeries,
   tooManyPoints,
+  type CheckedSeries,
   type RefusedMetric,
   type SeriesCheck,
 } from "../publish/agent-publish.ts";
@@ -190,19 +192,13 @@ interface SeriesRef {
   readonly check: SeriesCheck;
 }
 
-/** A series made outside any request (`seriesOf`), and how its points are checked. */
-interface KnownSeries {
-  readonly series: Series;
-  readonly check: SeriesCheck;
-}
-
 /**
  * The numeric and boolean series made already, by `knownSeriesKey`. An agent sends the same
  * heads and fields every interval: each series' metric, tags object, JSON, checks and (through
  * its tags object, shared/series-identity.ts) digest are made once, not once per request. A
  * string field's series (one per text) is made per request: texts come and go.
  */
-const knownSeries = new BoundedMemo<KnownSeries>(20_000);
+const knownSeries = new BoundedMemo<CheckedSeries>(20_000);
 
 /**
  * What names a series of a request's lines across requests: the target's org and bucket as
@@ -285,14 +281,15 @@ class LineSeries {
     if (head.length + field.length > MEMO_KEY_CHARS)
       return this.#local(field, this.#part(field, type));
     const key = knownSeriesKey(this.#targetKey, head, type, field);
-    const { series, check } = knownSeries.get(key, () => {
-      const made = seriesOf({
-        name: `${measurement}_${field}`,
-        tags: this.#tags(),
-        influx: this.#part(field, type),
-      });
-      return { series: made, check: checkSeries(made) };
-    });
+    const { series, check } = knownSeries.get(key, () =>
+      checkedSeries(
+        seriesOf({
+          name: `${measurement}_${field}`,
+          tags: this.#tags(),
+          influx: this.#part(field, type),
+        }),
+      ),
+    );
     return { id: this.#columns.indexOf(series), check };
   }
 

@@ -5,7 +5,12 @@
  * point is checked on its own, so that the valid ones can be stored and the others counted in
  * the answer's `partial_success`.
  */
-import { checkPoint, checkSeries, type SeriesCheck } from "../publish/agent-publish.ts";
+import {
+  checkedSeries,
+  checkPoint,
+  type CheckedSeries,
+  type SeriesCheck,
+} from "../publish/agent-publish.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import type { Steps } from "../../shared/cooperative.ts";
 import type { ExpansionBudget } from "../publish/expansion-budget.ts";
@@ -14,12 +19,7 @@ import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common
 import type { Metric as OtlpMetric } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
-import {
-  SeriesColumns,
-  seriesWithText,
-  type Series,
-  type SeriesMetric,
-} from "../../shared/series-columns.ts";
+import { SeriesColumns, seriesWithText, type SeriesMetric } from "../../shared/series-columns.ts";
 import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 import { addAttributes } from "./otlp-attributes.ts";
 import { PointError, pointsOf, type OtlpPoint, type ScopeTags } from "./otlp-points.ts";
@@ -149,24 +149,15 @@ export function* pointsOfRequest(
   };
 }
 
-/** A series made and checked in an earlier request, found again by its JSON. */
-interface KnownSeries {
-  readonly series: Series;
-  readonly check: SeriesCheck;
-}
-
 /**
  * Series made already, by their JSON. An SDK exports the same series interval after interval:
  * each one's digest, size and checks are made once, not once per request.
  */
-const knownSeries = new BoundedMemo<KnownSeries>(20_000);
+const knownSeries = new BoundedMemo<CheckedSeries>(20_000);
 
-function knownSeriesOf(metric: SeriesMetric): KnownSeries {
+function knownSeriesOf(metric: SeriesMetric): CheckedSeries {
   const text = JSON.stringify(metric);
-  const make = () => {
-    const made = seriesWithText(metric, text);
-    return { series: made, check: checkSeries(made) };
-  };
+  const make = () => checkedSeries(seriesWithText(metric, text));
   return text.length > MEMO_KEY_CHARS ? make() : knownSeries.get(text, make);
 }
 

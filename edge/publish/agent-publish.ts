@@ -81,6 +81,17 @@ const TEXT_TIME_BYTES = TEXT_TIME.length + 2;
 /** `{…,"value":0,"timestamp":"…"}` over the series' JSON `{…}`: what is added to its bytes. */
 const SAMPLE_BYTES = ',"value":0,"timestamp":'.length + TEXT_TIME_BYTES;
 
+/** A series made outside any request (`seriesOf`), and how its points are checked. */
+export interface CheckedSeries {
+  readonly series: Series;
+  readonly check: SeriesCheck;
+}
+
+/** `series` with its check, as the converters keep a series across requests. */
+export function checkedSeries(series: Series): CheckedSeries {
+  return { series, check: checkSeries(series) };
+}
+
 /** How the points of `series` are checked (`checkPoint`). */
 export function checkSeries(series: Series): SeriesCheck {
   // The series' metric as one of its points would make it, with one digit of value and a text

@@ -2,7 +2,7 @@
  * Prometheus remote write 1.0: from a request body (a Snappy block holding a protobuf
  * `WriteRequest`) to the points the service stores, one per sample, in columns.
  */
-import { checkPoint, checkSeries, type SeriesCheck } from "../publish/agent-publish.ts";
+import { checkedSeries, checkPoint, type CheckedSeries } from "../publish/agent-publish.ts";
 import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
@@ -12,7 +12,7 @@ import {
   WriteRequestSchema,
   type WriteRequest,
 } from "../../shared/gen/proto/prometheus/remote_pb.js";
-import { SeriesColumns, seriesOf, type Series } from "../../shared/series-columns.ts";
+import { SeriesColumns, seriesOf } from "../../shared/series-columns.ts";
 import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
 import { decodeSnappyBlock } from "./snappy-block.ts";
 import type { RemoteWriteBatch, RemoteWriteSeries } from "./write-request-reader.ts";
@@ -165,10 +165,8 @@ function metricOf(labels: Labels, value: number, timestamp: number): Record<stri
 }
 
 /** A label set's series and how its points are checked, or why it is not a series. */
-interface KnownLabels {
+interface KnownLabels extends CheckedSeries {
   readonly labels: Labels;
-  readonly series: Series;
-  readonly check: SeriesCheck;
 }
 
 /**
@@ -198,8 +196,7 @@ function knownByKey(series: RemoteWriteSeries): KnownLabels | string {
   const make = () => {
     const labels = labelsOf(series);
     if (typeof labels === "string") return labels;
-    const made = seriesOf(labels);
-    return { labels, series: made, check: checkSeries(made) };
+    return { labels, ...checkedSeries(seriesOf(labels)) };
   };
   let chars = 0;
   for (const { name, value } of series.labels) chars += name.length + value.length;
