@@ -418,6 +418,23 @@ describe("a hostile version 4 message", () => {
     expect(refusal(bytesOf(withValue))).toBe("invalid_envelope");
   });
 
+  it("checks a series seen before as the first time, a bad one refused wherever it comes", () => {
+    const good = { name: "m", value: 1, timestamp: 1, tags: { t: "y" } };
+    const bad = { name: "m", value: 1, timestamp: 1, tags: { "": "x" } };
+    for (let round = 0; round < 3; round++) {
+      expect(decoded(only(4, [good])).envelope.metrics).toEqual([good]);
+      for (const [metrics, index] of [
+        [[bad], 0],
+        [[good, bad], 1],
+      ] as const) {
+        const result = decodeEnvelope(only(4, metrics));
+        expect(result.ok ? "decoded" : result.message).toMatch(
+          new RegExp(`^/series/${index}/tags`),
+        );
+      }
+    }
+  });
+
   it("refuses a lone surrogate as version 3 does (the edge refused it before)", () => {
     const metrics = [{ name: "m", value: 1, timestamp: 1, tags: { a: "\ud800" } }];
     expect(refusal(only(4, metrics))).toBe(refusal(only(3, metrics)));

@@ -98,6 +98,32 @@ describe("seriesOfRows", () => {
     ]);
   });
 
+  it("orders any samples by time, the first row of a timestamp kept, over spans narrow and wide", () => {
+    // Narrow spans take the packed sort, spans over ~17 years of a large batch the comparing one.
+    const time = fc.oneof(
+      fc.integer({ min: 1_764_547_200_000, max: 1_764_547_200_050 }),
+      fc.integer({ min: 0, max: 253_402_300_799_999 }),
+    );
+    fc.assert(
+      fc.property(fc.array(time, { minLength: 1, maxLength: 300, size: "max" }), (times) => {
+        const rows = times.map((timeMs, i) => row({ timeMs, value: i }));
+        const expected: [number, number][] = [];
+        const seen = new Set<number>();
+        rows
+          .map((r) => [r.timeMs, r.value] as [number, number])
+          .sort((a, b) => a[0] - b[0]) // stable: of one timestamp, the first row stays first
+          .forEach(([t, v]) => {
+            if (!seen.has(t)) expected.push([t, v]);
+            seen.add(t);
+          });
+        const mapped = seriesOfRows(rows);
+        expect(samplesOf(mapped.series[0])).toEqual(expected);
+        expect(mapped.sameTimestamp).toBe(rows.length - expected.length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("treats tags in another order as the same series", () => {
     const mapped = seriesOfRows([
       row({ timeMs: 1, tags: '{"a":"1","b":"2"}' }),
@@ -177,7 +203,16 @@ describe("the WriteRequest written by hand", () => {
         timestamps: fc.array(
           fc.oneof(
             fc.integer({ min: -(2 ** 40), max: 2 ** 45 }),
-            fc.constantFrom(0, 127, 128, 2 ** 53 - 1, -1),
+            // Each byte count's edges, and the halves the writer splits past 2^31 at.
+            fc.constantFrom(
+              0,
+              127,
+              128,
+              -1,
+              ...[31, 32, 35, 42, 49, 53]
+                .flatMap((b) => [2 ** b - 1, 2 ** b])
+                .filter(Number.isSafeInteger),
+            ),
           ),
           { minLength: n, maxLength: n },
         ),
