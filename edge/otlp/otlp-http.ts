@@ -21,6 +21,7 @@ import { ApiError } from "../http/errors.ts";
 import { errorHeaders } from "../http/http-response.ts";
 import type { PointRefusal } from "./otlp-metrics.ts";
 import { fromBinaryInSteps, fromJsonInSteps } from "../publish/protobuf-steps.ts";
+import { readExportRequest } from "./otlp-request-reader.ts";
 
 export type OtlpEncoding = "protobuf" | "json";
 
@@ -57,6 +58,9 @@ export function* decodeRequest(
   const options = { depth: 3, recursionLimit: RECURSION_LIMIT };
   try {
     if (encoding === "protobuf") {
+      // Gauges and sums of number points, read in place; anything else, by protobuf-es.
+      const read = yield* readExportRequest(bytes);
+      if (read !== undefined) return read;
       return yield* fromBinaryInSteps(ExportMetricsServiceRequestSchema, bytes, options);
     }
     const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -177,7 +177,11 @@ function pointTags(
   }
   // The scope's tags are the same for all its points: the point's attributes, as text, decide
   // its tag set, which is made (the scope's map copied) once per series.
-  const key = attributesKey(attributes);
+  let key = attributeKeys.get(attributes);
+  if (key === undefined) {
+    key = attributesKey(attributes);
+    attributeKeys.set(attributes, key);
+  }
   let record = bySeries.get(key);
   if (record === undefined) {
     const tags = new Map(scopeTags.map);
@@ -187,6 +191,12 @@ function pointTags(
   }
   return record;
 }
+
+/**
+ * Each attribute list's `attributesKey`, by the list: the request reader gives the points of a
+ * series one list (otlp-request-reader.ts), whose text is then made once, not once per point.
+ */
+const attributeKeys = new WeakMap<readonly KeyValue[], string>();
 
 /** Each scope's tag sets, by its points' attributes (`attributesKey`); never changed once made. */
 const seriesTags = new WeakMap<ScopeTags, Map<string, Readonly<Record<string, string>>>>();

@@ -13,6 +13,13 @@
  */
 import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
 import type { Steps } from "../../shared/cooperative.ts";
+import {
+  BIT64,
+  GiveUp,
+  LENGTH_DELIMITED,
+  ProtobufReader as Reader,
+  VARINT,
+} from "../publish/protobuf-reader.ts";
 
 /** What the edge reads of a `WriteRequest`; protobuf-es's `WriteRequest` has this shape too. */
 export interface RemoteWriteBatch {
@@ -33,15 +40,9 @@ interface Label {
   readonly value: string;
 }
 
-const LENGTH_DELIMITED = 2;
-const VARINT = 0;
-const BIT64 = 1;
 /** Past this a timestamp is far outside 1970–9999 (which the schema refuses anyway). */
 const MAX_TIMESTAMP_BYTES = 7; // 7 × 7 bits: below 2^49
 
-class GiveUp extends Error {}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const NONE: readonly never[] = [];
 
 /**
@@ -138,94 +139,22 @@ function readSample(reader: Reader, end: number): { value: number; timestamp: nu
   while (reader.pos < end) {
     const [field, wireType] = reader.tag();
     if (field === 1 && wireType === BIT64) value = reader.double(end);
-    else if (field === 2 && wireType === VARINT) timestamp = reader.timestamp(end);
+    else if (field === 2 && wireType === VARINT) timestamp = timestampOf(reader, end);
     else throw new GiveUp();
   }
   if (reader.pos !== end) throw new GiveUp();
   return { value, timestamp };
 }
 
-class Reader {
-  pos = 0;
-  readonly #bytes: Uint8Array;
-  readonly #view: DataView;
-  #buffer: Buffer | undefined;
-
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** A non-negative int64 below 2^49: every timestamp in range. Anything else gives up. */
+function timestampOf(reader: Reader, end: number): number {
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < MAX_TIMESTAMP_BYTES && reader.pos < end; i++) {
+    const byte = reader.bytes[reader.pos++] as number;
+    n += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) return n;
+    scale *= 0x80;
   }
-
-  /** The bytes from `start` to `end`, a character each. */
-  latin1(start: number, end: number): string {
-    const bytes = this.#bytes;
-    this.#buffer ??= Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return this.#buffer.toString("latin1", start, end);
-  }
-
-  /** Reads a tag that must be `field` with `wireType` and a length; the end of its bytes. */
-  field(field: number, wireType: number): number {
-    const [number, type] = this.tag();
-    if (number !== field || type !== wireType) throw new GiveUp();
-    return this.lengthEnd(this.#bytes.length);
-  }
-
-  tag(): [field: number, wireType: number] {
-    const tag = this.#varint32(this.#bytes.length);
-    return [tag >>> 3, tag & 7];
-  }
-
-  /** A length's end, which must fall within `end`. */
-  lengthEnd(end: number): number {
-    const length = this.#varint32(end);
-    const until = this.pos + length;
-    if (until > end) throw new GiveUp();
-    return until;
-  }
-
-  text(end: number): string {
-    const bytes = this.#bytes.subarray(this.pos, end);
-    this.pos = end;
-    try {
-      return utf8.decode(bytes);
-    } catch {
-      throw new GiveUp();
-    }
-  }
-
-  double(end: number): number {
-    if (this.pos + 8 > end) throw new GiveUp();
-    const value = this.#view.getFloat64(this.pos, true);
-    this.pos += 8;
-    return value;
-  }
-
-  /** A non-negative int64 below 2^49: every timestamp in range. Anything else gives up. */
-  timestamp(end: number): number {
-    let n = 0;
-    let scale = 1;
-    for (let i = 0; i < MAX_TIMESTAMP_BYTES && this.pos < end; i++) {
-      const byte = this.#bytes[this.pos++] as number;
-      n += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) return n;
-      scale *= 0x80;
-    }
-    throw new GiveUp();
-  }
-
-  /** A varint of at most 32 bits (tags and lengths), within `end`. */
-  #varint32(end: number): number {
-    let n = 0;
-    let scale = 1;
-    for (let i = 0; i < 5 && this.pos < end; i++) {
-      const byte = this.#bytes[this.pos++] as number;
-      n += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) {
-        if (n > 0xffffffff) throw new GiveUp();
-        return n;
-      }
-      scale *= 0x80;
-    }
-    throw new GiveUp();
-  }
+  throw new GiveUp();
 }

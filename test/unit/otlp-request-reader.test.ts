@@ -1,0 +1,269 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { readExportRequest } from "../../edge/otlp/otlp-request-reader.ts";
+import { fromBinaryInSteps } from "../../edge/publish/protobuf-steps.ts";
+import { runToEnd } from "../../shared/cooperative.ts";
+import { ExportMetricsServiceRequestSchema } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
+
+/** protobuf-es's reading, as `decodeRequest` does it when the hand reader gives up. */
+function slowly(bytes: Uint8Array) {
+  return runToEnd(
+    fromBinaryInSteps(ExportMetricsServiceRequestSchema, bytes, { depth: 3, recursionLimit: 100 }),
+  );
+}
+
+/** protobuf-es's reading, or undefined where it refuses the bytes. */
+function slowlyOrNot(bytes: Uint8Array) {
+  try {
+    return slowly(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+const quickly = (bytes: Uint8Array) => runToEnd(readExportRequest(bytes));
+
+const u64 = fc.oneof(
+  fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+  fc.constantFrom(0n, 1_777_593_600_000_000_000n, 1_777_593_600_123_456_789n),
+);
+const scalar = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 12 }).map((value) => ({ case: "stringValue", value })),
+  fc.boolean().map((value) => ({ case: "boolValue", value })),
+  fc
+    .bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })
+    .map((value) => ({ case: "intValue", value })),
+  fc.double().map((value) => ({ case: "doubleValue", value })),
+  fc.uint8Array({ maxLength: 4 }).map((value) => ({ case: "bytesValue", value })),
+);
+const anyValue = fc.oneof(
+  { weight: 5, arbitrary: scalar },
+  {
+    weight: 1,
+    arbitrary: fc.array(scalar, { maxLength: 3 }).map((values) => ({
+      case: "arrayValue",
+      value: { values: values.map((value) => ({ value })) },
+    })),
+  },
+  { weight: 1, arbitrary: fc.constant(undefined) },
+);
+const keyValue = fc.record({
+  key: fc.constantFrom("host", "region", "", "\u00e9t\u00e9", "service.name"),
+  value: fc.option(
+    anyValue.map((value) => ({ value: value ?? { case: undefined } })),
+    {
+      nil: undefined,
+    },
+  ),
+});
+const attributes = fc.array(keyValue, { maxLength: 3 });
+const numberPoint = fc.record({
+  attributes,
+  startTimeUnixNano: u64,
+  timeUnixNano: u64,
+  value: fc.oneof(
+    fc.double().map((value) => ({ case: "asDouble", value })),
+    fc
+      .bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })
+      .map((value) => ({ case: "asInt", value })),
+    fc.constant({ case: undefined }),
+  ),
+  exemplars: fc.array(fc.record({ asDouble: fc.double() }), { maxLength: 1 }),
+  flags: fc.nat({ max: 2 ** 32 - 1 }),
+});
+const points = fc.array(numberPoint, { maxLength: 4 });
+const data = fc.oneof(
+  points.map((dataPoints) => ({ case: "gauge", value: { dataPoints } })),
+  fc
+    .record({
+      dataPoints: points,
+      aggregationTemporality: fc.constantFrom(0, 1, 2, 7),
+      isMonotonic: fc.boolean(),
+    })
+    .map((value) => ({ case: "sum", value })),
+  fc.constant({ case: "histogram", value: { dataPoints: [{ count: 1n }] } }),
+  fc.constant({ case: "summary", value: {} }),
+  fc.constant({ case: undefined }),
+);
+const metric = fc.record({
+  name: fc.string({ maxLength: 10 }),
+  description: fc.string({ maxLength: 4 }),
+  unit: fc.constantFrom("", "1", "By"),
+  data,
+});
+const request = fc.record({
+  resourceMetrics: fc.array(
+    fc.record({
+      resource: fc.option(fc.record({ attributes }), { nil: undefined }),
+      scopeMetrics: fc.array(
+        fc.record({
+          scope: fc.option(
+            fc.record({ name: fc.string({ maxLength: 6 }), version: fc.string(), attributes }),
+            { nil: undefined },
+          ),
+          metrics: fc.array(metric, { maxLength: 3 }),
+          schemaUrl: fc.constantFrom("", "https://opentelemetry.io/schemas/1.24.0"),
+        }),
+        { maxLength: 2 },
+      ),
+      schemaUrl: fc.constantFrom("", "https://opentelemetry.io/schemas/1.24.0"),
+    }),
+    { maxLength: 2 },
+  ),
+});
+
+type Value = ReturnType<typeof request.generate>["value"];
+
+/** Whether a request holds only what the hand reader reads: gauges and sums, no exemplars. */
+function readable(value: Value): boolean {
+  return value.resourceMetrics.every((r) =>
+    r.scopeMetrics.every((s) =>
+      s.metrics.every((m) => {
+        if (m.data.case === undefined) return true;
+        if (m.data.case !== "gauge" && m.data.case !== "sum") return false;
+        const { dataPoints } = m.data.value as { dataPoints: { exemplars: unknown[] }[] };
+        return dataPoints.every((p) => p.exemplars.length === 0);
+      }),
+    ),
+  );
+}
+
+function bytesOf(value: object): Uint8Array {
+  return toBinary(
+    ExportMetricsServiceRequestSchema,
+    create(ExportMetricsServiceRequestSchema, value as never),
+  );
+}
+
+describe("the ExportMetricsServiceRequest read by hand", () => {
+  it("reads what protobuf-es reads, as the same objects, and gives up on what it does not read", () => {
+    fc.assert(
+      fc.property(request, (value) => {
+        const bytes = bytesOf(value);
+        const fast = quickly(bytes);
+        if (!readable(value)) {
+          expect(fast).toBeUndefined();
+          return;
+        }
+        expect(fast).toBeDefined();
+        expect(fast).toStrictEqual(slowly(bytes));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("gives the same attribute list to every point with the same attribute bytes", () => {
+    const point = {
+      attributes: [{ key: "host", value: { value: { case: "stringValue", value: "a" } } }],
+      timeUnixNano: 1_777_593_600_000_000_000n,
+      value: { case: "asDouble", value: 1 },
+    };
+    const bytes = bytesOf({
+      resourceMetrics: [
+        {
+          scopeMetrics: [
+            {
+              metrics: [
+                { name: "m", data: { case: "gauge", value: { dataPoints: [point, point] } } },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const read = quickly(bytes);
+    const again = quickly(bytes);
+    const dataPoints = (r: typeof read) => {
+      const data = r?.resourceMetrics[0]?.scopeMetrics[0]?.metrics[0]?.data;
+      return data?.case === "gauge" ? data.value.dataPoints : [];
+    };
+    const [first, second] = dataPoints(read);
+    expect(first?.attributes).toHaveLength(1);
+    expect(first?.attributes).toBe(second?.attributes);
+    expect(dataPoints(again)[0]?.attributes).toBe(first?.attributes);
+    expect(read).toStrictEqual(slowly(bytes));
+  });
+
+  it("never reads bytes protobuf-es refuses, nor reads them otherwise (cut, flipped)", () => {
+    const readableRequest = request.filter(readable);
+    fc.assert(
+      fc.property(
+        readableRequest,
+        fc.nat(),
+        fc.integer({ min: 0, max: 255 }),
+        fc.boolean(),
+        (value, at, byte, cut) => {
+          const bytes = bytesOf(value);
+          if (bytes.length === 0) return;
+          const changed = Uint8Array.from(bytes);
+          const i = at % changed.length;
+          const mutated = cut ? changed.subarray(0, i) : (changed.fill(byte, i, i + 1), changed);
+          const fast = quickly(mutated);
+          if (fast === undefined) return;
+          // Whatever the hand reader takes, protobuf-es takes too, as the same request.
+          expect(fast).toStrictEqual(slowly(mutated));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("refuses an attribute value nested too deeply exactly where protobuf-es does", () => {
+    // An array adds two messages a level (AnyValue, ArrayValue), a key-value list three
+    // (AnyValue, KeyValueList, KeyValue): with one list or none, every depth is met.
+    const nested = (levels: number, list: boolean) => {
+      let value: object = { value: { case: "stringValue", value: "x" } };
+      if (list)
+        value = { value: { case: "kvlistValue", value: { values: [{ key: "k", value }] } } };
+      for (let i = 0; i < levels; i++) {
+        value = { value: { case: "arrayValue", value: { values: [value] } } };
+      }
+      return [{ key: "deep", value }];
+    };
+    const places = {
+      resource: (a: object[]) => ({ resource: { attributes: a }, scopeMetrics: [] }),
+      scope: (a: object[]) => ({ scopeMetrics: [{ scope: { attributes: a }, metrics: [] }] }),
+      point: (a: object[]) => ({
+        scopeMetrics: [
+          {
+            metrics: [
+              {
+                name: "m",
+                data: {
+                  case: "sum",
+                  value: { dataPoints: [{ attributes: a, value: { case: "asInt", value: 1n } }] },
+                },
+              },
+            ],
+          },
+        ],
+      }),
+    };
+    for (const [place, make] of Object.entries(places)) {
+      const outcomes = new Set<string>();
+      for (let depth = 80; depth <= 100; depth++) {
+        const bytes = bytesOf({
+          resourceMetrics: [
+            make(nested(Math.floor((depth - 3 * (depth % 2)) / 2), depth % 2 === 1)),
+          ],
+        });
+        const slow = slowlyOrNot(bytes);
+        outcomes.add(slow === undefined ? "refused" : "read");
+        const fast = quickly(bytes);
+        if (slow === undefined) expect(fast, `${place}, ${depth} messages deep`).toBeUndefined();
+        else expect(fast, `${place}, ${depth} messages deep`).toStrictEqual(slow);
+      }
+      // The limit lies within the levels tried: both sides of it are compared.
+      expect(outcomes, place).toEqual(new Set(["read", "refused"]));
+    }
+  });
+
+  it("gives up on a string that is not UTF-8, which protobuf-es then decides", () => {
+    // resource_metrics { scope_metrics { metrics { name: 0xff } } }
+    const bytes = Uint8Array.from([0x0a, 0x07, 0x12, 0x05, 0x12, 0x03, 0x0a, 0x01, 0xff]);
+    expect(quickly(bytes)).toBeUndefined();
+    const ascii = Uint8Array.from([0x0a, 0x07, 0x12, 0x05, 0x12, 0x03, 0x0a, 0x01, 0x61]);
+    expect(quickly(ascii)).toStrictEqual(slowly(ascii));
+  });
+});
