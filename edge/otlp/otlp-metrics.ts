@@ -94,16 +94,20 @@ export function* pointsOfRequest(
         }
         continue;
       }
-      for (const [p, convert] of metricPoints.conversions.entries()) {
+      const { kind, count, convert } = metricPoints;
+      for (let p = 0; p < count; p++) {
         if ((p & 255) === 255) yield;
         const ordinal = points++;
-        const field = () => `${metricField}.${metricPoints.kind}.data_points[${p}]`;
         let point: OtlpPoint;
         try {
-          point = convert(scope.tags());
+          point = convert(p, scope.tags());
         } catch (err) {
           if (!(err instanceof PointError)) throw err;
-          refused.push({ field: field(), ordinal, description: err.message });
+          refused.push({
+            field: pointField(metricField, kind, p),
+            ordinal,
+            description: err.message,
+          });
           continue;
         }
         let ref = series.get(point.series);
@@ -132,7 +136,7 @@ export function* pointsOfRequest(
         const description = problem.details
           .map((d) => (d.path === "" ? d.message : `${d.path} ${d.message}`))
           .join("; ");
-        refused.push({ field: field(), ordinal, description });
+        refused.push({ field: pointField(metricField, kind, p), ordinal, description });
       }
       yield;
     }
@@ -147,6 +151,11 @@ export function* pointsOfRequest(
     unreadable,
     unreadableNames,
   };
+}
+
+/** Where a data point is in the request, as a protobuf field path. */
+function pointField(metricField: string, kind: string, index: number): string {
+  return `${metricField}.${kind}.data_points[${index}]`;
 }
 
 /**

@@ -46,12 +46,14 @@ export interface OtlpPoint {
 type Convert<P> = (point: P, metric: OtlpMetric, tags: ScopeTags) => OtlpPoint;
 
 /**
- * A metric's points, each as its conversion given the scope's tags, and the name of the kind's
- * field (as in a protobuf field path).
+ * A metric's points: how many, how to convert the one at an index given the scope's tags, and
+ * the name of the kind's field (as in a protobuf field path). One function for all the points,
+ * not one each: a request holds thousands.
  */
 export interface MetricPoints {
   readonly kind: string;
-  readonly conversions: readonly ((tags: ScopeTags) => OtlpPoint)[];
+  readonly count: number;
+  readonly convert: (index: number, tags: ScopeTags) => OtlpPoint;
 }
 
 /** The points of a metric and how to convert them; undefined when it holds no known kind. */
@@ -59,7 +61,8 @@ export function pointsOf(metric: OtlpMetric): MetricPoints | undefined {
   const data = metric.data;
   const bind = <P>(kind: string, points: readonly P[], convert: Convert<P>): MetricPoints => ({
     kind,
-    conversions: points.map((point) => (tags) => convert(point, metric, tags)),
+    count: points.length,
+    convert: (index, tags) => convert(points[index] as P, metric, tags),
   });
   switch (data.case) {
     case undefined:
