@@ -21,7 +21,7 @@ import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
 import { SeriesColumns, seriesWithText, type SeriesMetric } from "../../shared/series-columns.ts";
 import { rfc3339FromNanos } from "../../shared/timestamp.ts";
-import { addAttributes } from "./otlp-attributes.ts";
+import { addAttributes, attributesKey } from "./otlp-attributes.ts";
 import { PointError, pointsOf, type OtlpPoint, type ScopeTags } from "./otlp-points.ts";
 
 /** One refused data point: where it is in the request (a protobuf field path) and why. */
@@ -112,7 +112,7 @@ export function* pointsOfRequest(
         }
         let ref = series.get(point.series);
         if (ref === undefined) {
-          const known = knownSeriesOf(point.series);
+          const known = checkedSeriesOf(point.series);
           ref = { id: columns.indexOf(known.series), check: known.check };
           series.set(point.series, ref);
         }
@@ -170,6 +170,21 @@ function knownSeriesOf(metric: SeriesMetric): CheckedSeries {
   return text.length > MEMO_KEY_CHARS ? make() : knownSeries.get(text, make);
 }
 
+/**
+ * Each series object's checked series: the converter keeps the objects of gauges and sums
+ * across requests (otlp-points.ts), and one seen before needs no JSON to be found.
+ */
+const checkedByObject = new WeakMap<SeriesMetric, CheckedSeries>();
+
+function checkedSeriesOf(metric: SeriesMetric): CheckedSeries {
+  let checked = checkedByObject.get(metric);
+  if (checked === undefined) {
+    checked = knownSeriesOf(metric);
+    checkedByObject.set(metric, checked);
+  }
+  return checked;
+}
+
 /** The metric a point stands for, for the schema to check when bounds alone cannot. */
 function metricOf({ series, value, ms, subMs }: OtlpPoint): Record<string, unknown> {
   const { name, ...rest } = series;
@@ -201,22 +216,9 @@ export function refusalSummary(converted: Omit<ConvertedRequest, "columns">): st
 
 function* scopesOf(request: ExportMetricsServiceRequest): Generator<Scope> {
   for (const [r, resourceMetrics] of request.resourceMetrics.entries()) {
-    const resourceTags = once(() => {
-      const tags = new Map<string, string>();
-      addAttributes(tags, resourceMetrics.resource?.attributes ?? []);
-      return tags;
-    });
+    const resource = resourceMetrics.resource?.attributes ?? [];
     const scopeTags = (name: string, version: string, attributes: readonly KeyValue[]) =>
-      once(() => {
-        // Over the limit already, every point of the scope is refused: no copy for them.
-        if (resourceTags().size > METRIC_BOUNDS.tagCount)
-          return { map: resourceTags(), record: {} };
-        const tags = new Map(resourceTags());
-        if (name !== "") tags.set(SCOPE_NAME_TAG, name);
-        if (version !== "") tags.set(SCOPE_VERSION_TAG, version);
-        addAttributes(tags, attributes);
-        return { map: tags, record: Object.fromEntries(tags) };
-      });
+      once(() => scopeTagsOf(resource, name, version, attributes));
     const field = `resource_metrics[${r}]`;
     for (const [s, { scope, metrics }] of resourceMetrics.scopeMetrics.entries()) {
       yield {
@@ -239,6 +241,40 @@ function* scopesOf(request: ExportMetricsServiceRequest): Generator<Scope> {
     }
   }
 }
+
+/**
+ * The tags a scope's points start from: its resource's attributes, its name and version, its
+ * own attributes. Kept across requests by what they are made of: an SDK exports the same
+ * resource and scopes every time, and the tag sets of its series are kept by these objects
+ * (otlp-points.ts `pointTags`), so that each is made once, not once per request.
+ */
+function scopeTagsOf(
+  resource: readonly KeyValue[],
+  name: string,
+  version: string,
+  attributes: readonly KeyValue[],
+): ScopeTags {
+  // Each part's text is written after its length: no part can pass for another.
+  const key = `${attributesKey(resource)}|${name.length}:${name}${version.length}:${version}${attributesKey(attributes)}`;
+  const make = (): ScopeTags => {
+    const tags = new Map<string, string>();
+    addAttributes(tags, resource);
+    // Over the limit already, every point of the scope is refused: no copy for them.
+    if (tags.size > METRIC_BOUNDS.tagCount) return { map: tags, record: {} };
+    if (name !== "") tags.set(SCOPE_NAME_TAG, name);
+    if (version !== "") tags.set(SCOPE_VERSION_TAG, version);
+    addAttributes(tags, attributes);
+    return { map: tags, record: Object.fromEntries(tags) };
+  };
+  const { map, record } = key.length > MAX_SCOPE_KEY_CHARS ? make() : knownScopeTags.get(key, make);
+  // An object of this request's own around them: its series' tag sets are found through it
+  // within the request, and through `map` across requests (otlp-points.ts `pointTags`).
+  return { map, record };
+}
+
+/** A resource and scope with more text than this are made per request. */
+const MAX_SCOPE_KEY_CHARS = 16 * 1024;
+const knownScopeTags = new BoundedMemo<ScopeTags>(1_000, 1_000 * 4 * 1024);
 
 /** `make`'s result, made on the first call only. */
 function once<T>(make: () => T): () => T {

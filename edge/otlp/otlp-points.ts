@@ -13,6 +13,7 @@ import type {
   NumberDataPoint,
   SummaryDataPoint,
 } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
+import { BoundedMemo } from "../../shared/bounded-memo.ts";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
 import { addAttributes, attributesKey, exactNumber } from "./otlp-attributes.ts";
 import type { SeriesMetric } from "../../shared/series-columns.ts";
@@ -141,10 +142,12 @@ function seriesWith(extra: Readonly<Record<string, unknown>>): SeriesFields {
 /**
  * The series of a gauge's or a sum's points with the same `extra`: one object per tag set (by
  * object, shared by a series' points: `pointTags`) and start time, so that the points of a
- * series share it and it is checked and written once.
+ * series share it and it is checked and written once. Kept across requests too (`knownSeries`),
+ * as the tag sets are: an SDK exports the same series interval after interval.
  */
 function sharedSeries(extra: Readonly<Record<string, unknown>>): SeriesFields {
   const made = seriesWith(extra);
+  const extraKey = JSON.stringify(extra);
   const byTags = new WeakMap<object, Map<bigint, SeriesMetric>>();
   return {
     seriesOf(metric, tags, kind, startTimeUnixNano) {
@@ -155,13 +158,35 @@ function sharedSeries(extra: Readonly<Record<string, unknown>>): SeriesFields {
       }
       let series = byStart.get(startTimeUnixNano);
       if (series === undefined) {
-        series = made.seriesOf(metric, tags, kind, startTimeUnixNano);
+        const { name, unit } = metric;
+        // Lengths first: no part's text can then pass for another's.
+        const key = `${idOf(tags)}|${name.length}:${name}${unit.length}:${unit}${kind}|${startTimeUnixNano}|${extraKey}`;
+        series = knownSeries.get(key, () => made.seriesOf(metric, tags, kind, startTimeUnixNano));
         byStart.set(startTimeUnixNano, series);
       }
       return series;
     },
   };
 }
+
+/** The series of gauges and sums made already, by tag set and what else makes them. */
+const knownSeries = new BoundedMemo<SeriesMetric>(20_000);
+
+/**
+ * A number for each object kept across requests (a scope's tags, a tag set), for keys: the
+ * same object always has the same number, and no other object ever gets it.
+ */
+function idOf(object: object): number {
+  let id = ids.get(object);
+  if (id === undefined) {
+    id = ++lastId;
+    ids.set(object, id);
+  }
+  return id;
+}
+
+const ids = new WeakMap<object, number>();
+let lastId = 0;
 
 /**
  * The scope's tags and the point's attributes; the scope's own object when it adds none, and
@@ -187,9 +212,12 @@ function pointTags(
   }
   let record = bySeries.get(key);
   if (record === undefined) {
-    const tags = new Map(scopeTags.map);
-    addAttributes(tags, attributes);
-    record = Object.fromEntries(tags);
+    // Made once across requests: the scope's `map` is kept across them (`scopeTagsOf`).
+    record = knownTagSets.get(`${idOf(scopeTags.map)}|${key}`, () => {
+      const tags = new Map(scopeTags.map);
+      addAttributes(tags, attributes);
+      return Object.fromEntries(tags);
+    });
     bySeries.set(key, record);
   }
   return record;
@@ -201,8 +229,13 @@ function pointTags(
  */
 const attributeKeys = new WeakMap<readonly KeyValue[], string>();
 
-/** Each scope's tag sets, by its points' attributes (`attributesKey`); never changed once made. */
+/**
+ * Each scope's tag sets in a request, by its points' attributes (`attributesKey`); never
+ * changed once made.
+ */
 const seriesTags = new WeakMap<ScopeTags, Map<string, Readonly<Record<string, string>>>>();
+/** Tag sets made already, by their scope's tags and their points' attributes. */
+const knownTagSets = new BoundedMemo<Readonly<Record<string, string>>>(20_000);
 
 function numberPoint(
   kind: string,
