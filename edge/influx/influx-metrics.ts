@@ -124,7 +124,9 @@ export function* pointsOfText(
       for (let index = 0; index < point.fields.length; index++) {
         const [field, fieldValue] = point.fields[index] as (typeof point.fields)[number];
         const value = numberOf(fieldValue);
-        const valueText = String(value);
+        // A float as the line wrote it, when JavaScript writes it so too (most do).
+        const valueText =
+          (fieldValue.type === "float" ? fieldValue.text : undefined) ?? String(value);
         const { id, check } = line.seriesOf(field, fieldValue);
         const problem = checkPoint(check, value, valueText, ms, subMs, index, budget, bound, () =>
           candidateMetric(columns, id, value, ns),

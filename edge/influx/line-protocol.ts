@@ -12,10 +12,16 @@
  * lines. Work is linear in the text: one pass, no backtracking, no regular expression that can
  * backtrack, and numbers too long for their type are refused before they are converted.
  */
+import { isShortestNumberText } from "../../shared/number-text.ts";
 
 /** A field's value, typed as the line wrote it. */
 export type FieldValue =
-  | { readonly type: "float"; readonly value: number }
+  | {
+      readonly type: "float";
+      readonly value: number;
+      /** The value as the line wrote it, when that is how JavaScript writes it; else undefined. */
+      readonly text: string | undefined;
+    }
   | { readonly type: "integer"; readonly value: bigint }
   | { readonly type: "unsigned"; readonly value: bigint }
   | { readonly type: "boolean"; readonly value: boolean }
@@ -351,7 +357,7 @@ function scalar(token: string): FieldValue | string {
   if (!FLOAT.test(token)) return `has a value that is not a number: ${quote(token)}`;
   const value = Number(token);
   if (!Number.isFinite(value)) return `has a float out of range: ${quote(token)}`;
-  return { type: "float", value };
+  return { type: "float", value, text: isShortestNumberText(token) ? token : undefined };
 }
 
 /** An integer of at most 64 bits, converted only once its length says it can be in range. */
