@@ -419,7 +419,7 @@ function runSections(run: Run): string {
     out.push(
       "### Worker drain beside VictoriaMetrics",
       "",
-      `A backlog of ${fmt(rw.samples)} samples in 100-sample messages (the JSON API's, version 3, and an agent's, version 4) drained by the worker into a VictoriaMetrics of its own (\`DATABASE_URL=remote-write+http://…\`), into SQLite and into PostgreSQL, beside the same samples posted to that VictoriaMetrics directly by a bare client (remote-write requests of 10,000 samples encoded before the clock starts, 4 at once: ${fmt(rw.direct.samplesPerSecond)} samples/s). The worker's clock runs from its first delivery; every sample read back. bench/remote-write-drain.ts.`,
+      `A backlog of ${fmt(rw.samples)} samples in 100-sample messages (the JSON API's, version 3, and an agent's, version 4) drained by the worker into a VictoriaMetrics of its own (\`DATABASE_URL=remote-write+http://…\`), into SQLite and into PostgreSQL, beside the same samples posted to that VictoriaMetrics directly by a bare client (remote-write requests of 10,000 samples encoded before the clock starts, 4 at once, the median of three posts: ${fmt(rw.direct.samplesPerSecond)} samples/s). The worker's clock runs from its first delivery; every sample read back. bench/remote-write-drain.ts.`,
       "",
       table(
         [
