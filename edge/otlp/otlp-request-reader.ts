@@ -5,17 +5,19 @@
  * here a point is read in place, and its attributes — the same bytes request after request for
  * a series — are decoded once and kept by their bytes, one list for every point that has them.
  *
- * Only the rest is left to protobuf-es: a resource and a scope (once each per request), and an
- * attribute list not seen before. Anything else — histograms, summaries, exemplars, a field this
- * reader does not know, a message given twice, a string that is not UTF-8, bytes that end
- * early — makes it give up (undefined), and the request is decoded by protobuf-es as before
- * (`decodeRequest`). So this reader only ever returns what protobuf-es would have returned for
- * the same bytes (test/unit/otlp-request-reader.test.ts compares them), and nothing otherwise.
+ * The rest is left to protobuf-es: a resource and a scope (once each per request), an attribute
+ * list not seen before, and each metric this reader does not read (histograms, summaries,
+ * points with exemplars, a field it does not know, a message given twice), decoded on its own
+ * as protobuf-es decodes every metric of a request. Anything else amiss — a string that is not
+ * UTF-8, bytes that end early — makes it give up (undefined), and the request is decoded by
+ * protobuf-es as before (`decodeRequest`). So this reader only ever returns what protobuf-es
+ * would have returned for the same bytes (test/unit/otlp-request-reader.test.ts compares
+ * them), and nothing otherwise.
  * The objects it returns are shared and must not be changed.
  */
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
-import type { Steps } from "../../shared/cooperative.ts";
+import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import {
   InstrumentationScopeSchema,
@@ -25,6 +27,7 @@ import {
 } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import {
   AggregationTemporality,
+  MetricSchema,
   type Gauge,
   type Metric,
   type NumberDataPoint,
@@ -43,6 +46,7 @@ import {
   ProtobufReader,
   VARINT,
 } from "../publish/protobuf-reader.ts";
+import { fromBinaryInSteps } from "../publish/protobuf-steps.ts";
 
 /**
  * The recursion limit protobuf-es decodes a request with (`decodeRequest`), and how deep each
@@ -52,6 +56,7 @@ import {
 const RECURSION_LIMIT = 100;
 const RESOURCE_DEPTH = 2; // request, resource_metrics, resource
 const SCOPE_DEPTH = 3; // request, resource_metrics, scope_metrics, scope
+const METRIC_DEPTH = 3; // request, resource_metrics, scope_metrics, metrics
 const POINT_ATTRIBUTE_DEPTH = 6; // … scope_metrics, metrics, gauge or sum, data_points, attributes
 
 /** The empty list every point without attributes or exemplars shares: frozen, as it is shared. */
@@ -59,8 +64,8 @@ const NONE: never[] = [];
 Object.freeze(NONE);
 
 /**
- * The request in `bytes`, read metric by metric (`Steps`), or undefined when it holds anything
- * but gauges and sums of number points, or is not well formed: then protobuf-es decides.
+ * The request in `bytes`, read metric by metric (`Steps`), or undefined when it is not well
+ * formed or holds what only protobuf-es reads outside a metric: then protobuf-es decides.
  */
 export function* readExportRequest(
   bytes: Uint8Array,
@@ -130,7 +135,7 @@ function* readScopeMetrics(reader: ProtobufReader, end: number): Steps<ScopeMetr
     if (field === 1 && scope === undefined) {
       scope = decoded(InstrumentationScopeSchema, reader, until, SCOPE_DEPTH);
     } else if (field === 2) {
-      metrics.push(readMetric(reader, until));
+      metrics.push(readOrDecodeMetric(reader, until));
       yield;
     } else if (field === 3) schemaUrl = reader.text(until);
     else throw new GiveUp();
@@ -143,6 +148,34 @@ function* readScopeMetrics(reader: ProtobufReader, end: number): Steps<ScopeMetr
     metrics,
     schemaUrl,
   };
+}
+
+/**
+ * A metric read by hand, or by protobuf-es when it is one this reader does not read (a histogram,
+ * a summary, a point with exemplars…), as protobuf-es reads each metric of a request: an SDK's
+ * export mixes kinds, and one histogram need not make its gauges and sums slow too.
+ */
+function readOrDecodeMetric(reader: ProtobufReader, end: number): Metric {
+  const start = reader.pos;
+  try {
+    return readMetric(reader, end);
+  } catch (err) {
+    if (!(err instanceof GiveUp)) throw err;
+  }
+  // As `decodeRequest`'s protobuf-es reading decodes each metric: in steps, which first walks
+  // the metric's own fields (and refuses some bytes a plain `fromBinary` would take).
+  const bytes = reader.buffer().subarray(start, end);
+  reader.pos = end;
+  try {
+    return runToEnd(
+      fromBinaryInSteps(MetricSchema, bytes, {
+        depth: 0,
+        recursionLimit: RECURSION_LIMIT - METRIC_DEPTH,
+      }),
+    );
+  } catch {
+    throw new GiveUp();
+  }
 }
 
 function readMetric(reader: ProtobufReader, end: number): Metric {
