@@ -4,9 +4,9 @@
  * (`DATABASE_URL=remote-write+http://…`), into SQLite and into PostgreSQL, beside
  * VictoriaMetrics ingesting the same samples posted directly by a bare remote-write client
  * (pre-encoded requests, 4 at once; the median of three posts), in the same run, against the
- * same VictoriaMetrics; and the worker's peak RSS. Each drain is run twice over: on the JSON API's messages (version 3,
- * keyed by message) and on an agent's (version 4, keyed by series, as the edge publishes a
- * remote-write batch), 100 samples a message. The worker's clock runs from its first delivery
+ * same VictoriaMetrics; and the worker's peak RSS. Each drain is run twice over: on the JSON
+ * API's messages (version 3, keyed by message) and on an agent's (version 4, keyed by series,
+ * as the edge publishes a remote-write batch), 100 samples a message. The worker's clock runs from its first delivery
  * to the consumer having nothing pending or unacked (its process's start-up is reported beside
  * it, as `withStartSeconds`). Every sample is read back from where it went.
  * `BENCH_QUICK=1` drains a tenth; `BENCH_CPU_PROF=<dir>` profiles each worker;

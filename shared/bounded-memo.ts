@@ -43,6 +43,23 @@ export class BoundedMemo<V> {
 }
 
 /**
+ * `make` of an object, made once per object and kept as long as the object lives (a `WeakMap`):
+ * for what is worked out of objects that are themselves kept, such as the lists a protobuf
+ * reader gives back for the same bytes.
+ */
+export function objectMemo<K extends object, V>(make: (key: K) => V): (key: K) => V {
+  const made = new WeakMap<K, V>();
+  return (key) => {
+    let value = made.get(key);
+    if (value === undefined) {
+      value = make(key);
+      made.set(key, value);
+    }
+    return value;
+  };
+}
+
+/**
  * The longest key a converter keeps a series by. A longer one names a rare, large series (dozens
  * of long tags): building and hashing its key for each of its fields or samples would cost more
  * than making the series again, and keeping it would hold as much again. Such a series is made

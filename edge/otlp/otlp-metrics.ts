@@ -18,7 +18,7 @@ import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentel
 import type { KeyValue } from "../../shared/gen/proto/opentelemetry/proto/common/v1/common_pb.js";
 import type { Metric as OtlpMetric } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
 import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
-import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
+import { BoundedMemo, MEMO_KEY_CHARS, objectMemo } from "../../shared/bounded-memo.ts";
 import { SeriesColumns, seriesWithText, type SeriesMetric } from "../../shared/series-columns.ts";
 import { rfc3339FromNanos } from "../../shared/timestamp.ts";
 import { addAttributes, attributesKey } from "./otlp-attributes.ts";
@@ -174,16 +174,7 @@ function knownSeriesOf(metric: SeriesMetric): CheckedSeries {
  * Each series object's checked series: the converter keeps the objects of gauges and sums
  * across requests (otlp-points.ts), and one seen before needs no JSON to be found.
  */
-const checkedByObject = new WeakMap<SeriesMetric, CheckedSeries>();
-
-function checkedSeriesOf(metric: SeriesMetric): CheckedSeries {
-  let checked = checkedByObject.get(metric);
-  if (checked === undefined) {
-    checked = knownSeriesOf(metric);
-    checkedByObject.set(metric, checked);
-  }
-  return checked;
-}
+const checkedSeriesOf = objectMemo(knownSeriesOf);
 
 /** The metric a point stands for, for the schema to check when bounds alone cannot. */
 function metricOf({ series, value, ms, subMs }: OtlpPoint): Record<string, unknown> {

@@ -13,7 +13,7 @@ import type {
   NumberDataPoint,
   SummaryDataPoint,
 } from "../../shared/gen/proto/opentelemetry/proto/metrics/v1/metrics_pb.js";
-import { BoundedMemo } from "../../shared/bounded-memo.ts";
+import { BoundedMemo, objectMemo } from "../../shared/bounded-memo.ts";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
 import { addAttributes, attributesKey, exactNumber } from "./otlp-attributes.ts";
 import type { SeriesMetric } from "../../shared/series-columns.ts";
@@ -176,16 +176,7 @@ const knownSeries = new BoundedMemo<SeriesMetric>(20_000);
  * A number for each object kept across requests (a scope's tags, a tag set), for keys: the
  * same object always has the same number, and no other object ever gets it.
  */
-function idOf(object: object): number {
-  let id = ids.get(object);
-  if (id === undefined) {
-    id = ++lastId;
-    ids.set(object, id);
-  }
-  return id;
-}
-
-const ids = new WeakMap<object, number>();
+const idOf = objectMemo((_: object) => ++lastId);
 let lastId = 0;
 
 /**
@@ -205,11 +196,7 @@ function pointTags(
   }
   // The scope's tags are the same for all its points: the point's attributes, as text, decide
   // its tag set, which is made (the scope's map copied) once per series.
-  let key = attributeKeys.get(attributes);
-  if (key === undefined) {
-    key = attributesKey(attributes);
-    attributeKeys.set(attributes, key);
-  }
+  const key = keyOfAttributes(attributes);
   let record = bySeries.get(key);
   if (record === undefined) {
     // Made once across requests: the scope's `map` is kept across them (`scopeTagsOf`).
@@ -227,7 +214,7 @@ function pointTags(
  * Each attribute list's `attributesKey`, by the list: the request reader gives the points of a
  * series one list (otlp-request-reader.ts), whose text is then made once, not once per point.
  */
-const attributeKeys = new WeakMap<readonly KeyValue[], string>();
+const keyOfAttributes = objectMemo(attributesKey);
 
 /**
  * Each scope's tag sets in a request, by its points' attributes (`attributesKey`); never

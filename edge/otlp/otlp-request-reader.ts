@@ -16,7 +16,7 @@
  * The objects it returns are shared and must not be changed.
  */
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
+import { BoundedMemo } from "../../shared/bounded-memo.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import type { ExportMetricsServiceRequest } from "../../shared/gen/proto/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js";
 import {
@@ -164,18 +164,15 @@ function readOrDecodeMetric(reader: ProtobufReader, end: number): Metric {
   }
   // As `decodeRequest`'s protobuf-es reading decodes each metric: in steps, which first walks
   // the metric's own fields (and refuses some bytes a plain `fromBinary` would take).
-  const bytes = reader.buffer().subarray(start, end);
-  reader.pos = end;
-  try {
-    return runToEnd(
+  reader.pos = start;
+  return decodedBy(reader, end, (bytes) =>
+    runToEnd(
       fromBinaryInSteps(MetricSchema, bytes, {
         depth: 0,
         recursionLimit: RECURSION_LIMIT - METRIC_DEPTH,
       }),
-    );
-  } catch {
-    throw new GiveUp();
-  }
+    ),
+  );
 }
 
 function readMetric(reader: ProtobufReader, end: number): Metric {
@@ -273,10 +270,11 @@ function readNumberPoint(reader: ProtobufReader, end: number): NumberDataPoint {
   endsAt(reader, end);
   if (attributesFrom !== -1) {
     const read = () => readAttributes(reader, attributesFrom, attributesUntil);
-    point.attributes = (
-      attributesUntil - attributesFrom > MEMO_KEY_CHARS
-        ? read()
-        : knownAttributes.get(reader.latin1(attributesFrom, attributesUntil), read)
+    point.attributes = reader.kept(
+      knownAttributes,
+      attributesFrom,
+      attributesUntil,
+      read,
     ) as KeyValue[];
     reader.pos = end;
   }
@@ -309,14 +307,24 @@ function decoded<Desc extends DescMessage>(
   end: number,
   depth: number,
 ): MessageShape<Desc> {
-  // From a Buffer, as protobuf-es's own reading makes `bytes` fields (attribute values) Buffers.
+  return decodedBy(reader, end, (bytes) =>
+    fromBinary(schema, bytes, {
+      readUnknownFields: false,
+      recursionLimit: RECURSION_LIMIT - depth,
+    }),
+  );
+}
+
+/**
+ * What `decode` makes of the bytes from the reader's position to `end`, which it then stands
+ * at; a refusal gives up. The bytes are a Buffer, as protobuf-es's own reading makes `bytes`
+ * fields (attribute values) Buffers.
+ */
+function decodedBy<T>(reader: ProtobufReader, end: number, decode: (bytes: Buffer) => T): T {
   const bytes = reader.buffer().subarray(reader.pos, end);
   reader.pos = end;
   try {
-    return fromBinary(schema, bytes, {
-      readUnknownFields: false,
-      recursionLimit: RECURSION_LIMIT - depth,
-    });
+    return decode(bytes);
   } catch {
     throw new GiveUp();
   }

@@ -13,6 +13,8 @@ export const VARINT = 0;
 export const BIT64 = 1;
 export const LENGTH_DELIMITED = 2;
 
+import { MEMO_KEY_CHARS, type BoundedMemo } from "../../shared/bounded-memo.ts";
+
 /** As protobuf-es reads strings: a leading U+FEFF is text, not a byte-order mark. */
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -30,6 +32,14 @@ export class ProtobufReader {
   /** The bytes from `start` to `end`, a character each: a key for bytes seen before. */
   latin1(start: number, end: number): string {
     return this.buffer().toString("latin1", start, end);
+  }
+
+  /**
+   * What `read` makes of the bytes from `start` to `end`, kept in `memo` by those bytes: the
+   * same bytes always read the same. Past `MEMO_KEY_CHARS` bytes it is read each time.
+   */
+  kept<V>(memo: BoundedMemo<V>, start: number, end: number, read: () => V): V {
+    return end - start > MEMO_KEY_CHARS ? read() : memo.get(this.latin1(start, end), read);
   }
 
   /** The bytes as a Buffer, without a copy (what protobuf-es reads `bytes` fields as). */

@@ -3,7 +3,7 @@
  * `WriteRequest`) to the points the service stores, one per sample, in columns.
  */
 import { checkedSeries, checkPoint, type CheckedSeries } from "../publish/agent-publish.ts";
-import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
+import { BoundedMemo, MEMO_KEY_CHARS, objectMemo } from "../../shared/bounded-memo.ts";
 import type { FutureBound } from "../publish/future-timestamps.ts";
 import { runToEnd, type Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
@@ -112,7 +112,7 @@ export function* pointsOfWriteRequest(
     const first = sampleIndex;
     sampleIndex += samples.length;
     if (samples.length === 0) continue;
-    const known = knownLabelsOf(series);
+    const known = knownLabelsOf(series.labels);
     if (typeof known === "string") {
       problems.push({ index: first, path: "", message: `timeseries[${s}]: ${known}` });
       continue;
@@ -181,26 +181,17 @@ const knownLabels = new BoundedMemo<KnownLabels | string>(20_000);
  * are the same bytes (write-request-reader.ts), so a series seen before is found without
  * making its key. Held as long as the reader keeps the list.
  */
-const knownLists = new WeakMap<object, KnownLabels | string>();
+const knownLabelsOf = objectMemo(knownByKey);
 
-function knownLabelsOf(series: RemoteWriteSeries): KnownLabels | string {
-  let known = knownLists.get(series.labels);
-  if (known === undefined) {
-    known = knownByKey(series);
-    knownLists.set(series.labels, known);
-  }
-  return known;
-}
-
-function knownByKey(series: RemoteWriteSeries): KnownLabels | string {
+function knownByKey(list: RemoteWriteSeries["labels"]): KnownLabels | string {
   const make = () => {
-    const labels = labelsOf(series);
+    const labels = labelsOf(list);
     if (typeof labels === "string") return labels;
     return { labels, ...checkedSeries(seriesOf(labels)) };
   };
   let chars = 0;
-  for (const { name, value } of series.labels) chars += name.length + value.length;
-  return chars > MEMO_KEY_CHARS ? make() : knownLabels.get(labelsKey(series.labels), make);
+  for (const { name, value } of list) chars += name.length + value.length;
+  return chars > MEMO_KEY_CHARS ? make() : knownLabels.get(labelsKey(list), make);
 }
 
 /** The labels as they came, in order, each part preceded by its length: one text per list. */
@@ -218,11 +209,11 @@ type Labels = { readonly name: string; readonly tags?: Record<string, string> };
  * is no label. Labels may come in any order (the order carries no meaning here); a name must
  * not repeat, and every label must have a name.
  */
-function labelsOf(series: RemoteWriteSeries): Labels | string {
+function labelsOf(list: RemoteWriteSeries["labels"]): Labels | string {
   const seen = new Set<string>();
   let name: string | undefined;
   const tags: [string, string][] = [];
-  for (const label of series.labels) {
+  for (const label of list) {
     if (label.name === "") return "a label has an empty name";
     if (seen.has(label.name)) return `the label '${label.name.slice(0, 128)}' appears twice`;
     seen.add(label.name);

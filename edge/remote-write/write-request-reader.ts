@@ -11,7 +11,7 @@
  * answer: this reader only ever returns what protobuf-es would have returned for the same bytes
  * (test/unit/write-request-reader.test.ts compares them), and returns nothing otherwise.
  */
-import { BoundedMemo, MEMO_KEY_CHARS } from "../../shared/bounded-memo.ts";
+import { BoundedMemo } from "../../shared/bounded-memo.ts";
 import type { Steps } from "../../shared/cooperative.ts";
 import {
   BIT64,
@@ -92,9 +92,9 @@ function readSeries(reader: Reader, end: number): RemoteWriteSeries {
   const labels =
     labelsFrom === -1
       ? NONE
-      : labelsApart || labelsUntil - labelsFrom > MEMO_KEY_CHARS
+      : labelsApart
         ? read()
-        : knownLabels.get(reader.latin1(labelsFrom, labelsUntil), read);
+        : reader.kept(knownLabels, labelsFrom, labelsUntil, read);
   reader.pos = end;
   return { labels, samples, exemplars: NONE, histograms: NONE };
 }
