@@ -16,6 +16,7 @@ import { format, resolveConfig } from "prettier";
 import { ConfigEnv } from "../shared/config-schema.ts";
 import { EnvelopeV2, EnvelopeV3, EnvelopeV4 } from "../shared/envelope-schema.ts";
 import { JsonBody, Metric, RFC3339_FORMAT } from "../shared/metric-schema.ts";
+import { schemaPattern } from "../shared/storable-text.ts";
 import { isRfc3339 } from "../shared/timestamp.ts";
 
 const GEN = join(import.meta.dirname, "..", "shared", "gen");
@@ -27,7 +28,8 @@ const GEN = join(import.meta.dirname, "..", "shared", "gen");
  * schema in its error, where `toDetails` reads a union's description.
  */
 export function validationAjv(options: Options = {}): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, ...options });
+  const code = { ...options.code, regExp: schemaPattern };
+  const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, ...options, code });
   ajv.addFormat(RFC3339_FORMAT, { type: "string", validate: isRfc3339 });
   return ajv;
 }
@@ -70,8 +72,10 @@ const MODULES: readonly ModuleSpec[] = [
       validateEnvelopeV3: { schema: EnvelopeV3, type: "EnvelopeV3", from: "../envelope-schema.ts" },
       validateEnvelopeV4: { schema: EnvelopeV4, type: "EnvelopeV4", from: "../envelope-schema.ts" },
     },
-    // The code names the format as `formats[name]`; its check lives in shared/timestamp.ts.
+    // The code names the format as `formats[name]`; its check lives in shared/timestamp.ts, and
+    // the schemas' patterns are made by `schemaPattern`.
     preamble: [
+      `import { schemaPattern } from "../storable-text.ts";`,
       `import { isRfc3339 } from "../timestamp.ts";`,
       `const formats = { ${JSON.stringify(RFC3339_FORMAT)}: { type: "string", validate: isRfc3339 } };`,
     ],

@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { METRIC_BOUNDS } from "./limits.ts";
-import { STORABLE_TEXT } from "./storable-text.ts";
+import { ANY_TEXT, STORABLE_TEXT } from "./storable-text.ts";
 
 function storableString(options: { minLength?: number; maxLength: number }) {
   return Type.String({ ...options, pattern: STORABLE_TEXT });
@@ -8,6 +8,13 @@ function storableString(options: { minLength?: number; maxLength: number }) {
 
 /** Name of the ajv format that checks an RFC 3339 date-time the worker can turn into a time. */
 export const RFC3339_FORMAT = "rfc3339-date-time";
+
+/**
+ * Any property name, as a record's key. TypeBox's own, `^(.*)$`, does not match a name holding a
+ * line end (`.` stops there), and a property no pattern matches is not checked at all: a tag
+ * `{"a\nb": 5}`, or an extra field's object nesting without bound, would pass.
+ */
+const ANY_NAME = Type.String({ pattern: ANY_TEXT });
 
 /**
  * Any JSON value nested at most `depth` more levels, with bounded strings, arrays and objects.
@@ -29,7 +36,7 @@ function boundedJsonLevel(depth: number): TSchema {
     [
       ...leaves,
       Type.Array(inner, { maxItems: METRIC_BOUNDS.arrayItems }),
-      Type.Record(Type.String(), inner, {
+      Type.Record(ANY_NAME, inner, {
         maxProperties: METRIC_BOUNDS.objectProperties,
         propertyNames: { maxLength: METRIC_BOUNDS.stringLength, pattern: STORABLE_TEXT },
       }),
@@ -48,7 +55,7 @@ const boundedJsonDefs = Object.fromEntries(
 // TypeBox turns a record's key schema into a pattern, dropping its bounds; `propertyNames`
 // keeps them.
 export const Tags = Type.Record(
-  Type.String(),
+  ANY_NAME,
   storableString({ maxLength: METRIC_BOUNDS.tagValueLength }),
   {
     maxProperties: METRIC_BOUNDS.tagCount,

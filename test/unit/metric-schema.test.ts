@@ -259,6 +259,15 @@ describe("tags", () => {
     expect(failures(metricWith({ tags }))).toEqual(["/tags"]);
   });
 
+  it.each(["a\nb", "a\rb", "a\u2028b", "\n"])(
+    "checks the value of a key holding a line end (%j) like any other",
+    (key) => {
+      expect(failures(metricWith({ tags: { [key]: "v" } }))).toEqual([]);
+      expect(failures(metricWith({ tags: { [key]: 5 } }))).not.toEqual([]);
+      expect(failures(metricWith({ tags: { [key]: { nested: "x" } } }))).not.toEqual([]);
+    },
+  );
+
   it("refuses an empty key", () => {
     expect(
       failures(metricWith({ tags: { "": "v" } })),
@@ -289,6 +298,16 @@ describe("extra fields", () => {
   ])(`accepts ${METRIC_BOUNDS.extraDepth} levels of nested %s and refuses one more`, (_, nest) => {
     expect(failures(metricWith({ extra: nest(METRIC_BOUNDS.extraDepth) }))).toEqual([]);
     expect(failures(metricWith({ extra: nest(METRIC_BOUNDS.extraDepth + 1) }))).toEqual(["/extra"]);
+  });
+
+  it("bounds the depth under a property name holding a line end like any other", () => {
+    const under = (levels: number) => ({ "a\nb": nestedObjects(levels - 1) });
+    expect(failures(metricWith({ extra: under(METRIC_BOUNDS.extraDepth) }))).toEqual([]);
+    expect(failures(metricWith({ extra: under(METRIC_BOUNDS.extraDepth + 1) }))).toEqual([
+      "/extra",
+    ]);
+    const items = Array.from({ length: METRIC_BOUNDS.arrayItems + 1 }, (_, i) => i);
+    expect(failures(metricWith({ extra: { "a\rb": items } }))).toEqual(["/extra"]);
   });
 
   it("counts mixed arrays and objects as levels alike", () => {
