@@ -84,7 +84,7 @@ function metricsOf(batch: Captured, decoded: Uint8Array): readonly Metric[] {
       return runToEnd(pointsOfRequest(request, budget)).columns.metrics();
     }
     case "json":
-      return runToEnd(parseMetrics([new TextDecoder().decode(decoded)], "json"));
+      return runToEnd(parseMetrics([new TextDecoder().decode(decoded)], "json")).metrics;
   }
 }
 

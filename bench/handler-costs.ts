@@ -16,7 +16,7 @@ import { jsonBody, median } from "./support.ts";
 
 const CALLS = 100_000;
 const body = jsonBody(1);
-const metrics = runToEnd(parseMetrics([body], jsonEncodingOf("application/json")));
+const { metrics } = runToEnd(parseMetrics([body], jsonEncodingOf("application/json")));
 
 async function microseconds(fn: () => unknown): Promise<number> {
   for (let i = 0; i < 10_000; i++) await fn();

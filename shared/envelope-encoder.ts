@@ -3,8 +3,9 @@
  * carries those tags once, so a line's tag set, a series' labels or a resource's attributes
  * travel once per message instead of once per point. A metric's JSON is made once; a batch too
  * large for one broker message is cut into messages from those pieces without writing any of
- * it again. The JSON API writes this version; the agent protocols write version 4
- * (envelope-v4-encoder.ts), and `encodeSeriesMessages` stays to measure against it.
+ * it again. Nothing publishes this version any more (the JSON API writes version 2,
+ * envelope-as-sent.ts; the agent protocols version 4, envelope-v4-encoder.ts): it stays to test
+ * that the worker still reads it, and to measure against.
  */
 import type { Steps } from "./cooperative.ts";
 import type { Envelope, RowKey } from "./envelope-schema.ts";

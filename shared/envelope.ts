@@ -1,6 +1,5 @@
-import { runToEnd } from "./cooperative.ts";
 import type { Envelope, EnvelopeV3, MetricGroup } from "./envelope-schema.ts";
-import { encodeMessage } from "./envelope-encoder.ts";
+import { encodeAsSent } from "./envelope-as-sent.ts";
 import { checkV4, metricsOfColumns, type ColumnsV4 } from "./envelope-v4-decoder.ts";
 import { EXPANSION_LIMITS, METRIC_BOUNDS, REQUEST_LIMITS } from "./limits.ts";
 import type { Metric } from "./metric-schema.ts";
@@ -10,11 +9,14 @@ export type { Envelope, RowKey } from "./envelope-schema.ts";
 export { ENVELOPE_VERSION } from "./envelope-version.ts";
 
 /**
- * One message holding `envelope`, as the JSON API writes it (version 3), however large. Agent
+ * One message holding `envelope`, as the JSON API writes it (version 2), however large. Agent
  * batches are written as version 4 (`encodeColumnsV4`, from their points in columns).
  */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  return runToEnd(encodeMessage(envelope)).data;
+  return encodeAsSent(
+    envelope,
+    envelope.metrics.map((metric) => JSON.stringify(metric)),
+  );
 }
 
 /** Why a message can never be stored; also the last token of its dead-letter subject. */

@@ -46,7 +46,7 @@ export const REQUEST_LIMITS = {
  * labels, an OTLP resource's attributes) are stored once per point, so a small body can
  * become far more: these bounds refuse that (413) while the metrics are being made, before
  * anything is encoded or published. The messages a request is published as total no more than
- * this either, and usually much less: they carry shared tags once (envelope version 3).
+ * this either, and usually much less: they carry each series once (envelope version 4).
  */
 export const EXPANSION_LIMITS = {
   /** The stored metrics' bytes, as a multiple of the decoded body's bytes. */

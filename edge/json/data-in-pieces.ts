@@ -26,9 +26,20 @@ const CUT = /\}[ \t\n\r]*,[ \t\n\r]*\{/g;
 /** Characters of elements parsed at once: well below the 128 KiB a string may take. */
 export const SEGMENT_CHARS = 32 * 1024;
 
+/** A body's data array, and its elements' text as sent. */
+export interface DataInPieces {
+  readonly data: unknown[];
+  /**
+   * Runs of whole elements, each as it stands in the body: joined by commas, the elements of
+   * `data` as JSON (what the JSON API publishes, not written again).
+   */
+  readonly runs: string[];
+}
+
 /**
- * `{ data }` as `JSON.parse` of the pieces joined would give it, or undefined when the text is
- * not that shape, not valid JSON, or not cut where it can be. The elements are cut into runs of
+ * `{ data }` as `JSON.parse` of the pieces joined would give it, with the elements' text
+ * (`runs`), or undefined when the text is not that shape, not valid JSON, or not cut where it
+ * can be. The elements are cut into runs of
  * about `segmentChars` at a comma between a `}` and a `{`, without reading the text between: each run is
  * parsed as `[run]` by `JSON.parse` itself, which takes it only when the run is whole elements
  * (a cut inside a string or a nested value leaves one open). Each run then starts where the
@@ -40,7 +51,7 @@ export const SEGMENT_CHARS = 32 * 1024;
 export function dataInPieces(
   pieces: readonly string[],
   segmentChars = SEGMENT_CHARS,
-): { data: unknown[] } | undefined {
+): DataInPieces | undefined {
   // The opening and the closing, each in the first or last pieces joined: pieces are 60 KiB,
   // but may be cut anywhere.
   let head = "";
@@ -60,6 +71,7 @@ export function dataInPieces(
   between.push(tail.slice(0, closing));
 
   const data: unknown[] = [];
+  const runs: string[] = [];
   /** The text of the run not parsed yet, across pieces. */
   let segment: string[] = [];
   let segmentLength = 0;
@@ -73,7 +85,7 @@ export function dataInPieces(
       if (cut === null) break;
       const comma = piece.indexOf(",", cut.index);
       segment.push(piece.slice(from, comma));
-      if (!parseInto(data, segment)) return undefined;
+      if (!parseInto(data, runs, segment)) return undefined;
       segment = [];
       segmentLength = 0;
       from = comma + 1;
@@ -81,20 +93,23 @@ export function dataInPieces(
     segment.push(piece.slice(from));
     segmentLength += piece.length - from;
   }
-  return parseInto(data, segment) ? { data } : undefined;
+  return parseInto(data, runs, segment) ? { data, runs } : undefined;
 }
 
 /**
- * Appends the elements of a run to `data`; false when the run is not JSON. (A run is never
- * empty but in an empty array: each cut has a `}` before it and a `{` after it.)
+ * Appends the elements of a run to `data` and its text to `runs`; false when the run is not
+ * JSON. (A run is never empty but in an empty array: each cut has a `}` before it and a `{`
+ * after it.)
  */
-function parseInto(data: unknown[], segment: readonly string[]): boolean {
+function parseInto(data: unknown[], runs: string[], segment: readonly string[]): boolean {
+  const run = segment.join("");
   let elements: unknown[];
   try {
-    elements = JSON.parse(`[${segment.join("")}]`) as unknown[];
+    elements = JSON.parse(`[${run}]`) as unknown[];
   } catch {
     return false;
   }
   for (const element of elements) data.push(element);
+  runs.push(run);
   return true;
 }

@@ -3,13 +3,13 @@ import { answerRequests, requirePost, type Handler } from "../http/answer-reques
 import type { Authenticator } from "../http/auth.ts";
 import { createCors, NO_CORS, type Cors } from "../http/cors.ts";
 import { computeInTurn, runInSlices } from "../../shared/cooperative.ts";
-import { encodeMessage } from "../../shared/envelope-encoder.ts";
+import { encodeAsSent } from "../../shared/envelope-as-sent.ts";
 import { ApiError } from "../http/errors.ts";
 import { DEFAULT_MAX_FUTURE_MS, type FutureTimestampOption } from "../publish/future-timestamps.ts";
 import { jsonResponse } from "../http/http-response.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { jsonEncodingOf, metricTooLarge, parseMetrics } from "./parse-metrics.ts";
+import { jsonEncodingOf, parseMetrics } from "./parse-metrics.ts";
 import type { Publisher } from "../publish/publisher.ts";
 import type { ServiceContext } from "../http/service-context.ts";
 import { readBodyText } from "../http/read-body.ts";
@@ -58,16 +58,12 @@ export function createIngestHandler(options: IngestHandlerOptions): Handler {
     const bodyLimit = Math.min(REQUEST_LIMITS.bodyBytes, maxMessage - ENVELOPE_OVERHEAD_BYTES);
     const body = await readBodyText(req, bodyLimit);
     // A body's metrics are the body itself: what a request may become (EXPANSION_LIMITS) is
-    // bounded here by the body limit, so no budget is spent.
+    // bounded here by the body limit, so no budget is spent. The message is their text as sent.
     const { metrics, data } = await computeInTurn(body.bytes, async () => {
       const bound = { receivedAt, maxFutureMs };
-      const metrics = await runInSlices(parseMetrics(body.pieces, format, bound));
-      const envelope = { id: msgId, receivedAt, key: "message" as const, metrics };
-      const encoded = await runInSlices(encodeMessage(envelope));
-      // Each metric's size is known once it is written: measuring it before would write it twice.
-      const index = encoded.metricBytes.findIndex((bytes) => bytes > REQUEST_LIMITS.metricBytes);
-      if (index >= 0) throw metricTooLarge(index, encoded.metricBytes[index] as number);
-      return { metrics, data: encoded.data };
+      const { metrics, texts } = await runInSlices(parseMetrics(body.pieces, format, bound));
+      const data = encodeAsSent({ id: msgId, receivedAt, key: "message" }, texts);
+      return { metrics, data };
     });
 
     const receipt = await options.publisher.publish({

@@ -33,17 +33,28 @@ export function jsonEncodingOf(contentType: string | null): JsonEncoding {
 }
 
 /**
- * Turns a body (its text in pieces: `textPieces`; a short one is one piece) into its metrics, all or nothing: any malformed line or invalid metric refuses
- * the whole request, with a detail for every bad metric and field. Validation pauses between
- * metrics (`Steps`), so a large batch can run in slices. With a `bound`, a timestamp past it
- * makes its metric invalid too.
+ * A body's metrics, and their JSON text as the body holds it: `texts` joined by commas are the
+ * elements of a JSON array of `metrics` (each text one or more whole metrics). The JSON API
+ * publishes that text, not the metrics written again.
+ */
+export interface ParsedMetrics {
+  readonly metrics: Metric[];
+  readonly texts: readonly string[];
+}
+
+/**
+ * Turns a body (its text in pieces: `textPieces`; a short one is one piece) into its metrics,
+ * all or nothing: any malformed line or invalid metric refuses the whole request, with a detail
+ * for every bad metric and field, and a metric over 64 KiB as JSON refuses it too. Validation
+ * pauses between metrics (`Steps`), so a large batch can run in slices. With a `bound`, a
+ * timestamp past it makes its metric invalid too.
  */
 export function* parseMetrics(
   pieces: readonly string[],
   format: JsonEncoding,
   bound?: FutureBound,
-): Steps<Metric[]> {
-  const items = format === "json" ? itemsOfJson(pieces) : itemsOfNdjson(pieces);
+): Steps<ParsedMetrics> {
+  const { items, texts } = format === "json" ? itemsOfJson(pieces) : itemsOfNdjson(pieces);
   if (items.length === 0) throw new ApiError("empty_batch", "The request holds no metrics.");
   if (items.length > REQUEST_LIMITS.metricsPerRequest) throw tooMany();
 
@@ -57,13 +68,27 @@ export function* parseMetrics(
     yield;
   }
   if (details.length > 0) throw invalidMetrics(details);
-
-  return items as Metric[];
+  const metrics = items as Metric[];
+  for (const [index, metric] of metrics.entries()) {
+    if (jsonBytesAtMost(metric) <= REQUEST_LIMITS.metricBytes) continue;
+    const bytes = Buffer.byteLength(JSON.stringify(metric));
+    if (bytes > REQUEST_LIMITS.metricBytes) throw metricTooLarge(index, bytes);
+  }
+  return { metrics, texts };
 }
 
-function itemsOfJson(pieces: readonly string[]): unknown[] {
+/** A body's items, unchecked, and their text (`ParsedMetrics`). */
+interface Items {
+  readonly items: unknown[];
+  readonly texts: readonly string[];
+}
+
+function itemsOfJson(pieces: readonly string[]): Items {
   // A large batch is parsed in pieces; anything else, malformed bodies included, whole.
-  const body = (pieces.length > 1 ? dataInPieces(pieces) : undefined) ?? wholeBody(pieces);
+  const inPieces = pieces.length > 1 ? dataInPieces(pieces) : undefined;
+  if (inPieces !== undefined) return { items: inPieces.data, texts: inPieces.runs };
+  const text = pieces.join("");
+  const { body, dataText } = bodyOfText(text);
   if (!validateJsonBody(body)) {
     throw new ApiError(
       "invalid_body",
@@ -71,18 +96,50 @@ function itemsOfJson(pieces: readonly string[]): unknown[] {
       { details: toDetails(0, validateJsonBody.errors ?? []) },
     );
   }
-  return Array.isArray(body.data) ? body.data : [body.data];
+  if (!Array.isArray(body.data)) {
+    return { items: [body.data], texts: [dataText ?? JSON.stringify(body.data)] };
+  }
+  const texts =
+    dataText === undefined
+      ? body.data.map((item) => JSON.stringify(item))
+      : // The array's text, less its brackets: JSON.parse took it whole, so they are its first
+        // and last characters but for whitespace.
+        [dataText.slice(dataText.indexOf("[") + 1, dataText.lastIndexOf("]"))];
+  return { items: body.data, texts };
 }
 
-function wholeBody(pieces: readonly string[]): unknown {
-  const text = pieces.join("");
+/** What may come before the data's value; JSON's whitespace is these four characters alone. */
+const DATA_OPENING = /^[ \t\n\r]*\{[ \t\n\r]*"data"[ \t\n\r]*:/;
+/** What may come after it, from the object's closing brace. */
+const DATA_CLOSING = /^\}[ \t\n\r]*$/;
+
+/**
+ * The body as `JSON.parse` gives it, and the text of its `data` value when the body is
+ * exactly `{"data": value}` (but for whitespace): then only that value is parsed. A body of any
+ * other form (another key, a key written with escapes, `data` twice) is parsed whole and has no
+ * `dataText`; so is a malformed body, for the parser's own answer.
+ */
+function bodyOfText(text: string): { body: unknown; dataText?: string } {
+  const opening = DATA_OPENING.exec(text);
+  const closing = text.lastIndexOf("}");
+  if (opening !== null && closing > opening[0].length) {
+    if (DATA_CLOSING.test(text.slice(closing))) {
+      const dataText = text.slice(opening[0].length, closing);
+      try {
+        return { body: { data: JSON.parse(dataText) as unknown }, dataText };
+      } catch {
+        // Not one JSON value: the whole body is parsed below, for its answer.
+      }
+    }
+  }
   if (text.trim() === "") throw new ApiError("empty_batch", "The body is empty.");
-  return parseJson(text, () => "The body is not valid JSON");
+  return { body: parseJson(text, () => "The body is not valid JSON") };
 }
 
 /** One metric per line; a line may span two pieces. */
-function itemsOfNdjson(pieces: readonly string[]): unknown[] {
+function itemsOfNdjson(pieces: readonly string[]): Items {
   const items: unknown[] = [];
+  const texts: string[] = [];
   let line = 0;
   const take = (text: string) => {
     line++;
@@ -90,6 +147,7 @@ function itemsOfNdjson(pieces: readonly string[]): unknown[] {
     if (content === "") return;
     if (items.length === REQUEST_LIMITS.metricsPerRequest) throw tooMany();
     items.push(parseJson(content, () => `Line ${line} is not valid JSON`));
+    texts.push(content);
   };
   let carried = "";
   for (const piece of pieces) {
@@ -100,7 +158,38 @@ function itemsOfNdjson(pieces: readonly string[]): unknown[] {
     for (const text of lines) take(text);
   }
   take(carried);
-  return items;
+  return { items, texts };
+}
+
+/**
+ * What a metric of the known fields weighs as JSON besides its strings and tags: braces, keys
+ * and two numbers of at most 24 characters each (69 bytes at most).
+ */
+const KNOWN_FIELDS_BYTES = 128;
+
+/**
+ * At most the bytes `JSON.stringify` writes for a metric, without writing it: a metric of the
+ * known fields alone weighs at most 6 bytes a character of its strings (`\u001f`) and a few for
+ * each field and tag; one with any other field is written, to be weighed exactly.
+ */
+function jsonBytesAtMost(metric: Metric): number {
+  let chars = 0;
+  let entries = 0;
+  for (const key in metric) {
+    if (key === "name" || key === "timestamp") {
+      const text = metric[key];
+      chars += typeof text === "string" ? text.length : 0;
+    } else if (key === "tags") {
+      const tags = metric.tags as Readonly<Record<string, string>>;
+      for (const tag in tags) {
+        chars += tag.length + (tags[tag] as string).length;
+        entries++;
+      }
+    } else if (key !== "value") {
+      return Infinity;
+    }
+  }
+  return KNOWN_FIELDS_BYTES + 6 * chars + 6 * entries;
 }
 
 function parseJson(text: string, what: () => string): unknown {
@@ -114,11 +203,8 @@ function parseJson(text: string, what: () => string): unknown {
   }
 }
 
-/**
- * The refusal of a request whose metric `index` is `bytes` as its own JSON, over the limit. The
- * ingest handler measures metrics as it writes their message (`encodeMessage`), not here.
- */
-export function metricTooLarge(index: number, bytes: number): ApiError {
+/** The refusal of a request whose metric `index` is `bytes` as its own JSON, over the limit. */
+function metricTooLarge(index: number, bytes: number): ApiError {
   return new ApiError(
     "metric_too_large",
     `Metric ${index} is ${bytes} bytes; the limit is ${REQUEST_LIMITS.metricBytes} bytes.`,

@@ -106,7 +106,10 @@ function whole(text: string): unknown {
 function outcome(text: string | readonly string[], format: JsonEncoding): unknown {
   try {
     const pieces = typeof text === "string" ? [text] : text;
-    return { metrics: runToEnd(parseMetrics(pieces, format)) };
+    const { metrics, texts } = runToEnd(parseMetrics(pieces, format));
+    // The text the JSON API publishes holds exactly these metrics.
+    expect(JSON.parse(`[${texts.join(",")}]`)).toStrictEqual(metrics);
+    return { metrics };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     return { code: err.code, message: err.message, details: err.details };
@@ -161,7 +164,9 @@ describe("dataInPieces", () => {
     fc.assert(
       fc.property(metricsBody, pieceBytes, segmentChars, (text, size, segment) => {
         const pieces = textPieces(Buffer.from(text), size);
-        expect(dataInPieces(pieces, segment)).toStrictEqual(JSON.parse(text));
+        const parsed = dataInPieces(pieces, segment);
+        expect(parsed?.data).toStrictEqual((JSON.parse(text) as { data: unknown }).data);
+        expect(JSON.parse(`[${parsed?.runs.join(",")}]`)).toStrictEqual(parsed?.data);
       }),
       { numRuns: 50000 },
     );
@@ -172,7 +177,9 @@ describe("dataInPieces", () => {
       fc.property(mangled, pieceBytes, segmentChars, (text, size, segment) => {
         const pieces = textPieces(Buffer.from(text), size);
         const parsed = dataInPieces(pieces, segment);
-        if (parsed !== undefined) expect(parsed).toStrictEqual(whole(pieces.join("")));
+        if (parsed === undefined) return;
+        expect({ data: parsed.data }).toStrictEqual(whole(pieces.join("")));
+        expect(JSON.parse(`[${parsed.runs.join(",")}]`)).toStrictEqual(parsed.data);
       }),
       { numRuns: 2000 },
     );
@@ -209,7 +216,7 @@ describe("dataInPieces", () => {
   });
 
   it("reads an empty data array", () => {
-    expect(dataInPieces(['{"data":', " []}"], 1)).toStrictEqual({ data: [] });
+    expect(dataInPieces(['{"data":', " []}"], 1)).toStrictEqual({ data: [], runs: [""] });
   });
 });
 

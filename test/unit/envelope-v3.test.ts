@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { runToEnd } from "../../shared/cooperative.ts";
-import { encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
-import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../shared/envelope.ts";
+import { encodeMessage, encodeSeriesMessages } from "../../shared/envelope-encoder.ts";
+import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import {
   seriesMessageId,
@@ -24,6 +24,9 @@ function rowKeyAsBefore(metric: Metric, receivedAtMs: number): string {
   const text = JSON.stringify([metric.name ?? null, tags, String(time)]);
   return `s:${createHash("sha256").update(text, "utf8").digest("base64url")}`;
 }
+
+/** One version 3 message of `envelope` (the JSON API wrote these until it wrote version 2). */
+const encodeEnvelope = (envelope: Envelope): Uint8Array => runToEnd(encodeMessage(envelope)).data;
 
 function decoded(data: Uint8Array): { envelope: Envelope; version: number } {
   const result = decodeEnvelope(data);

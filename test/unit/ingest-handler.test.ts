@@ -4,9 +4,9 @@ import { createAuthenticator, type AuthOptions } from "../../edge/http/auth.ts";
 import { decodeEnvelope, type Envelope } from "../../shared/envelope.ts";
 import { ApiError, ERRORS, type ErrorCode } from "../../edge/http/errors.ts";
 import { createIngestHandler } from "../../edge/json/ingest-handler.ts";
-import { REQUEST_LIMITS } from "../../shared/limits.ts";
+import { METRIC_BOUNDS, REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { OutgoingMessage, PublishReceipt, Publisher } from "../../edge/publish/publisher.ts";
-import { validateEnvelopeV3 } from "../../shared/validators.ts";
+import { validateEnvelopeV2 } from "../../shared/validators.ts";
 import { silentLogger } from "../helpers/logger.ts";
 import { post, type ErrorBody } from "../helpers/requests.ts";
 
@@ -262,9 +262,12 @@ describe("an accepted request", () => {
     expect((await handler(post(sent))).status).toBe(202);
 
     const written = JSON.parse(new TextDecoder().decode(published[0]?.data)) as unknown;
-    expect(validateEnvelopeV3(written)).toBe(true);
-    expect(Object.keys(written as object)).toEqual(["v", "id", "receivedAt", "key", "groups"]);
-    expect((written as { v: number }).v).toBe(3);
+    expect(validateEnvelopeV2(written)).toBe(true);
+    expect(Object.keys(written as object)).toEqual(["v", "id", "receivedAt", "key", "metrics"]);
+    expect((written as { v: number }).v).toBe(2);
+    // The metrics' text as the body held it, whitespace and all: not written again.
+    const elements = sent.slice(sent.indexOf("[") + 1, sent.lastIndexOf("]"));
+    expect(new TextDecoder().decode(published[0]?.data)).toContain(`"metrics":[${elements}]}`);
     const envelope = envelopeOf(published[0]);
     expect(envelope.key).toBe("message");
     expect(envelope.id).toBe("generated-1");
@@ -363,6 +366,45 @@ describe("the 64 KiB limit of one metric", () => {
       expect(res.status).toBe(202);
       expect(envelopeOf(published[0]).metrics).toEqual([metric, metric]);
     }
+  });
+
+  /**
+   * A metric of the known fields alone, of exactly `bytes` as its own JSON: tags of control
+   * characters, which JSON writes as six bytes each (`\u0001`), then plain ones.
+   */
+  const taggedMetricOfBytes = (bytes: number) => {
+    const tags: Record<string, string> = {};
+    const metric = { name: "m", value: 1, tags };
+    for (let i = 0; Buffer.byteLength(JSON.stringify(metric)) < bytes; i++) {
+      const missing = bytes - Buffer.byteLength(JSON.stringify(metric));
+      // `"kN":""` costs the key's length and 5 more, and a comma before all but the first.
+      const room = missing - `k${i}`.length - (i === 0 ? 5 : 6);
+      const length = METRIC_BOUNDS.tagValueLength;
+      const controls = Math.min(length, Math.floor(room / 6));
+      tags[`k${i}`] =
+        "\u0001".repeat(controls) + "x".repeat(Math.min(length - controls, room - 6 * controls));
+    }
+    return metric;
+  };
+
+  it("weighs a metric of tags alone as its JSON: control characters take six bytes each", async () => {
+    const atLimit = taggedMetricOfBytes(limit);
+    const over = taggedMetricOfBytes(limit + 1);
+    expect(Buffer.byteLength(JSON.stringify(atLimit))).toBe(limit);
+    expect(Buffer.byteLength(JSON.stringify(over))).toBe(limit + 1);
+    expect(Object.keys(over.tags).length).toBeLessThanOrEqual(METRIC_BOUNDS.tagCount);
+
+    const { handler, published } = ingest();
+    expect((await handler(post(JSON.stringify({ data: [atLimit] })))).status).toBe(202);
+    expect(envelopeOf(published[0]).metrics).toEqual([atLimit]);
+    const refusal = await expectRefusal(
+      await handler(post(JSON.stringify({ data: [{ value: 0 }, over] }))),
+      "metric_too_large",
+    );
+    expect(refusal.error.message).toBe(
+      `Metric 1 is ${limit + 1} bytes; the limit is ${limit} bytes.`,
+    );
+    expect(published).toHaveLength(1);
   });
 });
 

@@ -9,7 +9,8 @@ import {
 import { refusal } from "../helpers/refusal.ts";
 
 /** The body's metrics, parsed and validated at once. */
-const parseMetrics = (text: string, format: JsonEncoding) => runToEnd(parse([text], format));
+const parseMetrics = (text: string, format: JsonEncoding) =>
+  runToEnd(parse([text], format)).metrics;
 
 const refusalOf = (text: string, format: JsonEncoding = "json") =>
   refusal(() => parseMetrics(text, format));
