@@ -9,6 +9,11 @@ export const STORABLE_TEXT = "^[^\\u0000\\p{Cs}]*$";
 /** Any text at all: what a record's property names may be (the schema bounds them apart). */
 export const ANY_TEXT = "^[\\s\\S]*$";
 
+/** Whether `text` matches `STORABLE_TEXT`: well-formed UTF-16 (no lone surrogate), no NUL. */
+export function isStorableText(text: string): boolean {
+  return text.isWellFormed() && !text.includes("\u0000");
+}
+
 /**
  * `STORABLE_TEXT` answered without a regular expression: a string matches it exactly when it
  * is well-formed UTF-16 (no lone surrogate) and holds no NUL. The compiled validators test it on
@@ -16,7 +21,7 @@ export const ANY_TEXT = "^[\\s\\S]*$";
  * (bench/notes.md).
  */
 const STORABLE = {
-  test: (text: string): boolean => text.isWellFormed() && !text.includes("\u0000"),
+  test: (text: string): boolean => isStorableText(text),
   toString: (): string => `/${STORABLE_TEXT}/u`,
 };
 

@@ -3,6 +3,7 @@ import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
 import { futureTimestampDetail, type FutureBound } from "../publish/future-timestamps.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
+import { isPlainMetric } from "../../shared/plain-metric.ts";
 import { toDetails } from "../publish/validation-details.ts";
 import { validateJsonBody, validateMetric } from "../../shared/validators.ts";
 import { dataInPieces } from "./data-in-pieces.ts";
@@ -60,8 +61,9 @@ export function* parseMetrics(
 
   const details: ErrorDetail[] = [];
   for (const [index, item] of items.entries()) {
-    if (!validateMetric(item)) details.push(...toDetails(index, validateMetric.errors ?? []));
-    else if (bound !== undefined) {
+    if (!isPlainMetric(item) && !validateMetric(item)) {
+      details.push(...toDetails(index, validateMetric.errors ?? []));
+    } else if (bound !== undefined) {
       const detail = futureTimestampDetail(item, index, bound);
       if (detail !== undefined) details.push(detail);
     }
