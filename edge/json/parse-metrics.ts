@@ -1,9 +1,9 @@
 import type { Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
 import { futureTimestampDetail, type FutureBound } from "../publish/future-timestamps.ts";
+import { withinBounds } from "../publish/metric-bounds.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
-import { isPlainMetric } from "../../shared/plain-metric.ts";
 import { toDetails } from "../publish/validation-details.ts";
 import { validateJsonBody, validateMetric } from "../../shared/validators.ts";
 import { dataInPieces } from "./data-in-pieces.ts";
@@ -61,10 +61,12 @@ export function* parseMetrics(
 
   const details: ErrorDetail[] = [];
   for (const [index, item] of items.entries()) {
-    if (!isPlainMetric(item) && !validateMetric(item)) {
+    // The common metric is answered by its bounds; the schema decides the rest, naming faults.
+    if (withinBounds(item, { keepTags: false }) === undefined && !validateMetric(item)) {
       details.push(...toDetails(index, validateMetric.errors ?? []));
     } else if (bound !== undefined) {
-      const detail = futureTimestampDetail(item, index, bound);
+      // A valid metric: within bounds, or passed by the schema.
+      const detail = futureTimestampDetail(item as Metric, index, bound);
       if (detail !== undefined) details.push(detail);
     }
     yield;

@@ -1,12 +1,15 @@
 /**
- * A cheap check of a metric made by one of our own protocol converters: plain bounds checks
- * that, when they pass, the Metric schema's compiled validator would pass too. It is
- * conservative: anything it is not sure of (an unusual shape, a string it would have to
- * measure in code points, a timestamp not written by `rfc3339FromNanos`) answers undefined,
- * and the caller asks the schema, which also says what is wrong. The converters' metrics pass
- * here, so each is checked once, by bounds, instead of by the schema's general machinery.
+ * A cheap check of a metric: plain bounds checks that, when they pass, the Metric schema's
+ * compiled validator would pass too. It is conservative: anything it is not sure of (an unusual
+ * shape, a string it would have to measure in code points, a timestamp not written by
+ * `rfc3339FromNanos`) answers undefined, and the caller asks the schema, which also says what
+ * is wrong. The metrics our converters make pass here, and so do the JSON API's common ones
+ * (value, name, tags, a time in milliseconds), so each is checked once, by bounds, in one walk:
+ * ajv's code walks a metric four times and counts every string's code points in a loop, ~3×
+ * the time (bench/notes.md).
  */
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
+import { isStorableText } from "../../shared/storable-text.ts";
 import { canonicalTimeMs, isInRange } from "../../shared/timestamp.ts";
 
 /** What a metric within bounds is measured at: its timestamp in milliseconds, if it has one. */
@@ -22,8 +25,19 @@ const NONE: WithinBounds = { timeMs: undefined };
  */
 const checkedTags = new WeakSet<object>();
 
+export interface BoundsOptions {
+  /**
+   * Remember a tag set found within bounds (default): the converters' metrics share one, a JSON
+   * body's each have their own, which remembering would only cost (~0.3 µs a metric).
+   */
+  readonly keepTags?: boolean;
+}
+
 /** `candidate` is certainly a valid Metric: its time; undefined when the schema must decide. */
-export function withinBounds(candidate: unknown): WithinBounds | undefined {
+export function withinBounds(
+  candidate: unknown,
+  options: BoundsOptions = {},
+): WithinBounds | undefined {
   if (!isPlainObject(candidate)) return undefined;
   let keys = 0;
   let timeMs: number | undefined;
@@ -50,7 +64,7 @@ export function withinBounds(candidate: unknown): WithinBounds | undefined {
         } else return undefined;
         break;
       case "tags":
-        if (!tagsWithinBounds(field)) return undefined;
+        if (!tagsWithinBounds(field, options.keepTags ?? true)) return undefined;
         break;
       default:
         if (!storable(key, METRIC_BOUNDS.stringLength)) return undefined;
@@ -67,7 +81,7 @@ export function withinBounds(candidate: unknown): WithinBounds | undefined {
  */
 const MAX_DEPTH = Math.min(4, METRIC_BOUNDS.extraDepth);
 
-function tagsWithinBounds(tags: unknown): boolean {
+function tagsWithinBounds(tags: unknown, keep: boolean): boolean {
   if (!isPlainObject(tags)) return false;
   if (checkedTags.has(tags)) return true;
   let count = 0;
@@ -77,7 +91,7 @@ function tagsWithinBounds(tags: unknown): boolean {
     if (key.length === 0 || !storable(key, METRIC_BOUNDS.tagKeyLength)) return false;
     if (!storable(tags[key], METRIC_BOUNDS.tagValueLength)) return false;
   }
-  checkedTags.add(tags);
+  if (keep) checkedTags.add(tags);
   return true;
 }
 
@@ -114,18 +128,12 @@ function jsonWithinBounds(value: unknown, depth: number): boolean {
 }
 
 /**
- * NUL, or any surrogate: the schema's `STORABLE_TEXT` refuses NUL and lone surrogates; text with
- * a surrogate pair (an emoji) is valid but left to the schema, which tells the two apart.
- */
-// eslint-disable-next-line no-control-regex -- NUL is what is looked for
-const NOT_SURELY_STORABLE = /[\u0000\ud800-\udfff]/;
-
-/**
  * Text the schema's `STORABLE_TEXT` pattern and `maxLength` take: no NUL, no lone surrogate,
- * and at most `max` UTF-16 units (never fewer code points than that, which the schema counts).
+ * and at most `max` UTF-16 units (never fewer code points than that, which the schema counts:
+ * text of characters outside the BMP near the bound is left to it).
  */
 function storable(text: unknown, max: number): text is string {
-  return typeof text === "string" && text.length <= max && !NOT_SURELY_STORABLE.test(text);
+  return typeof text === "string" && text.length <= max && isStorableText(text);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -84,7 +84,7 @@ describe("withinBounds", () => {
       { name: "x" },
       { value: 1, name: "" },
       { value: 1, name: "a\u0000b" },
-      { value: 1, name: "😀" },
+      { value: 1, name: "😀".repeat(200) },
       { value: 1, timestamp: "2024-01-01T00:00:00Z" },
       { value: 1, tags: { "": "x" } },
       { value: 1, deep: [[[[[1]]]]] },
@@ -137,5 +137,97 @@ describe("canonical times", () => {
       ),
       { numRuns: 5000 },
     );
+  });
+});
+
+/** Lengths at and around every bound a metric's strings have. */
+const lengths = fc.constantFrom(0, 1, 2, 127, 128, 129, 255, 256, 257);
+/** Characters that matter: plain, two-byte, NUL, lone surrogates, and one outside the BMP. */
+const unit = fc.constantFrom("a", "a", "a", "é", "\u0000", "\ud800", "\udc00", "😀", "\n");
+
+/** Strings of a length near a bound, mostly of one character with a few others put in. */
+const boundedText = fc
+  .tuple(lengths, fc.array(fc.tuple(fc.nat(), unit), { maxLength: 2 }))
+  .map(([length, others]) => {
+    const chars = Array.from({ length }, () => "x");
+    for (const [at, char] of others) if (length > 0) chars[at % length] = char;
+    return chars.join("");
+  });
+
+const tagValue = fc.oneof(
+  { weight: 8, arbitrary: boundedText },
+  { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.constant(null), fc.constant({ x: "y" })) },
+);
+
+const boundedTags = fc.oneof(
+  fc.dictionary(boundedText, tagValue, { maxKeys: 4 }),
+  // Around the count bound.
+  fc
+    .constantFrom(METRIC_BOUNDS.tagCount - 1, METRIC_BOUNDS.tagCount, METRIC_BOUNDS.tagCount + 1)
+    .map((count) => Object.fromEntries(Array.from({ length: count }, (_, i) => [`k${i}`, "v"]))),
+  fc.constantFrom(null, [], "host=a", 1),
+);
+
+const timeMs = fc.oneof(
+  fc.constantFrom(
+    METRIC_BOUNDS.minTimestampMs - 1,
+    METRIC_BOUNDS.minTimestampMs,
+    METRIC_BOUNDS.maxTimestampMs,
+    METRIC_BOUNDS.maxTimestampMs + 1,
+    1_796_000_000_000.5,
+    Number.NaN,
+  ),
+  fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  fc.constant("2026-12-05T10:00:00Z"),
+);
+
+const nearBounds = fc
+  .tuple(
+    fc.record(
+      {
+        value: fc.oneof(
+          { weight: 8, arbitrary: fc.double() },
+          { weight: 1, arbitrary: fc.constantFrom("1", null) },
+        ),
+        name: fc.oneof(
+          { weight: 8, arbitrary: boundedText },
+          { weight: 1, arbitrary: fc.constant(1) },
+        ),
+        timestamp: timeMs,
+        tags: boundedTags,
+      },
+      { requiredKeys: [] },
+    ),
+    fc.boolean(),
+  )
+  .map(([metric, extra]) => (extra ? { ...metric, extra: "field" } : metric));
+
+/** Whether withinBounds answers the metric exactly: four fields, a time in ms, the BMP. */
+function ofPlainForm(metric: Readonly<Record<string, unknown>>): boolean {
+  return (
+    !("extra" in metric) &&
+    typeof metric["timestamp"] !== "string" &&
+    !JSON.stringify(metric).includes("😀")
+  );
+}
+
+describe("withinBounds at and around every bound", () => {
+  it("says yes only where the schema does, and as it does for value, name, tags and a time in ms", () => {
+    let plain = 0;
+    let refused = 0;
+    fc.assert(
+      fc.property(nearBounds, (metric) => {
+        const fast = withinBounds(metric, { keepTags: false }) !== undefined;
+        const schema = validateMetric(metric);
+        if (fast) expect(schema).toBe(true);
+        if (ofPlainForm(metric)) expect(fast).toBe(schema);
+        if (fast) plain++;
+        else if (ofPlainForm(metric)) refused++;
+      }),
+      { numRuns: 20000 },
+    );
+    // Both answers were given often: the test compared more than one side of the bounds.
+    expect(plain).toBeGreaterThan(500);
+    expect(refused).toBeGreaterThan(500);
   });
 });
