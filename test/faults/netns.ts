@@ -52,9 +52,17 @@ export function removeLeftovers(): void {
     const ns = line.split(" ")[0];
     if (ns?.startsWith(PREFIX) === true) run(["ip", "netns", "del", ns]);
   }
-  // The host end goes with the switch namespace's end; this covers a run killed in between.
-  if (run(["ip", "-br", "link"]).includes(`${PREFIX}host`)) {
-    run(["ip", "link", "del", `${PREFIX}host`]);
+  // The host end goes with the switch namespace's end, but the kernel frees a deleted namespace's
+  // links asynchronously: the link may still be listed and be gone a moment later, so a failed
+  // delete counts only if the link is still there. This also covers a run killed in between.
+  const hostLink = `${PREFIX}host`;
+  const hostLinkListed = () => run(["ip", "-br", "link"]).includes(hostLink);
+  if (hostLinkListed()) {
+    try {
+      run(["ip", "link", "del", hostLink]);
+    } catch (err) {
+      if (hostLinkListed()) throw err;
+    }
   }
 }
 
