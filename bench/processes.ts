@@ -109,14 +109,14 @@ export async function startHttpProcess(
 /**
  * Starts a worker with `env` on the backlog in `nats`, waits until its consumer has nothing
  * pending or unacknowledged, and stops it: seconds from its first delivery (a rate, not the
- * process's start-up), seconds from its start, and its peak RSS. The consumer is read every
- * 20 ms, so `seconds` is within 20 ms. `BENCH_CPU_PROF=<dir>` writes the worker's CPU profile
- * there as it exits.
+ * process's start-up), seconds from its start, its peak RSS, and the CPU time it used from its
+ * first delivery. The consumer is read every 20 ms, so `seconds` is within 20 ms.
+ * `BENCH_CPU_PROF=<dir>` writes the worker's CPU profile there as it exits.
  */
 export async function drainWithWorker(
   nats: { readonly url: string; readonly nc: NatsConnection },
   env: Readonly<Record<string, string>>,
-): Promise<{ seconds: number; withStartSeconds: number; peakRssMb: number }> {
+): Promise<{ seconds: number; withStartSeconds: number; peakRssMb: number; cpuSeconds: number }> {
   const profile = process.env["BENCH_CPU_PROF"];
   const jsm = await nats.nc.jetstreamManager();
   const deliveredBefore = (await jsm.consumers.info("METRICS", "metrics-worker")).delivered
@@ -130,17 +130,20 @@ export async function drainWithWorker(
   });
   try {
     let firstDelivery: number | undefined;
+    let cpuAtFirstDelivery = 0;
     for (;;) {
       const info = await jsm.consumers.info("METRICS", "metrics-worker");
       const now = performance.now();
       if (firstDelivery === undefined && info.delivered.stream_seq > deliveredBefore) {
         firstDelivery = now;
+        cpuAtFirstDelivery = treeUsage(worker.pid).cpuSeconds;
       }
       if (info.num_pending === 0 && info.num_ack_pending === 0) {
         return {
           seconds: (now - (firstDelivery ?? start)) / 1000,
           withStartSeconds: (now - start) / 1000,
           peakRssMb: worker.peakRssMb(),
+          cpuSeconds: treeUsage(worker.pid).cpuSeconds - cpuAtFirstDelivery,
         };
       }
       await sleep(20);

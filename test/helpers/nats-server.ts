@@ -10,6 +10,8 @@ export interface NatsServer {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** Its process (the benchmarks read its CPU time). */
+  pid(): number | undefined;
   /** SIGKILL, as a crash would. */
   kill(): Promise<void>;
   /** Starts it again on the same port and store. */
@@ -86,6 +88,7 @@ export async function startNatsServer(extraArgs: readonly string[] = []): Promis
       return port;
     },
     storeDir,
+    pid: () => child.pid,
     kill: () => terminate("SIGKILL"),
     restart: launch,
     async stop() {

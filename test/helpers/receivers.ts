@@ -12,6 +12,8 @@ export interface Receiver {
   readonly port: number;
   /** Where remote write is posted. */
   readonly writeUrl: string;
+  /** Its process, while it runs (the benchmarks read its CPU time). */
+  pid(): number | undefined;
   output(): string;
   /** Stops it (its data kept) and, on `start()`, starts it again on the same port and data. */
   stop(): Promise<void>;
@@ -71,6 +73,7 @@ async function startReceiver(
     base,
     port,
     writeUrl: `${base}${writePath}`,
+    pid: () => child?.process.pid,
     output: () => child?.output() ?? "",
     stop,
     start,
