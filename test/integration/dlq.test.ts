@@ -91,6 +91,19 @@ async function dlqCount(config: Config): Promise<number> {
   return (await bed.jsm.streams.info(config.stream.dlqName)).state.messages;
 }
 
+/** Which of the dead letters at `seqs` holds `body`: the worker dead-letters in no set order. */
+async function dlqSeqHolding(
+  config: Config,
+  body: string,
+  seqs: readonly number[],
+): Promise<number> {
+  for (const seq of seqs) {
+    const msg = await bed.jsm.streams.getMessage(config.stream.dlqName, { seq });
+    if (new TextDecoder().decode(msg.data) === body) return seq;
+  }
+  throw new Error(`no dead letter at ${seqs.join(", ")} holds ${body}`);
+}
+
 async function waitForDeadLetters(config: Config, count: number): Promise<void> {
   await waitFor(`${count} dead letters`, async () =>
     (await dlqCount(config)) === count ? true : undefined,
@@ -232,6 +245,7 @@ describe("dlq show and replay", () => {
     await publishPoison(config);
     await waitForDeadLetters(config, 3);
     const before = await listed(env);
+    const firstSeqOfInvalid = await dlqSeqHolding(config, INVALID, [1, 2, 3]);
 
     const run = await dlq(env, "replay", "--all");
     expect(run.code, run.stderr).toBe(0);
@@ -245,16 +259,24 @@ describe("dlq show and replay", () => {
       const { state } = await bed.jsm.streams.info(config.stream.dlqName);
       return state.messages === 3 && state.first_seq === 4 ? state : undefined;
     });
+    // Each replayed message dead-lettered again for its first reason. The worker settles its
+    // batches in whatever order they end, so dead letters are matched by the stream sequence
+    // they came from, not by their own order.
     const after = await listed(env);
-    expect(after.map((d) => [d.seq, d.reason, d.streamSeq])).toEqual([
-      [4, before[0]?.reason, 4],
-      [5, before[1]?.reason, 5],
-      [6, before[2]?.reason, 6],
+    const byStreamSeq = [...after].sort((a, b) => (a.streamSeq ?? 0) - (b.streamSeq ?? 0));
+    expect(byStreamSeq.map((d) => [d.streamSeq, d.reason])).toEqual([
+      [4, before[0]?.reason],
+      [5, before[1]?.reason],
+      [6, before[2]?.reason],
     ]);
+    expect(after.map((d) => d.seq).sort()).toEqual([4, 5, 6]);
     // The replay kept the message's own headers; the new dead letter carries the replay's id.
-    const again = await bed.jsm.streams.getMessage(config.stream.dlqName, { seq: 6 });
+    const againSeq = byStreamSeq.find((d) => d.streamSeq === firstSeqOfInvalid + 3)?.seq ?? 0;
+    const again = await bed.jsm.streams.getMessage(config.stream.dlqName, { seq: againSeq });
     expect(again.header.get("traceparent")).toBe(TRACEPARENT);
-    expect(again.header.get("Dlq-Msg-Id")).toBe(replayMsgId(config.stream.dlqName, 3));
+    expect(again.header.get("Dlq-Msg-Id")).toBe(
+      replayMsgId(config.stream.dlqName, firstSeqOfInvalid),
+    );
     expect(new TextDecoder().decode(again.data)).toBe(INVALID);
     expect(readRows(dbPath)).toEqual([]);
   });
