@@ -28,6 +28,7 @@ import { runToEnd } from "../shared/cooperative.ts";
 import { decodeMessage, encodeEnvelope } from "../shared/envelope.ts";
 import type { Metric } from "../shared/metric-schema.ts";
 import { encodeSeriesMessagesV4 } from "../test/helpers/envelope-v4-by-metric.ts";
+import { testConfig } from "../test/helpers/ingest.ts";
 import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
 import { rowsOfMessage } from "../worker/metric-rows.ts";
 import { createReceiverClient, type ReceiverClient } from "../worker/receiver-client.ts";
@@ -80,11 +81,16 @@ const pointOf = (j: number) => ({
   value: j % 997,
 });
 
-/** The backlog of `kind` messages, its samples labelled `run`. */
-async function fill(nats: BenchNats, kind: DrainMessages, run: string): Promise<number> {
+/** The backlog of `kind` messages holding `samples`, labelled `run`; resolves to its messages. */
+export async function fill(
+  nats: BenchNats,
+  kind: DrainMessages,
+  run: string,
+  samples = SAMPLES,
+): Promise<number> {
   const js = nats.nc.jetstream();
   const perMessage = SAMPLES_PER_MESSAGE[kind];
-  const messages = SAMPLES / perMessage;
+  const messages = samples / perMessage;
   let next = 0;
   async function lane() {
     while (next < messages) {
@@ -225,7 +231,13 @@ async function rawDrain(
     const seconds = await pullAndAck(
       nats.url,
       messages,
-      send ? { send: (batch) => sendBatch(client, batch), lanes: WORKER_LANES } : undefined,
+      // As many batches in hand as the worker keeps by default (`WORKER_CONCURRENCY`).
+      send
+        ? {
+            send: (batch) => sendBatch(client, batch),
+            lanes: testConfig(nats.url).worker.concurrency,
+          }
+        : undefined,
     );
     const cpu = used();
     if (send) {
@@ -246,9 +258,6 @@ async function rawDrain(
     client.close();
   }
 }
-
-/** The worker's default `WORKER_CONCURRENCY`: the raw send keeps as many batches in hand. */
-const WORKER_LANES = 2;
 
 /** A batch decoded, made rows, gathered into series, encoded and posted as the worker does. */
 async function sendBatch(client: ReceiverClient, batch: readonly JsMsg[]): Promise<void> {
