@@ -2,9 +2,9 @@ import type { JsMsg } from "nats";
 import { decodeMessage } from "../shared/envelope.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { DeadLetterReason, DeadLetterSender } from "./dead-letters.ts";
-import { rowsOfMessage, type MetricRow } from "./metric-rows.ts";
-import type { MetricStore } from "./metric-store.ts";
-import { RejectedRows } from "./store-errors.ts";
+import { insertMessages } from "./insert-messages.ts";
+import type { StorableMessage } from "./metric-rows.ts";
+import type { MessagesInserted, MetricStore } from "./metric-store.ts";
 
 export interface BatchOutcome {
   /** Messages whose metrics are committed (or were already) and that were acked. */
@@ -43,8 +43,8 @@ export interface BatchProcessorOptions {
  * - its metrics committed: acked, only after the commit;
  * - the database failed: nak'd with a delay growing with its deliveries, or dead-lettered when
  *   this was its last allowed delivery, so that nothing is dropped in silence;
- * - the store refused some of its rows for good (`RejectedRows`): dead-lettered (`rejected`,
- *   the store's reason the detail), while the messages of the batch without such rows are acked.
+ * - the store refused some of its rows for good (a remote-write receiver's 4xx): dead-lettered
+ *   (`rejected`, the store's reason the detail), while the other messages of the batch are acked.
  * A message whose dead-lettering fails is nak'd, to be tried again.
  */
 export function createBatchProcessor(options: BatchProcessorOptions) {
@@ -73,45 +73,6 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
     }
   }
 
-  /**
-   * Acks the messages none of whose rows the store refused, and dead-letters the others with
-   * the reason given for their first refused row.
-   */
-  async function settleRejected(
-    storable: readonly { msg: JsMsg; rows: MetricRow[] }[],
-    refusal: RejectedRows,
-    outcome: Pick<BatchOutcome, "expired" | "storeSeconds"> & {
-      deadLettered: DeadLetterReason[];
-    },
-  ): Promise<BatchOutcome> {
-    const { deadLettered } = outcome;
-    let offset = 0;
-    let stored = 0;
-    let rows = 0;
-    for (const { msg, rows: own } of storable) {
-      let reason: string | undefined;
-      for (let i = offset; i < offset + own.length && reason === undefined; i++) {
-        reason = refusal.rejected.get(i);
-      }
-      offset += own.length;
-      if (reason === undefined) {
-        msg.ack();
-        stored++;
-        rows += own.length;
-      } else {
-        await toDeadLetters(msg, "rejected", reason, deadLettered);
-      }
-    }
-    return {
-      stored,
-      rows,
-      rowsAdded: refusal.rowsAdded,
-      ...outcome,
-      retried: 0,
-      storeError: undefined,
-    };
-  }
-
   return async function processBatch(messages: readonly JsMsg[]): Promise<BatchOutcome> {
     const deadLettered: DeadLetterReason[] = [];
     const nothingStored = {
@@ -124,38 +85,37 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       storeError: undefined,
       storeSeconds: undefined,
     };
-    const storable: { msg: JsMsg; rows: MetricRow[] }[] = [];
+    const storable: JsMsg[] = [];
+    let decoded: StorableMessage[] = [];
     for (const msg of messages) {
-      const decoded = decodeMessage(msg.data);
-      if (decoded.ok) storable.push({ msg, rows: rowsOfMessage(decoded) });
-      else await toDeadLetters(msg, decoded.reason, decoded.message, deadLettered);
+      const message = decodeMessage(msg.data);
+      if (message.ok) {
+        storable.push(msg);
+        decoded.push(message);
+      } else {
+        await toDeadLetters(msg, message.reason, message.message, deadLettered);
+      }
     }
     if (storable.length === 0) return nothingStored;
 
-    let expired = 0;
-    if (options.retentionMs !== undefined) {
-      // Retention would delete them at its next run: they are acked without being stored. Each
-      // message keeps its own rows, so that a store's refusal by row index finds its message.
-      const cutoff = (options.now ?? Date.now)() - options.retentionMs;
-      for (const item of storable) {
-        const kept = item.rows.filter((r) => r.timeMs >= cutoff);
-        expired += item.rows.length - kept.length;
-        item.rows = kept;
-      }
-    }
-    const rows = storable.flatMap((s) => s.rows);
+    // Measured before the retention window: retention would delete them at its next run, so
+    // they are acked without being stored.
+    const cutoffMs =
+      options.retentionMs === undefined
+        ? undefined
+        : (options.now ?? Date.now)() - options.retentionMs;
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
-    let rowsAdded: number;
+    let inserted: MessagesInserted;
     try {
-      rowsAdded = rows.length === 0 ? 0 : await store.insert(rows);
+      // Handed over, not kept: what lives while the store waits for its commit is the store's.
+      const insertion = insertMessages(store, decoded, cutoffMs);
+      decoded = [];
+      inserted = await insertion;
     } catch (err) {
-      if (err instanceof RejectedRows) {
-        return settleRejected(storable, err, { deadLettered, expired, storeSeconds: elapsed() });
-      }
       const storeError = err instanceof Error ? err : new Error(String(err));
       let retried = 0;
-      for (const { msg } of storable) {
+      for (const msg of storable) {
         if (msg.info.deliveryCount >= options.maxDeliver) {
           await toDeadLetters(msg, "max_deliver", storeError.message, deadLettered);
         } else {
@@ -170,13 +130,26 @@ export function createBatchProcessor(options: BatchProcessorOptions) {
       return { ...nothingStored, retried, storeError, storeSeconds: elapsed() };
     }
     const storeSeconds = elapsed();
-    for (const { msg } of storable) msg.ack();
+    // Acks the messages none of whose rows the store refused, and dead-letters the others with
+    // the store's reason.
+    let stored = 0;
+    let rows = 0;
+    for (const [i, msg] of storable.entries()) {
+      const reason = inserted.rejected.get(i);
+      if (reason === undefined) {
+        msg.ack();
+        stored++;
+        rows += inserted.kept[i] ?? 0;
+      } else {
+        await toDeadLetters(msg, "rejected", reason, deadLettered);
+      }
+    }
     return {
       ...nothingStored,
-      stored: storable.length,
-      rows: rows.length,
-      rowsAdded,
-      expired,
+      stored,
+      rows,
+      rowsAdded: inserted.added,
+      expired: inserted.expired,
       storeSeconds,
     };
   };

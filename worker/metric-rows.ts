@@ -81,17 +81,30 @@ export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
   });
 }
 
+/** A message `decodeMessage` read whole: what the worker stores. */
+export type StorableMessage = Extract<DecodedMessage, { ok: true }>;
+
 /**
  * The rows of a message read by `decodeMessage`: a version 4 message's straight from its
  * columns, the same rows `rowsOfEnvelope` makes of its metrics (test/unit/envelope-v4.test.ts),
  * with what depends on a series worked out once per series and no metric object per point.
  */
-export function rowsOfMessage(decoded: Extract<DecodedMessage, { ok: true }>): MetricRow[] {
+export function rowsOfMessage(decoded: StorableMessage): MetricRow[] {
   return decoded.version === 4 ? rowsOfColumns(decoded.columns) : rowsOfEnvelope(decoded.envelope);
 }
 
-function rowsOfColumns({ id, receivedAt, key, series, points }: ColumnsV4): MetricRow[] {
-  const ofSeries = series.map(({ entry, timestamp }) => {
+/** What the points of one series of a version 4 message share, as their rows carry it. */
+export type ColumnSeries = Pick<MetricRow, "series" | "name" | "tags" | "attributes" | "extra"> & {
+  /** The series' own time, when it has one: then its points carry none. */
+  readonly timeMs: number | undefined;
+};
+
+/**
+ * What each series of a version 4 message gives its points' rows, worked out once per series:
+ * the series key, the tags' JSON, the fields beyond the columns.
+ */
+export function seriesOfColumns({ receivedAt, key, series }: ColumnsV4): ColumnSeries[] {
+  return series.map(({ entry, timestamp }) => {
     const name = (entry["name"] as string | undefined) ?? null;
     const tags = (entry["tags"] as Record<string, string> | undefined) ?? {};
     const tagsJson = JSON.stringify(tags);
@@ -106,6 +119,11 @@ function rowsOfColumns({ id, receivedAt, key, series, points }: ColumnsV4): Metr
       timeMs: timestamp === undefined ? undefined : measurementTimeMs(timestamp, receivedAt),
     };
   });
+}
+
+function rowsOfColumns(columns: ColumnsV4): MetricRow[] {
+  const { id, receivedAt, points } = columns;
+  const ofSeries = seriesOfColumns(columns);
   const count = points.series.length;
   const rows = new Array<MetricRow>(count);
   for (let i = 0; i < count; i++) {

@@ -1,4 +1,4 @@
-import type { MetricRow } from "./metric-rows.ts";
+import type { MetricRow, StorableMessage } from "./metric-rows.ts";
 
 /**
  * Where metrics end up. Each implementation owns its schema and creates it when opened.
@@ -11,6 +11,15 @@ export interface MetricStore {
    * added.
    */
   insert(rows: readonly MetricRow[]): Promise<number>;
+  /**
+   * Stores a batch as its messages, for a store that needs no row per sample (remote write):
+   * as `insert` would store their rows measured at or after `cutoffMs`, and what became of each
+   * message. Stores without it are given the rows (worker/insert-messages.ts).
+   */
+  insertMessages?(
+    messages: readonly StorableMessage[],
+    cutoffMs: number | undefined,
+  ): Promise<MessagesInserted>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -22,6 +31,21 @@ export interface MetricStore {
   enforceRetention?(cutoffMs: number): Promise<number>;
   /** What opening the store migrated from an older schema, when it did. */
   readonly migrated?: Migrated | undefined;
+}
+
+/** What a batch's insert did, message by message. */
+export interface MessagesInserted {
+  /** Rows the commit added; fewer than were given when some were stored before (a redelivery). */
+  readonly added: number;
+  /** Rows of each message within the retention window, by its index in the batch. */
+  readonly kept: readonly number[];
+  /** Rows measured before the retention window's start: not stored. */
+  readonly expired: number;
+  /**
+   * The messages none of whose rows can ever be stored (a remote-write receiver refused them for
+   * good), by index, with the reason; every other message's rows are stored.
+   */
+  readonly rejected: ReadonlyMap<number, string>;
 }
 
 /** Rows of an older schema moved into the current one when the store was opened. */

@@ -18,7 +18,13 @@
  *   they are dropped, and counted.
  */
 import { BoundedMemo } from "../shared/bounded-memo.ts";
-import type { MetricRow } from "./metric-rows.ts";
+import {
+  rowsOfMessage,
+  seriesOfColumns,
+  type ColumnSeries,
+  type MetricRow,
+  type StorableMessage,
+} from "./metric-rows.ts";
 
 /** The name of a metric sent without one. */
 export const DEFAULT_METRIC_NAME = "metric";
@@ -86,12 +92,15 @@ export function labelsOf(name: string | null, tagsJson: string): Label[] {
  */
 const knownLabels = new BoundedMemo<{ labels: Label[]; text: string }>(50_000);
 
-function labelsOfRow(row: MetricRow): { labels: Label[]; text: string } {
-  return knownLabels.get(row.series, () => {
-    const labels = labelsOf(row.name, row.tags);
+function labelsOfSeries(series: SeriesOfRow): { labels: Label[]; text: string } {
+  return knownLabels.get(series.series, () => {
+    const labels = labelsOf(series.name, series.tags);
     return { labels, text: JSON.stringify(labels.map((l) => [l.name, l.value])) };
   });
 }
+
+/** What a row's series is made of. */
+type SeriesOfRow = Pick<MetricRow, "series" | "name" | "tags">;
 
 /** A series being gathered: its samples in row order until `inOrder` says otherwise. */
 interface Gathering {
@@ -102,42 +111,122 @@ interface Gathering {
   inOrder: boolean;
 }
 
-/** The rows as series, each series once with its samples in time order. */
-export function seriesOfRows(rows: readonly MetricRow[]): MappedRows {
+/**
+ * Gathers samples into series: each sample is added to the series its row's series key maps to,
+ * and `finish` gives each series once, its samples in time order.
+ */
+function createGatherer() {
   // By series key, then by label set: two series keys may become the same labels once their
   // names are made valid (tags `a.b` and `a_b`), and then they are one series.
   const byKey = new Map<string, Gathering>();
   const byLabels = new Map<string, Gathering>();
+  return {
+    seriesOf(row: SeriesOfRow): Gathering {
+      let series = byKey.get(row.series);
+      if (series === undefined) {
+        const { labels, text } = labelsOfSeries(row);
+        series = byLabels.get(text);
+        if (series === undefined) {
+          series = { labels, timestamps: [], values: [], inOrder: true };
+          byLabels.set(text, series);
+        }
+        byKey.set(row.series, series);
+      }
+      return series;
+    },
+    add(series: Gathering, timeMs: number, value: number): void {
+      const last = series.timestamps.at(-1);
+      if (last !== undefined && timeMs <= last) series.inOrder = false;
+      series.timestamps.push(timeMs);
+      series.values.push(value);
+    },
+    finish(droppedFields: number): MappedRows {
+      let samples = 0;
+      let sameTimestamp = 0;
+      const series = [...byLabels.values()].map((s) => {
+        if (!s.inOrder) {
+          const before = s.timestamps.length;
+          sortOncePerTimestamp(s);
+          sameTimestamp += before - s.timestamps.length;
+        }
+        samples += s.timestamps.length;
+        return { labels: s.labels, timestamps: s.timestamps, values: s.values };
+      });
+      return { series, samples, sameTimestamp, droppedFields };
+    },
+  };
+}
+
+/** The rows as series, each series once with its samples in time order. */
+export function seriesOfRows(rows: readonly MetricRow[]): MappedRows {
+  const gatherer = createGatherer();
   let droppedFields = 0;
   for (const row of rows) {
     droppedFields += extraFieldsOf(row);
-    let series = byKey.get(row.series);
-    if (series === undefined) {
-      const { labels, text } = labelsOfRow(row);
-      series = byLabels.get(text);
-      if (series === undefined) {
-        series = { labels, timestamps: [], values: [], inOrder: true };
-        byLabels.set(text, series);
-      }
-      byKey.set(row.series, series);
-    }
-    const last = series.timestamps.at(-1);
-    if (last !== undefined && row.timeMs <= last) series.inOrder = false;
-    series.timestamps.push(row.timeMs);
-    series.values.push(row.value);
+    gatherer.add(gatherer.seriesOf(row), row.timeMs, row.value);
   }
-  let samples = 0;
-  let sameTimestamp = 0;
-  const series = [...byLabels.values()].map((s) => {
-    if (!s.inOrder) {
-      const before = s.timestamps.length;
-      sortOncePerTimestamp(s);
-      sameTimestamp += before - s.timestamps.length;
+  return gatherer.finish(droppedFields);
+}
+
+/** The series of a batch's messages, and what became of each message's samples. */
+export interface MappedMessages extends MappedRows {
+  /** Samples of each message within the retention window (sent, or left out as repeats). */
+  readonly kept: readonly number[];
+  /** Samples measured before the retention window's start: not sent. */
+  readonly expired: number;
+}
+
+/**
+ * The series of `messages`, as `seriesOfRows` makes them of the messages' rows (those measured
+ * before `cutoffMs` left out), without making those rows: a version 4 message's points go from
+ * its columns to their series, its series worked out once per message. A batch's rows would
+ * live until the receiver answered, long enough for the garbage collector to move them to the
+ * old generation; the series are a few arrays of numbers.
+ */
+export function seriesOfMessages(
+  messages: readonly StorableMessage[],
+  cutoffMs: number | undefined,
+): MappedMessages {
+  const gatherer = createGatherer();
+  const cutoff = cutoffMs ?? -Infinity;
+  const kept: number[] = [];
+  let expired = 0;
+  let droppedFields = 0;
+  for (const message of messages) {
+    let count = 0;
+    if (message.version === 4) {
+      const ofSeries = seriesOfColumns(message.columns);
+      // Found on a series' first point kept: a series whose points all expired sends nothing.
+      const targets = new Array<Gathering | undefined>(ofSeries.length);
+      const dropped = ofSeries.map(extraFieldsOf);
+      const { series, ms, value } = message.columns.points;
+      for (let i = 0; i < series.length; i++) {
+        const index = series[i] as number;
+        const own = ofSeries[index] as ColumnSeries;
+        const timeMs: number = own.timeMs ?? (ms[i] as number);
+        if (timeMs < cutoff) {
+          expired++;
+          continue;
+        }
+        const target = (targets[index] ??= gatherer.seriesOf(own));
+        gatherer.add(target, timeMs, value[i] as number);
+        droppedFields += dropped[index] ?? 0;
+        count++;
+      }
+    } else {
+      for (const row of rowsOfMessage(message)) {
+        if (row.timeMs < cutoff) {
+          expired++;
+          continue;
+        }
+        droppedFields += extraFieldsOf(row);
+        gatherer.add(gatherer.seriesOf(row), row.timeMs, row.value);
+        count++;
+      }
     }
-    samples += s.timestamps.length;
-    return { labels: s.labels, timestamps: s.timestamps, values: s.values };
-  });
-  return { series, samples, sameTimestamp, droppedFields };
+    kept.push(count);
+  }
+  return { ...gatherer.finish(droppedFields), kept, expired };
 }
 
 /** Sorts a series' samples by time, keeping the first (in row order) of each timestamp. */

@@ -11,11 +11,16 @@
  */
 import { readFileSync } from "node:fs";
 import type { Config } from "../shared/config.ts";
-import type { MetricRow } from "./metric-rows.ts";
-import type { MetricStore, MetricStoreOptions } from "./metric-store.ts";
+import { rowsOfMessage, type MetricRow, type StorableMessage } from "./metric-rows.ts";
+import type { MessagesInserted, MetricStore, MetricStoreOptions } from "./metric-store.ts";
 import { createReceiverClient } from "./receiver-client.ts";
-import { deliver, type RetryPolicy } from "./remote-write-delivery.ts";
-import { seriesOfRows } from "./remote-write-labels.ts";
+import { deliver, type Delivery, type RetryPolicy } from "./remote-write-delivery.ts";
+import {
+  extraFieldsOf,
+  seriesOfMessages,
+  seriesOfRows,
+  type MappedRows,
+} from "./remote-write-labels.ts";
 import { encodeWriteRequest, remoteWriteHeaders } from "./remote-write-request.ts";
 import { RejectedRows } from "./store-errors.ts";
 
@@ -69,52 +74,115 @@ export function openRemoteWriteStore(
     onRetry: () => telemetry?.retried(),
   };
 
+  type Refusal = Extract<Delivery, { ok: false }>;
+
+  /**
+   * Sends `rows` (each message's rows beginning at one of `starts`), splitting them on a
+   * refusal; `refused` is the receiver's answer to all of them when it was asked already.
+   * Resolves to the rows added, and the reason each refused row (every row of its message) was
+   * refused.
+   */
+  async function sendRows(
+    rows: readonly MetricRow[],
+    starts: readonly number[],
+    refused: Refusal | undefined,
+  ): Promise<{ added: number; rejected: Map<number, string> }> {
+    const rejected = new Map<number, string>();
+    let added = 0;
+
+    /** Sends rows `from` to `to` (not included), splitting them on a refusal. */
+    async function send(from: number, to: number, answered?: Refusal): Promise<void> {
+      let refusal = answered;
+      if (refusal === undefined) {
+        const mapped = seriesOfRows(rows.slice(from, to));
+        if (mapped.samples === 0) return;
+        const delivery = await sendSeries(mapped);
+        if (delivery.ok) {
+          added += mapped.samples;
+          return;
+        }
+        refusal = delivery;
+      }
+      const middle = splitAt(from, to, starts, refusal.kind === "duplicate");
+      if (middle !== undefined) {
+        await send(from, middle);
+        await send(middle, to);
+        return;
+      }
+      // One sample: a duplicate of a timestamp stored already adds nothing, as in the other
+      // stores. Else its message can never be stored.
+      if (refusal.kind === "duplicate") return;
+      const message = starts.findLastIndex((start) => start <= from);
+      const end = starts[message + 1] ?? rows.length;
+      for (let i = starts[message] ?? from; i < end; i++) rejected.set(i, refusal.answer);
+    }
+
+    await send(0, rows.length, refused);
+    return { added, rejected };
+  }
+
+  /** Sends the series as one request, retrying as the policy says. */
+  async function sendSeries(mapped: MappedRows): Promise<Delivery> {
+    const started = performance.now();
+    const delivery = await deliver(
+      (body) => client.post(body),
+      encodeWriteRequest(mapped.series),
+      policy,
+    );
+    if (delivery.ok) telemetry?.sent(mapped.samples, (performance.now() - started) / 1000);
+    return delivery;
+  }
+
   async function insert(rows: readonly MetricRow[]): Promise<number> {
     // Where each message's rows begin: the batch processor keeps a message's rows together.
     const starts = [0];
     for (let i = 1; i < rows.length; i++) {
       if (rows[i - 1]?.msgId !== rows[i]?.msgId) starts.push(i);
     }
-    const rejected = new Map<number, string>();
-    let added = 0;
-
-    /** Sends rows `from` to `to` (not included), splitting them on a refusal. */
-    async function send(from: number, to: number, top: boolean): Promise<void> {
-      const mapped = seriesOfRows(rows.slice(from, to));
-      if (top && mapped.droppedFields > 0) telemetry?.droppedFields(mapped.droppedFields);
-      if (mapped.samples === 0) return;
-      const started = performance.now();
-      const delivery = await deliver(
-        (body) => client.post(body),
-        encodeWriteRequest(mapped.series),
-        policy,
-      );
-      if (delivery.ok) {
-        telemetry?.sent(mapped.samples, (performance.now() - started) / 1000);
-        added += mapped.samples;
-        return;
-      }
-      const middle = splitAt(from, to, starts, delivery.kind === "duplicate");
-      if (middle !== undefined) {
-        await send(from, middle, false);
-        await send(middle, to, false);
-        return;
-      }
-      // One sample: a duplicate of a timestamp stored already adds nothing, as in the other
-      // stores. Else its message can never be stored.
-      if (delivery.kind === "duplicate") return;
-      const message = starts.findLastIndex((start) => start <= from);
-      const end = starts[message + 1] ?? rows.length;
-      for (let i = starts[message] ?? from; i < end; i++) rejected.set(i, delivery.answer);
-    }
-
-    await send(0, rows.length, true);
+    const dropped = rows.reduce((sum, row) => sum + extraFieldsOf(row), 0);
+    if (dropped > 0) telemetry?.droppedFields(dropped);
+    const { added, rejected } = await sendRows(rows, starts, undefined);
     if (rejected.size > 0) throw new RejectedRows(rejected, added);
     return added;
   }
 
+  /**
+   * The batch as one request made from its messages' columns, with no row per sample. Only
+   * when the receiver refuses it are the messages made rows, to find the samples it refuses.
+   */
+  async function insertMessages(
+    messages: readonly StorableMessage[],
+    cutoffMs: number | undefined,
+  ): Promise<MessagesInserted> {
+    const mapped = seriesOfMessages(messages, cutoffMs);
+    const { kept, expired } = mapped;
+    if (mapped.droppedFields > 0) telemetry?.droppedFields(mapped.droppedFields);
+    if (mapped.samples === 0) return { added: 0, kept, expired, rejected: new Map() };
+    const delivery = await sendSeries(mapped);
+    if (delivery.ok) return { added: mapped.samples, kept, expired, rejected: new Map() };
+
+    const rows: MetricRow[] = [];
+    const starts: number[] = [];
+    for (const message of messages) {
+      starts.push(rows.length);
+      for (const row of rowsOfMessage(message)) {
+        if (cutoffMs === undefined || row.timeMs >= cutoffMs) rows.push(row);
+      }
+    }
+    const { added, rejected } = await sendRows(rows, starts, delivery);
+    const byMessage = new Map<number, string>();
+    for (const [row, reason] of rejected) {
+      byMessage.set(
+        starts.findLastIndex((start) => start <= row),
+        reason,
+      );
+    }
+    return { added, kept, expired, rejected: byMessage };
+  }
+
   return {
     insert,
+    insertMessages,
     // An empty request: every receiver answers it 2xx when it takes writes (and checks the
     // credentials), whatever other endpoints it has.
     async ping() {

@@ -4,9 +4,8 @@ import { encodeEnvelope } from "../../shared/envelope.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { createBatchProcessor, retryDelayMs } from "../../worker/batch-processor.ts";
 import type { DeadLetterReason, DeadLetterSender } from "../../worker/dead-letters.ts";
-import type { MetricRow } from "../../worker/metric-rows.ts";
-import type { MetricStore } from "../../worker/metric-store.ts";
-import { RejectedRows } from "../../worker/store-errors.ts";
+import type { MetricRow, StorableMessage } from "../../worker/metric-rows.ts";
+import type { MessagesInserted, MetricStore } from "../../worker/metric-store.ts";
 import { silentLogger } from "../helpers/logger.ts";
 
 const MAX_DELIVER = 5;
@@ -50,6 +49,11 @@ function envelope(id: string, metrics: Metric[] = [{ value: 1 }]): Uint8Array {
 interface Fakes {
   /** What the store's insert does once called; by default it adds every row. */
   readonly insert?: (rows: readonly MetricRow[]) => Promise<number>;
+  /** When given, the store takes its batches as messages (as the remote-write store does). */
+  readonly insertMessages?: (
+    messages: readonly StorableMessage[],
+    cutoffMs: number | undefined,
+  ) => Promise<MessagesInserted>;
   /** What sending to the dead-letter stream does; by default it succeeds. */
   readonly deadLetter?: () => Promise<void>;
   /** `RETENTION` in milliseconds, measured from RECEIVED_AT. */
@@ -71,6 +75,15 @@ function processorWith(fakes: Fakes = {}) {
     ping: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
+  const { insertMessages } = fakes;
+  if (insertMessages) {
+    store.insertMessages = async (messages, cutoffMs) => {
+      events.push("insert");
+      const inserted = await insertMessages(messages, cutoffMs);
+      events.push("inserted");
+      return inserted;
+    };
+  }
   const deadLetter: DeadLetterSender = async (msg, reason, detail) => {
     await (fakes.deadLetter ? fakes.deadLetter() : Promise.resolve());
     deadLetters.push({ seq: msg.info.streamSequence, reason, detail });
@@ -406,18 +419,22 @@ describe("a store failure", () => {
 
 describe("rows the store refuses for good", () => {
   it("dead-letters the messages holding them, with the store's reason, and acks the others", async () => {
+    const given: { ids: string[]; cutoffMs: number | undefined }[] = [];
     const { process, events, deadLetters } = processorWith({
-      // Rows 1 and 2 are message b's: the receiver refused that message.
-      insert: () =>
-        Promise.reject(
-          new RejectedRows(
-            new Map([
-              [1, "400 out of order sample"],
-              [2, "400 out of order sample"],
-            ]),
-            2,
-          ),
-        ),
+      retentionMs: 60_000,
+      insertMessages: (messages, cutoffMs) => {
+        given.push({
+          ids: messages.map((m) => (m.version === 4 ? m.columns.id : m.envelope.id)),
+          cutoffMs,
+        });
+        // Message b (index 1) holds a sample the receiver refused.
+        return Promise.resolve({
+          added: 2,
+          kept: [1, 2, 1],
+          expired: 0,
+          rejected: new Map([[1, "400 out of order sample"]]),
+        });
+      },
     });
     const a = message(events, envelope("a"));
     const b = message(events, envelope("b", [{ value: 1 }, { value: 2 }]));
@@ -425,8 +442,10 @@ describe("rows the store refuses for good", () => {
 
     const outcome = await process(msgs(a, b, c));
 
+    expect(given).toEqual([{ ids: ["a", "b", "c"], cutoffMs: RECEIVED_AT - 60_000 }]);
     expect(events).toEqual([
       "insert",
+      "inserted",
       `ack ${a.seq}`,
       `dlq ${b.seq} rejected`,
       `term ${b.seq}`,

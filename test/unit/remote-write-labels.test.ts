@@ -6,18 +6,21 @@ import { ExpansionBudget } from "../../edge/publish/expansion-budget.ts";
 import { runToEnd } from "../../shared/cooperative.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import { seriesKey } from "../../shared/series-identity.ts";
-import { rowsOfEnvelope, type MetricRow } from "../../worker/metric-rows.ts";
+import { encodeEnvelope, decodeMessage } from "../../shared/envelope.ts";
+import { rowsOfEnvelope, rowsOfMessage, type MetricRow } from "../../worker/metric-rows.ts";
 import {
   DEFAULT_METRIC_NAME,
   extraFieldsOf,
   labelNameOf,
   labelsOf,
   metricNameOf,
+  seriesOfMessages,
   seriesOfRows,
   type OutgoingSeries,
 } from "../../worker/remote-write-labels.ts";
 import { encodeWriteRequest, writeRequestBytes } from "../../worker/remote-write-request.ts";
 import { WriteRequestSchema } from "../../shared/gen/proto/prometheus/remote_pb.js";
+import { encodeSeriesMessagesV4 } from "../helpers/envelope-v4-by-metric.ts";
 import { prometheusBatch } from "../helpers/payloads.ts";
 
 /** A row as the worker makes it: its series key from its name and tags. */
@@ -242,5 +245,64 @@ describe("the WriteRequest written by hand", () => {
   it("is an empty body for no series, which receivers take as a check of the connection", () => {
     expect(writeRequestBytes([])).toHaveLength(0);
     expect(encodeWriteRequest([]).length).toBeGreaterThan(0); // Snappy's length prefix.
+  });
+});
+
+describe("seriesOfMessages", () => {
+  const RECEIVED_AT = Date.parse("2026-12-01T00:00:00Z");
+  const metric = fc.record(
+    {
+      name: fc.constantFrom("cpu", "mem.used", "5xx"),
+      value: fc.double({ noNaN: true, noDefaultInfinity: true }),
+      timestamp: fc.integer({ min: RECEIVED_AT - 100, max: RECEIVED_AT }),
+      tags: fc.dictionary(fc.constantFrom("host", "a.b", "a_b", "__name__"), fc.string(), {
+        maxKeys: 2,
+      }),
+      unit: fc.constantFrom("s", "By"),
+    },
+    { requiredKeys: ["name", "value", "timestamp"] },
+  );
+
+  it("makes of a batch's messages, columns or JSON, the series their rows make", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(metric, { minLength: 1, maxLength: 30 }), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        fc.boolean(),
+        fc.option(fc.integer({ min: RECEIVED_AT - 100, max: RECEIVED_AT + 1 })),
+        (batches, columns, cutoff) => {
+          const cutoffMs = cutoff ?? undefined;
+          const messages = batches.flatMap((metrics, i) => {
+            const encoded = columns
+              ? runToEnd(encodeSeriesMessagesV4(metrics, RECEIVED_AT, 1024 * 1024)).map(
+                  (m) => m.data,
+                )
+              : [encodeEnvelope({ id: `m${i}`, receivedAt: RECEIVED_AT, key: "message", metrics })];
+            return encoded.map((data) => {
+              const message = decodeMessage(data);
+              if (!message.ok) throw new Error(message.message);
+              return message;
+            });
+          });
+          const rowsOfEach = messages.map((m) =>
+            rowsOfMessage(m).filter((r) => cutoffMs === undefined || r.timeMs >= cutoffMs),
+          );
+          const all = messages.reduce((sum, m) => sum + rowsOfMessage(m).length, 0);
+          const fromRows = seriesOfRows(rowsOfEach.flat());
+
+          const mapped = seriesOfMessages(messages, cutoffMs);
+
+          expect(mapped.series).toEqual(fromRows.series);
+          expect(mapped.samples).toBe(fromRows.samples);
+          expect(mapped.sameTimestamp).toBe(fromRows.sameTimestamp);
+          expect(mapped.droppedFields).toBe(fromRows.droppedFields);
+          expect(mapped.kept).toEqual(rowsOfEach.map((rows) => rows.length));
+          expect(mapped.expired).toBe(all - rowsOfEach.flat().length);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
