@@ -52,6 +52,9 @@ export async function pullAndAck(
       while (received < messages) {
         const pull = await consumer.fetch({ max_bytes: maxBytes, expires: PULL_EXPIRES_MS });
         open.add(pull);
+        // The last message may have come to another lane while this pull was being opened: it
+        // would wait for more until it expired.
+        if (received >= messages) pull.stop();
         let inPull = 0;
         for await (const msg of pull) {
           first ??= performance.now();

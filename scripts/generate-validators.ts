@@ -14,7 +14,7 @@ import { Ajv, _, type Options } from "ajv";
 import standalone from "ajv/dist/standalone/index.js";
 import { format, resolveConfig } from "prettier";
 import { ConfigEnv } from "../shared/config-schema.ts";
-import { EnvelopeV2, EnvelopeV3, EnvelopeV4 } from "../shared/envelope-schema.ts";
+import { EnvelopeV2, EnvelopeV2Frame, EnvelopeV3, EnvelopeV4 } from "../shared/envelope-schema.ts";
 import { JsonBody, Metric, RFC3339_FORMAT } from "../shared/metric-schema.ts";
 import { schemaPattern } from "../shared/storable-text.ts";
 import { isRfc3339 } from "../shared/timestamp.ts";
@@ -69,6 +69,11 @@ const MODULES: readonly ModuleSpec[] = [
       validateMetric: { schema: Metric, type: "Metric", from: "../metric-schema.ts" },
       validateJsonBody: { schema: JsonBody, type: "JsonBody", from: "../metric-schema.ts" },
       validateEnvelopeV2: { schema: EnvelopeV2, type: "EnvelopeV2", from: "../envelope-schema.ts" },
+      validateEnvelopeV2Frame: {
+        schema: EnvelopeV2Frame,
+        type: "EnvelopeV2Frame",
+        from: "../envelope-schema.ts",
+      },
       validateEnvelopeV3: { schema: EnvelopeV3, type: "EnvelopeV3", from: "../envelope-schema.ts" },
       validateEnvelopeV4: { schema: EnvelopeV4, type: "EnvelopeV4", from: "../envelope-schema.ts" },
     },

@@ -6,6 +6,7 @@
  */
 export {
   validateEnvelopeV2,
+  validateEnvelopeV2Frame,
   validateEnvelopeV3,
   validateEnvelopeV4,
   validateJsonBody,

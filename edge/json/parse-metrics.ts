@@ -1,7 +1,7 @@
 import type { Steps } from "../../shared/cooperative.ts";
 import { ApiError, invalidMetrics, type ErrorDetail } from "../http/errors.ts";
 import { futureTimestampDetail, type FutureBound } from "../publish/future-timestamps.ts";
-import { withinBounds } from "../publish/metric-bounds.ts";
+import { withinBounds } from "../../shared/metric-bounds.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Metric } from "../../shared/metric-schema.ts";
 import { toDetails } from "../publish/validation-details.ts";

@@ -11,7 +11,7 @@ import { encodeColumnsV4 } from "../../shared/envelope-v4-encoder.ts";
 import { ApiError, type ErrorDetail } from "../http/errors.ts";
 import type { ExpansionBudget } from "./expansion-budget.ts";
 import { futureTimeDetail, futureTimestampDetail, type FutureBound } from "./future-timestamps.ts";
-import { withinBounds } from "./metric-bounds.ts";
+import { withinBounds } from "../../shared/metric-bounds.ts";
 import { REQUEST_LIMITS } from "../../shared/limits.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metric } from "../../shared/metric-schema.ts";

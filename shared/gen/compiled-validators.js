@@ -4593,13 +4593,13 @@ function validate35(
   validate35.errors = vErrors;
   return errors === 0;
 }
-export const validateEnvelopeV3 = validate37;
+export const validateEnvelopeV2Frame = validate37;
 const schema24 = {
   additionalProperties: false,
   type: "object",
-  required: ["v", "id", "receivedAt", "key", "groups"],
+  required: ["v", "id", "receivedAt", "key", "metrics"],
   properties: {
-    v: { const: 3, type: "number" },
+    v: { const: 2, type: "number" },
     id: { minLength: 1, maxLength: 128, type: "string" },
     receivedAt: { minimum: 0, type: "integer" },
     key: {
@@ -4608,27 +4608,7 @@ const schema24 = {
         { const: "series", type: "string" },
       ],
     },
-    groups: {
-      minItems: 1,
-      maxItems: 10000,
-      type: "array",
-      items: {
-        additionalProperties: false,
-        type: "object",
-        required: ["metrics"],
-        properties: {
-          tags: {
-            maxProperties: 64,
-            propertyNames: { minLength: 1, maxLength: 128, pattern: "^[^\\u0000\\p{Cs}]*$" },
-            type: "object",
-            patternProperties: {
-              "^[\\s\\S]*$": { maxLength: 256, pattern: "^[^\\u0000\\p{Cs}]*$", type: "string" },
-            },
-          },
-          metrics: { minItems: 1, maxItems: 10000, type: "array", items: { $ref: "Metric" } },
-        },
-      },
-    },
+    metrics: { minItems: 1, maxItems: 10000, type: "array", items: {} },
   },
 };
 function validate37(
@@ -4710,13 +4690,13 @@ function validate37(
       }
       errors++;
     }
-    if (data.groups === undefined) {
+    if (data.metrics === undefined) {
       const err4 = {
         instancePath,
         schemaPath: "#/required",
         keyword: "required",
-        params: { missingProperty: "groups" },
-        message: "must have required property '" + "groups" + "'",
+        params: { missingProperty: "metrics" },
+        message: "must have required property '" + "metrics" + "'",
         schema: schema24.required,
         parentSchema: schema24,
         data,
@@ -4734,7 +4714,7 @@ function validate37(
         key0 === "id" ||
         key0 === "receivedAt" ||
         key0 === "key" ||
-        key0 === "groups"
+        key0 === "metrics"
       )) {
         const err5 = {
           instancePath,
@@ -4774,14 +4754,14 @@ function validate37(
         }
         errors++;
       }
-      if (3 !== data0) {
+      if (2 !== data0) {
         const err7 = {
           instancePath: instancePath + "/v",
           schemaPath: "#/properties/v/const",
           keyword: "const",
-          params: { allowedValue: 3 },
+          params: { allowedValue: 2 },
           message: "must be equal to constant",
-          schema: 3,
+          schema: 2,
           parentSchema: schema24.properties.v,
           data: data0,
         };
@@ -5004,18 +4984,18 @@ function validate37(
         }
       }
     }
-    if (data.groups !== undefined) {
-      let data4 = data.groups;
+    if (data.metrics !== undefined) {
+      let data4 = data.metrics;
       if (Array.isArray(data4)) {
         if (data4.length > 10000) {
           const err18 = {
-            instancePath: instancePath + "/groups",
-            schemaPath: "#/properties/groups/maxItems",
+            instancePath: instancePath + "/metrics",
+            schemaPath: "#/properties/metrics/maxItems",
             keyword: "maxItems",
             params: { limit: 10000 },
             message: "must NOT have more than 10000 items",
             schema: 10000,
-            parentSchema: schema24.properties.groups,
+            parentSchema: schema24.properties.metrics,
             data: data4,
           };
           if (vErrors === null) {
@@ -5027,13 +5007,13 @@ function validate37(
         }
         if (data4.length < 1) {
           const err19 = {
-            instancePath: instancePath + "/groups",
-            schemaPath: "#/properties/groups/minItems",
+            instancePath: instancePath + "/metrics",
+            schemaPath: "#/properties/metrics/minItems",
             keyword: "minItems",
             params: { limit: 1 },
             message: "must NOT have fewer than 1 items",
             schema: 1,
-            parentSchema: schema24.properties.groups,
+            parentSchema: schema24.properties.metrics,
             data: data4,
           };
           if (vErrors === null) {
@@ -5043,378 +5023,27 @@ function validate37(
           }
           errors++;
         }
-        const len0 = data4.length;
-        for (let i0 = 0; i0 < len0; i0++) {
-          let data5 = data4[i0];
-          if (data5 && typeof data5 == "object" && !Array.isArray(data5)) {
-            if (data5.metrics === undefined) {
-              const err20 = {
-                instancePath: instancePath + "/groups/" + i0,
-                schemaPath: "#/properties/groups/items/required",
-                keyword: "required",
-                params: { missingProperty: "metrics" },
-                message: "must have required property '" + "metrics" + "'",
-                schema: schema24.properties.groups.items.required,
-                parentSchema: schema24.properties.groups.items,
-                data: data5,
-              };
-              if (vErrors === null) {
-                vErrors = [err20];
-              } else {
-                vErrors.push(err20);
-              }
-              errors++;
-            }
-            for (const key1 in data5) {
-              if (!(key1 === "tags" || key1 === "metrics")) {
-                const err21 = {
-                  instancePath: instancePath + "/groups/" + i0,
-                  schemaPath: "#/properties/groups/items/additionalProperties",
-                  keyword: "additionalProperties",
-                  params: { additionalProperty: key1 },
-                  message: "must NOT have additional properties",
-                  schema: false,
-                  parentSchema: schema24.properties.groups.items,
-                  data: data5,
-                };
-                if (vErrors === null) {
-                  vErrors = [err21];
-                } else {
-                  vErrors.push(err21);
-                }
-                errors++;
-              }
-            }
-            if (data5.tags !== undefined) {
-              let data6 = data5.tags;
-              if (data6 && typeof data6 == "object" && !Array.isArray(data6)) {
-                if (Object.keys(data6).length > 64) {
-                  const err22 = {
-                    instancePath: instancePath + "/groups/" + i0 + "/tags",
-                    schemaPath: "#/properties/groups/items/properties/tags/maxProperties",
-                    keyword: "maxProperties",
-                    params: { limit: 64 },
-                    message: "must NOT have more than 64 properties",
-                    schema: 64,
-                    parentSchema: schema24.properties.groups.items.properties.tags,
-                    data: data6,
-                  };
-                  if (vErrors === null) {
-                    vErrors = [err22];
-                  } else {
-                    vErrors.push(err22);
-                  }
-                  errors++;
-                }
-                for (const key2 in data6) {
-                  const _errs21 = errors;
-                  if (typeof key2 === "string") {
-                    if (func2(key2) > 128) {
-                      const err23 = {
-                        instancePath: instancePath + "/groups/" + i0 + "/tags",
-                        schemaPath:
-                          "#/properties/groups/items/properties/tags/propertyNames/maxLength",
-                        keyword: "maxLength",
-                        params: { limit: 128 },
-                        message: "must NOT have more than 128 characters",
-                        schema: 128,
-                        parentSchema:
-                          schema24.properties.groups.items.properties.tags.propertyNames,
-                        data: key2,
-                        propertyName: key2,
-                      };
-                      if (vErrors === null) {
-                        vErrors = [err23];
-                      } else {
-                        vErrors.push(err23);
-                      }
-                      errors++;
-                    }
-                    if (func2(key2) < 1) {
-                      const err24 = {
-                        instancePath: instancePath + "/groups/" + i0 + "/tags",
-                        schemaPath:
-                          "#/properties/groups/items/properties/tags/propertyNames/minLength",
-                        keyword: "minLength",
-                        params: { limit: 1 },
-                        message: "must NOT have fewer than 1 characters",
-                        schema: 1,
-                        parentSchema:
-                          schema24.properties.groups.items.properties.tags.propertyNames,
-                        data: key2,
-                        propertyName: key2,
-                      };
-                      if (vErrors === null) {
-                        vErrors = [err24];
-                      } else {
-                        vErrors.push(err24);
-                      }
-                      errors++;
-                    }
-                    if (!pattern0.test(key2)) {
-                      const err25 = {
-                        instancePath: instancePath + "/groups/" + i0 + "/tags",
-                        schemaPath:
-                          "#/properties/groups/items/properties/tags/propertyNames/pattern",
-                        keyword: "pattern",
-                        params: { pattern: "^[^\\u0000\\p{Cs}]*$" },
-                        message: 'must match pattern "' + "^[^\\u0000\\p{Cs}]*$" + '"',
-                        schema: "^[^\\u0000\\p{Cs}]*$",
-                        parentSchema:
-                          schema24.properties.groups.items.properties.tags.propertyNames,
-                        data: key2,
-                        propertyName: key2,
-                      };
-                      if (vErrors === null) {
-                        vErrors = [err25];
-                      } else {
-                        vErrors.push(err25);
-                      }
-                      errors++;
-                    }
-                  }
-                  var valid5 = _errs21 === errors;
-                  if (!valid5) {
-                    const err26 = {
-                      instancePath: instancePath + "/groups/" + i0 + "/tags",
-                      schemaPath: "#/properties/groups/items/properties/tags/propertyNames",
-                      keyword: "propertyNames",
-                      params: { propertyName: key2 },
-                      message: "property name must be valid",
-                      schema: schema24.properties.groups.items.properties.tags.propertyNames,
-                      parentSchema: schema24.properties.groups.items.properties.tags,
-                      data: data6,
-                    };
-                    if (vErrors === null) {
-                      vErrors = [err26];
-                    } else {
-                      vErrors.push(err26);
-                    }
-                    errors++;
-                  }
-                }
-                for (const key3 in data6) {
-                  if (pattern11.test(key3)) {
-                    let data7 = data6[key3];
-                    if (typeof data7 === "string") {
-                      if (func2(data7) > 256) {
-                        const err27 = {
-                          instancePath:
-                            instancePath +
-                            "/groups/" +
-                            i0 +
-                            "/tags/" +
-                            key3.replace(/~/g, "~0").replace(/\//g, "~1"),
-                          schemaPath:
-                            "#/properties/groups/items/properties/tags/patternProperties/%5E%5B%5Cs%5CS%5D*%24/maxLength",
-                          keyword: "maxLength",
-                          params: { limit: 256 },
-                          message: "must NOT have more than 256 characters",
-                          schema: 256,
-                          parentSchema:
-                            schema24.properties.groups.items.properties.tags.patternProperties[
-                              "^[\\s\\S]*$"
-                            ],
-                          data: data7,
-                        };
-                        if (vErrors === null) {
-                          vErrors = [err27];
-                        } else {
-                          vErrors.push(err27);
-                        }
-                        errors++;
-                      }
-                      if (!pattern0.test(data7)) {
-                        const err28 = {
-                          instancePath:
-                            instancePath +
-                            "/groups/" +
-                            i0 +
-                            "/tags/" +
-                            key3.replace(/~/g, "~0").replace(/\//g, "~1"),
-                          schemaPath:
-                            "#/properties/groups/items/properties/tags/patternProperties/%5E%5B%5Cs%5CS%5D*%24/pattern",
-                          keyword: "pattern",
-                          params: { pattern: "^[^\\u0000\\p{Cs}]*$" },
-                          message: 'must match pattern "' + "^[^\\u0000\\p{Cs}]*$" + '"',
-                          schema: "^[^\\u0000\\p{Cs}]*$",
-                          parentSchema:
-                            schema24.properties.groups.items.properties.tags.patternProperties[
-                              "^[\\s\\S]*$"
-                            ],
-                          data: data7,
-                        };
-                        if (vErrors === null) {
-                          vErrors = [err28];
-                        } else {
-                          vErrors.push(err28);
-                        }
-                        errors++;
-                      }
-                    } else {
-                      const err29 = {
-                        instancePath:
-                          instancePath +
-                          "/groups/" +
-                          i0 +
-                          "/tags/" +
-                          key3.replace(/~/g, "~0").replace(/\//g, "~1"),
-                        schemaPath:
-                          "#/properties/groups/items/properties/tags/patternProperties/%5E%5B%5Cs%5CS%5D*%24/type",
-                        keyword: "type",
-                        params: { type: "string" },
-                        message: "must be string",
-                        schema:
-                          schema24.properties.groups.items.properties.tags.patternProperties[
-                            "^[\\s\\S]*$"
-                          ].type,
-                        parentSchema:
-                          schema24.properties.groups.items.properties.tags.patternProperties[
-                            "^[\\s\\S]*$"
-                          ],
-                        data: data7,
-                      };
-                      if (vErrors === null) {
-                        vErrors = [err29];
-                      } else {
-                        vErrors.push(err29);
-                      }
-                      errors++;
-                    }
-                  }
-                }
-              } else {
-                const err30 = {
-                  instancePath: instancePath + "/groups/" + i0 + "/tags",
-                  schemaPath: "#/properties/groups/items/properties/tags/type",
-                  keyword: "type",
-                  params: { type: "object" },
-                  message: "must be object",
-                  schema: schema24.properties.groups.items.properties.tags.type,
-                  parentSchema: schema24.properties.groups.items.properties.tags,
-                  data: data6,
-                };
-                if (vErrors === null) {
-                  vErrors = [err30];
-                } else {
-                  vErrors.push(err30);
-                }
-                errors++;
-              }
-            }
-            if (data5.metrics !== undefined) {
-              let data8 = data5.metrics;
-              if (Array.isArray(data8)) {
-                if (data8.length > 10000) {
-                  const err31 = {
-                    instancePath: instancePath + "/groups/" + i0 + "/metrics",
-                    schemaPath: "#/properties/groups/items/properties/metrics/maxItems",
-                    keyword: "maxItems",
-                    params: { limit: 10000 },
-                    message: "must NOT have more than 10000 items",
-                    schema: 10000,
-                    parentSchema: schema24.properties.groups.items.properties.metrics,
-                    data: data8,
-                  };
-                  if (vErrors === null) {
-                    vErrors = [err31];
-                  } else {
-                    vErrors.push(err31);
-                  }
-                  errors++;
-                }
-                if (data8.length < 1) {
-                  const err32 = {
-                    instancePath: instancePath + "/groups/" + i0 + "/metrics",
-                    schemaPath: "#/properties/groups/items/properties/metrics/minItems",
-                    keyword: "minItems",
-                    params: { limit: 1 },
-                    message: "must NOT have fewer than 1 items",
-                    schema: 1,
-                    parentSchema: schema24.properties.groups.items.properties.metrics,
-                    data: data8,
-                  };
-                  if (vErrors === null) {
-                    vErrors = [err32];
-                  } else {
-                    vErrors.push(err32);
-                  }
-                  errors++;
-                }
-                const len1 = data8.length;
-                for (let i1 = 0; i1 < len1; i1++) {
-                  if (
-                    !validate10(data8[i1], {
-                      instancePath: instancePath + "/groups/" + i0 + "/metrics/" + i1,
-                      parentData: data8,
-                      parentDataProperty: i1,
-                      rootData,
-                    })
-                  ) {
-                    vErrors =
-                      vErrors === null ? validate10.errors : vErrors.concat(validate10.errors);
-                    errors = vErrors.length;
-                  }
-                }
-              } else {
-                const err33 = {
-                  instancePath: instancePath + "/groups/" + i0 + "/metrics",
-                  schemaPath: "#/properties/groups/items/properties/metrics/type",
-                  keyword: "type",
-                  params: { type: "array" },
-                  message: "must be array",
-                  schema: schema24.properties.groups.items.properties.metrics.type,
-                  parentSchema: schema24.properties.groups.items.properties.metrics,
-                  data: data8,
-                };
-                if (vErrors === null) {
-                  vErrors = [err33];
-                } else {
-                  vErrors.push(err33);
-                }
-                errors++;
-              }
-            }
-          } else {
-            const err34 = {
-              instancePath: instancePath + "/groups/" + i0,
-              schemaPath: "#/properties/groups/items/type",
-              keyword: "type",
-              params: { type: "object" },
-              message: "must be object",
-              schema: schema24.properties.groups.items.type,
-              parentSchema: schema24.properties.groups.items,
-              data: data5,
-            };
-            if (vErrors === null) {
-              vErrors = [err34];
-            } else {
-              vErrors.push(err34);
-            }
-            errors++;
-          }
-        }
       } else {
-        const err35 = {
-          instancePath: instancePath + "/groups",
-          schemaPath: "#/properties/groups/type",
+        const err20 = {
+          instancePath: instancePath + "/metrics",
+          schemaPath: "#/properties/metrics/type",
           keyword: "type",
           params: { type: "array" },
           message: "must be array",
-          schema: schema24.properties.groups.type,
-          parentSchema: schema24.properties.groups,
+          schema: schema24.properties.metrics.type,
+          parentSchema: schema24.properties.metrics,
           data: data4,
         };
         if (vErrors === null) {
-          vErrors = [err35];
+          vErrors = [err20];
         } else {
-          vErrors.push(err35);
+          vErrors.push(err20);
         }
         errors++;
       }
     }
   } else {
-    const err36 = {
+    const err21 = {
       instancePath,
       schemaPath: "#/type",
       keyword: "type",
@@ -5425,55 +5054,54 @@ function validate37(
       data,
     };
     if (vErrors === null) {
-      vErrors = [err36];
+      vErrors = [err21];
     } else {
-      vErrors.push(err36);
+      vErrors.push(err21);
     }
     errors++;
   }
   validate37.errors = vErrors;
   return errors === 0;
 }
-export const validateEnvelopeV4 = validate39;
+export const validateEnvelopeV3 = validate38;
 const schema25 = {
   additionalProperties: false,
   type: "object",
-  required: ["v", "id", "receivedAt", "key", "series", "points"],
+  required: ["v", "id", "receivedAt", "key", "groups"],
   properties: {
-    v: { const: 4, type: "number" },
+    v: { const: 3, type: "number" },
     id: { minLength: 1, maxLength: 128, type: "string" },
     receivedAt: { minimum: 0, type: "integer" },
-    key: { const: "series", type: "string" },
-    series: {
+    key: {
+      anyOf: [
+        { const: "message", type: "string" },
+        { const: "series", type: "string" },
+      ],
+    },
+    groups: {
       minItems: 1,
       maxItems: 10000,
       type: "array",
-      items: { type: "object", patternProperties: { "^(.*)$": {} } },
-    },
-    points: {
-      additionalProperties: false,
-      type: "object",
-      required: ["series", "ms", "ns", "value"],
-      properties: {
-        series: {
-          minItems: 1,
-          maxItems: 10000,
-          type: "array",
-          items: { minimum: 0, maximum: 9999, type: "integer" },
+      items: {
+        additionalProperties: false,
+        type: "object",
+        required: ["metrics"],
+        properties: {
+          tags: {
+            maxProperties: 64,
+            propertyNames: { minLength: 1, maxLength: 128, pattern: "^[^\\u0000\\p{Cs}]*$" },
+            type: "object",
+            patternProperties: {
+              "^[\\s\\S]*$": { maxLength: 256, pattern: "^[^\\u0000\\p{Cs}]*$", type: "string" },
+            },
+          },
+          metrics: { minItems: 1, maxItems: 10000, type: "array", items: { $ref: "Metric" } },
         },
-        ms: { minItems: 1, maxItems: 10000, type: "array", items: { type: "number" } },
-        ns: {
-          minItems: 1,
-          maxItems: 10000,
-          type: "array",
-          items: { minimum: -1, maximum: 999999, type: "integer" },
-        },
-        value: { minItems: 1, maxItems: 10000, type: "array", items: { type: "number" } },
       },
     },
   },
 };
-function validate39(
+function validate38(
   data,
   { instancePath = "", parentData, parentDataProperty, rootData = data } = {},
 ) {
@@ -5552,6 +5180,848 @@ function validate39(
       }
       errors++;
     }
+    if (data.groups === undefined) {
+      const err4 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "groups" },
+        message: "must have required property '" + "groups" + "'",
+        schema: schema25.required,
+        parentSchema: schema25,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err4];
+      } else {
+        vErrors.push(err4);
+      }
+      errors++;
+    }
+    for (const key0 in data) {
+      if (!(
+        key0 === "v" ||
+        key0 === "id" ||
+        key0 === "receivedAt" ||
+        key0 === "key" ||
+        key0 === "groups"
+      )) {
+        const err5 = {
+          instancePath,
+          schemaPath: "#/additionalProperties",
+          keyword: "additionalProperties",
+          params: { additionalProperty: key0 },
+          message: "must NOT have additional properties",
+          schema: false,
+          parentSchema: schema25,
+          data,
+        };
+        if (vErrors === null) {
+          vErrors = [err5];
+        } else {
+          vErrors.push(err5);
+        }
+        errors++;
+      }
+    }
+    if (data.v !== undefined) {
+      let data0 = data.v;
+      if (!(typeof data0 == "number" && isFinite(data0))) {
+        const err6 = {
+          instancePath: instancePath + "/v",
+          schemaPath: "#/properties/v/type",
+          keyword: "type",
+          params: { type: "number" },
+          message: "must be number",
+          schema: schema25.properties.v.type,
+          parentSchema: schema25.properties.v,
+          data: data0,
+        };
+        if (vErrors === null) {
+          vErrors = [err6];
+        } else {
+          vErrors.push(err6);
+        }
+        errors++;
+      }
+      if (3 !== data0) {
+        const err7 = {
+          instancePath: instancePath + "/v",
+          schemaPath: "#/properties/v/const",
+          keyword: "const",
+          params: { allowedValue: 3 },
+          message: "must be equal to constant",
+          schema: 3,
+          parentSchema: schema25.properties.v,
+          data: data0,
+        };
+        if (vErrors === null) {
+          vErrors = [err7];
+        } else {
+          vErrors.push(err7);
+        }
+        errors++;
+      }
+    }
+    if (data.id !== undefined) {
+      let data1 = data.id;
+      if (typeof data1 === "string") {
+        if (func2(data1) > 128) {
+          const err8 = {
+            instancePath: instancePath + "/id",
+            schemaPath: "#/properties/id/maxLength",
+            keyword: "maxLength",
+            params: { limit: 128 },
+            message: "must NOT have more than 128 characters",
+            schema: 128,
+            parentSchema: schema25.properties.id,
+            data: data1,
+          };
+          if (vErrors === null) {
+            vErrors = [err8];
+          } else {
+            vErrors.push(err8);
+          }
+          errors++;
+        }
+        if (func2(data1) < 1) {
+          const err9 = {
+            instancePath: instancePath + "/id",
+            schemaPath: "#/properties/id/minLength",
+            keyword: "minLength",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 characters",
+            schema: 1,
+            parentSchema: schema25.properties.id,
+            data: data1,
+          };
+          if (vErrors === null) {
+            vErrors = [err9];
+          } else {
+            vErrors.push(err9);
+          }
+          errors++;
+        }
+      } else {
+        const err10 = {
+          instancePath: instancePath + "/id",
+          schemaPath: "#/properties/id/type",
+          keyword: "type",
+          params: { type: "string" },
+          message: "must be string",
+          schema: schema25.properties.id.type,
+          parentSchema: schema25.properties.id,
+          data: data1,
+        };
+        if (vErrors === null) {
+          vErrors = [err10];
+        } else {
+          vErrors.push(err10);
+        }
+        errors++;
+      }
+    }
+    if (data.receivedAt !== undefined) {
+      let data2 = data.receivedAt;
+      if (!(typeof data2 == "number" && !(data2 % 1) && !isNaN(data2) && isFinite(data2))) {
+        const err11 = {
+          instancePath: instancePath + "/receivedAt",
+          schemaPath: "#/properties/receivedAt/type",
+          keyword: "type",
+          params: { type: "integer" },
+          message: "must be integer",
+          schema: schema25.properties.receivedAt.type,
+          parentSchema: schema25.properties.receivedAt,
+          data: data2,
+        };
+        if (vErrors === null) {
+          vErrors = [err11];
+        } else {
+          vErrors.push(err11);
+        }
+        errors++;
+      }
+      if (typeof data2 == "number" && isFinite(data2)) {
+        if (data2 < 0 || isNaN(data2)) {
+          const err12 = {
+            instancePath: instancePath + "/receivedAt",
+            schemaPath: "#/properties/receivedAt/minimum",
+            keyword: "minimum",
+            params: { comparison: ">=", limit: 0 },
+            message: "must be >= 0",
+            schema: 0,
+            parentSchema: schema25.properties.receivedAt,
+            data: data2,
+          };
+          if (vErrors === null) {
+            vErrors = [err12];
+          } else {
+            vErrors.push(err12);
+          }
+          errors++;
+        }
+      }
+    }
+    if (data.key !== undefined) {
+      let data3 = data.key;
+      const _errs9 = errors;
+      let valid1 = false;
+      const _errs10 = errors;
+      if (typeof data3 !== "string") {
+        const err13 = {
+          instancePath: instancePath + "/key",
+          schemaPath: "#/properties/key/anyOf/0/type",
+          keyword: "type",
+          params: { type: "string" },
+          message: "must be string",
+          schema: schema25.properties.key.anyOf[0].type,
+          parentSchema: schema25.properties.key.anyOf[0],
+          data: data3,
+        };
+        if (vErrors === null) {
+          vErrors = [err13];
+        } else {
+          vErrors.push(err13);
+        }
+        errors++;
+      }
+      if ("message" !== data3) {
+        const err14 = {
+          instancePath: instancePath + "/key",
+          schemaPath: "#/properties/key/anyOf/0/const",
+          keyword: "const",
+          params: { allowedValue: "message" },
+          message: "must be equal to constant",
+          schema: "message",
+          parentSchema: schema25.properties.key.anyOf[0],
+          data: data3,
+        };
+        if (vErrors === null) {
+          vErrors = [err14];
+        } else {
+          vErrors.push(err14);
+        }
+        errors++;
+      }
+      var _valid0 = _errs10 === errors;
+      valid1 = valid1 || _valid0;
+      if (!valid1) {
+        const _errs12 = errors;
+        if (typeof data3 !== "string") {
+          const err15 = {
+            instancePath: instancePath + "/key",
+            schemaPath: "#/properties/key/anyOf/1/type",
+            keyword: "type",
+            params: { type: "string" },
+            message: "must be string",
+            schema: schema25.properties.key.anyOf[1].type,
+            parentSchema: schema25.properties.key.anyOf[1],
+            data: data3,
+          };
+          if (vErrors === null) {
+            vErrors = [err15];
+          } else {
+            vErrors.push(err15);
+          }
+          errors++;
+        }
+        if ("series" !== data3) {
+          const err16 = {
+            instancePath: instancePath + "/key",
+            schemaPath: "#/properties/key/anyOf/1/const",
+            keyword: "const",
+            params: { allowedValue: "series" },
+            message: "must be equal to constant",
+            schema: "series",
+            parentSchema: schema25.properties.key.anyOf[1],
+            data: data3,
+          };
+          if (vErrors === null) {
+            vErrors = [err16];
+          } else {
+            vErrors.push(err16);
+          }
+          errors++;
+        }
+        var _valid0 = _errs12 === errors;
+        valid1 = valid1 || _valid0;
+      }
+      if (!valid1) {
+        const err17 = {
+          instancePath: instancePath + "/key",
+          schemaPath: "#/properties/key/anyOf",
+          keyword: "anyOf",
+          params: {},
+          message: "must match a schema in anyOf",
+          schema: schema25.properties.key.anyOf,
+          parentSchema: schema25.properties.key,
+          data: data3,
+        };
+        if (vErrors === null) {
+          vErrors = [err17];
+        } else {
+          vErrors.push(err17);
+        }
+        errors++;
+      } else {
+        errors = _errs9;
+        if (vErrors !== null) {
+          if (_errs9) {
+            vErrors.length = _errs9;
+          } else {
+            vErrors = null;
+          }
+        }
+      }
+    }
+    if (data.groups !== undefined) {
+      let data4 = data.groups;
+      if (Array.isArray(data4)) {
+        if (data4.length > 10000) {
+          const err18 = {
+            instancePath: instancePath + "/groups",
+            schemaPath: "#/properties/groups/maxItems",
+            keyword: "maxItems",
+            params: { limit: 10000 },
+            message: "must NOT have more than 10000 items",
+            schema: 10000,
+            parentSchema: schema25.properties.groups,
+            data: data4,
+          };
+          if (vErrors === null) {
+            vErrors = [err18];
+          } else {
+            vErrors.push(err18);
+          }
+          errors++;
+        }
+        if (data4.length < 1) {
+          const err19 = {
+            instancePath: instancePath + "/groups",
+            schemaPath: "#/properties/groups/minItems",
+            keyword: "minItems",
+            params: { limit: 1 },
+            message: "must NOT have fewer than 1 items",
+            schema: 1,
+            parentSchema: schema25.properties.groups,
+            data: data4,
+          };
+          if (vErrors === null) {
+            vErrors = [err19];
+          } else {
+            vErrors.push(err19);
+          }
+          errors++;
+        }
+        const len0 = data4.length;
+        for (let i0 = 0; i0 < len0; i0++) {
+          let data5 = data4[i0];
+          if (data5 && typeof data5 == "object" && !Array.isArray(data5)) {
+            if (data5.metrics === undefined) {
+              const err20 = {
+                instancePath: instancePath + "/groups/" + i0,
+                schemaPath: "#/properties/groups/items/required",
+                keyword: "required",
+                params: { missingProperty: "metrics" },
+                message: "must have required property '" + "metrics" + "'",
+                schema: schema25.properties.groups.items.required,
+                parentSchema: schema25.properties.groups.items,
+                data: data5,
+              };
+              if (vErrors === null) {
+                vErrors = [err20];
+              } else {
+                vErrors.push(err20);
+              }
+              errors++;
+            }
+            for (const key1 in data5) {
+              if (!(key1 === "tags" || key1 === "metrics")) {
+                const err21 = {
+                  instancePath: instancePath + "/groups/" + i0,
+                  schemaPath: "#/properties/groups/items/additionalProperties",
+                  keyword: "additionalProperties",
+                  params: { additionalProperty: key1 },
+                  message: "must NOT have additional properties",
+                  schema: false,
+                  parentSchema: schema25.properties.groups.items,
+                  data: data5,
+                };
+                if (vErrors === null) {
+                  vErrors = [err21];
+                } else {
+                  vErrors.push(err21);
+                }
+                errors++;
+              }
+            }
+            if (data5.tags !== undefined) {
+              let data6 = data5.tags;
+              if (data6 && typeof data6 == "object" && !Array.isArray(data6)) {
+                if (Object.keys(data6).length > 64) {
+                  const err22 = {
+                    instancePath: instancePath + "/groups/" + i0 + "/tags",
+                    schemaPath: "#/properties/groups/items/properties/tags/maxProperties",
+                    keyword: "maxProperties",
+                    params: { limit: 64 },
+                    message: "must NOT have more than 64 properties",
+                    schema: 64,
+                    parentSchema: schema25.properties.groups.items.properties.tags,
+                    data: data6,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err22];
+                  } else {
+                    vErrors.push(err22);
+                  }
+                  errors++;
+                }
+                for (const key2 in data6) {
+                  const _errs21 = errors;
+                  if (typeof key2 === "string") {
+                    if (func2(key2) > 128) {
+                      const err23 = {
+                        instancePath: instancePath + "/groups/" + i0 + "/tags",
+                        schemaPath:
+                          "#/properties/groups/items/properties/tags/propertyNames/maxLength",
+                        keyword: "maxLength",
+                        params: { limit: 128 },
+                        message: "must NOT have more than 128 characters",
+                        schema: 128,
+                        parentSchema:
+                          schema25.properties.groups.items.properties.tags.propertyNames,
+                        data: key2,
+                        propertyName: key2,
+                      };
+                      if (vErrors === null) {
+                        vErrors = [err23];
+                      } else {
+                        vErrors.push(err23);
+                      }
+                      errors++;
+                    }
+                    if (func2(key2) < 1) {
+                      const err24 = {
+                        instancePath: instancePath + "/groups/" + i0 + "/tags",
+                        schemaPath:
+                          "#/properties/groups/items/properties/tags/propertyNames/minLength",
+                        keyword: "minLength",
+                        params: { limit: 1 },
+                        message: "must NOT have fewer than 1 characters",
+                        schema: 1,
+                        parentSchema:
+                          schema25.properties.groups.items.properties.tags.propertyNames,
+                        data: key2,
+                        propertyName: key2,
+                      };
+                      if (vErrors === null) {
+                        vErrors = [err24];
+                      } else {
+                        vErrors.push(err24);
+                      }
+                      errors++;
+                    }
+                    if (!pattern0.test(key2)) {
+                      const err25 = {
+                        instancePath: instancePath + "/groups/" + i0 + "/tags",
+                        schemaPath:
+                          "#/properties/groups/items/properties/tags/propertyNames/pattern",
+                        keyword: "pattern",
+                        params: { pattern: "^[^\\u0000\\p{Cs}]*$" },
+                        message: 'must match pattern "' + "^[^\\u0000\\p{Cs}]*$" + '"',
+                        schema: "^[^\\u0000\\p{Cs}]*$",
+                        parentSchema:
+                          schema25.properties.groups.items.properties.tags.propertyNames,
+                        data: key2,
+                        propertyName: key2,
+                      };
+                      if (vErrors === null) {
+                        vErrors = [err25];
+                      } else {
+                        vErrors.push(err25);
+                      }
+                      errors++;
+                    }
+                  }
+                  var valid5 = _errs21 === errors;
+                  if (!valid5) {
+                    const err26 = {
+                      instancePath: instancePath + "/groups/" + i0 + "/tags",
+                      schemaPath: "#/properties/groups/items/properties/tags/propertyNames",
+                      keyword: "propertyNames",
+                      params: { propertyName: key2 },
+                      message: "property name must be valid",
+                      schema: schema25.properties.groups.items.properties.tags.propertyNames,
+                      parentSchema: schema25.properties.groups.items.properties.tags,
+                      data: data6,
+                    };
+                    if (vErrors === null) {
+                      vErrors = [err26];
+                    } else {
+                      vErrors.push(err26);
+                    }
+                    errors++;
+                  }
+                }
+                for (const key3 in data6) {
+                  if (pattern11.test(key3)) {
+                    let data7 = data6[key3];
+                    if (typeof data7 === "string") {
+                      if (func2(data7) > 256) {
+                        const err27 = {
+                          instancePath:
+                            instancePath +
+                            "/groups/" +
+                            i0 +
+                            "/tags/" +
+                            key3.replace(/~/g, "~0").replace(/\//g, "~1"),
+                          schemaPath:
+                            "#/properties/groups/items/properties/tags/patternProperties/%5E%5B%5Cs%5CS%5D*%24/maxLength",
+                          keyword: "maxLength",
+                          params: { limit: 256 },
+                          message: "must NOT have more than 256 characters",
+                          schema: 256,
+                          parentSchema:
+                            schema25.properties.groups.items.properties.tags.patternProperties[
+                              "^[\\s\\S]*$"
+                            ],
+                          data: data7,
+                        };
+                        if (vErrors === null) {
+                          vErrors = [err27];
+                        } else {
+                          vErrors.push(err27);
+                        }
+                        errors++;
+                      }
+                      if (!pattern0.test(data7)) {
+                        const err28 = {
+                          instancePath:
+                            instancePath +
+                            "/groups/" +
+                            i0 +
+                            "/tags/" +
+                            key3.replace(/~/g, "~0").replace(/\//g, "~1"),
+                          schemaPath:
+                            "#/properties/groups/items/properties/tags/patternProperties/%5E%5B%5Cs%5CS%5D*%24/pattern",
+                          keyword: "pattern",
+                          params: { pattern: "^[^\\u0000\\p{Cs}]*$" },
+                          message: 'must match pattern "' + "^[^\\u0000\\p{Cs}]*$" + '"',
+                          schema: "^[^\\u0000\\p{Cs}]*$",
+                          parentSchema:
+                            schema25.properties.groups.items.properties.tags.patternProperties[
+                              "^[\\s\\S]*$"
+                            ],
+                          data: data7,
+                        };
+                        if (vErrors === null) {
+                          vErrors = [err28];
+                        } else {
+                          vErrors.push(err28);
+                        }
+                        errors++;
+                      }
+                    } else {
+                      const err29 = {
+                        instancePath:
+                          instancePath +
+                          "/groups/" +
+                          i0 +
+                          "/tags/" +
+                          key3.replace(/~/g, "~0").replace(/\//g, "~1"),
+                        schemaPath:
+                          "#/properties/groups/items/properties/tags/patternProperties/%5E%5B%5Cs%5CS%5D*%24/type",
+                        keyword: "type",
+                        params: { type: "string" },
+                        message: "must be string",
+                        schema:
+                          schema25.properties.groups.items.properties.tags.patternProperties[
+                            "^[\\s\\S]*$"
+                          ].type,
+                        parentSchema:
+                          schema25.properties.groups.items.properties.tags.patternProperties[
+                            "^[\\s\\S]*$"
+                          ],
+                        data: data7,
+                      };
+                      if (vErrors === null) {
+                        vErrors = [err29];
+                      } else {
+                        vErrors.push(err29);
+                      }
+                      errors++;
+                    }
+                  }
+                }
+              } else {
+                const err30 = {
+                  instancePath: instancePath + "/groups/" + i0 + "/tags",
+                  schemaPath: "#/properties/groups/items/properties/tags/type",
+                  keyword: "type",
+                  params: { type: "object" },
+                  message: "must be object",
+                  schema: schema25.properties.groups.items.properties.tags.type,
+                  parentSchema: schema25.properties.groups.items.properties.tags,
+                  data: data6,
+                };
+                if (vErrors === null) {
+                  vErrors = [err30];
+                } else {
+                  vErrors.push(err30);
+                }
+                errors++;
+              }
+            }
+            if (data5.metrics !== undefined) {
+              let data8 = data5.metrics;
+              if (Array.isArray(data8)) {
+                if (data8.length > 10000) {
+                  const err31 = {
+                    instancePath: instancePath + "/groups/" + i0 + "/metrics",
+                    schemaPath: "#/properties/groups/items/properties/metrics/maxItems",
+                    keyword: "maxItems",
+                    params: { limit: 10000 },
+                    message: "must NOT have more than 10000 items",
+                    schema: 10000,
+                    parentSchema: schema25.properties.groups.items.properties.metrics,
+                    data: data8,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err31];
+                  } else {
+                    vErrors.push(err31);
+                  }
+                  errors++;
+                }
+                if (data8.length < 1) {
+                  const err32 = {
+                    instancePath: instancePath + "/groups/" + i0 + "/metrics",
+                    schemaPath: "#/properties/groups/items/properties/metrics/minItems",
+                    keyword: "minItems",
+                    params: { limit: 1 },
+                    message: "must NOT have fewer than 1 items",
+                    schema: 1,
+                    parentSchema: schema25.properties.groups.items.properties.metrics,
+                    data: data8,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err32];
+                  } else {
+                    vErrors.push(err32);
+                  }
+                  errors++;
+                }
+                const len1 = data8.length;
+                for (let i1 = 0; i1 < len1; i1++) {
+                  if (
+                    !validate10(data8[i1], {
+                      instancePath: instancePath + "/groups/" + i0 + "/metrics/" + i1,
+                      parentData: data8,
+                      parentDataProperty: i1,
+                      rootData,
+                    })
+                  ) {
+                    vErrors =
+                      vErrors === null ? validate10.errors : vErrors.concat(validate10.errors);
+                    errors = vErrors.length;
+                  }
+                }
+              } else {
+                const err33 = {
+                  instancePath: instancePath + "/groups/" + i0 + "/metrics",
+                  schemaPath: "#/properties/groups/items/properties/metrics/type",
+                  keyword: "type",
+                  params: { type: "array" },
+                  message: "must be array",
+                  schema: schema25.properties.groups.items.properties.metrics.type,
+                  parentSchema: schema25.properties.groups.items.properties.metrics,
+                  data: data8,
+                };
+                if (vErrors === null) {
+                  vErrors = [err33];
+                } else {
+                  vErrors.push(err33);
+                }
+                errors++;
+              }
+            }
+          } else {
+            const err34 = {
+              instancePath: instancePath + "/groups/" + i0,
+              schemaPath: "#/properties/groups/items/type",
+              keyword: "type",
+              params: { type: "object" },
+              message: "must be object",
+              schema: schema25.properties.groups.items.type,
+              parentSchema: schema25.properties.groups.items,
+              data: data5,
+            };
+            if (vErrors === null) {
+              vErrors = [err34];
+            } else {
+              vErrors.push(err34);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err35 = {
+          instancePath: instancePath + "/groups",
+          schemaPath: "#/properties/groups/type",
+          keyword: "type",
+          params: { type: "array" },
+          message: "must be array",
+          schema: schema25.properties.groups.type,
+          parentSchema: schema25.properties.groups,
+          data: data4,
+        };
+        if (vErrors === null) {
+          vErrors = [err35];
+        } else {
+          vErrors.push(err35);
+        }
+        errors++;
+      }
+    }
+  } else {
+    const err36 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: { type: "object" },
+      message: "must be object",
+      schema: schema25.type,
+      parentSchema: schema25,
+      data,
+    };
+    if (vErrors === null) {
+      vErrors = [err36];
+    } else {
+      vErrors.push(err36);
+    }
+    errors++;
+  }
+  validate38.errors = vErrors;
+  return errors === 0;
+}
+export const validateEnvelopeV4 = validate40;
+const schema26 = {
+  additionalProperties: false,
+  type: "object",
+  required: ["v", "id", "receivedAt", "key", "series", "points"],
+  properties: {
+    v: { const: 4, type: "number" },
+    id: { minLength: 1, maxLength: 128, type: "string" },
+    receivedAt: { minimum: 0, type: "integer" },
+    key: { const: "series", type: "string" },
+    series: {
+      minItems: 1,
+      maxItems: 10000,
+      type: "array",
+      items: { type: "object", patternProperties: { "^(.*)$": {} } },
+    },
+    points: {
+      additionalProperties: false,
+      type: "object",
+      required: ["series", "ms", "ns", "value"],
+      properties: {
+        series: {
+          minItems: 1,
+          maxItems: 10000,
+          type: "array",
+          items: { minimum: 0, maximum: 9999, type: "integer" },
+        },
+        ms: { minItems: 1, maxItems: 10000, type: "array", items: { type: "number" } },
+        ns: {
+          minItems: 1,
+          maxItems: 10000,
+          type: "array",
+          items: { minimum: -1, maximum: 999999, type: "integer" },
+        },
+        value: { minItems: 1, maxItems: 10000, type: "array", items: { type: "number" } },
+      },
+    },
+  },
+};
+function validate40(
+  data,
+  { instancePath = "", parentData, parentDataProperty, rootData = data } = {},
+) {
+  let vErrors = null;
+  let errors = 0;
+  if (data && typeof data == "object" && !Array.isArray(data)) {
+    if (data.v === undefined) {
+      const err0 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "v" },
+        message: "must have required property '" + "v" + "'",
+        schema: schema26.required,
+        parentSchema: schema26,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err0];
+      } else {
+        vErrors.push(err0);
+      }
+      errors++;
+    }
+    if (data.id === undefined) {
+      const err1 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "id" },
+        message: "must have required property '" + "id" + "'",
+        schema: schema26.required,
+        parentSchema: schema26,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err1];
+      } else {
+        vErrors.push(err1);
+      }
+      errors++;
+    }
+    if (data.receivedAt === undefined) {
+      const err2 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "receivedAt" },
+        message: "must have required property '" + "receivedAt" + "'",
+        schema: schema26.required,
+        parentSchema: schema26,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err2];
+      } else {
+        vErrors.push(err2);
+      }
+      errors++;
+    }
+    if (data.key === undefined) {
+      const err3 = {
+        instancePath,
+        schemaPath: "#/required",
+        keyword: "required",
+        params: { missingProperty: "key" },
+        message: "must have required property '" + "key" + "'",
+        schema: schema26.required,
+        parentSchema: schema26,
+        data,
+      };
+      if (vErrors === null) {
+        vErrors = [err3];
+      } else {
+        vErrors.push(err3);
+      }
+      errors++;
+    }
     if (data.series === undefined) {
       const err4 = {
         instancePath,
@@ -5559,8 +6029,8 @@ function validate39(
         keyword: "required",
         params: { missingProperty: "series" },
         message: "must have required property '" + "series" + "'",
-        schema: schema25.required,
-        parentSchema: schema25,
+        schema: schema26.required,
+        parentSchema: schema26,
         data,
       };
       if (vErrors === null) {
@@ -5577,8 +6047,8 @@ function validate39(
         keyword: "required",
         params: { missingProperty: "points" },
         message: "must have required property '" + "points" + "'",
-        schema: schema25.required,
-        parentSchema: schema25,
+        schema: schema26.required,
+        parentSchema: schema26,
         data,
       };
       if (vErrors === null) {
@@ -5604,7 +6074,7 @@ function validate39(
           params: { additionalProperty: key0 },
           message: "must NOT have additional properties",
           schema: false,
-          parentSchema: schema25,
+          parentSchema: schema26,
           data,
         };
         if (vErrors === null) {
@@ -5624,8 +6094,8 @@ function validate39(
           keyword: "type",
           params: { type: "number" },
           message: "must be number",
-          schema: schema25.properties.v.type,
-          parentSchema: schema25.properties.v,
+          schema: schema26.properties.v.type,
+          parentSchema: schema26.properties.v,
           data: data0,
         };
         if (vErrors === null) {
@@ -5643,7 +6113,7 @@ function validate39(
           params: { allowedValue: 4 },
           message: "must be equal to constant",
           schema: 4,
-          parentSchema: schema25.properties.v,
+          parentSchema: schema26.properties.v,
           data: data0,
         };
         if (vErrors === null) {
@@ -5665,7 +6135,7 @@ function validate39(
             params: { limit: 128 },
             message: "must NOT have more than 128 characters",
             schema: 128,
-            parentSchema: schema25.properties.id,
+            parentSchema: schema26.properties.id,
             data: data1,
           };
           if (vErrors === null) {
@@ -5683,7 +6153,7 @@ function validate39(
             params: { limit: 1 },
             message: "must NOT have fewer than 1 characters",
             schema: 1,
-            parentSchema: schema25.properties.id,
+            parentSchema: schema26.properties.id,
             data: data1,
           };
           if (vErrors === null) {
@@ -5700,8 +6170,8 @@ function validate39(
           keyword: "type",
           params: { type: "string" },
           message: "must be string",
-          schema: schema25.properties.id.type,
-          parentSchema: schema25.properties.id,
+          schema: schema26.properties.id.type,
+          parentSchema: schema26.properties.id,
           data: data1,
         };
         if (vErrors === null) {
@@ -5721,8 +6191,8 @@ function validate39(
           keyword: "type",
           params: { type: "integer" },
           message: "must be integer",
-          schema: schema25.properties.receivedAt.type,
-          parentSchema: schema25.properties.receivedAt,
+          schema: schema26.properties.receivedAt.type,
+          parentSchema: schema26.properties.receivedAt,
           data: data2,
         };
         if (vErrors === null) {
@@ -5741,7 +6211,7 @@ function validate39(
             params: { comparison: ">=", limit: 0 },
             message: "must be >= 0",
             schema: 0,
-            parentSchema: schema25.properties.receivedAt,
+            parentSchema: schema26.properties.receivedAt,
             data: data2,
           };
           if (vErrors === null) {
@@ -5762,8 +6232,8 @@ function validate39(
           keyword: "type",
           params: { type: "string" },
           message: "must be string",
-          schema: schema25.properties.key.type,
-          parentSchema: schema25.properties.key,
+          schema: schema26.properties.key.type,
+          parentSchema: schema26.properties.key,
           data: data3,
         };
         if (vErrors === null) {
@@ -5781,7 +6251,7 @@ function validate39(
           params: { allowedValue: "series" },
           message: "must be equal to constant",
           schema: "series",
-          parentSchema: schema25.properties.key,
+          parentSchema: schema26.properties.key,
           data: data3,
         };
         if (vErrors === null) {
@@ -5803,7 +6273,7 @@ function validate39(
             params: { limit: 10000 },
             message: "must NOT have more than 10000 items",
             schema: 10000,
-            parentSchema: schema25.properties.series,
+            parentSchema: schema26.properties.series,
             data: data4,
           };
           if (vErrors === null) {
@@ -5821,7 +6291,7 @@ function validate39(
             params: { limit: 1 },
             message: "must NOT have fewer than 1 items",
             schema: 1,
-            parentSchema: schema25.properties.series,
+            parentSchema: schema26.properties.series,
             data: data4,
           };
           if (vErrors === null) {
@@ -5841,8 +6311,8 @@ function validate39(
               keyword: "type",
               params: { type: "object" },
               message: "must be object",
-              schema: schema25.properties.series.items.type,
-              parentSchema: schema25.properties.series.items,
+              schema: schema26.properties.series.items.type,
+              parentSchema: schema26.properties.series.items,
               data: data5,
             };
             if (vErrors === null) {
@@ -5860,8 +6330,8 @@ function validate39(
           keyword: "type",
           params: { type: "array" },
           message: "must be array",
-          schema: schema25.properties.series.type,
-          parentSchema: schema25.properties.series,
+          schema: schema26.properties.series.type,
+          parentSchema: schema26.properties.series,
           data: data4,
         };
         if (vErrors === null) {
@@ -5882,8 +6352,8 @@ function validate39(
             keyword: "required",
             params: { missingProperty: "series" },
             message: "must have required property '" + "series" + "'",
-            schema: schema25.properties.points.required,
-            parentSchema: schema25.properties.points,
+            schema: schema26.properties.points.required,
+            parentSchema: schema26.properties.points,
             data: data6,
           };
           if (vErrors === null) {
@@ -5900,8 +6370,8 @@ function validate39(
             keyword: "required",
             params: { missingProperty: "ms" },
             message: "must have required property '" + "ms" + "'",
-            schema: schema25.properties.points.required,
-            parentSchema: schema25.properties.points,
+            schema: schema26.properties.points.required,
+            parentSchema: schema26.properties.points,
             data: data6,
           };
           if (vErrors === null) {
@@ -5918,8 +6388,8 @@ function validate39(
             keyword: "required",
             params: { missingProperty: "ns" },
             message: "must have required property '" + "ns" + "'",
-            schema: schema25.properties.points.required,
-            parentSchema: schema25.properties.points,
+            schema: schema26.properties.points.required,
+            parentSchema: schema26.properties.points,
             data: data6,
           };
           if (vErrors === null) {
@@ -5936,8 +6406,8 @@ function validate39(
             keyword: "required",
             params: { missingProperty: "value" },
             message: "must have required property '" + "value" + "'",
-            schema: schema25.properties.points.required,
-            parentSchema: schema25.properties.points,
+            schema: schema26.properties.points.required,
+            parentSchema: schema26.properties.points,
             data: data6,
           };
           if (vErrors === null) {
@@ -5956,7 +6426,7 @@ function validate39(
               params: { additionalProperty: key1 },
               message: "must NOT have additional properties",
               schema: false,
-              parentSchema: schema25.properties.points,
+              parentSchema: schema26.properties.points,
               data: data6,
             };
             if (vErrors === null) {
@@ -5978,7 +6448,7 @@ function validate39(
                 params: { limit: 10000 },
                 message: "must NOT have more than 10000 items",
                 schema: 10000,
-                parentSchema: schema25.properties.points.properties.series,
+                parentSchema: schema26.properties.points.properties.series,
                 data: data7,
               };
               if (vErrors === null) {
@@ -5996,7 +6466,7 @@ function validate39(
                 params: { limit: 1 },
                 message: "must NOT have fewer than 1 items",
                 schema: 1,
-                parentSchema: schema25.properties.points.properties.series,
+                parentSchema: schema26.properties.points.properties.series,
                 data: data7,
               };
               if (vErrors === null) {
@@ -6016,8 +6486,8 @@ function validate39(
                   keyword: "type",
                   params: { type: "integer" },
                   message: "must be integer",
-                  schema: schema25.properties.points.properties.series.items.type,
-                  parentSchema: schema25.properties.points.properties.series.items,
+                  schema: schema26.properties.points.properties.series.items.type,
+                  parentSchema: schema26.properties.points.properties.series.items,
                   data: data8,
                 };
                 if (vErrors === null) {
@@ -6036,7 +6506,7 @@ function validate39(
                     params: { comparison: "<=", limit: 9999 },
                     message: "must be <= 9999",
                     schema: 9999,
-                    parentSchema: schema25.properties.points.properties.series.items,
+                    parentSchema: schema26.properties.points.properties.series.items,
                     data: data8,
                   };
                   if (vErrors === null) {
@@ -6054,7 +6524,7 @@ function validate39(
                     params: { comparison: ">=", limit: 0 },
                     message: "must be >= 0",
                     schema: 0,
-                    parentSchema: schema25.properties.points.properties.series.items,
+                    parentSchema: schema26.properties.points.properties.series.items,
                     data: data8,
                   };
                   if (vErrors === null) {
@@ -6073,8 +6543,8 @@ function validate39(
               keyword: "type",
               params: { type: "array" },
               message: "must be array",
-              schema: schema25.properties.points.properties.series.type,
-              parentSchema: schema25.properties.points.properties.series,
+              schema: schema26.properties.points.properties.series.type,
+              parentSchema: schema26.properties.points.properties.series,
               data: data7,
             };
             if (vErrors === null) {
@@ -6096,7 +6566,7 @@ function validate39(
                 params: { limit: 10000 },
                 message: "must NOT have more than 10000 items",
                 schema: 10000,
-                parentSchema: schema25.properties.points.properties.ms,
+                parentSchema: schema26.properties.points.properties.ms,
                 data: data9,
               };
               if (vErrors === null) {
@@ -6114,7 +6584,7 @@ function validate39(
                 params: { limit: 1 },
                 message: "must NOT have fewer than 1 items",
                 schema: 1,
-                parentSchema: schema25.properties.points.properties.ms,
+                parentSchema: schema26.properties.points.properties.ms,
                 data: data9,
               };
               if (vErrors === null) {
@@ -6134,8 +6604,8 @@ function validate39(
                   keyword: "type",
                   params: { type: "number" },
                   message: "must be number",
-                  schema: schema25.properties.points.properties.ms.items.type,
-                  parentSchema: schema25.properties.points.properties.ms.items,
+                  schema: schema26.properties.points.properties.ms.items.type,
+                  parentSchema: schema26.properties.points.properties.ms.items,
                   data: data10,
                 };
                 if (vErrors === null) {
@@ -6153,8 +6623,8 @@ function validate39(
               keyword: "type",
               params: { type: "array" },
               message: "must be array",
-              schema: schema25.properties.points.properties.ms.type,
-              parentSchema: schema25.properties.points.properties.ms,
+              schema: schema26.properties.points.properties.ms.type,
+              parentSchema: schema26.properties.points.properties.ms,
               data: data9,
             };
             if (vErrors === null) {
@@ -6176,7 +6646,7 @@ function validate39(
                 params: { limit: 10000 },
                 message: "must NOT have more than 10000 items",
                 schema: 10000,
-                parentSchema: schema25.properties.points.properties.ns,
+                parentSchema: schema26.properties.points.properties.ns,
                 data: data11,
               };
               if (vErrors === null) {
@@ -6194,7 +6664,7 @@ function validate39(
                 params: { limit: 1 },
                 message: "must NOT have fewer than 1 items",
                 schema: 1,
-                parentSchema: schema25.properties.points.properties.ns,
+                parentSchema: schema26.properties.points.properties.ns,
                 data: data11,
               };
               if (vErrors === null) {
@@ -6219,8 +6689,8 @@ function validate39(
                   keyword: "type",
                   params: { type: "integer" },
                   message: "must be integer",
-                  schema: schema25.properties.points.properties.ns.items.type,
-                  parentSchema: schema25.properties.points.properties.ns.items,
+                  schema: schema26.properties.points.properties.ns.items.type,
+                  parentSchema: schema26.properties.points.properties.ns.items,
                   data: data12,
                 };
                 if (vErrors === null) {
@@ -6239,7 +6709,7 @@ function validate39(
                     params: { comparison: "<=", limit: 999999 },
                     message: "must be <= 999999",
                     schema: 999999,
-                    parentSchema: schema25.properties.points.properties.ns.items,
+                    parentSchema: schema26.properties.points.properties.ns.items,
                     data: data12,
                   };
                   if (vErrors === null) {
@@ -6257,7 +6727,7 @@ function validate39(
                     params: { comparison: ">=", limit: -1 },
                     message: "must be >= -1",
                     schema: -1,
-                    parentSchema: schema25.properties.points.properties.ns.items,
+                    parentSchema: schema26.properties.points.properties.ns.items,
                     data: data12,
                   };
                   if (vErrors === null) {
@@ -6276,8 +6746,8 @@ function validate39(
               keyword: "type",
               params: { type: "array" },
               message: "must be array",
-              schema: schema25.properties.points.properties.ns.type,
-              parentSchema: schema25.properties.points.properties.ns,
+              schema: schema26.properties.points.properties.ns.type,
+              parentSchema: schema26.properties.points.properties.ns,
               data: data11,
             };
             if (vErrors === null) {
@@ -6299,7 +6769,7 @@ function validate39(
                 params: { limit: 10000 },
                 message: "must NOT have more than 10000 items",
                 schema: 10000,
-                parentSchema: schema25.properties.points.properties.value,
+                parentSchema: schema26.properties.points.properties.value,
                 data: data13,
               };
               if (vErrors === null) {
@@ -6317,7 +6787,7 @@ function validate39(
                 params: { limit: 1 },
                 message: "must NOT have fewer than 1 items",
                 schema: 1,
-                parentSchema: schema25.properties.points.properties.value,
+                parentSchema: schema26.properties.points.properties.value,
                 data: data13,
               };
               if (vErrors === null) {
@@ -6337,8 +6807,8 @@ function validate39(
                   keyword: "type",
                   params: { type: "number" },
                   message: "must be number",
-                  schema: schema25.properties.points.properties.value.items.type,
-                  parentSchema: schema25.properties.points.properties.value.items,
+                  schema: schema26.properties.points.properties.value.items.type,
+                  parentSchema: schema26.properties.points.properties.value.items,
                   data: data14,
                 };
                 if (vErrors === null) {
@@ -6356,8 +6826,8 @@ function validate39(
               keyword: "type",
               params: { type: "array" },
               message: "must be array",
-              schema: schema25.properties.points.properties.value.type,
-              parentSchema: schema25.properties.points.properties.value,
+              schema: schema26.properties.points.properties.value.type,
+              parentSchema: schema26.properties.points.properties.value,
               data: data13,
             };
             if (vErrors === null) {
@@ -6375,8 +6845,8 @@ function validate39(
           keyword: "type",
           params: { type: "object" },
           message: "must be object",
-          schema: schema25.properties.points.type,
-          parentSchema: schema25.properties.points,
+          schema: schema26.properties.points.type,
+          parentSchema: schema26.properties.points,
           data: data6,
         };
         if (vErrors === null) {
@@ -6394,8 +6864,8 @@ function validate39(
       keyword: "type",
       params: { type: "object" },
       message: "must be object",
-      schema: schema25.type,
-      parentSchema: schema25,
+      schema: schema26.type,
+      parentSchema: schema26,
       data,
     };
     if (vErrors === null) {
@@ -6405,6 +6875,6 @@ function validate39(
     }
     errors++;
   }
-  validate39.errors = vErrors;
+  validate40.errors = vErrors;
   return errors === 0;
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { withinBounds } from "../../edge/publish/metric-bounds.ts";
+import { withinBounds } from "../../shared/metric-bounds.ts";
 import { METRIC_BOUNDS } from "../../shared/limits.ts";
 import {
   canonicalTimeMs,
@@ -9,7 +9,8 @@ import {
   parseRfc3339,
   rfc3339FromNanos,
 } from "../../shared/timestamp.ts";
-import { validateMetric } from "../../shared/validators.ts";
+import { decodeMessage } from "../../shared/envelope.ts";
+import { validateEnvelopeV2, validateMetric } from "../../shared/validators.ts";
 
 /**
  * The cheap check of the metrics our converters make must never pass what the schema refuses:
@@ -91,6 +92,36 @@ describe("withinBounds", () => {
     ]) {
       expect(withinBounds(unsure)).toBeUndefined();
     }
+  });
+});
+
+describe("a version 2 message, its metrics checked by their bounds", () => {
+  it("is read exactly when the whole envelope schema passes it, and refused with its reason", () => {
+    const envelope = fc.record(
+      {
+        v: fc.constant(2),
+        id: fc.oneof(fc.constant("m-1"), fc.constant("")),
+        receivedAt: fc.oneof(fc.constant(1_764_547_200_000), fc.constant(-1)),
+        key: fc.constantFrom("message", "series", "other"),
+        metrics: fc.array(fc.oneof(candidate, fc.constant({ value: 1 })), { maxLength: 4 }),
+      },
+      { requiredKeys: ["v", "metrics"] },
+    );
+    fc.assert(
+      fc.property(envelope, (value) => {
+        const decoded = decodeMessage(new TextEncoder().encode(JSON.stringify(value)));
+        const valid = validateEnvelopeV2(JSON.parse(JSON.stringify(value)));
+        if (valid && value.key === "message") expect(decoded.ok).toBe(true);
+        if (!valid) {
+          expect(decoded).toMatchObject({ ok: false, reason: "invalid_envelope" });
+          const first = validateEnvelopeV2.errors?.[0];
+          expect(decoded.ok || decoded.message).toBe(
+            `${first?.instancePath ?? ""} ${first?.message ?? ""}`.trim(),
+          );
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

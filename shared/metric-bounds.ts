@@ -4,13 +4,14 @@
  * shape, a string it would have to measure in code points, a timestamp not written by
  * `rfc3339FromNanos`) answers undefined, and the caller asks the schema, which also says what
  * is wrong. The metrics our converters make pass here, and so do the JSON API's common ones
- * (value, name, tags, a time in milliseconds), so each is checked once, by bounds, in one walk:
+ * (value, name, tags, a time in milliseconds), so each is checked once, by bounds, in one walk,
+ * at the edge and again in the worker (a version 2 message's metrics, shared/envelope.ts):
  * ajv's code walks a metric four times and counts every string's code points in a loop, ~3×
  * the time (bench/notes.md).
  */
-import { METRIC_BOUNDS } from "../../shared/limits.ts";
-import { isStorableText } from "../../shared/storable-text.ts";
-import { canonicalTimeMs, isInRange } from "../../shared/timestamp.ts";
+import { METRIC_BOUNDS } from "./limits.ts";
+import { isStorableText } from "./storable-text.ts";
+import { canonicalTimeMs, isInRange } from "./timestamp.ts";
 
 /** What a metric within bounds is measured at: its timestamp in milliseconds, if it has one. */
 export interface WithinBounds {
