@@ -1,16 +1,15 @@
 /**
  * What one batch costs the worker's remote-write store before the network, in-process: 100
  * version 4 messages of 100 samples over 8 series (as bench/remote-write-drain.ts fills the
- * stream, the messages out of order as concurrent publishers leave them), decoded, made rows,
- * gathered into series and written as a compressed `WriteRequest`. Medians of CPU time per
+ * stream, the messages out of order as concurrent publishers leave them), decoded, gathered into
+ * series from their columns and written as a compressed `WriteRequest`. Medians of CPU time per
  * batch of 10,000 samples. Run: `node bench/remote-write-costs.ts`; with `--cpu-prof`, the
  * profile covers the batches (and making them).
  */
 import { runToEnd } from "../shared/cooperative.ts";
 import { decodeMessage } from "../shared/envelope.ts";
 import { encodeSeriesMessagesV4 } from "../test/helpers/envelope-v4-by-metric.ts";
-import { rowsOfMessage } from "../worker/metric-rows.ts";
-import { seriesOfRows } from "../worker/remote-write-labels.ts";
+import { seriesOfMessages } from "../worker/remote-write-labels.ts";
 import { encodeWriteRequest } from "../worker/remote-write-request.ts";
 import { median } from "./support.ts";
 
@@ -39,12 +38,12 @@ const times: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const batch = batches[round % BATCHES] ?? [];
   const start = process.cpuUsage();
-  const rows = batch.flatMap((data) => {
+  const messages = batch.map((data) => {
     const decoded = decodeMessage(data);
     if (!decoded.ok) throw new Error(decoded.message);
-    return rowsOfMessage(decoded);
+    return decoded;
   });
-  const body = encodeWriteRequest(seriesOfRows(rows).series);
+  const body = encodeWriteRequest(seriesOfMessages(messages, undefined).series);
   const used = process.cpuUsage(start);
   if (body.length === 0) throw new Error("empty request");
   // The first rounds warm the code and the memos up.

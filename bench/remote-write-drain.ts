@@ -30,9 +30,8 @@ import type { Metric } from "../shared/metric-schema.ts";
 import { encodeSeriesMessagesV4 } from "../test/helpers/envelope-v4-by-metric.ts";
 import { testConfig } from "../test/helpers/ingest.ts";
 import { startVictoriaMetrics, type Receiver } from "../test/helpers/receivers.ts";
-import { rowsOfMessage } from "../worker/metric-rows.ts";
 import { createReceiverClient, type ReceiverClient } from "../worker/receiver-client.ts";
-import { seriesOfRows } from "../worker/remote-write-labels.ts";
+import { seriesOfMessages } from "../worker/remote-write-labels.ts";
 import { encodeWriteRequest, remoteWriteHeaders } from "../worker/remote-write-request.ts";
 import { drainWithWorker, treeUsage } from "./processes.ts";
 import { pullAndAck } from "./raw-pull.ts";
@@ -259,14 +258,16 @@ async function rawDrain(
   }
 }
 
-/** A batch decoded, made rows, gathered into series, encoded and posted as the worker does. */
+/** A batch decoded, gathered into series, encoded and posted as the worker does. */
 async function sendBatch(client: ReceiverClient, batch: readonly JsMsg[]): Promise<void> {
-  const rows = batch.flatMap((msg) => {
+  const messages = batch.map((msg) => {
     const decoded = decodeMessage(msg.data);
     if (!decoded.ok) throw new Error(`raw send: ${decoded.message}`);
-    return rowsOfMessage(decoded);
+    return decoded;
   });
-  const answer = await client.post(encodeWriteRequest(seriesOfRows(rows).series));
+  const answer = await client.post(
+    encodeWriteRequest(seriesOfMessages(messages, undefined).series),
+  );
   if (answer.status >= 300) throw new Error(`raw send: ${answer.status} ${answer.text}`);
 }
 
