@@ -36,49 +36,78 @@ const SERIES_FIELDS = new Set(["kind", "unit", "temporality", "monotonic"]);
 /** The fields of every metric that have columns of their own. */
 const COLUMNS = new Set(["name", "value", "timestamp", "tags"]);
 
+/** What a metric's row says of its series, worked out once for the metrics sharing tags. */
+export interface MetricSeries {
+  readonly name: string | null;
+  /** The tags as a JSON object (`{}` when there were none). */
+  readonly tags: string;
+  /** What tells its series apart: its name and its tags' JSON (the same series key). */
+  readonly text: string;
+}
+
 /**
- * The rows of a message's metrics. The work that depends only on a series is done once for all
- * its points: its key and its tags' JSON (the points of a series, or of a version 3 group,
- * share one tags object).
+ * Calls `visit` with each metric of an envelope, its series and its time. The metrics of a
+ * series or of a version 3 group share one tags object, one after another: its JSON is written
+ * once for them. A JSON API metric has its own.
  */
-export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
-  const { id, receivedAt, key, metrics } = envelope;
-  type Series = { key: string; tags: string };
-  const bySeries = new Map<string, Series>();
-  // The metrics of a series or of a version 3 group share one tags object, one after another:
-  // its JSON is written once for them. A JSON API metric has its own.
+export function forEachMetric(
+  { receivedAt, metrics }: Envelope,
+  visit: (metric: Metric, series: MetricSeries, timeMs: number) => void,
+): void {
   let lastTags: object | undefined;
-  let lastTagsJson = "{}";
-  const seriesOf = (metric: Metric) => {
+  let lastName: string | null | undefined;
+  let series: MetricSeries = { name: null, tags: "{}", text: seriesText(null, "{}") };
+  for (const metric of metrics) {
     const name = metric.name ?? null;
     const tags = metric.tags ?? NO_TAGS;
-    if (tags !== lastTags) {
+    if (tags !== lastTags || name !== lastName) {
+      const tagsJson = tags === lastTags ? series.tags : JSON.stringify(tags);
+      series = { name, tags: tagsJson, text: seriesText(name, tagsJson) };
       lastTags = tags;
-      lastTagsJson = JSON.stringify(tags);
+      lastName = name;
     }
-    const text = seriesText(name, lastTagsJson);
-    let series = bySeries.get(text);
-    if (series === undefined) {
-      series = { key: knownSeriesKey(text, name, tags), tags: lastTagsJson };
-      bySeries.set(text, series);
+    visit(metric, series, measurementTimeMs(metric.timestamp, receivedAt));
+  }
+}
+
+/**
+ * The rows of a message's metrics. The work that depends only on a series is done once for all
+ * its points: its key and its tags' JSON.
+ */
+export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
+  const { id, receivedAt, key } = envelope;
+  const keys = new Map<string, string>();
+  const rows: MetricRow[] = [];
+  forEachMetric(envelope, (metric, series, timeMs) => {
+    let seriesKey = keys.get(series.text);
+    if (seriesKey === undefined) {
+      seriesKey = knownSeriesKey(series.text, series.name, metric.tags ?? NO_TAGS);
+      keys.set(series.text, seriesKey);
     }
-    return series;
-  };
-  return metrics.map((metric) => {
-    const series = seriesOf(metric);
     const { attributes, extra } = fieldsOf(metric, key === "series");
-    return {
-      series: series.key,
-      name: metric.name ?? null,
+    rows.push({
+      series: seriesKey,
+      name: series.name,
       value: metric.value,
-      timeMs: measurementTimeMs(metric.timestamp, receivedAt),
+      timeMs,
       receivedMs: receivedAt,
       tags: series.tags,
       attributes,
       extra,
       msgId: id,
-    };
+    });
   });
+  return rows;
+}
+
+/**
+ * How many fields of a metric have no column: as many as `extraFieldsOf` counts in its row's
+ * attributes and extra together (each such field is in one or both), without writing them.
+ */
+export function fieldsBeyondColumns(metric: Metric): number {
+  let count = 0;
+  for (const field in metric) if (!COLUMNS.has(field)) count++;
+  return count;
 }
 
 /** A message `decodeMessage` read whole: what the worker stores. */

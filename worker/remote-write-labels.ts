@@ -19,7 +19,8 @@
  */
 import { BoundedMemo } from "../shared/bounded-memo.ts";
 import {
-  rowsOfMessage,
+  fieldsBeyondColumns,
+  forEachMetric,
   seriesOfColumns,
   type ColumnSeries,
   type MetricRow,
@@ -85,22 +86,24 @@ export function labelsOf(name: string | null, tagsJson: string): Label[] {
 }
 
 /**
- * The labels of each series key seen (`MetricRow.series`, a digest of name and tags, so one key
- * always has the same labels), and the text that tells label sets apart. Most batches bring the
+ * The labels of each series seen, by what identifies it (its key, `MetricRow.series`, a digest
+ * of name and tags, or the text of its name and tags: one identity always has the same labels),
+ * and the text that tells label sets apart. Most batches bring the
  * series of the batches before them again: their labels are not worked out again (parsing the
  * tags' JSON, sorting, making names valid). Emptied when full.
  */
 const knownLabels = new BoundedMemo<{ labels: Label[]; text: string }>(50_000);
 
-function labelsOfSeries(series: SeriesOfRow): { labels: Label[]; text: string } {
-  return knownLabels.get(series.series, () => {
-    const labels = labelsOf(series.name, series.tags);
+function labelsOfSeries(
+  identity: string,
+  name: string | null,
+  tagsJson: string,
+): { labels: Label[]; text: string } {
+  return knownLabels.get(identity, () => {
+    const labels = labelsOf(name, tagsJson);
     return { labels, text: JSON.stringify(labels.map((l) => [l.name, l.value])) };
   });
 }
-
-/** What a row's series is made of. */
-type SeriesOfRow = Pick<MetricRow, "series" | "name" | "tags">;
 
 /** A series being gathered: its samples in row order until `inOrder` says otherwise. */
 interface Gathering {
@@ -121,16 +124,17 @@ function createGatherer() {
   const byKey = new Map<string, Gathering>();
   const byLabels = new Map<string, Gathering>();
   return {
-    seriesOf(row: SeriesOfRow): Gathering {
-      let series = byKey.get(row.series);
+    /** The series of `identity` (a series key, or its name and tags as text). */
+    seriesOf(identity: string, name: string | null, tagsJson: string): Gathering {
+      let series = byKey.get(identity);
       if (series === undefined) {
-        const { labels, text } = labelsOfSeries(row);
+        const { labels, text } = labelsOfSeries(identity, name, tagsJson);
         series = byLabels.get(text);
         if (series === undefined) {
           series = { labels, timestamps: [], values: [], inOrder: true };
           byLabels.set(text, series);
         }
-        byKey.set(row.series, series);
+        byKey.set(identity, series);
       }
       return series;
     },
@@ -163,7 +167,7 @@ export function seriesOfRows(rows: readonly MetricRow[]): MappedRows {
   let droppedFields = 0;
   for (const row of rows) {
     droppedFields += extraFieldsOf(row);
-    gatherer.add(gatherer.seriesOf(row), row.timeMs, row.value);
+    gatherer.add(gatherer.seriesOf(row.series, row.name, row.tags), row.timeMs, row.value);
   }
   return gatherer.finish(droppedFields);
 }
@@ -179,9 +183,10 @@ export interface MappedMessages extends MappedRows {
 /**
  * The series of `messages`, as `seriesOfRows` makes them of the messages' rows (those measured
  * before `cutoffMs` left out), without making those rows: a version 4 message's points go from
- * its columns to their series, its series worked out once per message. A batch's rows would
- * live until the receiver answered, long enough for the garbage collector to move them to the
- * old generation; the series are a few arrays of numbers.
+ * its columns to their series, its series worked out once per message; a JSON metric goes to
+ * its series by its name and tags. A batch's rows would live until the receiver answered, long
+ * enough for V8 to allocate them in the old generation (bench/notes.md); the series are a few
+ * arrays of numbers.
  */
 export function seriesOfMessages(
   messages: readonly StorableMessage[],
@@ -208,21 +213,26 @@ export function seriesOfMessages(
           expired++;
           continue;
         }
-        const target = (targets[index] ??= gatherer.seriesOf(own));
+        const target = (targets[index] ??= gatherer.seriesOf(own.series, own.name, own.tags));
         gatherer.add(target, timeMs, value[i] as number);
         droppedFields += dropped[index] ?? 0;
         count++;
       }
     } else {
-      for (const row of rowsOfMessage(message)) {
-        if (row.timeMs < cutoff) {
+      // A JSON metric's series by its name and tags as text: no digest, no row.
+      forEachMetric(message.envelope, (metric, series, timeMs) => {
+        if (timeMs < cutoff) {
           expired++;
-          continue;
+          return;
         }
-        droppedFields += extraFieldsOf(row);
-        gatherer.add(gatherer.seriesOf(row), row.timeMs, row.value);
+        gatherer.add(
+          gatherer.seriesOf(series.text, series.name, series.tags),
+          timeMs,
+          metric.value,
+        );
+        droppedFields += fieldsBeyondColumns(metric);
         count++;
-      }
+      });
     }
     kept.push(count);
   }

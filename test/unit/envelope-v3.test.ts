@@ -8,6 +8,7 @@ import type { Metric } from "../../shared/metric-schema.ts";
 import {
   seriesMessageId,
   pointIdentitiesOf,
+  seriesKey,
   seriesRowKey,
   seriesRowKeys,
 } from "../../shared/series-identity.ts";
@@ -231,5 +232,24 @@ describe("series row keys", () => {
     );
     expect(new Set(keys).size).toBe(3);
     expect(keys[3]).toBe(keys[0]);
+  });
+
+  it("are each row's own when a run of metrics shares one tags object under other names", () => {
+    const tags = { host: "a" };
+    const metrics = [
+      { name: "cpu", value: 1, timestamp: 5, tags },
+      { name: "mem", value: 1, timestamp: 5, tags },
+      { value: 1, timestamp: 5, tags },
+      { name: "cpu", value: 1, timestamp: 6 },
+      { name: "mem", value: 1, timestamp: 6 },
+    ];
+    const rows = rowsOfEnvelope({ id: "m", receivedAt: 0, key: "series", metrics });
+    expect(rows.map((r) => [r.series, r.name, r.tags])).toEqual(
+      metrics.map((m) => [
+        seriesKey(m.name ?? null, m.tags ?? {}),
+        m.name ?? null,
+        JSON.stringify(m.tags ?? {}),
+      ]),
+    );
   });
 });

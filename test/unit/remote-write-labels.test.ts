@@ -260,7 +260,8 @@ describe("seriesOfMessages", () => {
       }),
       unit: fc.constantFrom("s", "By"),
     },
-    { requiredKeys: ["name", "value", "timestamp"] },
+    // A JSON API metric may leave out its name, time and tags; an agent's has a name and time.
+    { requiredKeys: ["value"] },
   );
 
   it("makes of a batch's messages, columns or JSON, the series their rows make", () => {
@@ -275,8 +276,9 @@ describe("seriesOfMessages", () => {
         (batches, columns, cutoff) => {
           const cutoffMs = cutoff ?? undefined;
           const messages = batches.flatMap((metrics, i) => {
+            const agents = metrics.map((m) => ({ name: "up", timestamp: RECEIVED_AT, ...m }));
             const encoded = columns
-              ? runToEnd(encodeSeriesMessagesV4(metrics, RECEIVED_AT, 1024 * 1024)).map(
+              ? runToEnd(encodeSeriesMessagesV4(agents, RECEIVED_AT, 1024 * 1024)).map(
                   (m) => m.data,
                 )
               : [encodeEnvelope({ id: `m${i}`, receivedAt: RECEIVED_AT, key: "message", metrics })];
