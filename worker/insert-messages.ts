@@ -1,4 +1,4 @@
-import { rowsOfMessage, type StorableMessage } from "./metric-rows.ts";
+import { rowsOfMessages, type StorableMessage } from "./metric-rows.ts";
 import type { MessagesInserted, MetricStore } from "./metric-store.ts";
 
 /**
@@ -12,14 +12,7 @@ export async function insertMessages(
   cutoffMs: number | undefined,
 ): Promise<MessagesInserted> {
   if (store.insertMessages) return store.insertMessages(messages, cutoffMs);
-  const cutoff = cutoffMs ?? -Infinity;
-  let expired = 0;
-  const perMessage = messages.map((message) => {
-    const rows = rowsOfMessage(message);
-    const kept = cutoffMs === undefined ? rows : rows.filter((r) => r.timeMs >= cutoff);
-    expired += rows.length - kept.length;
-    return kept;
-  });
+  const { perMessage, expired } = rowsOfMessages(messages, cutoffMs);
   const rows = perMessage.flat();
   const added = rows.length === 0 ? 0 : await store.insert(rows);
   return { added, kept: perMessage.map((r) => r.length), expired, rejected: new Map() };

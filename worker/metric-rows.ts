@@ -55,16 +55,15 @@ export function forEachMetric(
   visit: (metric: Metric, series: MetricSeries, timeMs: number) => void,
 ): void {
   let lastTags: object | undefined;
-  let lastName: string | null | undefined;
-  let series: MetricSeries = { name: null, tags: "{}", text: seriesText(null, "{}") };
+  let series: MetricSeries | undefined;
   for (const metric of metrics) {
     const name = metric.name ?? null;
     const tags = metric.tags ?? NO_TAGS;
-    if (tags !== lastTags || name !== lastName) {
-      const tagsJson = tags === lastTags ? series.tags : JSON.stringify(tags);
+    if (series === undefined || tags !== lastTags || name !== series.name) {
+      const tagsJson =
+        series !== undefined && tags === lastTags ? series.tags : JSON.stringify(tags);
       series = { name, tags: tagsJson, text: seriesText(name, tagsJson) };
       lastTags = tags;
-      lastName = name;
     }
     visit(metric, series, measurementTimeMs(metric.timestamp, receivedAt));
   }
@@ -101,10 +100,11 @@ export function rowsOfEnvelope(envelope: Envelope): MetricRow[] {
 }
 
 /**
- * How many fields of a metric have no column: as many as `extraFieldsOf` counts in its row's
- * attributes and extra together (each such field is in one or both), without writing them.
+ * How many fields of a metric (or of a version 4 series' entry) have no column: as many as
+ * `extraFieldsOf` counts in its rows' attributes and extra together (each such field is in one
+ * or both), without writing them.
  */
-export function fieldsBeyondColumns(metric: Metric): number {
+export function fieldsBeyondColumns(metric: Metric | Readonly<Record<string, unknown>>): number {
   let count = 0;
   for (const field in metric) if (!COLUMNS.has(field)) count++;
   return count;
@@ -120,6 +120,25 @@ export type StorableMessage = Extract<DecodedMessage, { ok: true }>;
  */
 export function rowsOfMessage(decoded: StorableMessage): MetricRow[] {
   return decoded.version === 4 ? rowsOfColumns(decoded.columns) : rowsOfEnvelope(decoded.envelope);
+}
+
+/**
+ * The rows of each message measured at or after `cutoffMs` (all when it is undefined), and how
+ * many were measured before it: retention would delete those at its next run.
+ */
+export function rowsOfMessages(
+  messages: readonly StorableMessage[],
+  cutoffMs: number | undefined,
+): { perMessage: MetricRow[][]; expired: number } {
+  let expired = 0;
+  const perMessage = messages.map((message) => {
+    const rows = rowsOfMessage(message);
+    if (cutoffMs === undefined) return rows;
+    const kept = rows.filter((r) => r.timeMs >= cutoffMs);
+    expired += rows.length - kept.length;
+    return kept;
+  });
+  return { perMessage, expired };
 }
 
 /** What the points of one series of a version 4 message share, as their rows carry it. */

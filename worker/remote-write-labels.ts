@@ -203,7 +203,7 @@ export function seriesOfMessages(
       const ofSeries = seriesOfColumns(message.columns);
       // Found on a series' first point kept: a series whose points all expired sends nothing.
       const targets = new Array<Gathering | undefined>(ofSeries.length);
-      const dropped = ofSeries.map(extraFieldsOf);
+      const dropped = message.columns.series.map(({ entry }) => fieldsBeyondColumns(entry));
       const { series, ms, value } = message.columns.points;
       for (let i = 0; i < series.length; i++) {
         const index = series[i] as number;

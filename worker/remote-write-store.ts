@@ -11,16 +11,11 @@
  */
 import { readFileSync } from "node:fs";
 import type { Config } from "../shared/config.ts";
-import { rowsOfMessage, type MetricRow, type StorableMessage } from "./metric-rows.ts";
+import { rowsOfMessages, type MetricRow, type StorableMessage } from "./metric-rows.ts";
 import type { MessagesInserted, MetricStore, MetricStoreOptions } from "./metric-store.ts";
 import { createReceiverClient } from "./receiver-client.ts";
 import { deliver, type Delivery, type RetryPolicy } from "./remote-write-delivery.ts";
-import {
-  extraFieldsOf,
-  seriesOfMessages,
-  seriesOfRows,
-  type MappedRows,
-} from "./remote-write-labels.ts";
+import { seriesOfMessages, seriesOfRows, type MappedRows } from "./remote-write-labels.ts";
 import { encodeWriteRequest, remoteWriteHeaders } from "./remote-write-request.ts";
 import { RejectedRows } from "./store-errors.ts";
 
@@ -77,16 +72,20 @@ export function openRemoteWriteStore(
   type Refusal = Extract<Delivery, { ok: false }>;
 
   /**
-   * Sends `rows` (each message's rows beginning at one of `starts`), splitting them on a
-   * refusal; `refused` is the receiver's answer to all of them when it was asked already.
-   * Resolves to the rows added, and the reason each refused row (every row of its message) was
-   * refused.
+   * Sends a batch's series as one request. When the receiver refuses it, the batch's rows (each
+   * message's rows beginning at one of `starts`) are split and sent again until the messages it
+   * refuses are found. Resolves to the rows added and the reason each refused message (by its
+   * index in `starts`) was refused.
    */
-  async function sendRows(
-    rows: readonly MetricRow[],
-    starts: readonly number[],
-    refused: Refusal | undefined,
+  async function sendBatch(
+    mapped: MappedRows,
+    rowsOnRefusal: () => { rows: readonly MetricRow[]; starts: readonly number[] },
   ): Promise<{ added: number; rejected: Map<number, string> }> {
+    if (mapped.droppedFields > 0) telemetry?.droppedFields(mapped.droppedFields);
+    if (mapped.samples === 0) return { added: 0, rejected: new Map() };
+    const delivery = await sendSeries(mapped);
+    if (delivery.ok) return { added: mapped.samples, rejected: new Map() };
+    const { rows, starts } = rowsOnRefusal();
     const rejected = new Map<number, string>();
     let added = 0;
 
@@ -94,14 +93,14 @@ export function openRemoteWriteStore(
     async function send(from: number, to: number, answered?: Refusal): Promise<void> {
       let refusal = answered;
       if (refusal === undefined) {
-        const mapped = seriesOfRows(rows.slice(from, to));
-        if (mapped.samples === 0) return;
-        const delivery = await sendSeries(mapped);
-        if (delivery.ok) {
-          added += mapped.samples;
+        const part = seriesOfRows(rows.slice(from, to));
+        if (part.samples === 0) return;
+        const again = await sendSeries(part);
+        if (again.ok) {
+          added += part.samples;
           return;
         }
-        refusal = delivery;
+        refusal = again;
       }
       const middle = splitAt(from, to, starts, refusal.kind === "duplicate");
       if (middle !== undefined) {
@@ -111,13 +110,15 @@ export function openRemoteWriteStore(
       }
       // One sample: a duplicate of a timestamp stored already adds nothing, as in the other
       // stores. Else its message can never be stored.
-      if (refusal.kind === "duplicate") return;
-      const message = starts.findLastIndex((start) => start <= from);
-      const end = starts[message + 1] ?? rows.length;
-      for (let i = starts[message] ?? from; i < end; i++) rejected.set(i, refusal.answer);
+      if (refusal.kind !== "duplicate") {
+        rejected.set(
+          starts.findLastIndex((start) => start <= from),
+          refusal.answer,
+        );
+      }
     }
 
-    await send(0, rows.length, refused);
+    await send(0, rows.length, delivery);
     return { added, rejected };
   }
 
@@ -139,11 +140,14 @@ export function openRemoteWriteStore(
     for (let i = 1; i < rows.length; i++) {
       if (rows[i - 1]?.msgId !== rows[i]?.msgId) starts.push(i);
     }
-    const dropped = rows.reduce((sum, row) => sum + extraFieldsOf(row), 0);
-    if (dropped > 0) telemetry?.droppedFields(dropped);
-    const { added, rejected } = await sendRows(rows, starts, undefined);
-    if (rejected.size > 0) throw new RejectedRows(rejected, added);
-    return added;
+    const { added, rejected } = await sendBatch(seriesOfRows(rows), () => ({ rows, starts }));
+    if (rejected.size === 0) return added;
+    const byRow = new Map<number, string>();
+    for (const [message, reason] of rejected) {
+      const end = starts[message + 1] ?? rows.length;
+      for (let i = starts[message] ?? 0; i < end; i++) byRow.set(i, reason);
+    }
+    throw new RejectedRows(byRow, added);
   }
 
   /**
@@ -156,28 +160,17 @@ export function openRemoteWriteStore(
   ): Promise<MessagesInserted> {
     const mapped = seriesOfMessages(messages, cutoffMs);
     const { kept, expired } = mapped;
-    if (mapped.droppedFields > 0) telemetry?.droppedFields(mapped.droppedFields);
-    if (mapped.samples === 0) return { added: 0, kept, expired, rejected: new Map() };
-    const delivery = await sendSeries(mapped);
-    if (delivery.ok) return { added: mapped.samples, kept, expired, rejected: new Map() };
-
-    const rows: MetricRow[] = [];
-    const starts: number[] = [];
-    for (const message of messages) {
-      starts.push(rows.length);
-      for (const row of rowsOfMessage(message)) {
-        if (cutoffMs === undefined || row.timeMs >= cutoffMs) rows.push(row);
+    const { added, rejected } = await sendBatch(mapped, () => {
+      const { perMessage } = rowsOfMessages(messages, cutoffMs);
+      const starts: number[] = [];
+      let start = 0;
+      for (const rows of perMessage) {
+        starts.push(start);
+        start += rows.length;
       }
-    }
-    const { added, rejected } = await sendRows(rows, starts, delivery);
-    const byMessage = new Map<number, string>();
-    for (const [row, reason] of rejected) {
-      byMessage.set(
-        starts.findLastIndex((start) => start <= row),
-        reason,
-      );
-    }
-    return { added, kept, expired, rejected: byMessage };
+      return { rows: perMessage.flat(), starts };
+    });
+    return { added, kept, expired, rejected };
   }
 
   return {
